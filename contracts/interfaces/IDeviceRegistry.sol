@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+/// @title IDeviceRegistry
+/// @notice Distributed energy resources (DER) known to GridFlex: who owns them, what they are,
+///         where they connect and which key signs their meter readings.
+interface IDeviceRegistry {
+    enum DeviceKind {
+        Battery,
+        EvCharger,
+        HeatPump,
+        Hvac,
+        PvInverter,
+        IndustrialLoad,
+        Other
+    }
+
+    enum KeyType {
+        Secp256k1,
+        P256
+    }
+
+    /// @dev Packed in three slots (four for P-256 keys).
+    struct Device {
+        address owner;
+        uint48 capacityW;
+        DeviceKind kind;
+        KeyType keyType;
+        bool active;
+        bytes32 zone;
+        /// @dev secp256k1: the signer address in the low 160 bits. P-256: the x coordinate.
+        bytes32 keyX;
+        /// @dev P-256 only: the y coordinate.
+        bytes32 keyY;
+    }
+
+    /// @notice A device key as given at registration or rotation.
+    /// @dev secp256k1: `data` is the 20-byte signer address and `proof` a 65-byte r||s||v
+    ///      signature. P-256: `data` is the 64-byte public key x||y and `proof` a 64-byte
+    ///      low-s r||s signature. Either signs the EIP-712 `DeviceKeyProof(address owner)`.
+    struct DeviceKey {
+        /// @dev A KeyType value; a plain uint8 so that a bad value gets InvalidKeyType.
+        uint8 keyType;
+        bytes data;
+        bytes proof;
+    }
+
+    /// @notice Thrown when a device id was never registered.
+    error UnknownDevice(uint256 deviceId);
+    /// @notice Thrown when the caller is not the device owner.
+    error NotDeviceOwner(uint256 deviceId, address caller, address owner);
+    /// @notice Thrown when a capacity is zero or above MAX_CAPACITY_W.
+    error InvalidCapacity(uint256 capacityW, uint256 maxCapacityW);
+    /// @notice Thrown when the zone is zero.
+    error InvalidZone();
+    /// @notice Thrown when the kind is outside the DeviceKind enum.
+    error InvalidKind(uint8 kind);
+    /// @notice Thrown when the key type is outside the KeyType enum.
+    error InvalidKeyType(uint8 keyType);
+    /// @notice Thrown when key bytes have the wrong length or an unusable value for their type.
+    error InvalidKey(KeyType keyType, uint256 length);
+    /// @notice Thrown when the proof of possession does not verify against the key.
+    error InvalidKeyProof(KeyType keyType);
+    /// @notice Thrown when deactivating an inactive device or reactivating an active one.
+    error DeviceActiveStateUnchanged(uint256 deviceId, bool active);
+    /// @notice Thrown when device ids of a bid are not strictly ascending (duplicates).
+    error DevicesNotAscending(uint256 index, uint256 deviceId);
+    /// @notice Thrown when a device in a bid is not owned by the bidder.
+    error DeviceNotOwned(uint256 deviceId, address bidder);
+    /// @notice Thrown when a device in a bid is inactive.
+    error DeviceInactive(uint256 deviceId);
+    /// @notice Thrown when a device in a bid is in another zone than the request.
+    error DeviceWrongZone(uint256 deviceId, bytes32 zone, bytes32 requestZone);
+    /// @notice Thrown when transferring to the zero address or to the current owner.
+    error InvalidNewOwner(address newOwner);
+
+    event DeviceRegistered(
+        uint256 indexed deviceId,
+        address indexed owner,
+        bytes32 indexed zone,
+        DeviceKind kind,
+        uint48 capacityW,
+        KeyType keyType,
+        bytes32 keyX,
+        bytes32 keyY
+    );
+    event DeviceUpdated(uint256 indexed deviceId, bytes32 indexed zone, uint48 capacityW);
+    event DeviceKeyRotated(uint256 indexed deviceId, KeyType keyType, bytes32 keyX, bytes32 keyY);
+    event DeviceActiveChanged(uint256 indexed deviceId, bool active);
+    event DeviceTransferred(uint256 indexed deviceId, address indexed from, address indexed to);
+
+    /// @param kind a DeviceKind value
+    function register(uint8 kind, uint48 capacityW, bytes32 zone, DeviceKey calldata key)
+        external
+        returns (uint256 deviceId);
+    function update(uint256 deviceId, uint48 capacityW, bytes32 zone) external;
+    function rotateKey(uint256 deviceId, DeviceKey calldata key) external;
+    function setActive(uint256 deviceId, bool active) external;
+    function transfer(uint256 deviceId, address newOwner) external;
+
+    function device(uint256 deviceId) external view returns (Device memory);
+    function deviceCount() external view returns (uint256);
+    /// @notice Checks that `deviceIds` are strictly ascending, active, owned by `owner` and in
+    ///         `zone`, and returns their total capacity (one call per bid).
+    function checkBidDevices(address owner, bytes32 zone, uint256[] calldata deviceIds)
+        external
+        view
+        returns (uint256 capacityW);
+    /// @notice EIP-712 digest that the device key signs to prove possession for `owner`.
+    function keyProofDigest(address owner) external view returns (bytes32);
+}
