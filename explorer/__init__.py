@@ -1,0 +1,1 @@
+"""Settlement explorer: chain-event indexer, web pages and charts, re-verification."""

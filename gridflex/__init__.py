@@ -1,0 +1,1 @@
+"""GridFlex shared protocol core: config, chain access, artifacts and the `gridflex` CLI."""

@@ -1,0 +1,1 @@
+"""Chain access: compiler, local anvil, deployments and a signing client."""

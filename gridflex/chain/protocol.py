@@ -1,0 +1,292 @@
+"""Typed helpers over the deployed GridFlex contracts: what the CLI, node, oracle and tests
+call instead of hand-building web3 calls. Amounts are integers in base units; times are
+unix seconds; power in W; energy in Wh."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from web3.contract import Contract
+from web3.logs import DISCARD
+from web3.types import TxReceipt
+
+from gridflex.chain.client import ChainClient
+from gridflex.chain.deployments import Deployment
+from gridflex.clearing import BidOffer, merit_order
+from gridflex.eip712 import DeviceKey
+
+ERC20_ABI: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "name": name,
+        "stateMutability": mutability,
+        "inputs": [{"name": n, "type": t} for n, t in inputs],
+        "outputs": [{"name": "", "type": out}],
+    }
+    for name, mutability, inputs, out in (
+        ("approve", "nonpayable", [("spender", "address"), ("amount", "uint256")], "bool"),
+        ("transfer", "nonpayable", [("to", "address"), ("amount", "uint256")], "bool"),
+        ("balanceOf", "view", [("account", "address")], "uint256"),
+        ("allowance", "view", [("owner", "address"), ("spender", "address")], "uint256"),
+        ("decimals", "view", [], "uint8"),
+        ("symbol", "view", [], "string"),
+    )
+]
+
+
+class DeviceKind(IntEnum):
+    BATTERY = 0
+    EV_CHARGER = 1
+    HEAT_PUMP = 2
+    HVAC = 3
+    PV_INVERTER = 4
+    INDUSTRIAL_LOAD = 5
+    OTHER = 6
+
+
+class Direction(IntEnum):
+    REDUCE_CONSUMPTION = 0
+    INCREASE_CONSUMPTION = 1
+
+
+class BaselineMethod(IntEnum):
+    MBMA = 0
+    CAISO_10_OF_10 = 1
+    PJM_HIGH_4_OF_5 = 2
+
+
+class RequestStatus(IntEnum):
+    NONE = 0
+    OPEN = 1
+    CLEARED = 2
+    REPORTED = 3
+    SETTLED = 4
+    CANCELLED = 5
+    EXPIRED = 6
+
+
+def zone_id(name: str) -> bytes:
+    """Grid zones are bytes32 on-chain: the keccak of a human name such as 'NL-AMS-01'."""
+    return keccak(text=name)
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """A grid operator's flexibility request (fields of `IFlexMarket.RequestParams`)."""
+
+    zone: bytes
+    power_w: int
+    window_start: int
+    window_end: int
+    price_cap_per_kwh: int
+    gate_closure: int
+    settlement_token: str
+    direction: Direction = Direction.REDUCE_CONSUMPTION
+    interval_seconds: int = 900
+    availability_price_per_kwh: int = 0
+    baseline_method: BaselineMethod = BaselineMethod.MBMA
+    pricing_rule: int = 0
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (
+            self.zone,
+            int(self.direction),
+            self.power_w,
+            self.window_start,
+            self.window_end,
+            self.interval_seconds,
+            self.price_cap_per_kwh,
+            self.availability_price_per_kwh,
+            self.gate_closure,
+            int(self.baseline_method),
+            int(self.pricing_rule),
+            self.settlement_token,
+        )
+
+
+@dataclass(frozen=True)
+class RequestState:
+    """`IFlexMarket.Request` as read from the chain."""
+
+    operator: str
+    gate_closure: int
+    direction: Direction
+    baseline_method: int
+    pricing_rule: int
+    settlement_token: str
+    power_w: int
+    awarded_w: int
+    window_start: int
+    window_end: int
+    interval_seconds: int
+    bid_count: int
+    status: RequestStatus
+    reported_at: int
+    report_round: int
+    signer_bitmap: int
+    zone: bytes
+    price_cap_per_kwh: int
+    availability_price_per_kwh: int
+    escrow: int
+    clearing_price: int
+
+    @classmethod
+    def from_chain(cls, raw: tuple[Any, ...]) -> RequestState:
+        values = list(raw)
+        values[2] = Direction(values[2])
+        values[12] = RequestStatus(values[12])
+        return cls(*values)
+
+    @property
+    def duration_seconds(self) -> int:
+        return self.window_end - self.window_start
+
+
+class Protocol:
+    """One account's handle on one GridFlex deployment."""
+
+    def __init__(self, client: ChainClient, deployment: Deployment) -> None:
+        self.client = client
+        self.deployment = deployment
+        self.token = self._bind("FlexToken")
+        self.registry = self._bind("DeviceRegistry")
+        self.staking = self._bind("Staking")
+        self.committee = self._bind("OracleCommittee")
+        self.market = self._bind("FlexMarket")
+
+    def _bind(self, name: str) -> Contract:
+        deployed = self.deployment.contracts[name]
+        return self.client.contract(deployed.address, deployed.abi)
+
+    def as_account(self, account: LocalAccount) -> Protocol:
+        """The same deployment, signing as `account`."""
+        client = ChainClient(self.client.w3, account)
+        for deployed in self.deployment.contracts.values():
+            client.register_abi(deployed.abi)
+        return Protocol(client, self.deployment)
+
+    @property
+    def address(self) -> str:
+        return self.client.address
+
+    def erc20(self, address: str) -> Contract:
+        return self.client.contract(address, ERC20_ABI)
+
+    def send(self, fn: Any) -> TxReceipt:
+        return self.client.send(fn)
+
+    # ─── Tokens and stake ─────────────────────────────────────────────────────────────
+
+    def balance_of(self, token: str, account: str | None = None) -> int:
+        return int(self.erc20(token).functions.balanceOf(account or self.address).call())
+
+    def approve(self, token: str, spender: str, amount: int) -> None:
+        self.send(self.erc20(token).functions.approve(spender, amount))
+
+    def stake(self, amount: int) -> None:
+        self.approve(self.token.address, self.staking.address, amount)
+        self.send(self.staking.functions.stake(amount))
+
+    # ─── Devices ──────────────────────────────────────────────────────────────────────
+
+    def register_device(
+        self, kind: DeviceKind, capacity_w: int, zone: bytes, key: DeviceKey
+    ) -> int:
+        receipt = self.send(
+            self.registry.functions.register(int(kind), capacity_w, zone, key.as_tuple())
+        )
+        (event,) = self.registry.events.DeviceRegistered().process_receipt(receipt, errors=DISCARD)
+        return int(event["args"]["deviceId"])
+
+    # ─── Requests, bids, clearing ─────────────────────────────────────────────────────
+
+    def create_request(self, spec: RequestSpec) -> tuple[int, int]:
+        """Approves and escrows the budget; returns (request id, escrow)."""
+        escrow = self.budget_of(spec)
+        self.approve(spec.settlement_token, self.market.address, escrow)
+        receipt = self.send(self.market.functions.createRequest(spec.as_tuple()))
+        (event,) = self.market.events.RequestCreated().process_receipt(receipt, errors=DISCARD)
+        return int(event["args"]["requestId"]), int(event["args"]["escrow"])
+
+    @staticmethod
+    def budget_of(spec: RequestSpec) -> int:
+        from gridflex.settlement import escrow_for
+
+        return escrow_for(
+            spec.power_w,
+            spec.window_end - spec.window_start,
+            spec.price_cap_per_kwh,
+            spec.availability_price_per_kwh,
+        )
+
+    def request(self, request_id: int) -> RequestState:
+        return RequestState.from_chain(self.client.call(self.market.functions.request(request_id)))
+
+    def bid(self, request_id: int, power_w: int, price_per_kwh: int, device_ids: list[int]) -> int:
+        receipt = self.send(
+            self.market.functions.bid(request_id, power_w, price_per_kwh, sorted(device_ids))
+        )
+        (event,) = self.market.events.BidPlaced().process_receipt(receipt, errors=DISCARD)
+        return int(event["args"]["bidIndex"])
+
+    def bids(self, request_id: int) -> list[BidOffer]:
+        count = self.request(request_id).bid_count
+        offers = []
+        for index in range(count):
+            bidder, power_w, _awarded, price, bond = self.market.functions.bidOf(
+                request_id, index
+            ).call()
+            offers.append(BidOffer(index, bidder, power_w, price, bond))
+        return offers
+
+    def awarded_w(self, request_id: int) -> list[int]:
+        count = self.request(request_id).bid_count
+        return [self.market.functions.bidOf(request_id, i).call()[2] for i in range(count)]
+
+    def clear(self, request_id: int) -> TxReceipt:
+        order = merit_order(self.bids(request_id))
+        return self.send(self.market.functions.clear(request_id, order))
+
+    # ─── Reports and settlement ───────────────────────────────────────────────────────
+
+    def submit_report(
+        self,
+        request_id: int,
+        delivered_wh: list[int],
+        devices_root: bytes,
+        readings_root: bytes,
+        signatures: list[bytes],
+    ) -> TxReceipt:
+        return self.send(
+            self.market.functions.submitReport(
+                request_id, delivered_wh, devices_root, readings_root, signatures
+            )
+        )
+
+    def reported_delivery(self, request_id: int) -> list[int]:
+        """Per-bid delivery of the pending report, from its `ReportSubmitted` event."""
+        state = self.request(request_id)
+        logs = self.market.events.ReportSubmitted().get_logs(
+            from_block=self.deployment.deployed_at_block,
+            argument_filters={"requestId": request_id, "round": state.report_round},
+        )
+        if not logs:
+            raise LookupError(f"request {request_id} has no report in round {state.report_round}")
+        return [int(v) for v in logs[-1]["args"]["deliveredWh"]]
+
+    def finalize(self, request_id: int) -> TxReceipt:
+        return self.send(
+            self.market.functions.finalize(request_id, self.reported_delivery(request_id))
+        )
+
+    def claimable(self, token: str, account: str | None = None) -> int:
+        return int(self.market.functions.claimable(token, account or self.address).call())
+
+    def withdraw(self, token: str) -> int:
+        receipt = self.send(self.market.functions.withdraw(token))
+        (event,) = self.market.events.Withdrawn().process_receipt(receipt, errors=DISCARD)
+        return int(event["args"]["amount"])

@@ -1,0 +1,1 @@
+"""The `gridflex` command line: the only place that wires components together."""

@@ -1,0 +1,74 @@
+"""The `gridflex` command: one typer app whose sub-apps wire the components together."""
+
+from __future__ import annotations
+
+import signal
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from gridflex.cli.deploy_cmd import deploy
+from gridflex.config import get_settings
+from gridflex.logging import configure_logging
+
+console = Console()
+
+app = typer.Typer(
+    name="gridflex",
+    help="GridFlex: a decentralized energy-flexibility network.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+chain_app = typer.Typer(help="Local chain (anvil) for development, tests and demos.")
+app.add_typer(chain_app, name="chain")
+app.command("deploy")(deploy)
+
+
+@app.callback()
+def main(
+    log_level: Annotated[
+        str | None,
+        typer.Option("--log-level", help="DEBUG, INFO, WARNING... (default GRIDFLEX_LOG_LEVEL)"),
+    ] = None,
+) -> None:
+    """Configure structured logging (stderr) before any command runs."""
+    configure_logging(log_level or get_settings().log_level)
+
+
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (e.g. from a supervisor) takes the same clean path as Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+@chain_app.command("up")
+def chain_up(
+    port: Annotated[int, typer.Option(help="JSON-RPC port.")] = 8545,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    block_time: Annotated[
+        float | None, typer.Option(help="Seconds per block; default mines on each tx.")
+    ] = None,
+) -> None:
+    """Run a local Osaka anvil in the foreground until Ctrl-C."""
+    from gridflex.chain.anvil import AnvilProcess, anvil_dev_account
+
+    anvil = AnvilProcess(port=port, host=host, block_time=block_time)
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    with anvil:
+        console.print(f"[bold green]anvil (osaka) running[/] at [cyan]{anvil.url}[/]")
+        console.print(
+            f"chain id {anvil.chain_id}; governance account {anvil_dev_account(0).address}"
+        )
+        console.print("Ctrl-C to stop.")
+        try:
+            exit_code = anvil.wait()
+        except KeyboardInterrupt:
+            console.print("\nstopping anvil...")
+            return
+    if exit_code != 0:
+        console.print(f"[red]anvil exited with code {exit_code}[/]")
+        raise typer.Exit(exit_code)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,35 @@
+"""Structured logging to stderr, so stdout stays free for command output and pipes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure_logging(level: str | int = "INFO") -> None:
+    """Route both structlog and stdlib `logging` to stderr at `level`, as key=value lines."""
+    numeric_level = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    if not isinstance(numeric_level, int):
+        numeric_level = logging.INFO
+    logging.basicConfig(
+        level=numeric_level,
+        stream=sys.stderr,
+        format="%(message)s",
+        force=True,
+    )
+    # Per-request lines from HTTP/RPC libraries drown the protocol's own logs.
+    for noisy_logger in ("httpx", "httpcore", "urllib3", "web3", "asyncio"):
+        logging.getLogger(noisy_logger).setLevel(max(numeric_level, logging.WARNING))
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,1 @@
+"""Device-owner node: keystore, device adapters, attestation signer, outbox, dispatch."""

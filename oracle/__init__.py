@@ -1,0 +1,1 @@
+"""Oracle service: reading ingest, measurement, report signing, quorum, chain posting."""
