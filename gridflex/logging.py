@@ -8,6 +8,17 @@ import sys
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at write time, so logs survive a caller swapping
+    stderr (test runners, CliRunner) instead of writing to a closed stream."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str | int = "INFO") -> None:
     """Route both structlog and stdlib `logging` to stderr at `level`, as key=value lines."""
     numeric_level = logging.getLevelName(level.upper()) if isinstance(level, str) else level
@@ -15,7 +26,7 @@ def configure_logging(level: str | int = "INFO") -> None:
         numeric_level = logging.INFO
     logging.basicConfig(
         level=numeric_level,
-        stream=sys.stderr,
+        handlers=[logging.StreamHandler(_CurrentStderr())],  # type: ignore[arg-type]
         format="%(message)s",
         force=True,
     )
@@ -30,6 +41,6 @@ def configure_logging(level: str | int = "INFO") -> None:
             structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

@@ -191,6 +191,22 @@ class Protocol:
         self.approve(self.token.address, self.staking.address, amount)
         self.send(self.staking.functions.stake(amount))
 
+    # ─── Governance ───────────────────────────────────────────────────────────────────
+
+    def seat_oracle(self, oracle: LocalAccount) -> None:
+        """Funds `oracle` with the oracle bond in FLEX, stakes it and seats it (governance)."""
+        bond = int(self.committee.functions.oracleBond().call())
+        self.send(self.token.functions.transfer(oracle.address, bond))
+        self.as_account(oracle).stake(bond)
+        self.send(self.committee.functions.addOracle(oracle.address))
+
+    def set_threshold(self, threshold: int) -> None:
+        self.send(self.committee.functions.setThreshold(threshold))
+
+    def grant_grid_operator(self, account: str) -> None:
+        role = self.market.functions.GRID_OPERATOR_ROLE().call()
+        self.send(self.market.functions.grantRole(role, account))
+
     # ─── Devices ──────────────────────────────────────────────────────────────────────
 
     def register_device(

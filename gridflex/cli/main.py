@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from gridflex.cli.demo_cmd import demo
 from gridflex.cli.deploy_cmd import deploy
 from gridflex.config import get_settings
 from gridflex.logging import configure_logging
@@ -23,6 +24,7 @@ app = typer.Typer(
 chain_app = typer.Typer(help="Local chain (anvil) for development, tests and demos.")
 app.add_typer(chain_app, name="chain")
 app.command("deploy")(deploy)
+app.command("demo")(demo)
 
 
 @app.callback()

@@ -44,14 +44,10 @@ def test_full_event_lifecycle_settles_every_balance_to_the_unit(
     treasury = governance.address
 
     # Governance seats three bonded oracles at threshold 2 and admits the grid operator.
-    oracle_bond = governance.committee.functions.oracleBond().call()
     for account in oracle_accounts:
-        governance.send(governance.token.functions.transfer(account.address, oracle_bond))
-        governance.as_account(account).stake(oracle_bond)
-        governance.send(governance.committee.functions.addOracle(account.address))
-    governance.send(governance.committee.functions.setThreshold(2))
-    role = governance.market.functions.GRID_OPERATOR_ROLE().call()
-    governance.send(governance.market.functions.grantRole(role, operator.address))
+        governance.seat_oracle(account)
+    governance.set_threshold(2)
+    governance.grant_grid_operator(operator.address)
     governance.send(
         governance.erc20(settlement_token).functions.transfer(operator.address, 1_000 * EUR)
     )
