@@ -62,7 +62,7 @@ lint: install
 	rm -rf out/slither cache/slither
 	PATH="$(dir $(FORGE)):$$PATH" FOUNDRY_OUT=out/slither FOUNDRY_CACHE_PATH=cache/slither \
 		$(VENV)/bin/slither . \
-		--exclude-dependencies --filter-paths "node_modules|contracts/test" --fail-high
+		--exclude-dependencies --filter-paths "node_modules|contracts/test" --fail-medium
 
 format: install
 	$(RUFF) format .

@@ -102,7 +102,7 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         view
         returns (uint256 capacityW)
     {
-        uint256 previous;
+        uint256 previous = 0;
         for (uint256 i; i < deviceIds.length; ++i) {
             uint256 deviceId = deviceIds[i];
             if (deviceId <= previous) revert DevicesNotAscending(i, deviceId);
@@ -149,6 +149,7 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
             address signer = address(bytes20(key.data));
             if (signer == address(0)) revert InvalidKey(keyType, key.data.length);
             if (key.proof.length != SECP256K1_PROOF_LENGTH) revert InvalidKeyProof(keyType);
+            // slither-disable-next-line unused-return -- the third value only details `err`
             (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, key.proof);
             if (err != ECDSA.RecoverError.NoError || recovered != signer) revert InvalidKeyProof(keyType);
             keyX = bytes32(uint256(uint160(signer)));

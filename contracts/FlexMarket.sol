@@ -182,9 +182,9 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
 
         mapping(uint256 => Bid) storage bids = _bids[requestId];
         uint256 remainingW = r.powerW;
-        uint256 accepted;
-        uint96 marginalPrice;
-        uint96 previousPrice;
+        uint256 accepted = 0;
+        uint96 marginalPrice = 0;
+        uint96 previousPrice = 0;
         for (uint256 position; position < bidCount; ++position) {
             uint256 index = meritOrder[position];
             if (index >= bidCount) revert InvalidMeritOrder(position);
@@ -269,6 +269,10 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
 
     /// @notice Settles a reported request after its dispute window; anyone may call it with
     ///         the per-bid delivery figures of the report (from `ReportSubmitted`).
+    /// @dev The only external calls are to `staking`, an immutable protocol contract that
+    ///      calls back nobody; the request is marked Settled before them and the function is
+    ///      nonReentrant, so the writes after the loop cannot be reached twice.
+    // slither-disable-next-line reentrancy-no-eth
     function finalize(uint256 requestId, uint256[] calldata deliveredWh) external nonReentrant {
         Request storage r = _requests[requestId];
         if (r.status != RequestStatus.Reported) _revertWrongStatus(requestId, r.status, RequestStatus.Reported);
@@ -310,7 +314,7 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     function expire(uint256 requestId) external {
         Request storage r = _requests[requestId];
         RequestStatus status = r.status;
-        uint256 expiresAt;
+        uint256 expiresAt = 0;
         if (status == RequestStatus.Open) expiresAt = uint256(r.windowStart) + 1;
         else if (status == RequestStatus.Cleared) expiresAt = uint256(r.windowEnd) + reportTimeout;
         else if (status == RequestStatus.None) revert UnknownRequest(requestId);
@@ -394,6 +398,7 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
 
     function request(uint256 requestId) external view returns (Request memory) {
         Request memory r = _requests[requestId];
+        // slither-disable-next-line incorrect-equality -- an enum compared with its zero value
         if (r.status == RequestStatus.None) revert UnknownRequest(requestId);
         return r;
     }
@@ -448,7 +453,7 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         if (gross > fee) _claimable[ctx.token][bidder] += gross - fee;
         emit BidSettled(ctx.requestId, bidIndex, bidder, deliveredWh, o.utilization, o.availability, fee, o.slashed);
 
-        uint256 slashed;
+        uint256 slashed = 0;
         if (o.slashed > 0) slashed = staking.slash(bidder, o.slashed, address(0), 0);
         ctx.slashed += slashed;
         if (bond > slashed) staking.unlock(bidder, bond - slashed);

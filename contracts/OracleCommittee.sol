@@ -100,9 +100,10 @@ contract OracleCommittee is IOracleCommittee, AccessControl, EIP712 {
         uint256 k = threshold;
         if (k == 0 || signatures.length < k) revert NotEnoughSignatures(signatures.length, k);
         bytes32 digest = reportDigest(msg.sender, requestId, round, deliveredHash, devicesRoot, readingsRoot);
-        address previous;
+        address previous = address(0);
         for (uint256 i; i < signatures.length; ++i) {
             if (signatures[i].length != SIGNATURE_LENGTH) revert MalformedSignature(i);
+            // slither-disable-next-line unused-return -- the third value only details `err`
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signatures[i]);
             if (err != ECDSA.RecoverError.NoError) revert MalformedSignature(i);
             if (signer <= previous) revert SignersNotAscending(i, signer);
@@ -129,6 +130,7 @@ contract OracleCommittee is IOracleCommittee, AccessControl, EIP712 {
     /// @dev Slashes each signer's remaining bond and unseats it: an oracle proven to have
     ///      signed a wrong report must not sign again. The threshold is left as it is (a slash
     ///      cannot be refused); governance re-seats or lowers k afterwards.
+    // slither-disable-next-line reentrancy-no-eth -- staking is immutable and calls back nobody
     function slashSigners(uint64 signerBitmap, address beneficiary, uint16 beneficiaryShareBps)
         external
         onlyRole(DISPUTE_ROLE)

@@ -190,7 +190,7 @@ interface IFlexMarket {
     event RequestExpired(uint256 indexed requestId, uint256 refund);
     event Withdrawn(address indexed token, address indexed account, uint256 amount);
     event ParameterSet(bytes32 indexed name, uint256 value);
-    event TreasurySet(address treasury);
+    event TreasurySet(address indexed treasury);
 
     function createRequest(RequestParams calldata params) external returns (uint256 requestId);
     function cancelRequest(uint256 requestId) external;

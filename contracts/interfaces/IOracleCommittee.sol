@@ -39,7 +39,7 @@ interface IOracleCommittee {
 
     function addOracle(address oracle) external;
     function removeOracle(address oracle) external;
-    function setThreshold(uint8 threshold) external;
+    function setThreshold(uint8 newThreshold) external;
     function setOracleBond(uint128 bond) external;
 
     /// @notice Checks k distinct oracle signatures over the report of the calling market.

@@ -45,7 +45,7 @@ interface IStaking {
         uint256 toTreasury
     );
     event UnbondingPeriodSet(uint256 unbondingPeriod);
-    event TreasurySet(address treasury);
+    event TreasurySet(address indexed treasury);
 
     function stake(uint256 amount) external;
     function requestUnstake(uint256 amount) external;
