@@ -36,7 +36,7 @@ def deploy(
     from gridflex.chain.anvil import LOCAL_CHAIN_ID, anvil_dev_account
     from gridflex.chain.client import ChainClient
     from gridflex.chain.compiler import load_artifacts
-    from gridflex.chain.deploy import deploy_protocol  # provided by the contracts side
+    from gridflex.chain.deploy import ProtocolParams, deploy_protocol
     from gridflex.chain.deployments import save_deployment
     from gridflex.errors import GridFlexError
 
@@ -59,7 +59,9 @@ def deploy(
             artifacts = load_artifacts()
         client = ChainClient(w3, governance, artifacts)
         with console.status(f"deploying to chain {chain_id} at {url}..."):
-            deployment = deploy_protocol(client)
+            # Local chains get short windows: tests and demos move time with anvil.
+            params = ProtocolParams.local() if chain_id == LOCAL_CHAIN_ID else ProtocolParams()
+            deployment = deploy_protocol(client, params, artifacts)
         if deployment.rpc_url is None and chain_id == LOCAL_CHAIN_ID:
             deployment.rpc_url = url
         path = save_deployment(deployment, settings.deployments_dir)

@@ -50,9 +50,14 @@ def chain_up(
     block_time: Annotated[
         float | None, typer.Option(help="Seconds per block; default mines on each tx.")
     ] = None,
+    with_deploy: Annotated[
+        bool,
+        typer.Option("--deploy/--no-deploy", help="Deploy GridFlex and write deployments/."),
+    ] = True,
 ) -> None:
-    """Run a local Osaka anvil in the foreground until Ctrl-C."""
+    """Run a local Osaka anvil in the foreground until Ctrl-C, with GridFlex deployed."""
     from gridflex.chain.anvil import AnvilProcess, anvil_dev_account
+    from gridflex.cli.deploy_cmd import deploy
 
     anvil = AnvilProcess(port=port, host=host, block_time=block_time)
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
@@ -61,6 +66,8 @@ def chain_up(
         console.print(
             f"chain id {anvil.chain_id}; governance account {anvil_dev_account(0).address}"
         )
+        if with_deploy:
+            deploy(rpc_url=anvil.url, private_key=None)
         console.print("Ctrl-C to stop.")
         try:
             exit_code = anvil.wait()

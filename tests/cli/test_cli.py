@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,25 @@ def test_unknown_command_is_a_readable_usage_error() -> None:
     )  # fmt: skip
     assert completed.returncode == 2
     assert "No such command" in completed.stderr
+
+
+def test_chain_up_deploys_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "GRIDFLEX_DEPLOYMENTS_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [*GRIDFLEX, "chain", "up", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        record = tmp_path / "31337.json"
+        deadline = time.monotonic() + 120
+        while not record.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert record.exists(), "chain up did not write a deployment record"
+        assert json.loads(record.read_text())["rpcUrl"] == f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    with pytest.raises(ConnectionRefusedError):  # anvil is gone: nothing listens any more
+        socket.create_connection(("127.0.0.1", port), timeout=2)
