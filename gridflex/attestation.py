@@ -1,0 +1,249 @@
+"""Signed meter readings: the EIP-712 unit a device signs and every oracle verifies.
+
+One unit covers one device and a run of consecutive intervals (at most 96, i.e. a day of
+15-minute intervals) with energy in Wh per interval (imported positive, exported negative)
+and a per-device sequence number. The domain is bound to the chain id and the
+DeviceRegistry address, so a unit cannot be replayed on another chain or deployment.
+Small enough for a contract to verify one unit in a dispute (one struct hash, then
+ecrecover for secp256k1 keys or the 0x100 precompile for P-256 keys).
+
+The verification path hashes the struct directly (`unit_digest`) instead of running
+eth-account's generic typed-data encoder per message; `tests/unit/test_attestation.py`
+proves both give the same digest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from coincurve import PublicKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+from eth_utils import keccak, to_checksum_address
+
+from gridflex.eip712 import (
+    P256_ORDER,
+    KeyType,
+    domain,
+    sign_digest_p256,
+    sign_digest_secp256k1,
+    typed_data_digest,
+)
+
+METER_DOMAIN_NAME = "GridFlex Meter"
+MAX_INTERVALS_PER_UNIT = 96
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+METER_READINGS_TYPE = (
+    "MeterReadings(uint256 deviceId,uint64 firstIntervalStart,uint32 intervalSeconds,"
+    "uint64 sequence,int64[] energyWh)"
+)
+METER_READINGS_TYPEHASH = keccak(text=METER_READINGS_TYPE)
+METER_READINGS_TYPES = {
+    "MeterReadings": [
+        {"name": "deviceId", "type": "uint256"},
+        {"name": "firstIntervalStart", "type": "uint64"},
+        {"name": "intervalSeconds", "type": "uint32"},
+        {"name": "sequence", "type": "uint64"},
+        {"name": "energyWh", "type": "int64[]"},
+    ]
+}
+SECP256K1_SIGNATURE_LENGTH = 65
+P256_SIGNATURE_LENGTH = 64
+
+
+class AttestationError(ValueError):
+    """A unit that is malformed or whose signature does not verify; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class MeterUnit:
+    """One signed run of interval readings of one device."""
+
+    device_id: int
+    first_interval_start: int
+    interval_seconds: int
+    sequence: int
+    energy_wh: tuple[int, ...]
+    signature: bytes = b""
+
+    @property
+    def interval_starts(self) -> range:
+        stop = self.first_interval_start + len(self.energy_wh) * self.interval_seconds
+        return range(self.first_interval_start, stop, self.interval_seconds)
+
+    @property
+    def end(self) -> int:
+        """End of the last interval (exclusive), unix seconds."""
+        return self.first_interval_start + len(self.energy_wh) * self.interval_seconds
+
+    def check_shape(self) -> None:
+        """Raise AttestationError unless the fields fit their EIP-712 types and the grid."""
+        if not 0 <= self.device_id < 2**256:
+            raise AttestationError("deviceId out of range")
+        if not 0 < self.interval_seconds < 2**32:
+            raise AttestationError("intervalSeconds must be positive")
+        if not 0 <= self.first_interval_start < 2**64:
+            raise AttestationError("firstIntervalStart out of range")
+        if self.first_interval_start % self.interval_seconds != 0:
+            raise AttestationError("firstIntervalStart is not on the interval grid")
+        if not 0 <= self.sequence < 2**64:
+            raise AttestationError("sequence out of range")
+        if not 1 <= len(self.energy_wh) <= MAX_INTERVALS_PER_UNIT:
+            raise AttestationError(f"a unit holds 1 to {MAX_INTERVALS_PER_UNIT} intervals")
+        if any(not INT64_MIN <= value <= INT64_MAX for value in self.energy_wh):
+            raise AttestationError("energyWh value out of int64 range")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "deviceId": self.device_id,
+            "firstIntervalStart": self.first_interval_start,
+            "intervalSeconds": self.interval_seconds,
+            "sequence": self.sequence,
+            "energyWh": list(self.energy_wh),
+            "signature": "0x" + self.signature.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MeterUnit:
+        signature = data.get("signature", "")
+        return cls(
+            device_id=int(data["deviceId"]),
+            first_interval_start=int(data["firstIntervalStart"]),
+            interval_seconds=int(data["intervalSeconds"]),
+            sequence=int(data["sequence"]),
+            energy_wh=tuple(int(v) for v in data["energyWh"]),
+            signature=bytes.fromhex(signature.removeprefix("0x")),
+        )
+
+
+def meter_domain_separator(chain_id: int, registry: str) -> bytes:
+    """EIP-712 domain separator of meter units for one chain and registry."""
+    encoded = keccak(
+        text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    )
+    encoded += keccak(text=METER_DOMAIN_NAME) + keccak(text="1")
+    encoded += chain_id.to_bytes(32, "big") + bytes(12) + bytes.fromhex(registry[2:])
+    return keccak(encoded)
+
+
+def unit_struct_hash(unit: MeterUnit) -> bytes:
+    """hashStruct(MeterReadings) written out by hand: the fast path."""
+    energy = b"".join(value.to_bytes(32, "big", signed=True) for value in unit.energy_wh)
+    return keccak(
+        METER_READINGS_TYPEHASH
+        + unit.device_id.to_bytes(32, "big")
+        + unit.first_interval_start.to_bytes(32, "big")
+        + unit.interval_seconds.to_bytes(32, "big")
+        + unit.sequence.to_bytes(32, "big")
+        + keccak(energy)
+    )
+
+
+def unit_digest(unit: MeterUnit, domain_separator: bytes) -> bytes:
+    return keccak(b"\x19\x01" + domain_separator + unit_struct_hash(unit))
+
+
+def unit_digest_generic(unit: MeterUnit, chain_id: int, registry: str) -> bytes:
+    """The same digest through eth-account's generic encoder (slow; for cross-checks)."""
+    return typed_data_digest(
+        domain(METER_DOMAIN_NAME, chain_id, registry),
+        METER_READINGS_TYPES,
+        {
+            "deviceId": unit.device_id,
+            "firstIntervalStart": unit.first_interval_start,
+            "intervalSeconds": unit.interval_seconds,
+            "sequence": unit.sequence,
+            "energyWh": list(unit.energy_wh),
+        },
+    )
+
+
+def sign_unit(
+    unit: MeterUnit, domain_separator: bytes, key: bytes | ec.EllipticCurvePrivateKey
+) -> MeterUnit:
+    """A copy of `unit` signed with a secp256k1 key (bytes) or a P-256 key."""
+    unit.check_shape()
+    digest = unit_digest(unit, domain_separator)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        signature = sign_digest_p256(key, digest)
+    else:
+        signature = sign_digest_secp256k1(key, digest)
+    return MeterUnit(
+        unit.device_id,
+        unit.first_interval_start,
+        unit.interval_seconds,
+        unit.sequence,
+        unit.energy_wh,
+        signature,
+    )
+
+
+def recover_secp256k1(digest: bytes, signature: bytes) -> str:
+    """Signer address of a 65-byte r||s||v signature (coincurve; raises AttestationError)."""
+    if len(signature) != SECP256K1_SIGNATURE_LENGTH:
+        raise AttestationError("secp256k1 signature must be 65 bytes")
+    v = signature[64]
+    recovery_id = v - 27 if v >= 27 else v
+    if recovery_id not in (0, 1):
+        raise AttestationError("bad signature recovery id")
+    try:
+        public_key = PublicKey.from_signature_and_message(
+            signature[:64] + bytes([recovery_id]), digest, hasher=None
+        )
+    except Exception as error:  # coincurve raises plain Exception on bad signatures
+        raise AttestationError("signature does not recover") from error
+    return to_checksum_address(keccak(public_key.format(compressed=False)[1:])[-20:])
+
+
+def verify_p256(digest: bytes, signature: bytes, key_x: bytes, key_y: bytes) -> bool:
+    """True when a 64-byte low-s r||s signature verifies against the P-256 key (x, y)."""
+    if len(signature) != P256_SIGNATURE_LENGTH:
+        return False
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:], "big")
+    if not (0 < r < P256_ORDER and 0 < s <= P256_ORDER // 2):
+        return False
+    try:
+        public_key = ec.EllipticCurvePublicNumbers(
+            int.from_bytes(key_x, "big"), int.from_bytes(key_y, "big"), ec.SECP256R1()
+        ).public_key()
+        public_key.verify(
+            utils.encode_dss_signature(r, s), digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()))
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class DeviceSigningKey:
+    """A device's registered key as the registry stores it (keyType, keyX, keyY)."""
+
+    key_type: KeyType
+    key_x: bytes
+    key_y: bytes = bytes(32)
+
+    @property
+    def secp256k1_address(self) -> str:
+        return to_checksum_address(self.key_x[-20:])
+
+
+def verify_unit(unit: MeterUnit, domain_separator: bytes, key: DeviceSigningKey) -> bytes:
+    """Check shape and signature against the registered key; returns the digest.
+
+    Raises AttestationError with a reason a node operator can act on.
+    """
+    unit.check_shape()
+    digest = unit_digest(unit, domain_separator)
+    if key.key_type == KeyType.SECP256K1:
+        if recover_secp256k1(digest, unit.signature) != key.secp256k1_address:
+            raise AttestationError("signature is not from the device's registered key")
+    elif not verify_p256(digest, unit.signature, key.key_x, key.key_y):
+        raise AttestationError("P-256 signature does not verify against the device's key")
+    return digest
