@@ -1,0 +1,273 @@
+"""`gridflex node ...`: the device owner's node. Wires the node package to the chain
+(deployment record, RPC) and to the oracles; every failure is one readable line."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gridflex.config import get_settings
+from gridflex.errors import GridFlexError
+from node.config import NodeSettings
+
+console = Console()
+node_app = typer.Typer(help="Device-owner node: keys, registration, signed metering.")
+
+DEFAULT_LOCAL_RPC = "http://127.0.0.1:8545"
+
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Node data dir (default GRIDFLEX_NODE_DATA_DIR).")
+]
+PasswordEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--password-env",
+        help="Read the keystore password from this env var "
+        "(else GRIDFLEX_NODE_PASSWORD, else prompt).",
+    ),
+]
+
+
+def _settings(data_dir: Path | None) -> NodeSettings:
+
+    settings = NodeSettings()
+    if data_dir is not None:
+        settings.data_dir = data_dir
+    return settings
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _password(password_env: str | None, configured: str | None, *, confirm: bool) -> str:
+    if password_env:
+        value = os.environ.get(password_env)
+        if value is None:
+            raise _fail(f"--password-env {password_env}: that environment variable is not set")
+        return value
+    if configured:
+        return configured
+    return str(typer.prompt("keystore password", hide_input=True, confirmation_prompt=confirm))
+
+
+@node_app.command("init")
+def node_init(
+    devices: Annotated[int, typer.Option(min=1, help="Number of device keys.")] = 5,
+    p256: Annotated[int, typer.Option(min=0, help="How many of them use P-256 keys.")] = 0,
+    zone: Annotated[str, typer.Option(help="Grid zone name of the devices.")] = "NL-AMS-01",
+    data_dir: DataDirOption = None,
+    password_env: PasswordEnvOption = None,
+) -> None:
+    """Create the owner wallet and device keys in encrypted keystores; print addresses."""
+    from node.keystore import create_node_keys
+
+    settings = _settings(data_dir)
+    password = _password(password_env, settings.password, confirm=True)
+    try:
+        state = create_node_keys(
+            settings.data_dir, password, devices=devices, p256=p256, zone=zone,
+            scrypt_n=settings.scrypt_n,
+        )  # fmt: skip
+    except (GridFlexError, ValueError) as error:
+        raise _fail(str(error)) from error
+    # Plain lines, not a table: keys must never be truncated by a narrow terminal.
+    console.print(f"node keys in [bold]{settings.data_dir}[/]")
+    console.print(f"owner  secp256k1  {state.owner}", soft_wrap=True)
+    for device in state.devices:
+        console.print(
+            f"{device.name}  {device.kind.name}  {device.capacity_w} W  "
+            f"{device.key_type.name.lower()}  {device.public_key}",
+            soft_wrap=True,
+        )
+    console.print(
+        f"fund the owner [cyan]{state.owner}[/] with gas and FLEX, then `gridflex node register`"
+    )
+
+
+def _parse_flex(amount: str, decimals: int) -> int:
+    try:
+        value = Decimal(amount) * 10**decimals
+    except InvalidOperation:
+        raise _fail(f"--stake {amount!r} is not a number") from None
+    if value < 0 or value != value.to_integral_value():
+        raise _fail(f"--stake {amount!r} must be a non-negative amount of FLEX")
+    return int(value)
+
+
+@node_app.command("register")
+def node_register(
+    stake: Annotated[str, typer.Option(help="FLEX to stake as the owner's bond.")] = "0",
+    rpc_url: Annotated[str | None, typer.Option(help="Chain JSON-RPC URL.")] = None,
+    data_dir: DataDirOption = None,
+    password_env: PasswordEnvOption = None,
+) -> None:
+    """Register every device on-chain with its proof of key possession, then stake."""
+    from web3 import Web3
+    from web3.exceptions import Web3Exception
+
+    from gridflex.chain.client import ChainClient
+    from gridflex.chain.deployments import load_deployment
+    from gridflex.chain.protocol import Protocol, zone_id
+    from gridflex.eip712 import p256_device_key, secp256k1_device_key
+    from node.keystore import load_node
+    from node.state import save_state
+
+    settings = _settings(data_dir)
+    password = _password(password_env, settings.password, confirm=False)
+    try:
+        state, owner, keys = load_node(settings.data_dir, password)
+    except GridFlexError as error:
+        raise _fail(str(error)) from error
+    url = rpc_url or settings.rpc_url or get_settings().rpc_url or DEFAULT_LOCAL_RPC
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+    if not w3.is_connected():
+        raise _fail(f"no chain answers at {url} (start one with `gridflex chain up`)")
+    chain_id = int(w3.eth.chain_id)
+    expected = settings.chain_id or state.chain_id
+    if expected is not None and expected != chain_id:
+        raise _fail(f"the RPC at {url} is chain {chain_id}, this node uses chain {expected}")
+    try:
+        deployment = load_deployment(chain_id, get_settings().deployments_dir)
+        protocol = Protocol(ChainClient(w3, owner), deployment)
+        registry = protocol.registry.address
+        if state.registry not in (None, registry):
+            raise _fail(f"devices are registered at registry {state.registry}, not {registry}")
+        state.chain_id, state.registry = chain_id, registry
+        for device in state.devices:
+            if device.device_id is not None:
+                continue
+            key = keys[device.name]
+            proof = (
+                secp256k1_device_key(key, owner.address, chain_id, registry)
+                if isinstance(key, bytes)
+                else p256_device_key(key, owner.address, chain_id, registry)
+            )
+            device.device_id = protocol.register_device(
+                device.kind, device.capacity_w, zone_id(state.zone), proof
+            )
+            save_state(state, settings.data_dir)  # one device at a time: a crash loses none
+        stake_amount = _parse_flex(stake, int(protocol.token.functions.decimals().call()))
+        if stake_amount:
+            protocol.stake(stake_amount)
+    except GridFlexError as error:
+        raise _fail(str(error)) from error
+    except (Web3Exception, OSError) as error:
+        raise _fail(f"chain call failed: {error}") from error
+    table = Table(title=f"devices registered on chain {chain_id} (registry {registry})")
+    for column in ("name", "device id", "kind", "capacity W", "key"):
+        table.add_column(column)
+    for device in state.devices:
+        table.add_row(
+            device.name, str(device.device_id), device.kind.name, str(device.capacity_w),
+            device.key_type.name,
+        )  # fmt: skip
+    console.print(table)
+    if stake_amount:
+        console.print(f"staked {stake} FLEX from {owner.address}")
+
+
+@node_app.command("stream")
+def node_stream(
+    oracle: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--oracle", help="Oracle base URL (repeat; default GRIDFLEX_NODE_ORACLE_URLS)."
+        ),
+    ] = None,
+    backfill_hours: Annotated[
+        float, typer.Option(min=0, help="Sign this many hours of history before `--end`.")
+    ] = 24.0,
+    end: Annotated[
+        int | None, typer.Option(help="End of the history (unix s; default now).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Give up draining after this many s.")] = 300.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    data_dir: DataDirOption = None,
+    password_env: PasswordEnvOption = None,
+) -> None:
+    """Sign the simulated devices' readings for the backfill window and send them to every
+    oracle until all acknowledged (time compressed: a day is produced instantly)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from gridflex.attestation import meter_domain_separator
+    from node.devices.simulated import simulated_device
+    from node.errors import DrainTimeoutError
+    from node.keystore import load_node
+    from node.meter_loop import MeteredDevice, MeterLoop
+    from node.outbox import Outbox
+    from node.sender import Sender, SendStats
+
+    settings = _settings(data_dir)
+    oracle_urls = list(oracle or settings.oracle_urls)
+    if not oracle_urls:
+        raise _fail("no oracle: pass --oracle URL or set GRIDFLEX_NODE_ORACLE_URLS")
+    password = _password(password_env, settings.password, confirm=False)
+    try:
+        state, _owner, keys = load_node(settings.data_dir, password)
+        chain_id, registry, records = state.require_registered()
+    except GridFlexError as error:
+        raise _fail(str(error)) from error
+    devices = [
+        MeteredDevice(
+            record.device_id,  # type: ignore[arg-type]  # require_registered checked it
+            simulated_device(record.kind, record.capacity_w, record.seed),
+            keys[record.name],
+        )
+        for record in records
+    ]
+    history_end = end if end is not None else int(time.time())
+    history_start = history_end - int(backfill_hours * 3600)
+    with Outbox(settings.outbox_path, oracle_urls) as outbox:
+        meter_loop = MeterLoop(
+            outbox, devices, meter_domain_separator(chain_id, registry),
+            interval_seconds=settings.interval_seconds,
+        )  # fmt: skip
+        signed_units = meter_loop.backfill(history_start, history_end)
+        sender = Sender(outbox, batch_size=settings.batch_size)
+        to_send = {url: outbox.pending_count(url) for url in oracle_urls}
+        progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            console=console, disable=as_json,
+        )  # fmt: skip
+        tasks = {url: progress.add_task(url, total=count) for url, count in to_send.items()}
+
+        def show(_stats: SendStats) -> None:
+            for url, task in tasks.items():
+                progress.update(task, completed=to_send[url] - outbox.pending_count(url))
+
+        try:
+            with progress:
+                stats = sender.drain(timeout_s=timeout, on_progress=show)
+        except DrainTimeoutError as error:
+            raise _fail(str(error)) from error
+        finally:
+            sender.close()
+        dead_letters = len(outbox.dead_letters())
+    summary = {
+        "signedUnits": signed_units,
+        "ackedUnits": stats.acked,
+        "duplicates": stats.duplicates,
+        "rejectedUnits": stats.rejected,
+        "retries": stats.retries,
+        "deadLetters": dead_letters,
+        "oracles": oracle_urls,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        console.print(
+            f"signed {signed_units} units; acked {stats.acked} across {len(oracle_urls)} "
+            f"oracle(s); {stats.rejected} rejected; {stats.retries} retries"
+        )
+    if stats.rejected:
+        raise _fail(f"{stats.rejected} unit(s) rejected by an oracle (see the dead letters)", 3)

@@ -1,0 +1,50 @@
+"""Node settings from `GRIDFLEX_NODE_*` env vars or `.env`: one object, so the CLI, the
+meter loop and the sender are configured the same way and nothing is hard-coded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SCRYPT_N = 2**18  # eth-account's default: ~0.5 s per keystore on a laptop
+
+
+class NodeSettings(BaseSettings):
+    """Each field maps to `GRIDFLEX_NODE_<FIELD>` (e.g. GRIDFLEX_NODE_ORACLE_URLS)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GRIDFLEX_NODE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path(".gridflex/node")
+    """Keystores, `state.json` (devices and their on-chain ids) and the outbox SQLite file."""
+
+    oracle_urls: list[str] = Field(default_factory=list)
+    """Base URLs of every oracle of the committee (JSON list in the env var)."""
+
+    rpc_url: str | None = None
+    """Chain JSON-RPC; None falls back to GRIDFLEX_RPC_URL, then a local anvil."""
+
+    chain_id: int | None = None
+    """Expected chain id; None takes whatever the RPC (or the registered state) says."""
+
+    password: str | None = None
+    """Keystore password; None means prompt (or `--password-env VAR`)."""
+
+    batch_size: int = Field(default=50, ge=1)
+    """Signed units per POST to an oracle (halved automatically on HTTP 413)."""
+
+    interval_seconds: int = Field(default=900, gt=0)
+    """Metering interval; 15 minutes as in ERCOT and EU imbalance settlement."""
+
+    scrypt_n: int = Field(default=DEFAULT_SCRYPT_N, ge=2)
+    """scrypt cost of new keystores (tests lower it; decrypt reads it from the file)."""
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.data_dir / "outbox.sqlite"

@@ -1,0 +1,162 @@
+"""`gridflex node init | register | stream` as a device owner runs them: keys, on-chain
+registration with proof of possession and stake, signed history delivered to an oracle."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from node_support import DAY, FAST_SCRYPT_N, MONDAY, FakeOracle
+from typer.testing import CliRunner
+
+from gridflex.attestation import DeviceSigningKey, MeterUnit, meter_domain_separator, verify_unit
+from gridflex.chain.anvil import AnvilProcess, free_port
+from gridflex.chain.deployments import save_deployment
+from gridflex.chain.protocol import Protocol, zone_id
+from gridflex.cli.main import app
+from gridflex.config import get_settings
+from gridflex.eip712 import KeyType
+from node.state import load_state
+
+PASSWORD = "node test password"
+FLEX = 10**18
+
+
+@pytest.fixture
+def node_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh node data dir and deployments dir, cheap scrypt, password in an env var."""
+    data_dir = tmp_path / "node"
+    monkeypatch.setenv("GRIDFLEX_NODE_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("GRIDFLEX_NODE_SCRYPT_N", str(FAST_SCRYPT_N))
+    monkeypatch.setenv("GRIDFLEX_DEPLOYMENTS_DIR", str(tmp_path / "deployments"))
+    monkeypatch.setenv("NODE_PW", PASSWORD)
+    monkeypatch.delenv("GRIDFLEX_NODE_PASSWORD", raising=False)
+    get_settings.cache_clear()
+    yield data_dir
+    get_settings.cache_clear()
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["node", *args])
+    return result.exit_code, result.output
+
+
+def test_init_prints_keys_and_refuses_a_second_init(node_env: Path) -> None:
+    code, output = invoke("init", "--devices", "3", "--p256", "1", "--password-env", "NODE_PW")
+    assert code == 0, output
+    state = load_state(node_env)
+    assert state.owner in output
+    key_types = [d.key_type for d in state.devices]
+    assert key_types == [KeyType.SECP256K1, KeyType.SECP256K1, KeyType.P256]
+    assert state.devices[0].public_key in output
+
+    code, output = invoke("init", "--password-env", "NODE_PW")
+    assert code == 1
+    assert "already exists" in output and "refusing to overwrite" in output
+    assert load_state(node_env).owner == state.owner
+
+
+def test_init_with_an_unset_password_variable_says_so(node_env: Path) -> None:
+    code, output = invoke("init", "--password-env", "NO_SUCH_VARIABLE")
+    assert code == 1
+    assert "NO_SUCH_VARIABLE" in output and "not set" in output
+    assert not node_env.exists()
+
+
+def fund_owner(protocol: Protocol, owner: str, flex: int) -> None:
+    protocol.client.w3.provider.make_request("anvil_setBalance", [owner, hex(10**20)])
+    protocol.send(protocol.token.functions.transfer(owner, flex))
+
+
+def on_chain_key(protocol: Protocol, device_id: int) -> DeviceSigningKey:
+    device = protocol.registry.functions.device(device_id).call()
+    return DeviceSigningKey(KeyType(device[3]), bytes(device[6]), bytes(device[7]))
+
+
+@pytest.mark.integration
+def test_register_then_stream_a_day_of_verified_readings(
+    node_env: Path,
+    anvil: AnvilProcess,
+    deployed_protocol: Protocol,
+    oracle_server: Callable[[FakeOracle], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    save_deployment(deployed_protocol.deployment, get_settings().deployments_dir)
+    assert invoke("init", "--devices", "5", "--p256", "2", "--password-env", "NODE_PW")[0] == 0
+    owner = load_state(node_env).owner
+    fund_owner(deployed_protocol, owner, 500 * FLEX)
+    monkeypatch.setenv("GRIDFLEX_NODE_PASSWORD", PASSWORD)
+
+    code, output = invoke("register", "--stake", "100", "--rpc-url", anvil.url)
+
+    assert code == 0, output
+    state = load_state(node_env)
+    registry = deployed_protocol.registry
+    assert (state.chain_id, state.registry) == (31337, registry.address)
+    for device in state.devices:
+        assert device.device_id is not None
+        on_chain = registry.functions.device(device.device_id).call()
+        assert (on_chain[0], on_chain[1], on_chain[2]) == (owner, device.capacity_w, device.kind)
+        assert bytes(on_chain[5]) == zone_id(state.zone)
+    assert deployed_protocol.staking.functions.accountOf(owner).call()[0] == 100 * FLEX
+
+    oracle = FakeOracle()
+    url = oracle_server(oracle)
+    code, output = invoke(
+        "stream", "--oracle", url, "--backfill-hours", "24", "--end", str(MONDAY + DAY), "--json"
+    )
+    assert code == 0, output
+    summary = json.loads(output.strip().splitlines()[-1])
+    assert summary["signedUnits"] == summary["ackedUnits"] == 5
+    domain = meter_domain_separator(31337, registry.address)
+    for device in state.devices:
+        payload = oracle.stored[(device.device_id, 0)]
+        unit = MeterUnit.from_json(payload)
+        assert (unit.first_interval_start, len(unit.energy_wh)) == (MONDAY, 96)
+        verify_unit(unit, domain, on_chain_key(deployed_protocol, device.device_id))
+
+    code, output = invoke("stream", "--oracle", url, "--end", str(MONDAY + DAY), "--json")
+    assert code == 0, output
+    assert json.loads(output.strip().splitlines()[-1])["signedUnits"] == 0  # nothing re-signed
+
+
+@pytest.mark.integration
+def test_register_with_a_wrong_password_changes_nothing(
+    node_env: Path, anvil: AnvilProcess, deployed_protocol: Protocol
+) -> None:
+    save_deployment(deployed_protocol.deployment, get_settings().deployments_dir)
+    assert invoke("init", "--devices", "1", "--password-env", "NODE_PW")[0] == 0
+    count_before = deployed_protocol.registry.functions.deviceCount().call()
+
+    result = CliRunner().invoke(
+        app, ["node", "register", "--rpc-url", anvil.url], input="not the password\n"
+    )  # no --password-env and no GRIDFLEX_NODE_PASSWORD: prompts
+    assert result.exit_code == 1
+    assert "wrong password" in result.output
+    assert deployed_protocol.registry.functions.deviceCount().call() == count_before
+    assert load_state(node_env).devices[0].device_id is None
+
+
+@pytest.mark.integration
+def test_register_without_a_deployment_or_chain_is_readable(
+    node_env: Path, anvil: AnvilProcess
+) -> None:
+    assert invoke("init", "--devices", "1", "--password-env", "NODE_PW")[0] == 0
+
+    code, output = invoke("register", "--rpc-url", anvil.url, "--password-env", "NODE_PW")
+    assert code == 1
+    assert "no deployment for chain 31337" in output
+
+    down = f"http://127.0.0.1:{free_port()}"
+    code, output = invoke("register", "--rpc-url", down, "--password-env", "NODE_PW")
+    assert code == 1
+    assert f"no chain answers at {down}" in output
+
+
+def test_stream_before_register_says_to_register(node_env: Path) -> None:
+    assert invoke("init", "--devices", "1", "--password-env", "NODE_PW")[0] == 0
+    code, output = invoke("stream", "--oracle", "http://127.0.0.1:1", "--password-env", "NODE_PW")
+    assert code == 1
+    assert "gridflex node register" in output
