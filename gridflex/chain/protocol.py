@@ -146,6 +146,29 @@ class RequestState:
         return self.window_end - self.window_start
 
 
+@dataclass(frozen=True)
+class DeviceRecord:
+    """`IDeviceRegistry.Device` as read from the chain (field order is the struct's)."""
+
+    owner: str
+    capacity_w: int
+    kind: DeviceKind
+    key_type: int
+    active: bool
+    last_transfer_at: int
+    zone: bytes
+    key_x: bytes
+    key_y: bytes
+
+    @classmethod
+    def from_chain(cls, raw: tuple[Any, ...]) -> DeviceRecord:
+        owner, capacity_w, kind, key_type, active, last_transfer_at, zone, key_x, key_y = raw
+        return cls(
+            owner, int(capacity_w), DeviceKind(kind), int(key_type), bool(active),
+            int(last_transfer_at), bytes(zone), bytes(key_x), bytes(key_y),
+        )  # fmt: skip
+
+
 class Protocol:
     """One account's handle on one GridFlex deployment."""
 
@@ -217,6 +240,9 @@ class Protocol:
         )
         (event,) = self.registry.events.DeviceRegistered().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["deviceId"])
+
+    def device(self, device_id: int) -> DeviceRecord:
+        return DeviceRecord.from_chain(self.client.call(self.registry.functions.device(device_id)))
 
     # ─── Requests, bids, clearing ─────────────────────────────────────────────────────
 

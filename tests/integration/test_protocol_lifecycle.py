@@ -66,7 +66,7 @@ def test_full_event_lifecycle_settles_every_balance_to_the_unit(
         DeviceKind.EV_CHARGER, 40_000, ZONE,
         secp256k1_device_key(Account.create().key, bob.address, chain_id, registry),
     )  # fmt: skip
-    assert governance.registry.functions.device(alice_heat_pump).call()[3] == 1  # P-256 key
+    assert governance.device(alice_heat_pump).key_type == 1  # P-256 key
     for owner in (alice, bob):
         governance.send(governance.token.functions.transfer(owner.address, 1_000 * FLEX))
         owner.stake(1_000 * FLEX)

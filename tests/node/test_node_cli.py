@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from gridflex.attestation import DeviceSigningKey, MeterUnit, meter_domain_separator, verify_unit
 from gridflex.chain.anvil import AnvilProcess, free_port
 from gridflex.chain.deployments import save_deployment
-from gridflex.chain.protocol import Protocol, zone_id
+from gridflex.chain.protocol import DeviceRecord, Protocol, zone_id
 from gridflex.cli.main import app
 from gridflex.config import get_settings
 from gridflex.eip712 import KeyType
@@ -71,8 +71,8 @@ def fund_owner(protocol: Protocol, owner: str, flex: int) -> None:
 
 
 def on_chain_key(protocol: Protocol, device_id: int) -> DeviceSigningKey:
-    device = protocol.registry.functions.device(device_id).call()
-    return DeviceSigningKey(KeyType(device[3]), bytes(device[6]), bytes(device[7]))
+    device = protocol.device(device_id)
+    return DeviceSigningKey(KeyType(device.key_type), device.key_x, device.key_y)
 
 
 @pytest.mark.integration
@@ -97,9 +97,11 @@ def test_register_then_stream_a_day_of_verified_readings(
     assert (state.chain_id, state.registry) == (31337, registry.address)
     for device in state.devices:
         assert device.device_id is not None
-        on_chain = registry.functions.device(device.device_id).call()
-        assert (on_chain[0], on_chain[1], on_chain[2]) == (owner, device.capacity_w, device.kind)
-        assert bytes(on_chain[5]) == zone_id(state.zone)
+        on_chain = DeviceRecord.from_chain(registry.functions.device(device.device_id).call())
+        assert (on_chain.owner, on_chain.capacity_w, on_chain.kind) == (
+            owner, device.capacity_w, device.kind
+        )  # fmt: skip
+        assert on_chain.zone == zone_id(state.zone)
     assert deployed_protocol.staking.functions.accountOf(owner).call()[0] == 100 * FLEX
 
     oracle = FakeOracle()

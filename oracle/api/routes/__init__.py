@@ -1,0 +1,1 @@
+"""Routes of the oracle API, one module per concern."""

@@ -1,0 +1,41 @@
+"""What "now" means for the future-timestamp check: wall time, or the chain's time for
+demos and tests that move anvil's clock (the chain is then the only consistent time)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+from web3 import Web3
+
+CHAIN_CLOCK_CACHE_SECONDS = 1.0
+
+
+class Clock(Protocol):
+    def now(self) -> int:
+        """Unix seconds."""
+        ...
+
+
+class WallClock:
+    def now(self) -> int:
+        return int(time.time())
+
+
+class ChainClock:
+    """Timestamp of the latest block, asked at most once a second (one RPC per second,
+    not per batch)."""
+
+    def __init__(self, w3: Web3) -> None:
+        self._w3 = w3
+        self._lock = threading.Lock()
+        self._timestamp = 0
+        self._fetched_at = float("-inf")
+
+    def now(self) -> int:
+        with self._lock:
+            if time.monotonic() - self._fetched_at >= CHAIN_CLOCK_CACHE_SECONDS:
+                self._timestamp = int(self._w3.eth.get_block("latest")["timestamp"])
+                self._fetched_at = time.monotonic()
+            return self._timestamp

@@ -1,0 +1,100 @@
+"""Oracle settings: one pydantic-settings object, `GRIDFLEX_ORACLE_*` env vars or `.env`,
+plus the conventional `DATABASE_URL`, checked once at start so a misconfigured oracle
+fails with a message instead of rejecting readings later."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+SUPPORTED_DATABASE_SCHEMES = ("sqlite://", "postgresql://", "postgresql+psycopg://")
+
+
+class OracleSettings(BaseSettings):
+    """Settings of one oracle process. Each field maps to `GRIDFLEX_ORACLE_<FIELD>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GRIDFLEX_ORACLE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    data_dir: Path = Path(".gridflex/oracle")
+    """Where the default SQLite database lives."""
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "database_url", "GRIDFLEX_ORACLE_DATABASE_URL", "DATABASE_URL"
+        ),
+    )
+    """SQLAlchemy URL; None means the SQLite file `<data_dir>/oracle.db`."""
+
+    rpc_url: str = "http://127.0.0.1:8545"
+    deployments_dir: Path = Path("deployments")
+    chain_id: int | None = None
+    """None: asked from the RPC at start (the deployment record must exist for it)."""
+
+    max_units_per_batch: int = Field(default=500, ge=1, le=10_000)
+    max_body_bytes: int = Field(default=8 * MIB, ge=1024)
+    plausibility_margin: float = 1.5
+    """|energy| may exceed capacity x interval length by this factor (meter noise, peaks)."""
+    future_skew_seconds: int = Field(default=120, ge=0)
+    clock: Literal["wall", "chain"] = "wall"
+    """`chain` uses the latest block timestamp (demos that move anvil time)."""
+
+    registry_poll_seconds: float = Field(default=2.0, gt=0)
+    """How often registry events are polled to catch key rotations and deactivations."""
+    sqlite_busy_timeout_ms: int = Field(default=5_000, ge=0)
+    retry_after_seconds: int = Field(default=2, ge=1)
+    """Retry-After sent with a 503 when the database is locked or unavailable."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url.removeprefix("postgres://")
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        if not url.startswith(SUPPORTED_DATABASE_SCHEMES):
+            raise ValueError(
+                f"unsupported database URL {url.split(':', 1)[0]!r}: use sqlite:///path "
+                "or postgresql+psycopg://user@host/db"
+            )
+        return url
+
+    @field_validator("plausibility_margin")
+    @classmethod
+    def _margin_at_least_one(cls, margin: float) -> float:
+        if not 1.0 <= margin <= 100.0:
+            raise ValueError("plausibility_margin must be between 1.0 and 100.0")
+        return margin
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _http_rpc(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"rpc_url must be an http(s) JSON-RPC URL, got {url!r}")
+        return url
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'oracle.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def margin_ratio(self) -> Fraction:
+        """The margin as an exact fraction, so the plausibility bound is integer math."""
+        return Fraction(str(self.plausibility_margin)).limit_denominator(1000)

@@ -1,0 +1,613 @@
+"""Batch ingest of signed meter units: verify every unit, then store the whole batch in one
+transaction or nothing at all. Pure logic (no HTTP): the API and the benchmarks call
+`Ingestor.ingest_batch`.
+
+Per unit, in order of cost: shape and EIP-712 field ranges (which include the interval
+grid), device registered and active, plausibility |energy| <= capacity x interval x margin,
+unit end not in the future beyond the skew, then the signature against the registered key
+(one fast struct hash per unit, one ecrecover or P-256 verify). Then, set-based against the
+database: same digest already stored -> duplicate (idempotent resend); a different value
+for a stored (device, interval) -> conflict, kept as evidence; the device's sequence used
+by different content -> replay.
+
+All-or-nothing: if any unit is rejected, no unit or reading of the batch is stored (only
+conflict evidence is), so a node's batch maps to one commit and one answer. The answer
+exists only after the commit: that is the acknowledgement the node deletes its copy on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any
+
+import structlog
+from coincurve import PublicKey
+from eth_hash.auto import keccak
+from sqlalchemy import Engine, and_, insert, or_, select, tuple_
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from gridflex.attestation import (
+    METER_READINGS_TYPEHASH,
+    SECP256K1_SIGNATURE_LENGTH,
+    AttestationError,
+    MeterUnit,
+    verify_p256,
+)
+from gridflex.eip712 import KeyType
+from oracle.clock import Clock
+from oracle.db import writer_engine
+from oracle.models import ConflictEvidence, MeterUnitRecord, Reading
+from oracle.registry_cache import DeviceDirectory, RegisteredDevice
+
+log = structlog.get_logger(__name__)
+
+INT64_MAX = 2**63 - 1
+MAX_INTEGRITY_RETRIES = 3
+SPANS_PER_QUERY = 200
+
+
+class UnitStatus(StrEnum):
+    ACCEPTED = "accepted"
+    """Stored by this batch's commit."""
+    DUPLICATE = "duplicate"
+    """The same signed unit was stored before: nothing to do, safe to forget."""
+    REJECTED = "rejected"
+    """Never storable as is; `reason` says why."""
+    VALID = "valid"
+    """Passed every check but not stored, because another unit of the batch was rejected:
+    resend it without the rejected units."""
+
+
+class Rejection(StrEnum):
+    """Why a unit was rejected: the label of the rejection metric, one per check."""
+
+    MALFORMED = "malformed"
+    INVALID_FIELD = "invalid_field"
+    UNREGISTERED = "unregistered_device"
+    INACTIVE = "inactive_device"
+    IMPLAUSIBLE = "implausible_energy"
+    FUTURE = "future_timestamp"
+    BAD_SIGNATURE = "bad_signature"
+    REPLAY = "replay"
+    CONFLICT = "conflict"
+
+
+CONFLICT_REJECTIONS = frozenset({Rejection.REPLAY, Rejection.CONFLICT})
+
+
+class StoreUnavailableError(RuntimeError):
+    """The database is locked or down: nothing was stored, the batch must be resent."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnitResult:
+    index: int
+    status: UnitStatus
+    reason: str | None = None
+    rejection: Rejection | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "status": self.status.value, "reason": self.reason}
+
+
+@dataclass
+class BatchResult:
+    """Per-unit outcome of one batch, in request order."""
+
+    results: list[UnitResult]
+    readings_stored: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rejected(self) -> list[UnitResult]:
+        return [result for result in self.results if result.status == UnitStatus.REJECTED]
+
+    @property
+    def stored(self) -> bool:
+        """True when the batch was committed (every unit accepted or duplicate)."""
+        return not self.rejected
+
+    @property
+    def has_conflict(self) -> bool:
+        return any(result.rejection in CONFLICT_REJECTIONS for result in self.rejected)
+
+    def count(self, status: UnitStatus) -> int:
+        return sum(1 for result in self.results if result.status == status)
+
+    @property
+    def summary(self) -> str:
+        rejected = self.rejected
+        if not rejected:
+            return f"{len(self.results)} units stored or already known"
+        first = rejected[0]
+        return (
+            f"{len(rejected)} of {len(self.results)} units rejected, nothing stored "
+            f"(first: unit {first.index}: {first.reason})"
+        )
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """The checks' parameters (from OracleSettings)."""
+
+    margin: Fraction = Fraction(3, 2)
+    future_skew_seconds: int = 120
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A unit whose signature verified, waiting for the database checks."""
+
+    index: int
+    unit: MeterUnit
+    digest: bytes
+    rows: list[tuple[int, int]] = field(default_factory=list)
+    """(interval_start, energy_wh) pairs this unit adds to `readings`."""
+
+
+class Ingestor:
+    """Verifies and stores batches; thread-safe (SQLite writers are serialised here)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        registry: DeviceDirectory,
+        clock: Clock,
+        domain_separator: bytes,
+        limits: IngestLimits | None = None,
+    ) -> None:
+        self._engine = writer_engine(engine)
+        self._registry = registry
+        self._clock = clock
+        self._domain_separator = domain_separator
+        self._limits = limits or IngestLimits()
+        # SQLite has one writer at a time anyway; queueing here beats busy-waiting in
+        # SQLite. PostgreSQL relies on the unique constraints (retry on IntegrityError).
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
+
+    # ─── Entry point ──────────────────────────────────────────────────────────────────
+
+    def ingest_batch(self, units: Sequence[Mapping[str, Any] | MeterUnit]) -> BatchResult:
+        """Check every unit and store the batch atomically; see the module docstring.
+
+        Raises StoreUnavailableError (database) or RegistryUnavailableError (chain) when
+        the batch could not be judged: nothing is stored then, the caller answers 503.
+        """
+        started = time.perf_counter()
+        results: dict[int, UnitResult] = {}
+        parsed: list[tuple[int, MeterUnit]] = []
+        for index, raw in enumerate(units):
+            unit_or_rejection = _parse(raw)
+            if isinstance(unit_or_rejection, UnitResult):
+                results[index] = _with_index(unit_or_rejection, index)
+            else:
+                parsed.append((index, unit_or_rejection))
+
+        devices = self._registry.get_many({unit.device_id for _, unit in parsed})
+        now = self._clock.now()
+        candidates: list[_Candidate] = []
+        for index, unit in parsed:
+            device = devices[unit.device_id]
+            rejection = self._check_unit(unit, device, now)
+            if rejection is not None:
+                results[index] = UnitResult(index, UnitStatus.REJECTED, rejection[1], rejection[0])
+                continue
+            assert device is not None
+            digest = meter_unit_digest(unit, self._domain_separator)
+            if not self._signature_matches(unit, digest, device):
+                results[index] = UnitResult(
+                    index,
+                    UnitStatus.REJECTED,
+                    "signature does not match the device's registered key "
+                    "(forged, or signed for another chain or registry)",
+                    Rejection.BAD_SIGNATURE,
+                )
+                continue
+            candidates.append(_Candidate(index, unit, digest))
+
+        readings_stored = self._store(candidates, results) if candidates else 0
+        ordered = [results[index] for index in range(len(units))]
+        return BatchResult(ordered, readings_stored, time.perf_counter() - started)
+
+    # ─── Checks that need no database ─────────────────────────────────────────────────
+
+    def _check_unit(
+        self, unit: MeterUnit, device: RegisteredDevice | None, now: int
+    ) -> tuple[Rejection, str] | None:
+        if device is None:
+            return Rejection.UNREGISTERED, f"unregistered device {unit.device_id}"
+        if not device.active:
+            return Rejection.INACTIVE, f"device {unit.device_id} is deactivated in the registry"
+        limit = self._limits.margin * device.capacity_w * unit.interval_seconds / 3600
+        peak = max(max(unit.energy_wh), -min(unit.energy_wh))
+        if peak > limit:
+            return Rejection.IMPLAUSIBLE, (
+                f"implausible energy: |{peak}| Wh in one {unit.interval_seconds} s interval "
+                f"exceeds capacity {device.capacity_w} W x margin {float(self._limits.margin)}"
+            )
+        latest_allowed = now + self._limits.future_skew_seconds
+        if unit.end > latest_allowed:
+            return Rejection.FUTURE, (
+                f"unit ends at {unit.end}, in the future (now {now}, "
+                f"skew {self._limits.future_skew_seconds} s)"
+            )
+        return None
+
+    def _signature_matches(self, unit: MeterUnit, digest: bytes, device: RegisteredDevice) -> bool:
+        if _signed_by(unit, digest, device):
+            return True
+        # Maybe the key was rotated since we cached it: one rate-limited reload.
+        fresh = self._registry.reload(unit.device_id)
+        return fresh is not None and fresh.key != device.key and _signed_by(unit, digest, fresh)
+
+    # ─── Database phase ───────────────────────────────────────────────────────────────
+
+    def _store(self, candidates: list[_Candidate], results: dict[int, UnitResult]) -> int:
+        for attempt in range(1, MAX_INTEGRITY_RETRIES + 1):
+            try:
+                with self._write_lock, self._engine.begin() as connection:
+                    return self._store_in(connection, candidates, results)
+            except IntegrityError as error:
+                # Another oracle process stored an overlapping unit between our checks and
+                # our insert: the checks, re-run, now see it.
+                log.warning("ingest race, re-checking batch", attempt=attempt, error=str(error))
+                for candidate in candidates:
+                    candidate.rows.clear()
+                    results.pop(candidate.index, None)
+            except OperationalError as error:
+                raise StoreUnavailableError(_database_reason(error)) from error
+        raise StoreUnavailableError("concurrent writers kept conflicting; retry the batch")
+
+    def _store_in(
+        self, connection: Any, candidates: list[_Candidate], results: dict[int, UnitResult]
+    ) -> int:
+        stored_digests = set(
+            connection.execute(
+                select(MeterUnitRecord.digest).where(
+                    MeterUnitRecord.digest.in_([c.digest for c in candidates])
+                )
+            ).scalars()
+        )
+        fresh: list[_Candidate] = []
+        seen_digests: set[bytes] = set()
+        for candidate in candidates:
+            if candidate.digest in stored_digests or candidate.digest in seen_digests:
+                results[candidate.index] = UnitResult(candidate.index, UnitStatus.DUPLICATE)
+            else:
+                seen_digests.add(candidate.digest)
+                fresh.append(candidate)
+
+        used_sequences = self._used_sequences(connection, fresh)
+        stored_readings = self._stored_readings(connection, fresh)
+        evidence: list[dict[str, Any]] = []
+        detected_at = datetime.now(UTC)
+        batch_sequences: dict[tuple[int, int], bytes] = {}
+        batch_units: dict[int, list[_Candidate]] = {}
+        for candidate in fresh:
+            unit = candidate.unit
+            conflict = _collect_rows(
+                candidate, stored_readings.get(unit.device_id), batch_units.get(unit.device_id)
+            )
+            sequence_key = (unit.device_id, unit.sequence)
+            if conflict is not None:
+                evidence.append(_evidence_row(candidate, conflict, detected_at))
+                results[candidate.index] = UnitResult(
+                    candidate.index,
+                    UnitStatus.REJECTED,
+                    f"conflicting reading: interval {conflict.interval_start} already has "
+                    f"{conflict.energy_wh} Wh signed by this device "
+                    f"(unit 0x{conflict.digest.hex()}); kept as evidence",
+                    Rejection.CONFLICT,
+                )
+            elif sequence_key in used_sequences or sequence_key in batch_sequences:
+                results[candidate.index] = UnitResult(
+                    candidate.index,
+                    UnitStatus.REJECTED,
+                    f"sequence already used (replay): device {unit.device_id} sequence "
+                    f"{unit.sequence} was signed for other content",
+                    Rejection.REPLAY,
+                )
+            else:
+                batch_sequences[sequence_key] = candidate.digest
+                batch_units.setdefault(unit.device_id, []).append(candidate)
+                results[candidate.index] = UnitResult(candidate.index, UnitStatus.VALID)
+
+        if any(result.status == UnitStatus.REJECTED for result in results.values()):
+            self._insert_evidence(connection, evidence)
+            return 0
+        return self._insert_batch(connection, fresh, results)
+
+    @staticmethod
+    def _used_sequences(connection: Any, fresh: list[_Candidate]) -> set[tuple[int, int]]:
+        if not fresh:
+            return set()
+        keys = {(c.unit.device_id, c.unit.sequence) for c in fresh}
+        rows = connection.execute(
+            select(MeterUnitRecord.device_id, MeterUnitRecord.sequence).where(
+                tuple_(MeterUnitRecord.device_id, MeterUnitRecord.sequence).in_(list(keys))
+            )
+        )
+        return {(device_id, sequence) for device_id, sequence in rows}
+
+    @staticmethod
+    def _stored_readings(
+        connection: Any, fresh: list[_Candidate]
+    ) -> dict[int, dict[int, _StoredReading]]:
+        """Stored readings inside each device's span of this batch: one range query."""
+        spans: dict[int, tuple[int, int]] = {}
+        for candidate in fresh:
+            unit = candidate.unit
+            low, high = spans.get(unit.device_id, (unit.first_interval_start, unit.end))
+            spans[unit.device_id] = (min(low, unit.first_interval_start), max(high, unit.end))
+        if not spans:
+            return {}
+        columns = (
+            Reading.device_id,
+            Reading.interval_start,
+            Reading.energy_wh,
+            Reading.unit_id,
+            MeterUnitRecord.digest,
+        )
+        span_items = list(spans.items())
+        rows: list[Any] = []
+        # A few hundred ranges per statement keeps SQLite under its expression depth limit.
+        for offset in range(0, len(span_items), SPANS_PER_QUERY):
+            ranges = [
+                and_(
+                    Reading.device_id == device_id,  # type: ignore[arg-type]
+                    Reading.interval_start >= low,  # type: ignore[arg-type]
+                    Reading.interval_start < high,  # type: ignore[arg-type]
+                )
+                for device_id, (low, high) in span_items[offset : offset + SPANS_PER_QUERY]
+            ]
+            query = (
+                select(*columns)
+                .join(MeterUnitRecord, MeterUnitRecord.id == Reading.unit_id)  # type: ignore[arg-type]
+                .where(or_(*ranges))
+            )
+            rows += connection.execute(query).all()
+        stored: dict[int, dict[int, _StoredReading]] = {}
+        for device_id, interval_start, energy_wh, unit_id, digest in rows:
+            stored.setdefault(device_id, {})[interval_start] = _StoredReading(
+                interval_start, energy_wh, unit_id, digest, None
+            )
+        return stored
+
+    @staticmethod
+    def _insert_evidence(connection: Any, evidence: list[dict[str, Any]]) -> None:
+        """Keep each (conflicting unit, contradicted unit) pair once, however often resent."""
+        if not evidence:
+            return
+        known = {
+            (conflicting, existing)
+            for conflicting, existing in connection.execute(
+                select(ConflictEvidence.conflicting_digest, ConflictEvidence.existing_digest).where(
+                    ConflictEvidence.conflicting_digest.in_(  # type: ignore[attr-defined]
+                        [row["conflicting_digest"] for row in evidence]
+                    )
+                )
+            )
+        }
+        new_rows: dict[tuple[bytes, bytes], dict[str, Any]] = {}
+        for row in evidence:
+            pair = (row["conflicting_digest"], row["existing_digest"])
+            if pair not in known:
+                new_rows.setdefault(pair, row)
+        if new_rows:
+            connection.execute(insert(ConflictEvidence), list(new_rows.values()))
+            log.warning("conflict evidence stored", count=len(new_rows))
+
+    @staticmethod
+    def _insert_batch(
+        connection: Any, fresh: list[_Candidate], results: dict[int, UnitResult]
+    ) -> int:
+        if not fresh:
+            return 0
+        received_at = datetime.now(UTC)
+        unit_rows = [
+            {
+                "device_id": c.unit.device_id,
+                "first_interval_start": c.unit.first_interval_start,
+                "interval_seconds": c.unit.interval_seconds,
+                "interval_count": len(c.unit.energy_wh),
+                "sequence": c.unit.sequence,
+                "energy_wh": json.dumps(c.unit.energy_wh, separators=(",", ":")),
+                "signature": c.unit.signature,
+                "digest": c.digest,
+                "received_at": received_at,
+            }
+            for c in fresh
+        ]
+        unit_ids = connection.execute(
+            insert(MeterUnitRecord).returning(
+                MeterUnitRecord.id,  # type: ignore[arg-type]
+                sort_by_parameter_order=True,
+            ),
+            unit_rows,
+        ).scalars()
+        reading_rows = [
+            {
+                "device_id": candidate.unit.device_id,
+                "interval_start": interval_start,
+                "energy_wh": energy_wh,
+                "unit_id": unit_id,
+            }
+            for candidate, unit_id in zip(fresh, unit_ids, strict=True)
+            for interval_start, energy_wh in candidate.rows
+        ]
+        if reading_rows:
+            connection.execute(insert(Reading), reading_rows)
+        for candidate in fresh:
+            results[candidate.index] = UnitResult(candidate.index, UnitStatus.ACCEPTED)
+        return len(reading_rows)
+
+
+# ─── Helpers ───────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredReading:
+    """A reading already signed for (device, interval): stored, or earlier in the batch."""
+
+    interval_start: int
+    energy_wh: int
+    unit_id: int | None
+    digest: bytes
+    unit: MeterUnit | None  # set when the other unit is in this batch (not stored)
+
+
+def _parse(raw: Mapping[str, Any] | MeterUnit) -> MeterUnit | UnitResult:
+    """A MeterUnit in EIP-712 range, or a rejection saying which field is wrong."""
+    if isinstance(raw, MeterUnit):
+        unit = raw
+    else:
+        if not isinstance(raw, Mapping):
+            return _rejected(Rejection.MALFORMED, "malformed unit: expected a JSON object")
+        try:
+            unit = MeterUnit.from_json(raw)  # type: ignore[arg-type]
+        except KeyError as missing:
+            return _rejected(Rejection.MALFORMED, f"malformed unit: missing field {missing}")
+        except (TypeError, ValueError, AttributeError):
+            return _rejected(
+                Rejection.MALFORMED,
+                "malformed unit: deviceId, firstIntervalStart, intervalSeconds, sequence "
+                "must be integers, energyWh a list of integers, signature 0x-hex",
+            )
+        if any(type(value) is not int for value in raw["energyWh"]):  # no 1.5 -> 1
+            return _rejected(Rejection.MALFORMED, "malformed unit: energyWh must be integers")
+    try:
+        unit.check_shape()
+    except AttestationError as error:
+        return _rejected(Rejection.INVALID_FIELD, error.reason)
+    if unit.sequence > INT64_MAX or unit.device_id > INT64_MAX:
+        return _rejected(
+            Rejection.INVALID_FIELD, "sequence and deviceId above 2**63-1 are not supported"
+        )
+    return unit
+
+
+def _rejected(rejection: Rejection, reason: str) -> UnitResult:
+    return UnitResult(-1, UnitStatus.REJECTED, reason, rejection)
+
+
+def _with_index(result: UnitResult, index: int) -> UnitResult:
+    return UnitResult(index, result.status, result.reason, result.rejection)
+
+
+# ─── Verification hot path ─────────────────────────────────────────────────────────────
+# gridflex.attestation.unit_digest / recover_secp256k1, minus per-value `to_bytes` for
+# recurring energy values and the checksummed-address round trip; tests prove the digest
+# equal to gridflex's (and so to eth-account's EIP-712 encoder).
+
+_WORD_CACHE_LIMIT = 1 << 17
+_int256_words: dict[int, bytes] = {}
+
+
+def _int256_word(value: int) -> bytes:
+    word = value.to_bytes(32, "big", signed=True)
+    if len(_int256_words) < _WORD_CACHE_LIMIT:
+        _int256_words[value] = word
+    return word
+
+
+def meter_unit_digest(unit: MeterUnit, domain_separator: bytes) -> bytes:
+    """EIP-712 digest of `unit`, byte-identical to gridflex.attestation.unit_digest."""
+    cached = _int256_words.get
+    energy = b"".join([cached(value) or _int256_word(value) for value in unit.energy_wh])
+    struct_hash = keccak(
+        METER_READINGS_TYPEHASH
+        + unit.device_id.to_bytes(32, "big")
+        + unit.first_interval_start.to_bytes(32, "big")
+        + unit.interval_seconds.to_bytes(32, "big")
+        + unit.sequence.to_bytes(32, "big")
+        + keccak(energy)
+    )
+    return keccak(b"\x19\x01" + domain_separator + struct_hash)
+
+
+def _signed_by(unit: MeterUnit, digest: bytes, device: RegisteredDevice) -> bool:
+    signature = unit.signature
+    if device.key.key_type == KeyType.P256:
+        return verify_p256(digest, signature, device.key.key_x, device.key.key_y)
+    if len(signature) != SECP256K1_SIGNATURE_LENGTH:
+        return False
+    recovery_id = signature[64] - 27 if signature[64] >= 27 else signature[64]
+    if recovery_id not in (0, 1):
+        return False
+    try:
+        public_key = PublicKey.from_signature_and_message(
+            signature[:64] + bytes((recovery_id,)), digest, hasher=None
+        )
+    except Exception:  # coincurve raises plain Exception on an unrecoverable signature
+        return False
+    return keccak(public_key.format(compressed=False)[1:])[-20:] == device.key.key_x[-20:]
+
+
+def _collect_rows(
+    candidate: _Candidate,
+    stored: dict[int, _StoredReading] | None,
+    batch_units: list[_Candidate] | None,
+) -> _StoredReading | None:
+    """Fill `candidate.rows` with the readings it adds; return the first contradicted
+    reading instead when one exists. Per-reading lookups only when the unit overlaps
+    stored readings or another unit of the batch: the common case is a plain copy."""
+    unit = candidate.unit
+    starts = unit.interval_starts
+    overlapping = [
+        other
+        for other in batch_units or ()
+        if other.unit.first_interval_start < unit.end and unit.first_interval_start < other.unit.end
+    ]
+    if not stored and not overlapping:
+        candidate.rows = list(zip(starts, unit.energy_wh, strict=True))
+        return None
+    known: dict[int, _StoredReading] = dict(stored or {})
+    for other in overlapping:
+        for interval_start, energy_wh in zip(
+            other.unit.interval_starts, other.unit.energy_wh, strict=True
+        ):
+            known.setdefault(
+                interval_start,
+                _StoredReading(interval_start, energy_wh, None, other.digest, other.unit),
+            )
+    rows: list[tuple[int, int]] = []
+    for interval_start, energy_wh in zip(starts, unit.energy_wh, strict=True):
+        prior = known.get(interval_start)
+        if prior is None:
+            rows.append((interval_start, energy_wh))
+        elif prior.energy_wh != energy_wh:
+            return prior
+    candidate.rows = rows
+    return None
+
+
+def _evidence_row(
+    candidate: _Candidate, prior: _StoredReading, detected_at: datetime
+) -> dict[str, Any]:
+    return {
+        "device_id": candidate.unit.device_id,
+        "interval_start": prior.interval_start,
+        "existing_unit_id": prior.unit_id,
+        "existing_digest": prior.digest,
+        "existing_unit": json.dumps(prior.unit.to_json()) if prior.unit is not None else None,
+        "conflicting_digest": candidate.digest,
+        "conflicting_unit": json.dumps(candidate.unit.to_json()),
+        "detected_at": detected_at,
+    }
+
+
+def _database_reason(error: OperationalError) -> str:
+    message = str(error.orig) if error.orig is not None else str(error)
+    if "locked" in message or "busy" in message:
+        return "database is locked by another writer; retry shortly"
+    return f"database unavailable: {message.splitlines()[0] if message else 'no answer'}"

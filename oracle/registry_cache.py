@@ -1,0 +1,169 @@
+"""Device keys as registered on-chain, cached so ingest verifies without an RPC per unit.
+
+A device is loaded with `DeviceRegistry.device(id)` the first time it is seen. Registry
+events (registration, update, key rotation, (de)activation, transfer) are polled from the
+last seen block; every one names its device id in the first indexed topic, so the cache
+simply forgets that device and reloads it on next sight. When a unit fails verification
+against a cached key, the caller asks for one reload (rate-limited per device, so forged
+units cannot turn into an RPC flood) to catch a rotation the poll has not seen yet.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError
+
+from gridflex.attestation import DeviceSigningKey
+from gridflex.chain.protocol import DeviceRecord
+from gridflex.eip712 import KeyType
+
+log = structlog.get_logger(__name__)
+
+RELOAD_MIN_SECONDS = 1.0
+"""Least time between two chain lookups of the same device id (known or unknown)."""
+FORCED_POLL_MIN_SECONDS = 0.25
+"""Least time between event polls forced by failed verifications of one device (a flood
+of forged units costs at most four `eth_getLogs` per second and device)."""
+
+
+class RegistryUnavailableError(RuntimeError):
+    """The chain did not answer a registry lookup; the batch must be retried later."""
+
+
+@dataclass(frozen=True)
+class RegisteredDevice:
+    """What ingest needs to know about one registered device."""
+
+    device_id: int
+    key: DeviceSigningKey
+    signer_address: str | None
+    """Checksummed signer address for secp256k1 keys, computed once per key."""
+    capacity_w: int
+    active: bool
+
+
+class DeviceDirectory(Protocol):
+    """What ingest asks about devices (RegistryCache on a chain; a fixed map in tests)."""
+
+    def get_many(self, device_ids: set[int]) -> dict[int, RegisteredDevice | None]: ...
+
+    def reload(self, device_id: int) -> RegisteredDevice | None: ...
+
+
+@dataclass
+class _Entry:
+    device: RegisteredDevice | None  # None: not registered when last asked
+    loaded_at: float
+    forced_poll_at: float = float("-inf")
+
+
+class RegistryCache:
+    """Thread-safe cache of `DeviceRegistry` devices, kept fresh by polling its events."""
+
+    def __init__(
+        self, w3: Web3, registry: Contract, from_block: int, poll_seconds: float = 2.0
+    ) -> None:
+        self._w3 = w3
+        self._registry = registry
+        self._poll_seconds = poll_seconds
+        self._next_block = from_block
+        self._last_poll = 0.0
+        self._entries: dict[int, _Entry] = {}
+        self._lock = threading.RLock()
+
+    def get(self, device_id: int) -> RegisteredDevice | None:
+        """The device, or None when it is not registered (re-asked at most once a second)."""
+        with self._lock:
+            entry = self._entries.get(device_id)
+            if entry is not None and (
+                entry.device is not None or time.monotonic() - entry.loaded_at < RELOAD_MIN_SECONDS
+            ):
+                return entry.device
+            return self._load(device_id)
+
+    def reload(self, device_id: int) -> RegisteredDevice | None:
+        """Fresh copy after a failed verification. A copy younger than a second is kept
+        unless a (globally rate-limited) event poll shows the device changed since."""
+        with self._lock:
+            entry = self._entries.get(device_id)
+            now = time.monotonic()
+            if entry is not None and now - entry.loaded_at < RELOAD_MIN_SECONDS:
+                if now - entry.forced_poll_at >= FORCED_POLL_MIN_SECONDS:
+                    entry.forced_poll_at = now
+                    self.poll_events()
+                if device_id in self._entries:
+                    return entry.device
+            return self._load(device_id)
+
+    def get_many(self, device_ids: set[int]) -> dict[int, RegisteredDevice | None]:
+        """Devices of one batch, after catching up on registry events if a poll is due."""
+        self.poll_if_due()
+        with self._lock:
+            return {device_id: self.get(device_id) for device_id in device_ids}
+
+    def poll_if_due(self) -> None:
+        with self._lock:
+            if time.monotonic() - self._last_poll >= self._poll_seconds:
+                self.poll_events()
+
+    def poll_events(self) -> None:
+        """Forget every device named by a registry event since the last poll.
+
+        On an RPC error the cache stays as it is (logged): a stale key is re-checked by the
+        reload-on-failure path, and the next poll resumes from the same block.
+        """
+        with self._lock:
+            self._last_poll = time.monotonic()
+            try:
+                latest = int(self._w3.eth.block_number)
+                if latest < self._next_block:
+                    return
+                logs = self._w3.eth.get_logs(
+                    {
+                        "address": self._registry.address,
+                        "fromBlock": self._next_block,
+                        "toBlock": latest,
+                    }
+                )
+            except Exception as error:  # any transport error: keep serving from the cache
+                log.warning("registry event poll failed", error=str(error))
+                return
+            for entry in logs:
+                topics = entry["topics"]
+                if len(topics) >= 2:
+                    self._entries.pop(int.from_bytes(bytes(topics[1]), "big"), None)
+            self._next_block = latest + 1
+            if logs:
+                log.info("registry events applied", count=len(logs), next_block=self._next_block)
+
+    def _load(self, device_id: int) -> RegisteredDevice | None:
+        try:
+            raw = self._registry.functions.device(device_id).call()
+        except ContractLogicError:  # UnknownDevice(deviceId)
+            device = None
+        except Exception as error:
+            raise RegistryUnavailableError(f"registry lookup failed: {error}") from error
+        else:
+            device = registered_device(device_id, raw)
+        self._entries[device_id] = _Entry(device, time.monotonic())
+        return device
+
+
+def registered_device(device_id: int, raw: Any) -> RegisteredDevice:
+    """From the `device(id)` tuple, decoded by gridflex's DeviceRecord."""
+    record = DeviceRecord.from_chain(raw)
+    key = DeviceSigningKey(KeyType(record.key_type), record.key_x, record.key_y)
+    return RegisteredDevice(
+        device_id=device_id,
+        key=key,
+        signer_address=key.secp256k1_address if key.key_type == KeyType.SECP256K1 else None,
+        capacity_w=record.capacity_w,
+        active=record.active,
+    )

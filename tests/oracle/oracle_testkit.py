@@ -1,0 +1,178 @@
+"""Test kit for the oracle: simulated signing meters, a fixed device directory, row counts,
+and a real `gridflex oracle serve` child process."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
+from eth_account import Account
+from sqlalchemy import Engine, func, select
+
+from gridflex.attestation import DeviceSigningKey, MeterUnit, meter_domain_separator, sign_unit
+from gridflex.chain.anvil import free_port
+from gridflex.eip712 import KeyType, p256_public_key_bytes
+from oracle.models import ConflictEvidence, MeterUnitRecord, Reading
+from oracle.registry_cache import RegisteredDevice
+
+CHAIN_ID = 31337
+REGISTRY = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+DOMAIN = meter_domain_separator(CHAIN_ID, REGISTRY)
+INTERVAL = 900
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass
+class SimulatedMeter:
+    """A device that signs units with its own key and counts its sequence numbers."""
+
+    device_id: int
+    capacity_w: int
+    key: bytes | ec.EllipticCurvePrivateKey
+    domain: bytes = DOMAIN
+    next_sequence: itertools.count[int] = field(default_factory=itertools.count)
+
+    @classmethod
+    def secp256k1(cls, device_id: int, capacity_w: int, domain: bytes = DOMAIN) -> SimulatedMeter:
+        return cls(device_id, capacity_w, bytes(Account.create().key), domain)
+
+    @classmethod
+    def p256(cls, device_id: int, capacity_w: int, domain: bytes = DOMAIN) -> SimulatedMeter:
+        return cls(device_id, capacity_w, ec.generate_private_key(ec.SECP256R1()), domain)
+
+    @property
+    def signing_key(self) -> DeviceSigningKey:
+        if isinstance(self.key, ec.EllipticCurvePrivateKey):
+            public = p256_public_key_bytes(self.key)
+            return DeviceSigningKey(KeyType.P256, public[:32], public[32:])
+        address = Account.from_key(self.key).address
+        return DeviceSigningKey(KeyType.SECP256K1, bytes(12) + bytes.fromhex(address[2:]))
+
+    def registered(self, active: bool = True) -> RegisteredDevice:
+        key = self.signing_key
+        return RegisteredDevice(
+            self.device_id,
+            key,
+            key.secp256k1_address if key.key_type == KeyType.SECP256K1 else None,
+            self.capacity_w,
+            active,
+        )
+
+    def unit(
+        self,
+        first_interval_start: int,
+        energy_wh: list[int],
+        sequence: int | None = None,
+        domain: bytes | None = None,
+    ) -> MeterUnit:
+        """A signed unit; the sequence advances unless one is given."""
+        unsigned = MeterUnit(
+            self.device_id,
+            first_interval_start,
+            INTERVAL,
+            next(self.next_sequence) if sequence is None else sequence,
+            tuple(energy_wh),
+        )
+        return sign_unit(unsigned, domain or self.domain, self.key)
+
+
+class StaticDirectory:
+    """A fixed set of registered devices (the RegistryCache stand-in for store tests)."""
+
+    def __init__(self, devices: list[RegisteredDevice]) -> None:
+        self.devices = {device.device_id: device for device in devices}
+
+    def get_many(self, device_ids: set[int]) -> dict[int, RegisteredDevice | None]:
+        return {device_id: self.devices.get(device_id) for device_id in device_ids}
+
+    def reload(self, device_id: int) -> RegisteredDevice | None:
+        return self.devices.get(device_id)
+
+
+def past_slot(days_ago: int = 2) -> int:
+    """An interval start on the 15-minute grid, `days_ago` days back."""
+    now = int(time.time()) - days_ago * 86_400
+    return now - now % INTERVAL
+
+
+def row_counts(engine: Engine) -> dict[str, int]:
+    """Rows per oracle table: "the database is unchanged" means these are equal."""
+    with engine.connect() as connection:
+        return {
+            table.__tablename__: connection.execute(  # type: ignore[attr-defined]
+                select(func.count()).select_from(table)
+            ).scalar_one()
+            for table in (MeterUnitRecord, Reading, ConflictEvidence)
+        }
+
+
+def postgres_available() -> str | None:
+    """None when PostgreSQL answers on 127.0.0.1:5432, else why it does not."""
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2):
+            return None
+    except Exception as error:
+        return f"PostgreSQL not reachable on 127.0.0.1:5432 ({str(error).splitlines()[0]})"
+
+
+# ─── A real oracle process ─────────────────────────────────────────────────────────────
+
+
+@dataclass
+class OracleServer:
+    """`gridflex oracle serve` as a child process on a free port."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_oracle(workdir: Path, env: dict[str, str], timeout: float = 30.0) -> OracleServer:
+    """Start an oracle with `GRIDFLEX_ORACLE_*` settings in `env`; wait until it serves."""
+    port = free_port()
+    log_path = workdir / f"oracle-{port}.log"
+    full_env = {key: value for key, value in os.environ.items() if "GRIDFLEX" not in key}
+    full_env.pop("DATABASE_URL", None)
+    full_env |= env | {"GRIDFLEX_LOG_LEVEL": "INFO"}
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gridflex.cli.main", "oracle", "serve", "--port", str(port)],
+            cwd=workdir,
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = OracleServer(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"oracle exited with {process.returncode}:\n{server.log()}")
+        try:
+            httpx.get(server.url + "/metrics", timeout=1.0)
+            return server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"oracle did not answer within {timeout}s:\n{server.log()}")

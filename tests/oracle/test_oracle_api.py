@@ -1,0 +1,425 @@
+"""Acceptance tests against a real oracle process (`gridflex oracle serve`) on a real anvil
+with the protocol deployed and devices registered: the answer contract, every bad input
+as a 4xx with a reason and an unchanged database, public reads, health and metrics."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from eth_account import Account
+from oracle_testkit import (
+    INTERVAL,
+    OracleServer,
+    SimulatedMeter,
+    past_slot,
+    row_counts,
+    start_oracle,
+)
+from sqlalchemy import Engine, create_engine
+from web3 import Web3
+
+from gridflex.attestation import (
+    MeterUnit,
+    meter_domain_separator,
+    unit_digest,
+    verify_unit,
+)
+from gridflex.chain.anvil import AnvilProcess, anvil_dev_account, free_port
+from gridflex.chain.client import ChainClient
+from gridflex.chain.compiler import load_artifacts
+from gridflex.chain.deploy import ProtocolParams, deploy_protocol
+from gridflex.chain.deployments import save_deployment
+from gridflex.chain.protocol import DeviceKind, Protocol, zone_id
+from gridflex.eip712 import p256_device_key, secp256k1_device_key
+
+pytestmark = pytest.mark.integration
+
+ZONE = zone_id("NL-AMS-01")
+MAX_UNITS = 40
+MAX_BODY = 256 * 1024
+
+
+@dataclass
+class Network:
+    """A deployed protocol with registered meters, its deployment record, and an oracle."""
+
+    protocol: Protocol
+    deployments_dir: Path
+    domain: bytes
+    battery: SimulatedMeter  # secp256k1, 10 kW
+    heat_pump: SimulatedMeter  # P-256, 5 kW
+    oracle: OracleServer
+    store: Engine
+    workdir: Path
+
+    def post(self, units: list[MeterUnit] | list[dict[str, object]]) -> httpx.Response:
+        payload = [unit.to_json() if isinstance(unit, MeterUnit) else unit for unit in units]
+        return httpx.post(self.oracle.url + "/v1/readings", json={"units": payload}, timeout=30)
+
+    def register(self, meter_key: bytes | ec.EllipticCurvePrivateKey, capacity_w: int) -> int:
+        chain_id = self.protocol.client.chain_id
+        registry = self.protocol.registry.address
+        owner = self.protocol.address
+        if isinstance(meter_key, ec.EllipticCurvePrivateKey):
+            key = p256_device_key(meter_key, owner, chain_id, registry)
+        else:
+            key = secp256k1_device_key(meter_key, owner, chain_id, registry)
+        return self.protocol.register_device(DeviceKind.BATTERY, capacity_w, ZONE, key)
+
+    def new_meter(self, capacity_w: int = 10_000) -> SimulatedMeter:
+        meter = SimulatedMeter(0, capacity_w, bytes(Account.create().key), self.domain)
+        meter.device_id = self.register(meter.key, capacity_w)
+        return meter
+
+
+def _oracle_env(network_dir: Path, rpc_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "GRIDFLEX_ORACLE_RPC_URL": rpc_url,
+        "GRIDFLEX_ORACLE_DEPLOYMENTS_DIR": str(network_dir),
+        "GRIDFLEX_ORACLE_DATA_DIR": str(network_dir / "oracle"),
+        "GRIDFLEX_ORACLE_REGISTRY_POLL_SECONDS": "0.2",
+    } | extra
+
+
+@pytest.fixture(scope="module")
+def network(
+    anvil: AnvilProcess, w3: Web3, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Network]:
+    artifacts = load_artifacts()
+    client = ChainClient(w3, anvil_dev_account(0), artifacts)
+    protocol = Protocol(client, deploy_protocol(client, ProtocolParams.local(), artifacts))
+    workdir = tmp_path_factory.mktemp("oracle-network")
+    save_deployment(protocol.deployment, workdir)
+    domain = meter_domain_separator(client.chain_id, protocol.registry.address)
+    oracle = start_oracle(
+        workdir,
+        _oracle_env(
+            workdir,
+            anvil.url,
+            GRIDFLEX_ORACLE_MAX_UNITS_PER_BATCH=str(MAX_UNITS),
+            GRIDFLEX_ORACLE_MAX_BODY_BYTES=str(MAX_BODY),
+            GRIDFLEX_ORACLE_SQLITE_BUSY_TIMEOUT_MS="300",
+        ),
+    )
+    store = create_engine(f"sqlite:///{workdir / 'oracle' / 'oracle.db'}")
+    network = Network(protocol, workdir, domain, None, None, oracle, store, workdir)  # type: ignore[arg-type]
+    network.battery = network.new_meter(10_000)
+    heat_pump_key = ec.generate_private_key(ec.SECP256R1())
+    network.heat_pump = SimulatedMeter(
+        network.register(heat_pump_key, 5_000), 5_000, heat_pump_key, domain
+    )
+    yield network
+    oracle.stop()
+    store.dispose()
+
+
+def test_batch_is_accepted_and_a_resend_is_an_idempotent_duplicate(network: Network) -> None:
+    start = past_slot(10)
+    units = [
+        network.battery.unit(start, list(range(96))),
+        network.heat_pump.unit(start, [-300] * 96),
+    ]
+    before = row_counts(network.store)
+
+    first = network.post(units)
+    assert first.status_code == 200, first.text
+    assert first.json() == {
+        "results": [
+            {"index": 0, "status": "accepted", "reason": None},
+            {"index": 1, "status": "accepted", "reason": None},
+        ]
+    }
+    after = row_counts(network.store)
+    assert after["meter_units"] == before["meter_units"] + 2
+    assert after["readings"] == before["readings"] + 192
+
+    resent = network.post(units)
+    assert resent.status_code == 200
+    assert [result["status"] for result in resent.json()["results"]] == ["duplicate"] * 2
+    assert row_counts(network.store) == after
+
+
+# ─── Bad input: each a 4xx with a reason, and nothing stored ───────────────────────────
+
+
+def _forged(network: Network) -> list[MeterUnit]:
+    signed = network.battery.unit(past_slot(20), [100, 200])
+    return [replace(signed, energy_wh=(100, 201))]
+
+
+def _unregistered(network: Network) -> list[MeterUnit]:
+    return [SimulatedMeter.secp256k1(10**6, 10_000, network.domain).unit(past_slot(20), [1])]
+
+
+def _wrong_chain_id(network: Network) -> list[MeterUnit]:
+    other_domain = meter_domain_separator(1, network.protocol.registry.address)
+    return [network.battery.unit(past_slot(21), [5], domain=other_domain)]
+
+
+def _replayed(network: Network) -> list[MeterUnit]:
+    original = network.battery.unit(past_slot(22), [7, 8])
+    assert network.post([original]).status_code == 200
+    return [network.battery.unit(past_slot(22) + 8 * INTERVAL, [9], sequence=original.sequence)]
+
+
+def _conflicting(network: Network) -> list[MeterUnit]:
+    original = network.heat_pump.unit(past_slot(23), [40, 50])
+    assert network.post([original]).status_code == 200
+    return [network.heat_pump.unit(past_slot(23), [40, 51])]
+
+
+def _far_future(network: Network) -> list[MeterUnit]:
+    return [network.battery.unit(past_slot(-30), [1])]
+
+
+def _implausible(network: Network) -> list[MeterUnit]:
+    return [network.heat_pump.unit(past_slot(24), [1_876])]  # 5 kW x 0.25 h x 1.5 = 1,875
+
+
+BAD_UNITS: dict[str, tuple[Callable[[Network], list[MeterUnit]], int, str]] = {
+    "forged signature": (_forged, 422, "signature does not match"),
+    "unregistered device": (_unregistered, 422, "unregistered device 1000000"),
+    "wrong chainId": (_wrong_chain_id, 422, "signed for another chain"),
+    "replayed unit": (_replayed, 409, "sequence already used (replay)"),
+    "conflicting second value": (_conflicting, 409, "conflicting reading"),
+    "far-future timestamp": (_far_future, 422, "in the future"),
+    "implausible energy": (_implausible, 422, "implausible energy"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_UNITS))
+def test_bad_unit_is_refused_with_a_reason_and_nothing_changes(network: Network, case: str) -> None:
+    build, status, reason = BAD_UNITS[case]
+    bad_units = build(network)
+    good = network.battery.unit(past_slot(100 + list(BAD_UNITS).index(case)), [3])
+    before = row_counts(network.store)
+
+    response = network.post([good, *bad_units])
+
+    assert response.status_code == status, response.text
+    answer = response.json()
+    assert reason in answer["detail"]
+    assert answer["results"][0] == {"index": 0, "status": "valid", "reason": None}
+    assert answer["results"][1]["status"] == "rejected"
+    assert reason in answer["results"][1]["reason"]
+    after = row_counts(network.store)
+    evidence_added = 1 if case == "conflicting second value" else 0
+    assert after == before | {"conflict_evidence": before["conflict_evidence"] + evidence_added}
+
+
+def test_malformed_json_is_a_422_with_the_parser_error(network: Network) -> None:
+    before = row_counts(network.store)
+    response = httpx.post(
+        network.oracle.url + "/v1/readings",
+        content=b'{"units": [{"deviceId": 1,',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("malformed JSON")
+    not_a_batch = httpx.post(network.oracle.url + "/v1/readings", json=[1, 2])
+    assert not_a_batch.status_code == 422
+    assert "expected" in not_a_batch.json()["detail"]
+    assert row_counts(network.store) == before
+
+
+def test_oversized_batches_and_bodies_are_413_with_the_limit(network: Network) -> None:
+    before = row_counts(network.store)
+    start = past_slot(40)
+    too_many = [network.battery.unit(start + i * INTERVAL, [1]) for i in range(MAX_UNITS + 1)]
+    response = network.post(too_many)
+    assert response.status_code == 413
+    assert f"at most {MAX_UNITS}" in response.json()["detail"]
+
+    huge_body = json.dumps({"units": [], "padding": "x" * MAX_BODY}).encode()
+    response = httpx.post(network.oracle.url + "/v1/readings", content=huge_body)
+    assert response.status_code == 413
+    assert f"larger than {MAX_BODY} bytes" in response.json()["detail"]
+    assert row_counts(network.store) == before
+
+
+# ─── Registry changes reach the oracle ─────────────────────────────────────────────────
+
+
+def test_key_rotation_and_deactivation_are_followed_from_registry_events(
+    network: Network,
+) -> None:
+    meter = network.new_meter(20_000)
+    start = past_slot(50)
+    assert network.post([meter.unit(start, [10])]).status_code == 200  # key now cached
+
+    new_key = bytes(Account.create().key)
+    protocol = network.protocol
+    rotation = secp256k1_device_key(
+        new_key, protocol.address, protocol.client.chain_id, protocol.registry.address
+    )
+    protocol.send(protocol.registry.functions.rotateKey(meter.device_id, rotation.as_tuple()))
+    old_key, meter.key = meter.key, new_key
+    assert network.post([meter.unit(start + INTERVAL, [11])]).status_code == 200
+    meter.key = old_key
+    stale = network.post([meter.unit(start + 2 * INTERVAL, [12])])
+    assert stale.status_code == 422
+
+    protocol.send(protocol.registry.functions.setActive(meter.device_id, False))
+    time.sleep(0.5)  # > poll interval
+    meter.key = new_key
+    response = network.post([meter.unit(start + 3 * INTERVAL, [13])])
+    assert response.status_code == 422
+    assert "deactivated" in response.json()["results"][0]["reason"]
+
+
+# ─── Public reads ──────────────────────────────────────────────────────────────────────
+
+
+def test_readings_are_paginated_and_each_unit_reverifies(network: Network) -> None:
+    meter = network.new_meter()
+    start = past_slot(60)
+    units = [
+        meter.unit(start + i * 10 * INTERVAL, list(range(i * 10, i * 10 + 10))) for i in range(3)
+    ]
+    assert network.post(units).status_code == 200
+
+    url = f"{network.oracle.url}/v1/devices/{meter.device_id}/readings"
+    seen: list[dict[str, object]] = []
+    cursor: int | None = None
+    pages = 0
+    while True:
+        params = {"limit": 7} | ({"cursor": cursor} if cursor is not None else {})
+        page = httpx.get(url, params=params).json()
+        seen += page["readings"]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 5
+    assert [reading["energy_wh"] for reading in seen] == list(range(30))
+    assert [reading["interval_start"] for reading in seen] == [
+        start + i * INTERVAL for i in range(30)
+    ]
+
+    window = httpx.get(url, params={"start": start + 5 * INTERVAL, "end": start + 8 * INTERVAL})
+    assert [r["energy_wh"] for r in window.json()["readings"]] == [5, 6, 7]
+
+    digest = seen[12]["unit_digest"]
+    assert digest == "0x" + unit_digest(units[1], network.domain).hex()
+    served = httpx.get(f"{network.oracle.url}/v1/units/{digest}").json()
+    assert served["digest"] == digest
+    assert (
+        verify_unit(MeterUnit.from_json(served), network.domain, meter.signing_key).hex()
+        == (str(digest)[2:])
+    )
+    missing = httpx.get(f"{network.oracle.url}/v1/units/0x{'00' * 32}")
+    assert missing.status_code == 404
+
+
+# ─── Operations ────────────────────────────────────────────────────────────────────────
+
+
+def test_health_is_200_and_metrics_count_outcomes(network: Network) -> None:
+    health = httpx.get(network.oracle.url + "/health")
+    assert health.status_code == 200
+    assert health.json()["database"] == "ok" and health.json()["chain"] == "ok"
+
+    network.post([SimulatedMeter.secp256k1(10**6 + 1, 1, network.domain).unit(past_slot(), [1])])
+    metrics = httpx.get(network.oracle.url + "/metrics").text
+    assert 'gridflex_oracle_units_total{status="accepted"}' in metrics
+    assert 'gridflex_oracle_rejections_total{reason="unregistered_device"}' in metrics
+    assert "gridflex_oracle_readings_accepted_total" in metrics
+    assert "gridflex_oracle_batch_seconds_bucket" in metrics
+    docs = httpx.get(network.oracle.url + "/openapi.json").json()
+    assert "/v1/readings" in docs["paths"]
+
+
+def test_locked_database_is_a_503_with_retry_after_and_nothing_is_lost(
+    network: Network,
+) -> None:
+    unit = network.battery.unit(past_slot(70), [21, 22])
+    blocker = sqlite3.connect(network.workdir / "oracle" / "oracle.db", isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        response = network.post([unit])
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "2"
+        assert "locked" in response.json()["detail"]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    retried = network.post([unit])
+    assert retried.status_code == 200
+    assert retried.json()["results"][0]["status"] == "accepted"
+
+
+def test_health_is_503_when_the_chain_rpc_is_down(network: Network) -> None:
+    dead_rpc = f"http://127.0.0.1:{free_port()}"
+    oracle = start_oracle(
+        network.workdir,
+        _oracle_env(
+            network.workdir,
+            dead_rpc,
+            GRIDFLEX_ORACLE_CHAIN_ID=str(network.protocol.client.chain_id),
+            GRIDFLEX_ORACLE_DATA_DIR=str(network.workdir / "oracle-dead-rpc"),
+        ),
+    )
+    try:
+        health = httpx.get(oracle.url + "/health", timeout=15)
+        assert health.status_code == 503
+        assert health.json()["database"] == "ok"
+        assert health.json()["chain"].startswith("down")
+        response = httpx.post(
+            oracle.url + "/v1/readings",
+            json={"units": [network.battery.unit(past_slot(71), [1]).to_json()]},
+            timeout=15,
+        )
+        assert response.status_code == 503 and "Retry-After" in response.headers
+    finally:
+        oracle.stop()
+
+
+def test_postgres_store_serves_and_reports_503_when_the_database_goes_away(
+    network: Network, anvil: AnvilProcess
+) -> None:
+    from oracle_testkit import POSTGRES_ADMIN_URL, postgres_available
+
+    reason = postgres_available()
+    if reason is not None:
+        pytest.skip(reason)
+    import psycopg
+
+    name = f"gridflex_oracle_down_{free_port()}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    oracle = start_oracle(
+        network.workdir,
+        _oracle_env(network.workdir, anvil.url)
+        | {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}"},
+    )
+    try:
+        unit = network.heat_pump.unit(past_slot(72), [5, 6, 7])
+        response = httpx.post(
+            oracle.url + "/v1/readings", json={"units": [unit.to_json()]}, timeout=15
+        )
+        assert response.status_code == 200, response.text
+        assert httpx.get(oracle.url + "/health").status_code == 200
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        health = httpx.get(oracle.url + "/health", timeout=15)
+        assert health.status_code == 503
+        assert health.json()["database"].startswith("down")
+        again = httpx.post(
+            oracle.url + "/v1/readings",
+            json={"units": [network.heat_pump.unit(past_slot(73), [1]).to_json()]},
+            timeout=15,
+        )
+        assert again.status_code == 503 and again.headers["Retry-After"] == "2"
+    finally:
+        oracle.stop()
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
