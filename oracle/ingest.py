@@ -29,19 +29,10 @@ from fractions import Fraction
 from typing import Any
 
 import structlog
-from coincurve import PublicKey
-from eth_hash.auto import keccak
 from sqlalchemy import Engine, and_, insert, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from gridflex.attestation import (
-    METER_READINGS_TYPEHASH,
-    SECP256K1_SIGNATURE_LENGTH,
-    AttestationError,
-    MeterUnit,
-    verify_p256,
-)
-from gridflex.eip712 import KeyType
+from gridflex.attestation import AttestationError, MeterUnit, signed_by, unit_digest
 from oracle.clock import Clock
 from oracle.db import writer_engine
 from oracle.models import ConflictEvidence, MeterUnitRecord, Reading
@@ -203,7 +194,7 @@ class Ingestor:
                 results[index] = UnitResult(index, UnitStatus.REJECTED, rejection[1], rejection[0])
                 continue
             assert device is not None
-            digest = meter_unit_digest(unit, self._domain_separator)
+            digest = unit_digest(unit, self._domain_separator)
             if not self._signature_matches(unit, digest, device):
                 results[index] = UnitResult(
                     index,
@@ -244,11 +235,11 @@ class Ingestor:
         return None
 
     def _signature_matches(self, unit: MeterUnit, digest: bytes, device: RegisteredDevice) -> bool:
-        if _signed_by(unit, digest, device):
+        if signed_by(unit, digest, device.key):
             return True
         # Maybe the key was rotated since we cached it: one rate-limited reload.
         fresh = self._registry.reload(unit.device_id)
-        return fresh is not None and fresh.key != device.key and _signed_by(unit, digest, fresh)
+        return fresh is not None and fresh.key != device.key and signed_by(unit, digest, fresh.key)
 
     # ─── Database phase ───────────────────────────────────────────────────────────────
 
@@ -502,55 +493,6 @@ def _rejected(rejection: Rejection, reason: str) -> UnitResult:
 
 def _with_index(result: UnitResult, index: int) -> UnitResult:
     return UnitResult(index, result.status, result.reason, result.rejection)
-
-
-# ─── Verification hot path ─────────────────────────────────────────────────────────────
-# gridflex.attestation.unit_digest / recover_secp256k1, minus per-value `to_bytes` for
-# recurring energy values and the checksummed-address round trip; tests prove the digest
-# equal to gridflex's (and so to eth-account's EIP-712 encoder).
-
-_WORD_CACHE_LIMIT = 1 << 17
-_int256_words: dict[int, bytes] = {}
-
-
-def _int256_word(value: int) -> bytes:
-    word = value.to_bytes(32, "big", signed=True)
-    if len(_int256_words) < _WORD_CACHE_LIMIT:
-        _int256_words[value] = word
-    return word
-
-
-def meter_unit_digest(unit: MeterUnit, domain_separator: bytes) -> bytes:
-    """EIP-712 digest of `unit`, byte-identical to gridflex.attestation.unit_digest."""
-    cached = _int256_words.get
-    energy = b"".join([cached(value) or _int256_word(value) for value in unit.energy_wh])
-    struct_hash = keccak(
-        METER_READINGS_TYPEHASH
-        + unit.device_id.to_bytes(32, "big")
-        + unit.first_interval_start.to_bytes(32, "big")
-        + unit.interval_seconds.to_bytes(32, "big")
-        + unit.sequence.to_bytes(32, "big")
-        + keccak(energy)
-    )
-    return keccak(b"\x19\x01" + domain_separator + struct_hash)
-
-
-def _signed_by(unit: MeterUnit, digest: bytes, device: RegisteredDevice) -> bool:
-    signature = unit.signature
-    if device.key.key_type == KeyType.P256:
-        return verify_p256(digest, signature, device.key.key_x, device.key.key_y)
-    if len(signature) != SECP256K1_SIGNATURE_LENGTH:
-        return False
-    recovery_id = signature[64] - 27 if signature[64] >= 27 else signature[64]
-    if recovery_id not in (0, 1):
-        return False
-    try:
-        public_key = PublicKey.from_signature_and_message(
-            signature[:64] + bytes((recovery_id,)), digest, hasher=None
-        )
-    except Exception:  # coincurve raises plain Exception on an unrecoverable signature
-        return False
-    return keccak(public_key.format(compressed=False)[1:])[-20:] == device.key.key_x[-20:]
 
 
 def _collect_rows(

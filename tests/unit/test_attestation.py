@@ -60,7 +60,7 @@ def test_secp256k1_unit_verifies_and_any_change_breaks_it() -> None:
     signed = sign_unit(_unit(), DOMAIN, device.key)
     assert verify_unit(signed, DOMAIN, key) == unit_digest(signed, DOMAIN)
     tampered = MeterUnit.from_json(signed.to_json() | {"energyWh": [351, -120, 0, 2**40]})
-    with pytest.raises(AttestationError, match="registered key"):
+    with pytest.raises(AttestationError, match="does not verify"):
         verify_unit(tampered, DOMAIN, key)
     other_chain = meter_domain_separator(CHAIN_ID + 1, REGISTRY)
     with pytest.raises(AttestationError):
@@ -75,7 +75,7 @@ def test_p256_unit_verifies_with_low_s_and_rejects_tampering() -> None:
     )
     signed = sign_unit(_unit(), DOMAIN, private_key)
     verify_unit(signed, DOMAIN, key)
-    with pytest.raises(AttestationError, match="P-256"):
+    with pytest.raises(AttestationError, match="does not verify"):
         verify_unit(_unit(sequence=43, signature=signed.signature), DOMAIN, key)
 
 
