@@ -12,7 +12,7 @@ import {IDeviceRegistry} from "./interfaces/IDeviceRegistry.sol";
 ///      it is bound to this chain and this registry and cannot be replayed for another owner.
 ///      P-256 keys (secure elements, TPMs, phones) are checked with the EIP-7951 precompile.
 contract DeviceRegistry is IDeviceRegistry, EIP712 {
-    /// @notice Largest capacity a single device can declare (1 GW).
+    /// @notice Largest capacity a single device can declare (1 GW; fits the uint32 field).
     uint48 public constant MAX_CAPACITY_W = 1_000_000_000;
     bytes32 public constant DEVICE_KEY_PROOF_TYPEHASH = keccak256("DeviceKeyProof(address owner)");
 
@@ -40,7 +40,8 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         deviceId = ++_deviceCount;
         Device storage d = _devices[deviceId];
         d.owner = msg.sender;
-        d.capacityW = capacityW;
+        // forge-lint: disable-next-line(unsafe-typecast) -- checked <= MAX_CAPACITY_W above
+        d.capacityW = uint32(capacityW);
         d.kind = DeviceKind(kind);
         d.keyType = keyType;
         d.active = true;
@@ -54,7 +55,8 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
     function update(uint256 deviceId, uint48 capacityW, bytes32 zone) external {
         Device storage d = _ownedDevice(deviceId);
         _checkCapacityAndZone(capacityW, zone);
-        d.capacityW = capacityW;
+        // forge-lint: disable-next-line(unsafe-typecast) -- checked <= MAX_CAPACITY_W above
+        d.capacityW = uint32(capacityW);
         d.zone = zone;
         emit DeviceUpdated(deviceId, zone, capacityW);
     }
@@ -82,6 +84,8 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         Device storage d = _ownedDevice(deviceId);
         if (newOwner == address(0) || newOwner == d.owner) revert InvalidNewOwner(newOwner);
         d.owner = newOwner;
+        // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
+        d.lastTransferAt = uint40(block.timestamp);
         emit DeviceTransferred(deviceId, msg.sender, newOwner);
     }
 
@@ -97,7 +101,7 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         return _deviceCount;
     }
 
-    function checkBidDevices(address owner, bytes32 zone, uint256[] calldata deviceIds)
+    function checkBidDevices(address owner, bytes32 zone, uint256 requestCreatedAt, uint256[] calldata deviceIds)
         external
         view
         returns (uint256 capacityW)
@@ -114,6 +118,10 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
             }
             if (!d.active) revert DeviceInactive(deviceId);
             if (d.zone != zone) revert DeviceWrongZone(deviceId, d.zone, zone);
+            uint256 lastTransferAt = d.lastTransferAt;
+            if (lastTransferAt != 0 && lastTransferAt >= requestCreatedAt) {
+                revert DeviceTransferredAfterRequest(deviceId, lastTransferAt, requestCreatedAt);
+            }
             capacityW += d.capacityW;
         }
     }

@@ -34,7 +34,8 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     uint16 public constant MAX_BIDS_CAP = 256;
     uint256 public constant MAX_WINDOW_INTERVALS = 96;
     uint16 public constant MAX_FEE_BPS = 1000;
-    /// @notice 1,000,000 FLEX per kW: keeps every bond within uint128 at MAX power.
+    /// @notice 1,000,000 FLEX per kW. A bond above uint96 (about 79 MW at this rate) reverts
+    ///         with SafeCast's SafeCastOverflowedUintDowncast; the FLEX supply is below 2^96.
     uint128 public constant MAX_BOND_PER_KW = 1e24;
     uint256 private constant BPS = 10_000;
 
@@ -114,6 +115,8 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         r.availabilityPricePerKWh = p.availabilityPricePerKWh;
         // forge-lint: disable-next-line(unsafe-typecast) -- checked against uint128 max above
         r.escrow = uint128(escrow);
+        // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
+        r.createdAt = uint40(block.timestamp);
         emit RequestCreated(requestId, msg.sender, p.zone, p, escrow);
 
         IERC20 token = IERC20(p.settlementToken);
@@ -155,7 +158,7 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         if (deviceCount == 0 || deviceCount > MAX_DEVICES_PER_BID) {
             revert InvalidDeviceCount(deviceCount, MAX_DEVICES_PER_BID);
         }
-        uint256 capacityW = registry.checkBidDevices(msg.sender, r.zone, deviceIds);
+        uint256 capacityW = registry.checkBidDevices(msg.sender, r.zone, r.createdAt, deviceIds);
         if (powerW > capacityW) revert BidExceedsCapacity(powerW, capacityW);
 
         uint96 bond = SafeCast.toUint96(SettlementMath.bondFor(powerW, bondPerKW));
@@ -242,12 +245,13 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         uint64 signerBitmap = committee.verifyReport(
             requestId, round, report.deliveredHash, report.devicesRoot, report.readingsRoot, signatures
         );
+        uint256 disputeEndsAt = block.timestamp + disputeWindow;
         r.status = RequestStatus.Reported;
         // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
-        r.reportedAt = uint40(block.timestamp);
+        r.disputeEndsAt = uint40(disputeEndsAt);
         r.signerBitmap = signerBitmap;
         _reports[requestId] = report;
-        emit ReportSubmitted(requestId, round, report, deliveredWh, signerBitmap, block.timestamp + disputeWindow);
+        emit ReportSubmitted(requestId, round, report, deliveredWh, signerBitmap, disputeEndsAt);
     }
 
     /// @notice Voids the pending report during its dispute window so that the committee can
@@ -255,13 +259,14 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     function voidReport(uint256 requestId) external onlyRole(DISPUTE_ROLE) {
         Request storage r = _requests[requestId];
         if (r.status != RequestStatus.Reported) _revertWrongStatus(requestId, r.status, RequestStatus.Reported);
-        uint256 endsAt = uint256(r.reportedAt) + disputeWindow;
+        uint256 endsAt = r.disputeEndsAt;
         if (block.timestamp >= endsAt) revert DisputeWindowClosed(requestId, endsAt);
         uint16 round = r.reportRound;
         uint64 signerBitmap = r.signerBitmap;
         r.status = RequestStatus.Cleared;
         r.reportRound = round + 1;
-        r.reportedAt = 0;
+        // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
+        r.disputeEndsAt = uint40(block.timestamp);
         r.signerBitmap = 0;
         delete _reports[requestId];
         emit ReportVoided(requestId, round, signerBitmap);
@@ -276,7 +281,7 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     function finalize(uint256 requestId, uint256[] calldata deliveredWh) external nonReentrant {
         Request storage r = _requests[requestId];
         if (r.status != RequestStatus.Reported) _revertWrongStatus(requestId, r.status, RequestStatus.Reported);
-        uint256 endsAt = uint256(r.reportedAt) + disputeWindow;
+        uint256 endsAt = r.disputeEndsAt;
         if (block.timestamp < endsAt) revert DisputeWindowOpen(requestId, endsAt);
         if (keccak256(abi.encodePacked(deliveredWh)) != _reports[requestId].deliveredHash) {
             revert DeliveryHashMismatch(requestId);
@@ -316,7 +321,8 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         RequestStatus status = r.status;
         uint256 expiresAt = 0;
         if (status == RequestStatus.Open) expiresAt = uint256(r.windowStart) + 1;
-        else if (status == RequestStatus.Cleared) expiresAt = uint256(r.windowEnd) + reportTimeout;
+        // After a voided report the committee gets a full `reportTimeout` again.
+        else if (status == RequestStatus.Cleared) expiresAt = Math.max(r.windowEnd, r.disputeEndsAt) + reportTimeout;
         else if (status == RequestStatus.None) revert UnknownRequest(requestId);
         else revert NotExpirable(requestId, status, 0);
         if (block.timestamp < expiresAt) revert NotExpirable(requestId, status, expiresAt);

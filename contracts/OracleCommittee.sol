@@ -14,7 +14,8 @@ import {IStaking} from "./interfaces/IStaking.sol";
 ///      request and the round, so a signature cannot be replayed on another chain, committee,
 ///      market, request or round.
 contract OracleCommittee is IOracleCommittee, AccessControl, EIP712 {
-    /// @notice Held by the market's dispute path; may slash report signers.
+    /// @notice Held by the dispute path (granted when the fraud-proof contract is deployed);
+    ///         may slash report signers. Nobody holds it at launch.
     bytes32 public constant DISPUTE_ROLE = keccak256("DISPUTE_ROLE");
     bytes32 public constant REPORT_TYPEHASH = keccak256(
         "Report(address market,uint256 requestId,uint16 round,bytes32 deliveredHash,bytes32 devicesRoot,bytes32 readingsRoot)"
@@ -42,35 +43,52 @@ contract OracleCommittee is IOracleCommittee, AccessControl, EIP712 {
 
     // ─── Governance ───────────────────────────────────────────────────────────────────────
 
-    /// @notice Seats `oracle` and locks the current oracle bond from its free stake.
-    /// @dev Once a threshold is set it must stay a strict majority: raise k before adding.
-    function addOracle(address oracle) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    /// @notice Seats `oracle`, locks the current oracle bond from its free stake and sets
+    ///         the threshold for the new size (a strict majority), atomically, so a committee
+    ///         can grow from any size.
+    function addOracle(address oracle, uint8 newThreshold) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (oracle == address(0)) revert ZeroAddress();
         if (_oracles[oracle].id != 0) revert OracleAlreadyKnown(oracle);
         if (oracleIdCount == MAX_ORACLE_IDS) revert OracleIdsExhausted(MAX_ORACLE_IDS);
+        uint8 count = activeOracleCount + 1;
+        _checkThreshold(newThreshold, count);
         uint8 id = ++oracleIdCount;
         uint128 bond = oracleBond;
-        uint8 count = activeOracleCount + 1;
-        if (threshold != 0) _checkThreshold(threshold, count);
-        _oracles[oracle] = Oracle({id: id, active: true, bond: bond});
+        _oracles[oracle] = Oracle({id: id, active: true, bond: bond, bondReleaseAt: 0});
         oracleById[id] = oracle;
         activeOracleCount = count;
+        threshold = newThreshold;
         emit OracleAdded(oracle, id, bond);
+        emit ThresholdSet(newThreshold);
         if (bond > 0) staking.lock(oracle, bond);
     }
 
-    /// @notice Unseats `oracle` and unlocks what remains of its bond; its id is not reused.
-    /// @dev The threshold must stay a strict majority of the remaining oracles.
-    function removeOracle(address oracle) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    /// @notice Unseats `oracle` and sets the threshold for the new size; its id is not
+    ///         reused. The bond stays locked, and slashable for reports it signed, for one
+    ///         staking unbonding period (at least the dispute window); then anyone may
+    ///         release it with `releaseOracleBond`.
+    function removeOracle(address oracle, uint8 newThreshold) external onlyRole(DEFAULT_ADMIN_ROLE) {
         Oracle storage o = _oracles[oracle];
         if (!o.active) revert NotActiveOracle(oracle);
         uint8 remaining = activeOracleCount - 1;
-        if (threshold != 0) _checkThreshold(threshold, remaining);
-        uint128 bond = o.bond;
+        _checkThreshold(newThreshold, remaining);
+        uint64 releaseAt = uint64(block.timestamp) + staking.unbondingPeriod();
         o.active = false;
-        o.bond = 0;
+        o.bondReleaseAt = releaseAt;
         activeOracleCount = remaining;
-        emit OracleRemoved(oracle, o.id, bond);
-        if (bond > 0) staking.unlock(oracle, bond);
+        threshold = newThreshold;
+        emit OracleRemoved(oracle, o.id, releaseAt);
+        emit ThresholdSet(newThreshold);
+    }
+
+    function releaseOracleBond(address oracle) external {
+        Oracle storage o = _oracles[oracle];
+        uint128 bond = o.bond;
+        if (o.active || bond == 0) revert NoBondToRelease(oracle);
+        if (block.timestamp < o.bondReleaseAt) revert BondStillLocked(oracle, o.bondReleaseAt);
+        o.bond = 0;
+        emit OracleBondReleased(oracle, bond);
+        staking.unlock(oracle, bond);
     }
 
     /// @notice Sets k; it must be a strict majority of the active oracles, so two different
@@ -145,7 +163,7 @@ contract OracleCommittee is IOracleCommittee, AccessControl, EIP712 {
             if (o.active) {
                 o.active = false;
                 activeOracleCount -= 1;
-                emit OracleRemoved(oracle, id, 0);
+                emit OracleRemoved(oracle, id, block.timestamp);
             }
             if (bond == 0) continue;
             o.bond = 0;

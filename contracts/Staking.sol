@@ -147,6 +147,7 @@ contract Staking is IStaking, AccessControl, ReentrancyGuard {
         if (address(source) == address(0)) revert ZeroAddress();
         _checkUnbonding(unbondingPeriod, source.disputeWindow());
         disputeWindowSource = source;
+        emit DisputeWindowSourceSet(address(source));
     }
 
     function setTreasury(address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {

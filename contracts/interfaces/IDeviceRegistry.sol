@@ -23,10 +23,14 @@ interface IDeviceRegistry {
     /// @dev Packed in three slots (four for P-256 keys).
     struct Device {
         address owner;
-        uint48 capacityW;
+        uint32 capacityW;
         DeviceKind kind;
         KeyType keyType;
         bool active;
+        /// @dev When the device last changed owner (0: never). A device that changed owner at
+        ///      or after a request was posted cannot be offered in that request, so a transfer
+        ///      cannot put the same hardware into two bids of one request.
+        uint40 lastTransferAt;
         bytes32 zone;
         /// @dev secp256k1: the signer address in the low 160 bits. P-256: the x coordinate.
         bytes32 keyX;
@@ -71,6 +75,8 @@ interface IDeviceRegistry {
     error DeviceInactive(uint256 deviceId);
     /// @notice Thrown when a device in a bid is in another zone than the request.
     error DeviceWrongZone(uint256 deviceId, bytes32 zone, bytes32 requestZone);
+    /// @notice Thrown when a device changed owner at or after the request it is offered in.
+    error DeviceTransferredAfterRequest(uint256 deviceId, uint256 lastTransferAt, uint256 requestCreatedAt);
     /// @notice Thrown when transferring to the zero address or to the current owner.
     error InvalidNewOwner(address newOwner);
 
@@ -100,9 +106,10 @@ interface IDeviceRegistry {
 
     function device(uint256 deviceId) external view returns (Device memory);
     function deviceCount() external view returns (uint256);
-    /// @notice Checks that `deviceIds` are strictly ascending, active, owned by `owner` and in
-    ///         `zone`, and returns their total capacity (one call per bid).
-    function checkBidDevices(address owner, bytes32 zone, uint256[] calldata deviceIds)
+    /// @notice Checks that `deviceIds` are strictly ascending, active, owned by `owner`, in
+    ///         `zone` and not transferred since `requestCreatedAt`; returns their total
+    ///         capacity (one call per bid).
+    function checkBidDevices(address owner, bytes32 zone, uint256 requestCreatedAt, uint256[] calldata deviceIds)
         external
         view
         returns (uint256 capacityW);

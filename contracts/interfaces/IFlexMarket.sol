@@ -45,7 +45,7 @@ interface IFlexMarket {
         address settlementToken;
     }
 
-    /// @dev Packed in six slots; the report lives in its own mapping.
+    /// @dev Packed in seven slots; the report lives in its own mapping.
     struct Request {
         address operator;
         uint40 gateClosure;
@@ -60,7 +60,10 @@ interface IFlexMarket {
         uint32 intervalSeconds;
         uint16 bidCount;
         RequestStatus status;
-        uint40 reportedAt;
+        /// @dev End of the pending report's dispute window, fixed when the report is posted
+        ///      (a later change of `disputeWindow` does not move it); after a void, the time
+        ///      of the void, from which `reportTimeout` counts again.
+        uint40 disputeEndsAt;
         uint16 reportRound;
         uint64 signerBitmap;
         bytes32 zone;
@@ -68,6 +71,8 @@ interface IFlexMarket {
         uint128 availabilityPricePerKWh;
         uint128 escrow;
         uint128 clearingPrice;
+        /// @dev Devices transferred at or after this time cannot be offered in the request.
+        uint40 createdAt;
     }
 
     /// @dev Two slots. Device ids are not stored: `devicesHashOf(requestId, bidder)` commits

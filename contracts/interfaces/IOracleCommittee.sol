@@ -9,7 +9,10 @@ interface IOracleCommittee {
     struct Oracle {
         uint8 id;
         bool active;
+        /// @dev FLEX locked in Staking for the seat; stays locked (and slashable) after removal
+        ///      until `bondReleaseAt`.
         uint128 bond;
+        uint64 bondReleaseAt;
     }
 
     /// @notice Thrown when adding an address that already holds an oracle id.
@@ -28,17 +31,28 @@ interface IOracleCommittee {
     error SignerNotOracle(uint256 index, address recovered);
     /// @notice Thrown when a signature is malformed.
     error MalformedSignature(uint256 index);
+    /// @notice Thrown when seating the zero address.
+    error ZeroAddress();
+    /// @notice Thrown when releasing a removed oracle's bond before its release time.
+    error BondStillLocked(address oracle, uint256 releaseAt);
+    /// @notice Thrown when releasing the bond of an active oracle or one with no bond left.
+    error NoBondToRelease(address oracle);
     /// @notice Thrown when a governance parameter is outside its bounds.
     error ParameterOutOfBounds(bytes32 name, uint256 value, uint256 min, uint256 max);
 
     event OracleAdded(address indexed oracle, uint8 indexed id, uint256 bond);
-    event OracleRemoved(address indexed oracle, uint8 indexed id, uint256 bondUnlocked);
+    event OracleRemoved(address indexed oracle, uint8 indexed id, uint256 bondReleaseAt);
+    event OracleBondReleased(address indexed oracle, uint256 amount);
     event ThresholdSet(uint256 threshold);
     event OracleBondSet(uint256 bond);
     event OraclesSlashed(uint64 signerBitmap, address indexed beneficiary, uint256 total);
 
-    function addOracle(address oracle) external;
-    function removeOracle(address oracle) external;
+    /// @notice Seats `oracle` and sets the threshold for the new committee size in one step.
+    function addOracle(address oracle, uint8 newThreshold) external;
+    /// @notice Unseats `oracle` and sets the threshold for the new committee size in one step.
+    function removeOracle(address oracle, uint8 newThreshold) external;
+    /// @notice Unlocks a removed oracle's remaining bond once its release time has passed.
+    function releaseOracleBond(address oracle) external;
     function setThreshold(uint8 newThreshold) external;
     function setOracleBond(uint128 bond) external;
 

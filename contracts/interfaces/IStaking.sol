@@ -46,6 +46,7 @@ interface IStaking {
     );
     event UnbondingPeriodSet(uint256 unbondingPeriod);
     event TreasurySet(address indexed treasury);
+    event DisputeWindowSourceSet(address indexed source);
 
     function stake(uint256 amount) external;
     function requestUnstake(uint256 amount) external;

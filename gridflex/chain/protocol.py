@@ -125,7 +125,9 @@ class RequestState:
     interval_seconds: int
     bid_count: int
     status: RequestStatus
-    reported_at: int
+    # End of the pending report's dispute window (fixed when posted); after a void, the
+    # time of the void, from which the report timeout counts again. 0 before any report.
+    dispute_ends_at: int
     report_round: int
     signer_bitmap: int
     zone: bytes
@@ -133,6 +135,8 @@ class RequestState:
     availability_price_per_kwh: int
     escrow: int
     clearing_price: int
+    # Devices transferred at or after this time cannot be offered in the request.
+    created_at: int
 
     @classmethod
     def from_chain(cls, raw: tuple[Any, ...]) -> RequestState:
@@ -216,14 +220,20 @@ class Protocol:
 
     # ─── Governance ───────────────────────────────────────────────────────────────────
 
-    def seat_oracle(self, oracle: LocalAccount) -> None:
-        """Funds `oracle` with the oracle bond in FLEX, stakes it and seats it (governance)."""
+    def seat_oracle(self, oracle: LocalAccount, threshold: int) -> None:
+        """Funds `oracle` with the oracle bond in FLEX, stakes it and seats it (governance).
+
+        `threshold` is the committee's k once `oracle` is seated: it must be a strict majority
+        of the new committee size (1 of 1, 2 of 2, 2 of 3, 3 of 4, ...); the contract sets it
+        in the same transaction.
+        """
         bond = int(self.committee.functions.oracleBond().call())
         self.send(self.token.functions.transfer(oracle.address, bond))
         self.as_account(oracle).stake(bond)
-        self.send(self.committee.functions.addOracle(oracle.address))
+        self.send(self.committee.functions.addOracle(oracle.address, threshold))
 
     def set_threshold(self, threshold: int) -> None:
+        """Changes k without changing the committee (a strict majority of the active oracles)."""
         self.send(self.committee.functions.setThreshold(threshold))
 
     def grant_grid_operator(self, account: str) -> None:

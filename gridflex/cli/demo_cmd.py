@@ -73,9 +73,9 @@ def demo(
 
         with console.status("seating a 2-of-3 oracle committee and a grid operator..."):
             oracles = [anvil_dev_account(i) for i in (7, 8, 9)]
-            for oracle in oracles:
-                governance.seat_oracle(oracle)
-            governance.set_threshold(2)
+            # each seat sets k for the new size: 1 of 1, 2 of 2, 2 of 3
+            for oracle, threshold in zip(oracles, (1, 2, 2), strict=True):
+                governance.seat_oracle(oracle, threshold)
             operator = governance.as_account(anvil_dev_account(1))
             governance.grant_grid_operator(operator.address)
             governance.send(governance.token.functions.transfer(operator.address, 10_000 * TOKEN))

@@ -43,10 +43,11 @@ def test_full_event_lifecycle_settles_every_balance_to_the_unit(
     oracle_accounts = [anvil_dev_account(i) for i in (4, 5, 6)]
     treasury = governance.address
 
-    # Governance seats three bonded oracles at threshold 2 and admits the grid operator.
-    for account in oracle_accounts:
-        governance.seat_oracle(account)
-    governance.set_threshold(2)
+    # Governance seats three bonded oracles (k = 1 of 1, 2 of 2, 2 of 3: each seat sets the
+    # threshold for the new size) and admits the grid operator.
+    for account, threshold in zip(oracle_accounts, (1, 2, 2), strict=True):
+        governance.seat_oracle(account, threshold)
+    assert governance.committee.functions.threshold().call() == 2
     governance.grant_grid_operator(operator.address)
     governance.send(
         governance.erc20(settlement_token).functions.transfer(operator.address, 1_000 * EUR)
@@ -81,6 +82,9 @@ def test_full_event_lifecycle_settles_every_balance_to_the_unit(
     )  # fmt: skip
     operator_before = operator.balance_of(settlement_token)
     request_id, escrow = operator.create_request(spec)
+    created = governance.request(request_id)
+    assert created.created_at == w3.eth.get_block("latest")["timestamp"]
+    assert created.dispute_ends_at == 0
     # 50 kWh at 0.25 + 50 kW x 1 h at 0.01 = 12.5 + 0.5
     assert escrow == 12 * EUR + EUR // 2 + EUR // 2
     assert operator.balance_of(settlement_token) == operator_before - escrow
@@ -115,12 +119,15 @@ def test_full_event_lifecycle_settles_every_balance_to_the_unit(
         payload, chain_id, governance.committee.address, [a.key for a in oracle_accounts[:2]]
     )
     governance.submit_report(request_id, delivered, b"\x01" * 32, b"\x02" * 32, signatures)
-    assert governance.request(request_id).status == RequestStatus.REPORTED
+    reported = governance.request(request_id)
+    assert reported.status == RequestStatus.REPORTED
+    dispute_window = governance.market.functions.disputeWindow().call()
+    reported_at = w3.eth.get_block("latest")["timestamp"]
+    assert reported.dispute_ends_at == reported_at + dispute_window
     with pytest.raises(TransactionReverted) as too_early:
         governance.finalize(request_id)
     assert too_early.value.error_name == "DisputeWindowOpen"
 
-    dispute_window = governance.market.functions.disputeWindow().call()
     increase_time(w3, dispute_window)
     treasury_flex_before = governance.balance_of(governance.token.address, treasury)
     governance.finalize(request_id)

@@ -101,14 +101,14 @@ abstract contract Deployers is TestBase {
         market.grantRole(market.GRID_OPERATOR_ROLE(), gridOperator);
         vm.stopPrank();
 
+        // Each seat sets the threshold for the new size: 1 of 1, 2 of 2, 2 of 3.
+        uint8[3] memory thresholds = [uint8(1), 2, 2];
         for (uint256 i; i < 3; ++i) {
             oracles[i] = vm.addr(oracleKeys[i]);
             fundAndStake(oracles[i], ORACLE_BOND);
             vm.prank(governance);
-            committee.addOracle(oracles[i]);
+            committee.addOracle(oracles[i], thresholds[i]);
         }
-        vm.prank(governance);
-        committee.setThreshold(2);
 
         eur.mint(gridOperator, 1_000_000 * EUR);
         vm.prank(gridOperator);
