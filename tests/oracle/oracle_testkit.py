@@ -1,23 +1,18 @@
-"""Test kit for the oracle: simulated signing meters, a fixed device directory, row counts,
-and a real `gridflex oracle serve` child process."""
+"""Test kit for the oracle: simulated signing meters, a fixed device directory, row counts.
+The real `gridflex oracle serve` child process is `support.oracle_process` (shared with
+the end-to-end tests)."""
 
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
 from sqlalchemy import Engine, func, select
 
 from gridflex.attestation import DeviceSigningKey, MeterUnit, meter_domain_separator, sign_unit
-from gridflex.chain.anvil import free_port
 from gridflex.eip712 import KeyType, p256_public_key_bytes
 from oracle.models import ConflictEvidence, MeterUnitRecord, Reading
 from oracle.registry_cache import RegisteredDevice
@@ -122,57 +117,3 @@ def postgres_available() -> str | None:
             return None
     except Exception as error:
         return f"PostgreSQL not reachable on 127.0.0.1:5432 ({str(error).splitlines()[0]})"
-
-
-# ─── A real oracle process ─────────────────────────────────────────────────────────────
-
-
-@dataclass
-class OracleServer:
-    """`gridflex oracle serve` as a child process on a free port."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def start_oracle(workdir: Path, env: dict[str, str], timeout: float = 30.0) -> OracleServer:
-    """Start an oracle with `GRIDFLEX_ORACLE_*` settings in `env`; wait until it serves."""
-    port = free_port()
-    log_path = workdir / f"oracle-{port}.log"
-    full_env = {key: value for key, value in os.environ.items() if "GRIDFLEX" not in key}
-    full_env.pop("DATABASE_URL", None)
-    full_env |= env | {"GRIDFLEX_LOG_LEVEL": "INFO"}
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gridflex.cli.main", "oracle", "serve", "--port", str(port)],
-            cwd=workdir,
-            env=full_env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = OracleServer(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"oracle exited with {process.returncode}:\n{server.log()}")
-        try:
-            httpx.get(server.url + "/metrics", timeout=1.0)
-            return server
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"oracle did not answer within {timeout}s:\n{server.log()}")

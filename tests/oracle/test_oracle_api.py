@@ -15,15 +15,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
-from oracle_testkit import (
-    INTERVAL,
-    OracleServer,
-    SimulatedMeter,
-    past_slot,
-    row_counts,
-    start_oracle,
-)
+from oracle_testkit import INTERVAL, SimulatedMeter, past_slot, row_counts
 from sqlalchemy import Engine, create_engine
+from support.oracle_process import OracleServer, start_oracle
 from web3 import Web3
 
 from gridflex.attestation import (
