@@ -1,0 +1,133 @@
+"""What an oracle report commits to, byte for byte, so that oracles, the contracts, the
+watcher and `gridflex verify` build and check the same roots.
+
+- Device records: one per measured device, leaf types
+  `(uint256 deviceId, uint16 bidIndex, int256 baselineWh, int256 meteredWh,
+  int256 deliveredWh, uint8 quality)` summed over the event intervals; their
+  StandardMerkleTree root is the report's `devicesRoot`.
+- Used readings: per device, the (intervalStart, energyWh) pairs the measurement read
+  (baseline history, adjustment window and event intervals), sorted by interval and packed
+  as `abi.encodePacked(uint64 intervalStart, int64 energyWh)` (16 bytes each); leaf types
+  `(uint256 deviceId, bytes32 keccak256(packed))`; their root is `readingsRoot`. A fraud
+  proof shows one packed pair that differs from what the device signed.
+- Leaves are encoded by hand (all fields are static ABI words), which is what
+  `abi.encode` does, without eth-abi's per-call overhead; tests check the equality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from gridflex.merkle import MerkleTree, keccak256
+
+DEVICE_RECORD_TYPES = ("uint256", "uint16", "int256", "int256", "int256", "uint8")
+USED_READINGS_TYPES = ("uint256", "bytes32")
+USED_READING_BYTES = 16
+
+
+class Quality(IntEnum):
+    """Data quality of one device's measurement (settles as zero delivery unless OK or
+    FALLBACK)."""
+
+    OK = 0
+    FALLBACK = 1
+    """The method's documented fallback baseline was used (e.g. too few eligible days)."""
+    INSUFFICIENT_DATA = 2
+    """No usable baseline or missing event intervals: zero delivery, visible in the report."""
+    CONFLICT = 3
+    """The device signed two different values for an interval it needs: zero delivery."""
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big", signed=value < 0)
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    device_id: int
+    bid_index: int
+    baseline_wh: int
+    metered_wh: int
+    delivered_wh: int
+    quality: Quality
+
+    def values(self) -> tuple[int, ...]:
+        return (
+            self.device_id, self.bid_index, self.baseline_wh,
+            self.metered_wh, self.delivered_wh, int(self.quality),
+        )  # fmt: skip
+
+    def leaf(self) -> bytes:
+        return keccak256(keccak256(b"".join(_word(v) for v in self.values())))
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "deviceId": self.device_id, "bidIndex": self.bid_index,
+            "baselineWh": self.baseline_wh, "meteredWh": self.metered_wh,
+            "deliveredWh": self.delivered_wh, "quality": int(self.quality),
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, int]) -> DeviceRecord:
+        return cls(
+            int(data["deviceId"]), int(data["bidIndex"]), int(data["baselineWh"]),
+            int(data["meteredWh"]), int(data["deliveredWh"]), Quality(int(data["quality"])),
+        )  # fmt: skip
+
+
+def pack_used_readings(readings: Iterable[tuple[int, int]]) -> bytes:
+    """(intervalStart, energyWh) pairs sorted by interval, 16 bytes each."""
+    ordered = sorted(readings)
+    packed = np.empty(len(ordered), dtype=[("start", ">u8"), ("energy", ">i8")])
+    if ordered:
+        packed["start"], packed["energy"] = zip(*ordered, strict=True)
+    return packed.tobytes()
+
+
+def unpack_used_readings(packed: bytes) -> list[tuple[int, int]]:
+    if len(packed) % USED_READING_BYTES:
+        raise ValueError("packed readings must be a multiple of 16 bytes")
+    rows = np.frombuffer(packed, dtype=[("start", ">u8"), ("energy", ">i8")])
+    return [(int(start), int(energy)) for start, energy in rows]
+
+
+def used_readings_leaf(device_id: int, packed: bytes) -> bytes:
+    return keccak256(keccak256(_word(device_id) + keccak256(packed)))
+
+
+@dataclass(frozen=True)
+class ReportTrees:
+    """The two trees of one report and its per-bid delivery figures."""
+
+    records: list[DeviceRecord]
+    used_readings: dict[int, bytes]
+    delivered_wh: list[int]
+    devices_tree: MerkleTree
+    readings_tree: MerkleTree
+
+    @property
+    def devices_root(self) -> bytes:
+        return self.devices_tree.root
+
+    @property
+    def readings_root(self) -> bytes:
+        return self.readings_tree.root
+
+
+def build_report_trees(
+    records: list[DeviceRecord], used_readings: dict[int, bytes], bid_count: int
+) -> ReportTrees:
+    """Trees and per-bid totals (sum of device deliveries per bid index; zero for bids
+    without measured devices). Needs at least one record."""
+    delivered = [0] * bid_count
+    for record in records:
+        delivered[record.bid_index] += max(record.delivered_wh, 0)
+    devices_tree = MerkleTree.from_leaf_hashes([r.leaf() for r in records])
+    readings_tree = MerkleTree.from_leaf_hashes(
+        [used_readings_leaf(device_id, packed) for device_id, packed in used_readings.items()]
+    )
+    return ReportTrees(records, used_readings, delivered, devices_tree, readings_tree)
