@@ -25,7 +25,7 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
     bytes32 public constant GRID_OPERATOR_ROLE = keccak256("GRID_OPERATOR_ROLE");
-    /// @notice Held by the dispute path (a later contract); may void a report in its window.
+    /// @notice Held by the DisputeResolver (fraud proofs); may void a report in its window.
     bytes32 public constant DISPUTE_ROLE = keccak256("DISPUTE_ROLE");
 
     /// @notice Baseline method ids: 0 MBMA, 1 CAISO 10-in-10, 2 PJM high-4-of-5.

@@ -14,8 +14,8 @@ import {IStaking} from "./interfaces/IStaking.sol";
 ///      request and the round, so a signature cannot be replayed on another chain, committee,
 ///      market, request or round.
 contract OracleCommittee is IOracleCommittee, AccessControl, EIP712 {
-    /// @notice Held by the dispute path (granted when the fraud-proof contract is deployed);
-    ///         may slash report signers. Nobody holds it at launch.
+    /// @notice Held by the DisputeResolver (granted at deployment, see gridflex/chain/deploy.py);
+    ///         may slash report signers.
     bytes32 public constant DISPUTE_ROLE = keccak256("DISPUTE_ROLE");
     bytes32 public constant REPORT_TYPEHASH = keccak256(
         "Report(address market,uint256 requestId,uint16 round,bytes32 deliveredHash,bytes32 devicesRoot,bytes32 readingsRoot)"

@@ -2,8 +2,10 @@
 pragma solidity 0.8.37;
 
 import {Deployers} from "./utils/Deployers.sol";
+import {DisputeFixtures} from "./utils/DisputeFixtures.sol";
 import {IDeviceRegistry} from "../interfaces/IDeviceRegistry.sol";
 import {IFlexMarket} from "../interfaces/IFlexMarket.sol";
+import {IDisputeResolver} from "../interfaces/IDisputeResolver.sol";
 
 /// @notice Gas of the protocol's hot paths, committed to snapshots/gridflex.json (forge writes
 ///         it on `forge test`; `FORGE_SNAPSHOT_CHECK=true forge test` fails on a drift) and
@@ -23,6 +25,8 @@ abstract contract GasBase is Deployers {
     uint256 internal constant REPORT_TARGET = 150_000;
     uint256 internal constant FINALIZE_PER_BID_TARGET = 60_000;
     uint256 internal constant WITHDRAW_TARGET = 50_000;
+    /// @dev A fraud proof with a day of readings on both sides, void and a two-oracle slash.
+    uint256 internal constant CHALLENGE_TARGET = 260_000;
     uint256 internal constant BIDS = 10;
     uint48 internal constant BID_W = 12_000;
 
@@ -213,5 +217,60 @@ contract GasWithdrawTest is GasBase {
         uint256 used = vm.stopSnapshotGas();
         vm.stopPrank();
         assertLe(used, WITHDRAW_TARGET, "withdraw");
+    }
+}
+
+/// @dev The largest proof a node's unit allows: 96 used readings (a day of 15-minute
+///      intervals, 1,536 bytes), a 96-interval signed unit (768 bytes), a readings tree of 128
+///      devices (7 siblings), a secp256k1 device; the challenge voids the report and slashes
+///      two oracles (four FLEX transfers).
+contract GasChallengeTest is GasBase, DisputeFixtures {
+    uint256 internal constant DEVICE_KEY = 0xDE96;
+    uint256 internal constant INTERVALS = 96;
+    uint256 internal constant DISPUTED = 90;
+    uint256 internal requestId;
+    uint256 internal deviceId;
+    bytes internal used;
+    bytes32[] internal proof;
+    IDisputeResolver.MeterUnit internal signedUnit;
+    address internal challenger = address(0xC4A1);
+
+    function setUp() public {
+        deployProtocol();
+        requestId = createRequest(defaultParams());
+        address owner = provider(0);
+        fundAndStake(owner, 1_000 * FLEX);
+        deviceId = registerDevice(owner, DEVICE_KEY, 200_000, ZONE);
+        placeBid(owner, requestId, 100_000, 150_000, ids(deviceId));
+        clearRequest(requestId);
+
+        uint256 windowEnd = market.request(requestId).windowEnd;
+        uint256 first = windowEnd - INTERVALS * 900;
+        int64[] memory values = new int64[](INTERVALS);
+        for (uint256 i; i < INTERVALS; ++i) {
+            values[i] = int64(int256(10_000 + i * 37));
+        }
+        signedUnit = signSecp(unit(deviceId, first, values), DEVICE_KEY);
+        values[DISPUTED] = 1;
+        used = packUsed(first, 900, values);
+        for (uint256 i; i < 7; ++i) {
+            proof.push(keccak256(abi.encode("sibling", i)));
+        }
+        bytes32 root = rootOf(readingsLeaf(deviceId, used), proof);
+        postReportWithRoot(requestId, ids(100_000), root, twoSigners());
+    }
+
+    function test_gas_challenge_96intervals() public {
+        bytes memory readings = used;
+        bytes32[] memory siblings = proof;
+        IDisputeResolver.MeterUnit memory u = signedUnit;
+        vm.startPrank(challenger);
+        vm.startSnapshotGas(GROUP, "challenge_96intervals");
+        dispute.challenge(requestId, deviceId, readings, siblings, DISPUTED, u, DISPUTED);
+        uint256 used_ = vm.stopSnapshotGas();
+        vm.stopPrank();
+        assertLe(used_, CHALLENGE_TARGET, "challenge_96intervals");
+        assertEq(uint256(market.request(requestId).status), uint256(IFlexMarket.RequestStatus.Cleared), "voided");
+        assertEq(flex.balanceOf(challenger), ORACLE_BOND, "challenger paid");
     }
 }

@@ -4,6 +4,8 @@ constructor arguments and the roles each contract grants the others.
 Wiring (mirrored by `contracts/test/utils/Deployers.sol`):
 - Staking grants LOCKER_ROLE and SLASHER_ROLE to FlexMarket and OracleCommittee.
 - Staking reads the market's dispute window, so unbonding can never be shorter.
+- DisputeResolver (fraud proofs) holds FlexMarket.DISPUTE_ROLE (voids a report) and
+  OracleCommittee.DISPUTE_ROLE (slashes its signers); nobody else holds either.
 - Governance (the deployer here; a multisig in production) keeps DEFAULT_ADMIN_ROLE
   everywhere and grants GRID_OPERATOR_ROLE and oracle seats afterwards.
 """
@@ -23,7 +25,14 @@ from gridflex.chain.deployments import DeployedContract, Deployment
 log = structlog.get_logger(__name__)
 
 FLEX = 10**18
-PROTOCOL_CONTRACTS = ("FlexToken", "DeviceRegistry", "Staking", "OracleCommittee", "FlexMarket")
+PROTOCOL_CONTRACTS = (
+    "FlexToken",
+    "DeviceRegistry",
+    "Staking",
+    "OracleCommittee",
+    "FlexMarket",
+    "DisputeResolver",
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ def deploy_protocol(
     params: ProtocolParams | None = None,
     artifacts: Mapping[str, Artifact] | None = None,
 ) -> Deployment:
-    """Deploy the five protocol contracts from `client`'s account (governance) and wire them."""
+    """Deploy the six protocol contracts from `client`'s account (governance) and wire them."""
     params = params or ProtocolParams()
     artifacts = artifacts or load_artifacts()
     governance = client.address
@@ -75,6 +84,13 @@ def deploy_protocol(
         committee.address,
         treasury,
     )
+    dispute = client.deploy(
+        artifacts["DisputeResolver"],
+        governance,
+        market.address,
+        committee.address,
+        registry.address,
+    )
 
     locker = staking.functions.LOCKER_ROLE().call()
     slasher = staking.functions.SLASHER_ROLE().call()
@@ -86,9 +102,13 @@ def deploy_protocol(
     client.send(market.functions.setBondPerKW(params.bond_per_kw))
     client.send(market.functions.setProtocolFeeBps(params.protocol_fee_bps))
     client.send(staking.functions.setDisputeWindowSource(market.address))
+    client.send(market.functions.grantRole(market.functions.DISPUTE_ROLE().call(), dispute.address))
+    client.send(
+        committee.functions.grantRole(committee.functions.DISPUTE_ROLE().call(), dispute.address)
+    )
 
     contracts = {"FlexToken": token, "DeviceRegistry": registry, "Staking": staking}
-    contracts |= {"OracleCommittee": committee, "FlexMarket": market}
+    contracts |= {"OracleCommittee": committee, "FlexMarket": market, "DisputeResolver": dispute}
     deployment = Deployment(
         chain_id=client.chain_id,
         deployed_at_block=start_block + 1,

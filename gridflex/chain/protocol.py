@@ -14,6 +14,7 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from gridflex.attestation import MeterUnit
 from gridflex.chain.client import ChainClient
 from gridflex.chain.deployments import Deployment
 from gridflex.clearing import BidOffer, merit_order
@@ -173,6 +174,21 @@ class DeviceRecord:
         )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class ChallengeResult:
+    """A successful fraud proof, from the `ReportChallenged` event."""
+
+    request_id: int
+    round: int
+    device_id: int
+    interval_start: int
+    used_energy_wh: int
+    signed_energy_wh: int
+    challenger: str
+    slashed_total: int
+    receipt: TxReceipt
+
+
 class Protocol:
     """One account's handle on one GridFlex deployment."""
 
@@ -184,10 +200,19 @@ class Protocol:
         self.staking = self._bind("Staking")
         self.committee = self._bind("OracleCommittee")
         self.market = self._bind("FlexMarket")
+        self._dispute: Contract | None = None
 
     def _bind(self, name: str) -> Contract:
-        deployed = self.deployment.contracts[name]
-        return self.client.contract(deployed.address, deployed.abi)
+        address = self.deployment.address_of(name)  # KeyError naming what is deployed
+        return self.client.contract(address, self.deployment.contracts[name].abi)
+
+    @property
+    def dispute(self) -> Contract:
+        """The DisputeResolver (fraud proofs). Bound on first use, so a deployment record
+        written before it existed still serves everything else."""
+        if self._dispute is None:
+            self._dispute = self._bind("DisputeResolver")
+        return self._dispute
 
     def as_account(self, account: LocalAccount) -> Protocol:
         """The same deployment, signing as `account`."""
@@ -342,3 +367,54 @@ class Protocol:
         receipt = self.send(self.market.functions.withdraw(token))
         (event,) = self.market.events.Withdrawn().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["amount"])
+
+    # ─── Disputes ─────────────────────────────────────────────────────────────────────
+
+    def challenge(
+        self,
+        request_id: int,
+        device_id: int,
+        used_readings: bytes,
+        readings_proof: list[bytes],
+        used_index: int,
+        unit: MeterUnit,
+        unit_index: int,
+    ) -> ChallengeResult:
+        """Proves that the pending report of `request_id` used a reading of `device_id`
+        (reading `used_index` of `used_readings`, the packed pairs committed under the
+        report's readingsRoot, with its Merkle proof) that differs from value `unit_index`
+        of `unit`, signed by the device. Voids the report and slashes its signers; this
+        account receives the challenger's share. Reverts (TransactionReverted) with the
+        contract's reason, e.g. `NotDisputable`, `ReadingsProofInvalid`, `ValuesAgree`."""
+        unit_tuple = (
+            unit.device_id,
+            unit.first_interval_start,
+            unit.interval_seconds,
+            unit.sequence,
+            unit.energy_bytes,
+            unit.signature,
+        )
+        receipt = self.send(
+            self.dispute.functions.challenge(
+                request_id,
+                device_id,
+                used_readings,
+                list(readings_proof),
+                used_index,
+                unit_tuple,
+                unit_index,
+            )
+        )
+        (event,) = self.dispute.events.ReportChallenged().process_receipt(receipt, errors=DISCARD)
+        args = event["args"]
+        return ChallengeResult(
+            request_id=int(args["requestId"]),
+            round=int(args["round"]),
+            device_id=int(args["deviceId"]),
+            interval_start=int(args["intervalStart"]),
+            used_energy_wh=int(args["usedEnergyWh"]),
+            signed_energy_wh=int(args["signedEnergyWh"]),
+            challenger=args["challenger"],
+            slashed_total=int(args["slashedTotal"]),
+            receipt=receipt,
+        )

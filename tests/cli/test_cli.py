@@ -38,7 +38,8 @@ def test_deploy_writes_deployment_record_usable_by_cast(
     assert result.exit_code == 0, result.output
     record = json.loads((deployments_dir / "31337.json").read_text())
     assert set(record["contracts"]) == {
-        "FlexToken", "DeviceRegistry", "Staking", "OracleCommittee", "FlexMarket"
+        "FlexToken", "DeviceRegistry", "Staking", "OracleCommittee", "FlexMarket",
+        "DisputeResolver",
     }  # fmt: skip
     assert record["contracts"]["FlexMarket"]["address"] in result.output
     assert any(e.get("name") == "createRequest" for e in record["contracts"]["FlexMarket"]["abi"])

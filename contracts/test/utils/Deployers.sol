@@ -7,6 +7,7 @@ import {DeviceRegistry} from "../../DeviceRegistry.sol";
 import {Staking, IDisputeWindowSource} from "../../Staking.sol";
 import {OracleCommittee} from "../../OracleCommittee.sol";
 import {FlexMarket} from "../../FlexMarket.sol";
+import {DisputeResolver} from "../../DisputeResolver.sol";
 import {IDeviceRegistry} from "../../interfaces/IDeviceRegistry.sol";
 import {IFlexMarket} from "../../interfaces/IFlexMarket.sol";
 import {IStaking} from "../../interfaces/IStaking.sol";
@@ -56,8 +57,8 @@ contract TestStablecoin {
     }
 }
 
-/// @notice Shared fixture: the whole protocol deployed and wired as `gridflex deploy` does,
-///         three staked oracles at threshold 2, a grid operator, and helpers for the life of
+/// @notice Shared fixture: the whole protocol deployed and wired as `gridflex deploy` does
+///         (the DisputeResolver holds both DISPUTE_ROLEs), three staked oracles at threshold 2, a grid operator, and helpers for the life of
 ///         an event. Tests inherit it and call `deployProtocol()` in `setUp`.
 abstract contract Deployers is TestBase {
     uint256 internal constant FLEX = 1e18;
@@ -78,6 +79,7 @@ abstract contract Deployers is TestBase {
     Staking internal staking;
     OracleCommittee internal committee;
     FlexMarket internal market;
+    DisputeResolver internal dispute;
 
     uint256[3] internal oracleKeys = [uint256(0xA11CE), uint256(0xB0B), uint256(0xCA401)];
     address[3] internal oracles;
@@ -90,6 +92,7 @@ abstract contract Deployers is TestBase {
         staking = new Staking(flex, governance, treasury, UNBONDING);
         committee = new OracleCommittee(governance, staking, ORACLE_BOND);
         market = new FlexMarket(governance, registry, staking, committee, treasury);
+        dispute = new DisputeResolver(governance, market, committee, registry);
 
         vm.startPrank(governance);
         staking.grantRole(staking.LOCKER_ROLE(), address(market));
@@ -99,6 +102,8 @@ abstract contract Deployers is TestBase {
         staking.setDisputeWindowSource(IDisputeWindowSource(address(market)));
         market.setDisputeWindow(DISPUTE_WINDOW);
         market.grantRole(market.GRID_OPERATOR_ROLE(), gridOperator);
+        market.grantRole(market.DISPUTE_ROLE(), address(dispute));
+        committee.grantRole(committee.DISPUTE_ROLE(), address(dispute));
         vm.stopPrank();
 
         // Each seat sets the threshold for the new size: 1 of 1, 2 of 2, 2 of 3.
