@@ -2,12 +2,21 @@
 summary (or JSON with --json); BENCHMARKS.md records the figures with these commands.
 
     python scripts/bench.py ingest [--devices 50] [--days 40] [--batch 50] [--json]
+    python scripts/bench.py settle [--devices 100000] [--seed 7] [--json]
 
 `ingest`: an Osaka anvil with the protocol deployed and devices registered; a real
 `gridflex oracle serve` process on loopback with a SQLite file; signed 96-interval units
 POSTed over HTTP in batches. Reports readings/s and units/s through the API, plus on one
 core in this process: the oracle's verification path (digest + signature check against
 the registered key) and raw coincurve ecrecover of the same digests, for comparison.
+
+`settle`: one 4-hour CAISO 10-in-10 event (16 intervals of 15 minutes, adjustment window
+13:00-16:00) for N devices from a seeded synthetic 45-day history holding only the
+intervals the method reads (`[devices, 46 days, 28 columns]` int32). `settle_s` is the time
+from that array to both report roots: baselines with the day-of adjustment, capped
+delivery, device records, used readings, their leaves and the two StandardMerkleTree roots
+(`gridflex.report_batch`, equal to `gridflex.reports.build_report_trees`). `floor_s` is one
+numpy pass over the same array (`history.sum()`, best of three) in the same run.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -23,6 +33,7 @@ from pathlib import Path
 from typing import Annotated
 
 import httpx
+import numpy as np
 import typer
 from coincurve import PublicKey
 from eth_account import Account
@@ -38,13 +49,26 @@ from gridflex.attestation import (  # noqa: E402
     unit_digest,
     verify_unit,
 )
+from gridflex.baselines import SECONDS_PER_DAY, EventWindow  # noqa: E402
+from gridflex.baselines_np import (  # noqa: E402
+    MISSING_WH,
+    block_days,
+    block_starts,
+    compute_baselines,
+)
 from gridflex.chain.anvil import AnvilProcess, anvil_dev_account, free_port  # noqa: E402
 from gridflex.chain.client import ChainClient  # noqa: E402
 from gridflex.chain.compiler import load_artifacts  # noqa: E402
 from gridflex.chain.deploy import ProtocolParams, deploy_protocol  # noqa: E402
 from gridflex.chain.deployments import save_deployment  # noqa: E402
-from gridflex.chain.protocol import DeviceKind, Protocol, zone_id  # noqa: E402
+from gridflex.chain.protocol import BaselineMethod, DeviceKind, Protocol, zone_id  # noqa: E402
 from gridflex.eip712 import KeyType, secp256k1_device_key  # noqa: E402
+from gridflex.report_batch import (  # noqa: E402
+    device_record_leaves,
+    merkle_root,
+    used_readings_leaves_batch,
+)
+from gridflex.reports import Quality  # noqa: E402
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
 INTERVAL_S = 900
@@ -188,6 +212,114 @@ def ingest(
     else:
         for key, value in result.items():
             print(f"{key:>20}: {value}")
+
+
+SETTLE_BIDS = 100
+SETTLE_EVENT_DAY = 20159  # Wednesday 2025-03-12
+
+
+def _synthetic_history(devices: int, rng: np.random.Generator, window: EventWindow) -> np.ndarray:
+    """Household-sized loads (400-2,400 Wh per 15 minutes), one reading in 2,000 missing,
+    and a reduction of 0-800 Wh per interval during the event."""
+    method = BaselineMethod.CAISO_10_OF_10
+    columns = len(block_starts(method, window))
+    events = len(window.interval_starts)
+    history = np.empty((devices, block_days(method), columns), dtype=np.int32)
+    step = 65_536
+    for begin in range(0, devices, step):
+        rows = slice(begin, min(begin + step, devices))
+        history[rows] = rng.integers(400, 2_400, size=history[rows].shape, dtype=np.int32)
+        history[rows, -1, columns - events :] -= rng.integers(
+            0, 800, size=(history[rows].shape[0], events), dtype=np.int32
+        )
+    flat = history.reshape(-1)
+    flat[rng.integers(0, flat.size, size=flat.size // 2_000)] = MISSING_WH
+    history[:, -1, :] = np.where(history[:, -1, :] == MISSING_WH, 1_000, history[:, -1, :])
+    return history
+
+
+def _settle(history: np.ndarray, window: EventWindow, rng: np.random.Generator) -> dict[str, float]:
+    """Baselines to both roots; returns the phase timings (s)."""
+    devices = history.shape[0]
+    events = len(window.interval_starts)
+    device_ids = np.arange(1, devices + 1, dtype=np.int64)
+    bid_index = device_ids % SETTLE_BIDS
+    capacity_w = rng.integers(3_000, 10_000, size=devices, dtype=np.int64)
+    bid_capacity_w = np.bincount(bid_index, weights=capacity_w, minlength=SETTLE_BIDS)
+    bid_capacity_w = bid_capacity_w.astype(np.int64)
+    awarded_w = bid_capacity_w * 8 // 10
+    phases: dict[str, float] = {}
+    started = time.perf_counter()
+
+    batch = compute_baselines(BaselineMethod.CAISO_10_OF_10, history, window)
+    phases["baselines_s"] = time.perf_counter() - started
+
+    mark = time.perf_counter()
+    metered = history[:, -1, -events:].astype(np.int64)
+    cap_wh = (
+        awarded_w[bid_index] * capacity_w // bid_capacity_w[bid_index]
+        * window.interval_seconds // 3600
+    )  # fmt: skip
+    delivered = np.minimum(np.maximum(batch.baseline_wh - metered, 0), cap_wh[:, None]).sum(axis=1)
+    usable = batch.quality != Quality.INSUFFICIENT_DATA
+    delivered = np.where(usable, delivered, 0)
+    record_leaves = device_record_leaves(
+        device_ids, bid_index, batch.baseline_wh.sum(axis=1), metered.sum(axis=1), delivered,
+        batch.quality,
+    )  # fmt: skip
+    phases["records_s"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    readings_leaves = used_readings_leaves_batch(batch, history, device_ids.tolist())
+    phases["readings_leaves_s"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    merkle_root(record_leaves)
+    merkle_root(readings_leaves)
+    phases["roots_s"] = time.perf_counter() - mark
+    phases["settle_s"] = time.perf_counter() - started
+    phases["fallback_devices"] = int((batch.quality == Quality.FALLBACK).sum())
+    phases["insufficient_devices"] = int((~usable).sum())
+    return phases
+
+
+@app.command()
+def settle(
+    devices: Annotated[int, typer.Option(help="Devices in the event.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic history.")] = 7,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Baselines, delivery and both report trees for one 4-hour event vs one numpy pass."""
+    rng = np.random.default_rng(seed)
+    start = SETTLE_EVENT_DAY * SECONDS_PER_DAY + 17 * 3600
+    window = EventWindow(start, start + 4 * 3600, INTERVAL_S)
+    _log(f"generating a 45-day history for {devices} devices...")
+    history = _synthetic_history(devices, rng, window)
+    floor_s = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        history.sum()
+        floor_s = min(floor_s, time.perf_counter() - started)
+    _log("settling...")
+    phases = _settle(history, window, rng)
+    peak_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    settle_s = phases.pop("settle_s")
+    result = {
+        "benchmark": "settle",
+        "devices": devices,
+        "method": "CAISO_10_OF_10",
+        "history_shape": list(history.shape),
+        "history_bytes": history.nbytes,
+        "settle_s": round(settle_s, 3),
+        "floor_s": round(floor_s, 4),
+        "ratio": round(settle_s / floor_s, 1),
+        **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in phases.items()},
+        "peak_rss_gib": round(peak_rss_kib / 2**20, 2),
+    }
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>22}: {value}")
 
 
 if __name__ == "__main__":

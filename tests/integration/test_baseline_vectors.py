@@ -1,0 +1,152 @@
+"""Python and Solidity baseline math agree to the unit: BaselineMath (through its harness on
+anvil) passes the same hand-computed vectors as gridflex.baselines, fed the vectors' expected
+pool days (calendar day selection is off-chain), then hypothesis compares both on random
+inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support.baseline_vectors import VECTORS, BaselineVector, baseline_vectors
+from web3 import Web3
+from web3.contract import Contract
+
+from gridflex import baselines
+from gridflex.baselines import ADJUSTMENT_CAP_BPS, X_OF_Y_RULES, is_weekend
+from gridflex.chain.anvil import anvil_dev_account
+from gridflex.chain.client import ChainClient
+from gridflex.chain.compiler import REPO_ROOT, compile_contracts
+from gridflex.chain.protocol import BaselineMethod
+from gridflex.reports import Quality
+
+pytestmark = pytest.mark.integration
+
+USABLE = [v for v in baseline_vectors() if v.expected["quality"] != Quality.INSUFFICIENT_DATA]
+FIXTURE_SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@pytest.fixture(scope="module")
+def harness(w3: Web3) -> Contract:
+    artifacts = compile_contracts(REPO_ROOT / "contracts" / "test" / "harness")
+    client = ChainClient(w3, anvil_dev_account(0), artifacts)
+    return client.deploy(artifacts["BaselineMathHarness"])
+
+
+def _solidity_baseline(harness: Contract, vector: BaselineVector) -> list[int]:
+    window = vector.window
+    if vector.method == BaselineMethod.MBMA:
+        before = vector.readings[window.start - window.interval_seconds]
+        return harness.functions.mbma(before, len(window.interval_starts)).call()
+    pool = vector.expected["pool_days"]
+    day_event = [vector.shifted(d, window.interval_starts) for d in pool]
+    day_adjustment = [vector.shifted(d, window.adjustment_starts) for d in pool]
+    actual = vector.shifted(0, window.adjustment_starts)
+    if vector.method == BaselineMethod.CAISO_10_OF_10:
+        call = harness.functions.caisoBaseline(
+            day_event, day_adjustment, actual, ADJUSTMENT_CAP_BPS
+        )
+    else:
+        rule = X_OF_Y_RULES[(BaselineMethod.PJM_HIGH_4_OF_5, is_weekend(window.event_day))]
+        call = harness.functions.pjmBaseline(day_event, day_adjustment, actual, rule.keep_highest)
+    return call.call()
+
+
+@pytest.mark.parametrize("vector", USABLE, ids=lambda v: v.name)
+def test_baseline_vector_in_solidity(harness: Contract, vector: BaselineVector) -> None:
+    assert _solidity_baseline(harness, vector) == vector.expected["baseline_wh"]
+
+
+@pytest.mark.parametrize("case", VECTORS["delivered"], ids=lambda c: c["name"])
+def test_delivered_vector_in_solidity(harness: Contract, case: dict[str, Any]) -> None:
+    args = (case["direction"], case["baseline_wh"], case["metered_wh"], case["cap_wh"])
+    assert harness.functions.deliveredWh(*args).call() == case["expected"]
+
+
+@pytest.mark.parametrize("case", VECTORS["device_cap"])
+def test_device_cap_vector_in_solidity(harness: Contract, case: dict[str, Any]) -> None:
+    args = (case["awarded_w"], case["device_capacity_w"], case["bid_capacity_w"])
+    assert harness.functions.deviceCapWh(*args, case["interval_seconds"]).call() == case["expected"]
+
+
+@pytest.mark.parametrize("case", VECTORS["capped_ratio"])
+def test_capped_ratio_vector_in_solidity(harness: Contract, case: dict[str, Any]) -> None:
+    args = (case["baseline_sum"], case["actual_sum"], case["cap_bps"])
+    assert harness.functions.dayOfAdjustmentCapped(*args).call() == case["expected"]
+
+
+@pytest.mark.parametrize("case", VECTORS["additive"])
+def test_additive_vector_in_solidity(harness: Contract, case: dict[str, Any]) -> None:
+    args = (case["baseline_sum"], case["actual_sum"], case["intervals"])
+    assert harness.functions.additiveAdjustment(*args).call() == case["expected"]
+
+
+@pytest.mark.parametrize("case", VECTORS["average_floor"])
+def test_average_floor_vector_in_solidity(harness: Contract, case: dict[str, Any]) -> None:
+    assert harness.functions.averageFloor(case["values"]).call() == case["expected"]
+
+
+@pytest.mark.parametrize("case", VECTORS["highest_days"])
+def test_highest_days_vector_in_solidity(harness: Contract, case: dict[str, Any]) -> None:
+    assert harness.functions.highestDays(case["totals"], case["keep"]).call() == case["expected"]
+
+
+wh = st.integers(-(2**40), 2**40)
+
+
+def _days(draw: st.DrawFn, days: int, intervals: int) -> list[list[int]]:
+    return [draw(st.lists(wh, min_size=intervals, max_size=intervals)) for _ in range(days)]
+
+
+@st.composite
+def _x_of_y_inputs(draw: st.DrawFn) -> tuple[list[list[int]], list[list[int]], list[int]]:
+    days, events, adjustment = (
+        draw(st.integers(1, 10)),
+        draw(st.integers(1, 16)),
+        draw(st.sampled_from([6, 12])),
+    )
+    actual = draw(st.lists(wh, min_size=adjustment, max_size=adjustment))
+    return _days(draw, days, events), _days(draw, days, adjustment), actual
+
+
+@FIXTURE_SETTINGS
+@given(_x_of_y_inputs())
+def test_caiso_python_equals_solidity_on_random_days(harness: Contract, inputs: tuple) -> None:
+    day_event, day_adjustment, actual = inputs
+    adjustment_sum = sum(baselines.x_of_y_baseline(day_adjustment))
+    ratio = baselines.capped_ratio(adjustment_sum, sum(actual), ADJUSTMENT_CAP_BPS)
+    expected = baselines.apply_ratio(baselines.x_of_y_baseline(day_event), *ratio)
+    call = harness.functions.caisoBaseline(day_event, day_adjustment, actual, ADJUSTMENT_CAP_BPS)
+    assert call.call() == expected
+
+
+@FIXTURE_SETTINGS
+@given(_x_of_y_inputs(), st.integers(1, 5))
+def test_pjm_python_equals_solidity_on_random_days(
+    harness: Contract, inputs: tuple, keep: int
+) -> None:
+    pool_event, pool_adjustment, actual = inputs
+    chosen = baselines.highest_days([sum(day) for day in pool_event], min(keep, len(pool_event)))
+    adjustment_sum = sum(baselines.x_of_y_baseline([pool_adjustment[i] for i in chosen]))
+    offset = baselines.additive_adjustment(adjustment_sum, sum(actual), len(actual))
+    expected = [b + offset for b in baselines.x_of_y_baseline([pool_event[i] for i in chosen])]
+    call = harness.functions.pjmBaseline(pool_event, pool_adjustment, actual, keep)
+    assert call.call() == expected
+
+
+@FIXTURE_SETTINGS
+@given(
+    st.sampled_from([0, 1]),
+    st.lists(st.tuples(wh, wh), min_size=1, max_size=16),
+    st.integers(0, 2**40),
+)
+def test_delivered_python_equals_solidity_on_random_inputs(
+    harness: Contract, direction: int, pairs: list[tuple[int, int]], cap: int
+) -> None:
+    baseline, metered = (list(column) for column in zip(*pairs, strict=True))
+    expected = list(baselines.delivered_wh(direction, baseline, metered, cap))
+    assert harness.functions.deliveredWh(direction, baseline, metered, cap).call() == expected

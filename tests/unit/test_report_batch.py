@@ -1,0 +1,66 @@
+"""The batch report builder gives the roots of `gridflex.reports.build_report_trees` built
+device by device from `compute_baseline` results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support.baseline_vectors import random_device_histories
+
+from gridflex.baselines import SECONDS_PER_DAY, EventWindow, compute_baseline, delivered_wh
+from gridflex.baselines_np import compute_baselines, excluded_mask, history_block
+from gridflex.chain.protocol import BaselineMethod
+from gridflex.merkle import MerkleTree
+from gridflex.report_batch import (
+    device_record_leaves,
+    merkle_root,
+    pack_used_readings_batch,
+    used_readings_leaves,
+    used_readings_leaves_batch,
+)
+from gridflex.reports import DeviceRecord, Quality, build_report_trees, pack_used_readings
+
+
+@pytest.mark.parametrize("method", list(BaselineMethod))
+def test_batch_roots_equal_the_per_device_report_trees(method: BaselineMethod) -> None:
+    rng = np.random.default_rng(11 + int(method))
+    start = 20159 * SECONDS_PER_DAY + 17 * 3600
+    window = EventWindow(start, start + 8 * 900, 900)
+    readings, excluded = random_device_histories(rng, method, window, 40)
+    for device_readings in readings:  # the oracle only settles devices with event readings
+        device_readings.update({t: int(rng.integers(-500, 3000)) for t in window.interval_starts})
+    history = history_block(method, readings, window)
+    batch = compute_baselines(method, history, window, excluded_mask(window, excluded))
+    device_ids = [1000 + 7 * d for d in range(len(readings))]
+    cap = 400
+
+    records, used = [], {}
+    for d, device_id in enumerate(device_ids):
+        result = compute_baseline(method, readings[d], window, excluded[d])
+        metered = [readings[d][t] for t in window.interval_starts]
+        ok = result.quality != Quality.INSUFFICIENT_DATA
+        delivered = sum(delivered_wh(0, result.baseline_wh, metered, cap)) if ok else 0
+        records.append(DeviceRecord(device_id, d % 3, sum(result.baseline_wh), sum(metered),
+                                    delivered, result.quality))  # fmt: skip
+        used[device_id] = pack_used_readings((t, readings[d][t]) for t in result.used_intervals)
+    trees = build_report_trees(records, used, bid_count=3)
+    assert {r.quality for r in records} >= {Quality.OK, Quality.INSUFFICIENT_DATA}
+
+    packed, bounds = pack_used_readings_batch(batch, history, chunk_devices=7)
+    for d, device_id in enumerate(device_ids):
+        assert packed[bounds[d, 0] : bounds[d, 1]].tobytes() == used[device_id]
+    ids = np.array(device_ids)
+    columns = [np.array([getattr(r, f) for r in records]) for f in
+               ("bid_index", "baseline_wh", "metered_wh", "delivered_wh", "quality")]  # fmt: skip
+    leaves = device_record_leaves(ids, *columns)
+    assert leaves == [r.leaf() for r in records]
+    assert merkle_root(leaves) == trees.devices_root
+    assert merkle_root(used_readings_leaves(device_ids, packed, bounds)) == trees.readings_root
+    chunked = used_readings_leaves_batch(batch, history, device_ids, chunk_devices=6)
+    assert merkle_root(chunked) == trees.readings_root
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 8, 13])
+def test_merkle_root_equals_the_tree_root(count: int) -> None:
+    leaves = [bytes([i]) * 32 for i in range(count)]
+    assert merkle_root(leaves) == MerkleTree.from_leaf_hashes(leaves).root
