@@ -8,7 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -56,6 +56,24 @@ class OracleSettings(BaseSettings):
     retry_after_seconds: int = Field(default=2, ge=1)
     """Retry-After sent with a 503 when the database is locked or unavailable."""
 
+    # ─── Reports and the committee ────────────────────────────────────────────────────
+
+    signer_key: SecretStr | None = None
+    """Hex secp256k1 key of this oracle's committee seat. None: the oracle measures and
+    serves reports on request but neither signs nor runs the committee loop."""
+    peers: str = ""
+    """Comma-separated base URLs of the other committee oracles (`http://host:port`)."""
+    report_delay_seconds: int = Field(default=60, ge=0)
+    """Grace after the window end before measuring (late readings still arrive)."""
+    committee_poll_seconds: float = Field(default=2.0, gt=0)
+    """Period of the committee loop (measure, collect signatures, post, finalize)."""
+    peer_timeout_seconds: float = Field(default=5.0, gt=0)
+    rpc_retry_max_seconds: float = Field(default=60.0, gt=0)
+    """Longest back-off between two attempts on one request after RPC errors."""
+    watcher_enabled: bool = True
+    """With a signer key: check every posted report against our own measurement and
+    challenge it with a device-signed unit we hold when it contradicts (oracle/watcher.py)."""
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, url: str | None) -> str | None:
@@ -85,6 +103,28 @@ class OracleSettings(BaseSettings):
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"rpc_url must be an http(s) JSON-RPC URL, got {url!r}")
         return url
+
+    @field_validator("signer_key")
+    @classmethod
+    def _hex_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is None or not key.get_secret_value().strip():
+            return None
+        raw = key.get_secret_value().strip().removeprefix("0x")
+        if len(raw) != 64 or any(c not in "0123456789abcdefABCDEF" for c in raw):
+            raise ValueError("signer_key must be 32 bytes of hex (64 digits, 0x optional)")
+        return SecretStr("0x" + raw.lower())
+
+    @field_validator("peers")
+    @classmethod
+    def _http_peers(cls, peers: str) -> str:
+        for url in (p.strip() for p in peers.split(",")):
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"peer {url!r} must be an http(s) URL")
+        return peers
+
+    @property
+    def peer_urls(self) -> list[str]:
+        return [p.strip().rstrip("/") for p in self.peers.split(",") if p.strip()]
 
     @property
     def resolved_database_url(self) -> str:

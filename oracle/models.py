@@ -124,3 +124,49 @@ class ConflictEvidence(ConflictEvidenceBase, table=True):
     existing_unit: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     """The other unit's JSON when it is not stored (same-batch conflict)."""
     detected_at: datetime
+
+
+# ─── oracle_reports, report_signatures ─────────────────────────────────────────────────
+
+
+class OracleReport(SQLModel, table=True):
+    """A report this oracle computed for one request and round, frozen once written: a
+    restart serves (and signs) exactly the same bytes instead of re-measuring.
+
+    `records` and `used_readings` are the tree inputs (JSON); the trees themselves are
+    rebuilt from them when a proof is asked for.
+    """
+
+    __tablename__ = "oracle_reports"
+
+    request_id: int = Field(sa_type=BigInteger, primary_key=True)
+    round: int = Field(primary_key=True)
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    """JSON: market, chainId, committee, deliveredWh, devicesRoot, readingsRoot."""
+    records: str = Field(sa_column=Column(Text, nullable=False))
+    """JSON array of DeviceRecord.to_json()."""
+    used_readings: str = Field(sa_column=Column(Text, nullable=False))
+    """JSON object {deviceId: "0x<packed (intervalStart, energyWh) pairs>"}."""
+    signer: str | None = None
+    signature: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    computed_at: datetime
+    submitted_tx: str | None = None
+    """Hash of this oracle's submitReport transaction, if it posted the report."""
+
+
+class ReportSignature(SQLModel, table=True):
+    """A committee signature over one of our report digests (ours or a peer's), kept after
+    verification: the signer recovered from it is an active oracle."""
+
+    __tablename__ = "report_signatures"
+
+    request_id: int = Field(sa_type=BigInteger, primary_key=True)
+    round: int = Field(primary_key=True)
+    signer: str = Field(primary_key=True)
+    """Checksummed address recovered from the signature."""
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    source: str
+    """`self` or the peer URL it came from."""
+    received_at: datetime

@@ -8,19 +8,27 @@ import threading
 from dataclasses import dataclass, field
 
 import structlog
+from eth_account import Account
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from web3 import Web3
 
 from gridflex.attestation import meter_domain_separator
+from gridflex.chain.client import ChainClient
 from gridflex.chain.deployments import Deployment, load_deployment
+from gridflex.chain.protocol import Protocol
 from gridflex.errors import ConfigurationError
+from gridflex.watch import ReportWatcher
 from oracle.clock import ChainClock, Clock, WallClock
+from oracle.committee import CommitteeLoop, build_committee_loop
 from oracle.config import OracleSettings
 from oracle.db import create_oracle_engine, init_db
 from oracle.ingest import IngestLimits, Ingestor, StoreUnavailableError
+from oracle.measurement import Measurer
 from oracle.metrics import OracleMetrics
 from oracle.registry_cache import RegistryCache
+from oracle.report_book import ReportBook
+from oracle.watcher import build_watcher
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +44,11 @@ class OracleService:
     registry: RegistryCache
     ingestor: Ingestor
     metrics: OracleMetrics
+    reports: ReportBook
+    committee: CommitteeLoop | None = None
+    """The committee loop, when a signer key is configured (started with the app)."""
+    watcher: ReportWatcher | None = None
+    """The report watcher (signer key and `watcher_enabled`), started with the app."""
     _schema_ready: bool = False
     _schema_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -53,7 +66,22 @@ class OracleService:
                 raise StoreUnavailableError(f"database unavailable: {error.orig}") from error
             self._schema_ready = True
 
+    def start_background(self) -> None:
+        if self.committee is None:
+            return
+        try:
+            self.ensure_schema()
+        except StoreUnavailableError as error:  # the loop's ticks retry until it is up
+            log.error("database down at start of the committee loop", error=str(error))
+        self.committee.start()
+        if self.watcher is not None:
+            self.watcher.start()
+
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.committee is not None:
+            self.committee.stop()
         self.engine.dispose()
 
 
@@ -89,7 +117,31 @@ def build_service(settings: OracleSettings) -> OracleService:
         meter_domain_separator(chain_id, registry_contract.address),
         IngestLimits(settings.margin_ratio, settings.future_skew_seconds),
     )
-    service = OracleService(settings, engine, w3, deployment, registry, ingestor, OracleMetrics())
+    signer_key = None if settings.signer_key is None else settings.signer_key.get_secret_value()
+    # Reads need no key: a throwaway account is only the `from` of eth_call.
+    reader = ChainClient(w3, Account.from_key(signer_key) if signer_key else Account.create())
+    protocol = Protocol(reader, deployment)
+    reports = ReportBook(
+        Measurer(protocol, engine, signer_key), engine, clock, settings.report_delay_seconds
+    )
+    committee = build_committee_loop(settings, reports, protocol, clock) if signer_key else None
+    watcher = (
+        build_watcher(settings, reports, protocol, clock)
+        if signer_key and settings.watcher_enabled
+        else None
+    )
+    service = OracleService(
+        settings,
+        engine,
+        w3,
+        deployment,
+        registry,
+        ingestor,
+        OracleMetrics(),
+        reports,
+        committee,
+        watcher,
+    )
     try:
         service.ensure_schema()
     except StoreUnavailableError as error:
@@ -100,5 +152,8 @@ def build_service(settings: OracleSettings) -> OracleService:
         registry=registry_contract.address,
         database=engine.url.render_as_string(hide_password=True),
         clock=settings.clock,
+        signer=None if committee is None else committee.protocol.address,
+        watcher=watcher is not None,
+        peers=settings.peer_urls,
     )
     return service

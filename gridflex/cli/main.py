@@ -12,6 +12,7 @@ from gridflex.cli.demo_cmd import demo
 from gridflex.cli.deploy_cmd import deploy
 from gridflex.cli.node_cmd import node_app
 from gridflex.cli.oracle_cmd import oracle_app
+from gridflex.cli.verify_cmd import verify, watch
 from gridflex.config import get_settings
 from gridflex.logging import configure_logging
 
@@ -29,6 +30,8 @@ app.add_typer(node_app, name="node")
 app.add_typer(oracle_app, name="oracle")
 app.command("deploy")(deploy)
 app.command("demo")(demo)
+app.command("verify")(verify)
+app.command("watch")(watch)
 
 
 @app.callback()

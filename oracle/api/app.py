@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
-from oracle.api.routes import health, ingest, reads
+from oracle.api.routes import health, ingest, reads, reports
 from oracle.config import OracleSettings
 from oracle.service import OracleService, build_service
 
@@ -22,12 +22,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        service.start_background()
         yield
         service.close()
 
     app = FastAPI(
         title="GridFlex oracle",
-        summary="Ingests signed meter readings and serves them publicly for re-verification.",
+        summary=(
+            "Ingests signed meter readings, measures delivery, signs and serves committee "
+            "reports with the proofs to re-verify them."
+        ),
         version="1",
         lifespan=lifespan,
     )
@@ -43,5 +47,6 @@ def create_app(
 
     app.include_router(ingest.router)
     app.include_router(reads.router)
+    app.include_router(reports.router)
     app.include_router(health.router)
     return app

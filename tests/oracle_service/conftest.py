@@ -52,7 +52,8 @@ def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> OracleSett
     init_db(engine)
     with engine.begin() as connection:
         connection.exec_driver_sql(
-            "TRUNCATE conflict_evidence, readings, meter_units RESTART IDENTITY CASCADE"
+            "TRUNCATE conflict_evidence, readings, meter_units, oracle_reports, "
+            "report_signatures RESTART IDENTITY CASCADE"
         )
     engine.dispose()
     return settings

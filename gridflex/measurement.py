@@ -1,0 +1,291 @@
+"""Measurement of one device for one request: the pure rules every oracle, the watcher and
+`gridflex verify` apply, so a report has exactly one definition (moved here from
+`oracle/measurement.py`, which adds only the store reads, the signing and the caching).
+
+Inputs, and why each is deterministic (two honest parties holding the same readings build
+byte-identical records):
+
+- the chain (`RequestFacts`, `read_request_facts`): the request and its bids; each bid's
+  device ids from its `BidPlaced` event; device capacities from `DeviceRegistry.device`
+  read at the block of that event (the capacities the market checked the bid against,
+  whatever changed later); for the X-of-Y methods, each device's earlier event days from
+  past `Awarded` events of requests whose window started earlier;
+- the device's readings: only those the method can need (`reading_span`); the method
+  itself (`gridflex.baselines.compute_baseline`) says which it used. Recomputing from the
+  used readings alone gives the same record (days outside them were not eligible or not
+  needed), which is what lets anyone re-check a report from its public data;
+- the (device, interval) pairs with conflicting signed values.
+
+Per awarded device (records exist for devices of bids with `awardedW > 0` only):
+baseline = `compute_baseline`, metered = the event intervals, delivered = the sum of
+`delivered_wh(direction, baseline, metered, device_cap_wh(...))` over the event. Quality,
+first match wins: CONFLICT (evidence for a needed interval), INSUFFICIENT_DATA (an event
+interval is missing, or the method had no usable baseline), else the baseline's quality
+(OK or FALLBACK). Anything but OK/FALLBACK delivers zero. The used readings of a device are
+the (interval, Wh) pairs of its used baseline intervals and its event intervals that exist,
+packed with `pack_used_readings`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from gridflex.baselines import (
+    ADJUSTMENT_GAP_SECONDS,
+    ADJUSTMENT_WINDOW_SECONDS,
+    LOOKBACK_DAYS,
+    EventWindow,
+    compute_baseline,
+    delivered_wh,
+    device_cap_wh,
+)
+from gridflex.chain.protocol import BaselineMethod, Protocol, RequestState, RequestStatus
+from gridflex.errors import GridFlexError, TransactionReverted
+from gridflex.reports import DeviceRecord, Quality
+from gridflex.reports import pack_used_readings as pack
+
+log = structlog.get_logger(__name__)
+
+SECONDS_PER_DAY = 86_400
+X_OF_Y_HISTORY_DAYS = LOOKBACK_DAYS + 1
+"""X-of-Y methods look back 45 days before the event day; the read starts a day earlier
+because the adjustment window can begin on the day before the event day."""
+X_OF_Y_LEAD_SECONDS = ADJUSTMENT_GAP_SECONDS + ADJUSTMENT_WINDOW_SECONDS
+"""Per past day, readings from the day-of adjustment window's start (3 h ending 1 h before
+the event start) to the event end, at the same time of day."""
+SETTLED_STATUSES = (RequestStatus.CLEARED, RequestStatus.REPORTED, RequestStatus.SETTLED)
+
+
+class ReportUnavailableError(GridFlexError):
+    """No report can be served for this request (yet); `status` is the HTTP answer."""
+
+    def __init__(self, status: int, reason: str, retry_at: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.retry_at = retry_at
+
+
+def utc_day(timestamp: int) -> int:
+    """The UTC day number of a unix time (`gridflex.baselines` day numbers)."""
+    return timestamp // SECONDS_PER_DAY
+
+
+# ─── Chain facts ──────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class AwardedBid:
+    bid_index: int
+    awarded_w: int
+    device_capacity_w: Mapping[int, int]
+    """device id -> registered capacity (W) when the bid was placed."""
+
+    @property
+    def capacity_w(self) -> int:
+        return sum(self.device_capacity_w.values())
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """Everything measurement needs from the chain for one request and round."""
+
+    request_id: int
+    round: int
+    market: str
+    chain_id: int
+    committee: str
+    direction: int
+    baseline_method: int
+    window: EventWindow
+    bid_count: int
+    bids: tuple[AwardedBid, ...]
+    """Awarded bids only (awardedW > 0), by bid index."""
+    excluded_days: Mapping[int, frozenset[int]] = field(default_factory=dict)
+    """device id -> UTC days of its earlier events (X-of-Y methods only)."""
+
+
+def read_request_facts(protocol: Protocol, request_id: int) -> RequestFacts:
+    """The request's facts from the chain; ReportUnavailableError(404) for an unknown or
+    never-cleared request."""
+    state = read_request(protocol, request_id)
+    if state.status not in SETTLED_STATUSES:
+        raise ReportUnavailableError(
+            404, f"request {request_id} is {state.status.name.lower()}, nothing to measure"
+        )
+    market = protocol.market
+    placed = market.events.BidPlaced().get_logs(
+        from_block=protocol.deployment.deployed_at_block,
+        argument_filters={"requestId": request_id},
+    )
+    placed_by_index = {int(e["args"]["bidIndex"]): e for e in placed}
+    bids = []
+    for bid_index in range(state.bid_count):
+        awarded_w = int(protocol.client.call(market.functions.bidOf(request_id, bid_index))[2])
+        if awarded_w == 0:
+            continue
+        event = placed_by_index[bid_index]
+        device_ids = [int(d) for d in event["args"]["deviceIds"]]
+        capacities = {
+            device_id: _capacity_at(protocol, device_id, int(event["blockNumber"]))
+            for device_id in device_ids
+        }
+        bids.append(AwardedBid(bid_index, awarded_w, capacities))
+    window = EventWindow(state.window_start, state.window_end, state.interval_seconds)
+    excluded: dict[int, frozenset[int]] = {}
+    if state.baseline_method != BaselineMethod.MBMA:
+        measured = {d for bid in bids for d in bid.device_capacity_w}
+        excluded = _earlier_event_days(protocol, request_id, state, measured)
+    return RequestFacts(
+        request_id=request_id,
+        round=state.report_round,
+        market=market.address,
+        chain_id=protocol.client.chain_id,
+        committee=protocol.committee.address,
+        direction=int(state.direction),
+        baseline_method=state.baseline_method,
+        window=window,
+        bid_count=state.bid_count,
+        bids=tuple(bids),
+        excluded_days=excluded,
+    )
+
+
+def read_request(protocol: Protocol, request_id: int) -> RequestState:
+    try:
+        return protocol.request(request_id)
+    except TransactionReverted as error:
+        if error.error_name == "UnknownRequest":
+            raise ReportUnavailableError(404, f"unknown request {request_id}") from error
+        raise
+
+
+def _capacity_at(protocol: Protocol, device_id: int, block: int) -> int:
+    """Capacity when the bid was placed; the latest one if the node pruned that state."""
+    function = protocol.registry.functions.device(device_id)
+    try:
+        return int(protocol.client.call(function, block=block)[1])
+    except (TransactionReverted, ValueError) as error:
+        log.warning(
+            "registry state at bid block unavailable", device_id=device_id, error=str(error)
+        )
+        return int(protocol.client.call(function)[1])
+
+
+def _earlier_event_days(
+    protocol: Protocol, request_id: int, state: RequestState, device_ids: set[int]
+) -> dict[int, frozenset[int]]:
+    """UTC days of earlier events each device was awarded in (best effort: a request we
+    cannot read is skipped, and logged)."""
+    market = protocol.market
+    from_block = protocol.deployment.deployed_at_block
+    awarded = market.events.Awarded().get_logs(from_block=from_block)
+    days: dict[int, set[int]] = defaultdict(set)
+    windows: dict[int, RequestState | None] = {}
+    placed_cache: dict[int, dict[int, list[int]]] = {}
+    for event in awarded:
+        other_id = int(event["args"]["requestId"])
+        if other_id == request_id or int(event["args"]["awardedW"]) == 0:
+            continue
+        if other_id not in windows:
+            try:
+                windows[other_id] = protocol.request(other_id)
+            except TransactionReverted:
+                log.warning("earlier request unreadable", request_id=other_id)
+                windows[other_id] = None
+        other = windows[other_id]
+        if other is None or other.window_start >= state.window_start:
+            continue
+        if other_id not in placed_cache:
+            logs = market.events.BidPlaced().get_logs(
+                from_block=from_block, argument_filters={"requestId": other_id}
+            )
+            placed_cache[other_id] = {
+                int(e["args"]["bidIndex"]): [int(d) for d in e["args"]["deviceIds"]] for e in logs
+            }
+        event_days = range(utc_day(other.window_start), utc_day(other.window_end - 1) + 1)
+        for device_id in placed_cache[other_id].get(int(event["args"]["bidIndex"]), []):
+            if device_id in device_ids:
+                days[device_id].update(event_days)
+    return {device_id: frozenset(d) for device_id, d in days.items()}
+
+
+# ─── Store reads ──────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class ReadingSpan:
+    """Readings `start <= t < end`, and when `daily_seconds` is set only those within
+    `daily_seconds` after `start`'s time of day on each day."""
+
+    start: int
+    end: int
+    daily_seconds: int | None = None
+
+    def contains(self, interval_start: int) -> bool:
+        if not self.start <= interval_start < self.end:
+            return False
+        offset = (interval_start - self.start) % SECONDS_PER_DAY
+        return self.daily_seconds is None or offset < self.daily_seconds
+
+
+def reading_span(method: int, window: EventWindow) -> ReadingSpan:
+    """The readings `method` can need for `window` (see the constants above)."""
+    if method == BaselineMethod.MBMA:
+        return ReadingSpan(window.start - window.interval_seconds, window.end)
+    today_from = window.start - X_OF_Y_LEAD_SECONDS
+    start = today_from - X_OF_Y_HISTORY_DAYS * SECONDS_PER_DAY
+    daily = window.end - today_from
+    return ReadingSpan(start, window.end, daily if daily < SECONDS_PER_DAY else None)
+
+
+# ─── Measurement ──────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class DeviceMeasurement:
+    record: DeviceRecord
+    used_readings: bytes
+
+
+def measure_device(
+    facts: RequestFacts,
+    bid: AwardedBid,
+    device_id: int,
+    readings: Mapping[int, int],
+    conflicts: set[tuple[int, int]],
+) -> DeviceMeasurement:
+    """One device's record and packed used readings (pure: no I/O)."""
+    window = facts.window
+    event = list(window.interval_starts)
+    baseline = compute_baseline(
+        BaselineMethod(facts.baseline_method),
+        readings,
+        window,
+        facts.excluded_days.get(device_id, frozenset()),
+    )
+    needed = set(baseline.used_intervals) | set(event)
+    used = pack((t, readings[t]) for t in needed if t in readings)
+    metered_series = [readings.get(t, 0) for t in event]
+    baseline_total = sum(baseline.baseline_wh)
+    delivered = 0
+    if any((device_id, t) in conflicts for t in needed):
+        quality = Quality.CONFLICT
+    elif any(t not in readings for t in event):
+        quality = Quality.INSUFFICIENT_DATA
+    elif baseline.quality not in (Quality.OK, Quality.FALLBACK):
+        quality = Quality(baseline.quality)
+    else:
+        quality = Quality(baseline.quality)
+        cap = device_cap_wh(
+            bid.awarded_w, bid.device_capacity_w[device_id], bid.capacity_w, window.interval_seconds
+        )
+        delivered = sum(delivered_wh(facts.direction, baseline.baseline_wh, metered_series, cap))
+    record = DeviceRecord(
+        device_id, bid.bid_index, baseline_total, sum(metered_series), delivered, quality
+    )
+    return DeviceMeasurement(record, used)

@@ -1,0 +1,591 @@
+"""Re-checking a posted oracle report from public data: the one check shared by
+`gridflex verify`, `gridflex watch` and the oracle's watcher, so they cannot disagree.
+
+Inputs: the chain (the request's facts as `gridflex.measurement.read_request_facts` reads
+them, the report posted in `ReportSubmitted`, device keys from the registry) and what
+oracles publish (`GET /v1/reports/{id}` records and roots, `GET .../devices/{id}` packed
+used readings, proofs and the device-signed units). `check_report` is pure; `verify_request`
+does the I/O around it.
+
+Checks, each failure a `Difference` naming the device, bid or interval:
+1. every used reading is backed by a unit the device signed (registered key, meter domain)
+   with the same value; a contradiction carries the complete fraud-proof arguments;
+2. every awarded device's record recomputed from its used readings with the shared rules
+   (`gridflex.measurement.measure_device`) equals the published one;
+3. both Merkle roots and the per-bid totals recomputed from 2. equal the chain's.
+
+Recomputing from the used readings alone gives the oracle's record (see
+`gridflex.measurement`). A record published as CONFLICT is recomputed as a conflict: the
+evidence is the oracle's, zero delivery is the conservative outcome.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from gridflex.attestation import (
+    AttestationError,
+    DeviceSigningKey,
+    MeterUnit,
+    meter_domain_separator,
+    verify_unit,
+)
+from gridflex.chain.protocol import Protocol
+from gridflex.eip712 import KeyType
+from gridflex.errors import GridFlexError
+from gridflex.measurement import (
+    ReportUnavailableError,
+    RequestFacts,
+    measure_device,
+    read_request_facts,
+)
+from gridflex.merkle import MerkleTree, verify_proof
+from gridflex.reports import (
+    DeviceRecord,
+    Quality,
+    build_report_trees,
+    unpack_used_readings,
+    used_readings_leaf,
+)
+
+RECORD_FIELDS = ("bid_index", "baseline_wh", "metered_wh", "delivered_wh", "quality")
+
+
+class VerifyInputError(GridFlexError):
+    """The check cannot run: unknown request, no report posted, no oracle answering."""
+
+
+# ─── Inputs ───────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class PostedReport:
+    """One `ReportSubmitted` event: what the chain holds (or held, if voided since)."""
+
+    request_id: int
+    round: int
+    delivered_wh: tuple[int, ...]
+    devices_root: bytes
+    readings_root: bytes
+    signer_bitmap: int
+    dispute_ends_at: int
+    signers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """One device as an oracle publishes it."""
+
+    record: DeviceRecord
+    used_readings: bytes
+    readings_proof: tuple[bytes, ...]
+    units: tuple[MeterUnit, ...]
+
+
+@dataclass(frozen=True)
+class PublishedReport:
+    """One oracle's public report for one request and round."""
+
+    source: str
+    round: int
+    signer: str | None
+    delivered_wh: tuple[int, ...]
+    devices_root: bytes
+    readings_root: bytes
+    records: tuple[DeviceRecord, ...]
+    devices: Mapping[int, DeviceData] = field(default_factory=dict)
+
+    def matches(self, posted: PostedReport) -> bool:
+        return (self.devices_root, self.readings_root) == (
+            posted.devices_root,
+            posted.readings_root,
+        )
+
+
+# ─── Verdict ──────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class ChallengeMaterial:
+    """The arguments of `DisputeResolver.challenge` (and `Protocol.challenge`)."""
+
+    device_id: int
+    used_readings: bytes
+    readings_proof: tuple[bytes, ...]
+    used_index: int
+    unit: MeterUnit
+    unit_index: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "deviceId": self.device_id,
+            "usedReadings": "0x" + self.used_readings.hex(),
+            "readingsProof": ["0x" + node.hex() for node in self.readings_proof],
+            "usedIndex": self.used_index,
+            "signedUnit": self.unit.to_json(),
+            "unitIndex": self.unit_index,
+        }
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One thing that does not check out: `expected` is the recomputed or signed value,
+    `reported` what the report (chain or oracle) says."""
+
+    kind: str
+    message: str
+    expected: int | str | None = None
+    reported: int | str | None = None
+    device_id: int | None = None
+    bid_index: int | None = None
+    interval_start: int | None = None
+    field: str | None = None
+    challenge: ChallengeMaterial | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "kind": self.kind,
+            "message": self.message,
+            "expected": self.expected,
+            "reported": self.reported,
+            "deviceId": self.device_id,
+            "bidIndex": self.bid_index,
+            "intervalStart": self.interval_start,
+            "field": self.field,
+        }
+        if self.challenge is not None:
+            data["challenge"] = self.challenge.to_json()
+        return data
+
+
+@dataclass(frozen=True)
+class Verdict:
+    request_id: int
+    round: int
+    ok: bool
+    differences: tuple[Difference, ...]
+    source: str | None
+    """The oracle whose published data was checked against the chain."""
+    devices_checked: int
+    readings_checked: int
+    signers: tuple[str, ...] = ()
+
+    @property
+    def challenges(self) -> list[ChallengeMaterial]:
+        return [d.challenge for d in self.differences if d.challenge is not None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requestId": self.request_id,
+            "round": self.round,
+            "ok": self.ok,
+            "source": self.source,
+            "signers": list(self.signers),
+            "devicesChecked": self.devices_checked,
+            "readingsChecked": self.readings_checked,
+            "differences": [d.to_json() for d in self.differences],
+        }
+
+
+# ─── The check (pure) ─────────────────────────────────────────────────────────────────
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _signed_values(
+    units: Sequence[MeterUnit], keys: Mapping[int, DeviceSigningKey], meter_domain: bytes
+) -> dict[tuple[int, int], list[tuple[MeterUnit, int]]]:
+    """(device, interval) -> [(unit, index)] over the units that verify against the
+    device's registered key; others are no evidence and are dropped."""
+    signed: dict[tuple[int, int], list[tuple[MeterUnit, int]]] = {}
+    seen: set[bytes] = set()
+    for unit in units:
+        key = keys.get(unit.device_id)
+        if key is None:
+            continue
+        try:
+            digest = verify_unit(unit, meter_domain, key)
+        except AttestationError:
+            continue
+        if digest in seen:
+            continue
+        seen.add(digest)
+        for index, start in enumerate(unit.interval_starts):
+            signed.setdefault((unit.device_id, start), []).append((unit, index))
+    return signed
+
+
+def check_report(
+    facts: RequestFacts,
+    posted: PostedReport,
+    published: Sequence[PublishedReport],
+    keys: Mapping[int, DeviceSigningKey],
+    meter_domain: bytes,
+    units: Sequence[MeterUnit] | None = None,
+) -> Verdict:
+    """Check `posted` against the public data. The used readings checked are those of the
+    first published report whose roots equal the posted ones (else the first one). The
+    evidence is `units` when given (e.g. an oracle's own store), else every unit any
+    source published."""
+    if not published:
+        raise VerifyInputError("no published report to check")
+    primary = next((p for p in published if p.matches(posted)), published[0])
+    differences: list[Difference] = []
+    if not primary.matches(posted):
+        differences.append(
+            Difference(
+                "source",
+                f"no oracle serves the posted report; checking {primary.source}'s data",
+                _hex(posted.readings_root),
+                _hex(primary.readings_root),
+            )
+        )
+    pool = (
+        list(units)
+        if units is not None
+        else [u for p in published for d in p.devices.values() for u in d.units]
+    )
+    signed = _signed_values(pool, keys, meter_domain)
+    proof_tree = None
+    if primary.devices:
+        readings_tree = MerkleTree.from_leaf_hashes(
+            [used_readings_leaf(d, data.used_readings) for d, data in primary.devices.items()]
+        )
+        if readings_tree.root == posted.readings_root:
+            proof_tree = readings_tree
+
+    expected_records: list[DeviceRecord] = []
+    expected_used: dict[int, bytes] = {}
+    readings_checked = 0
+    awarded = {d for bid in facts.bids for d in bid.device_capacity_w}
+    for bid in sorted(facts.bids, key=lambda b: b.bid_index):
+        for device_id in sorted(bid.device_capacity_w):
+            data = primary.devices.get(device_id)
+            if data is None:
+                differences.append(
+                    Difference(
+                        "missing-device",
+                        f"device {device_id} (bid {bid.bid_index}) has no published record",
+                        device_id=device_id,
+                        bid_index=bid.bid_index,
+                    )
+                )
+                continue
+            used = unpack_used_readings(data.used_readings)
+            readings_checked += len(used)
+            for used_index, (start, value) in enumerate(used):
+                difference = _check_reading(
+                    device_id, start, value, used_index, data, signed, posted, proof_tree
+                )
+                if difference is not None:
+                    differences.append(difference)
+            conflicts = (
+                {(device_id, t) for t in facts.window.interval_starts}
+                if data.record.quality == Quality.CONFLICT
+                else set()
+            )
+            measured = measure_device(facts, bid, device_id, dict(used), conflicts)
+            expected_records.append(measured.record)
+            expected_used[device_id] = measured.used_readings
+            differences.extend(_record_differences(measured.record, data.record))
+            if measured.used_readings != data.used_readings:
+                differences.append(
+                    Difference(
+                        "used-readings",
+                        f"device {device_id}: the used readings include intervals the "
+                        "method does not read",
+                        len(measured.used_readings) // 16,
+                        len(data.used_readings) // 16,
+                        device_id=device_id,
+                    )
+                )
+    for record in primary.records:
+        if record.device_id not in awarded:
+            differences.append(
+                Difference(
+                    "unexpected-device",
+                    f"device {record.device_id} has a record but is in no awarded bid",
+                    device_id=record.device_id,
+                )
+            )
+
+    if expected_records:
+        trees = build_report_trees(expected_records, expected_used, facts.bid_count)
+        for name, mine, theirs in (
+            ("devicesRoot", trees.devices_root, posted.devices_root),
+            ("readingsRoot", trees.readings_root, posted.readings_root),
+        ):
+            if mine != theirs:
+                differences.append(
+                    Difference(
+                        "root",
+                        f"{name} differs from the recomputed one",
+                        _hex(mine),
+                        _hex(theirs),
+                        field=name,
+                    )
+                )
+        expected_totals = trees.delivered_wh
+    else:
+        expected_totals = [0] * facts.bid_count
+    if len(posted.delivered_wh) != len(expected_totals):
+        differences.append(
+            Difference(
+                "bid-count",
+                "the posted report has another number of bids",
+                len(expected_totals),
+                len(posted.delivered_wh),
+            )
+        )
+    for bid_index, (mine, theirs) in enumerate(
+        zip(expected_totals, posted.delivered_wh, strict=False)
+    ):
+        if mine != theirs:
+            differences.append(
+                Difference(
+                    "bid-total",
+                    f"bid {bid_index}: delivered {theirs} Wh posted, {mine} Wh recomputed",
+                    mine,
+                    theirs,
+                    bid_index=bid_index,
+                    field="deliveredWh",
+                )
+            )
+    return Verdict(
+        posted.request_id,
+        posted.round,
+        not differences,
+        tuple(differences),
+        primary.source,
+        len(expected_records),
+        readings_checked,
+        posted.signers,
+    )
+
+
+def _check_reading(
+    device_id: int,
+    start: int,
+    value: int,
+    used_index: int,
+    data: DeviceData,
+    signed: Mapping[tuple[int, int], list[tuple[MeterUnit, int]]],
+    posted: PostedReport,
+    proof_tree: MerkleTree | None,
+) -> Difference | None:
+    backing = signed.get((device_id, start), [])
+    if not backing:
+        return Difference(
+            "unsigned-reading",
+            f"device {device_id} interval {start}: used {value} Wh, no device-signed unit",
+            None, value, device_id=device_id, interval_start=start,
+        )  # fmt: skip
+    contradiction = next(
+        ((unit, index) for unit, index in backing if unit.energy_wh[index] != value), None
+    )
+    if contradiction is None:
+        return None
+    unit, unit_index = contradiction
+    leaf = used_readings_leaf(device_id, data.used_readings)
+    proof = tuple(proof_tree.proof(leaf)) if proof_tree is not None else data.readings_proof
+    material = None
+    if verify_proof(posted.readings_root, leaf, proof):
+        material = ChallengeMaterial(
+            device_id, data.used_readings, proof, used_index, unit, unit_index
+        )
+    return Difference(
+        "contradicted-reading",
+        f"device {device_id} interval {start}: the report used {value} Wh, "
+        f"the device signed {unit.energy_wh[unit_index]} Wh",
+        unit.energy_wh[unit_index], value, device_id=device_id, interval_start=start,
+        challenge=material,
+    )  # fmt: skip
+
+
+def _record_differences(expected: DeviceRecord, reported: DeviceRecord) -> list[Difference]:
+    found = []
+    for name in RECORD_FIELDS:
+        mine, theirs = int(getattr(expected, name)), int(getattr(reported, name))
+        if mine != theirs:
+            found.append(
+                Difference(
+                    "record",
+                    f"device {expected.device_id}: {name} {theirs} published, {mine} recomputed",
+                    mine,
+                    theirs,
+                    device_id=expected.device_id,
+                    bid_index=expected.bid_index,
+                    field=name,
+                )
+            )
+    return found
+
+
+# ─── Chain and HTTP reads ─────────────────────────────────────────────────────────────
+
+
+def signers_of(protocol: Protocol, signer_bitmap: int) -> tuple[str, ...]:
+    """Oracle addresses of a report's signer bitmap (bit i = oracle id i + 1)."""
+    committee = protocol.committee.functions
+    return tuple(
+        str(committee.oracleById(bit + 1).call()) for bit in range(64) if signer_bitmap >> bit & 1
+    )
+
+
+def posted_from_event(protocol: Protocol, event: Any) -> PostedReport:
+    args = event["args"]
+    report = args["report"]
+    if isinstance(report, Mapping):
+        devices_root, readings_root = report["devicesRoot"], report["readingsRoot"]
+    else:
+        devices_root, readings_root = report[1], report[2]
+    bitmap = int(args["signerBitmap"])
+    return PostedReport(
+        int(args["requestId"]),
+        int(args["round"]),
+        tuple(int(v) for v in args["deliveredWh"]),
+        bytes(devices_root),
+        bytes(readings_root),
+        bitmap,
+        int(args["disputeEndsAt"]),
+        signers_of(protocol, bitmap),
+    )
+
+
+def read_posted_report(
+    protocol: Protocol, request_id: int, round_: int | None = None
+) -> PostedReport:
+    """The report posted for `round_` (default: the latest posted round)."""
+    filters: dict[str, Any] = {"requestId": request_id}
+    if round_ is not None:
+        filters["round"] = round_
+    logs = protocol.market.events.ReportSubmitted().get_logs(
+        from_block=protocol.deployment.deployed_at_block, argument_filters=filters
+    )
+    if not logs:
+        which = "" if round_ is None else f" in round {round_}"
+        raise VerifyInputError(f"request {request_id} has no report posted{which} yet")
+    latest = max(logs, key=lambda e: (int(e["args"]["round"]), int(e["blockNumber"])))
+    return posted_from_event(protocol, latest)
+
+
+def device_keys(protocol: Protocol, device_ids: Sequence[int]) -> dict[int, DeviceSigningKey]:
+    keys = {}
+    for device_id in device_ids:
+        device = protocol.device(device_id)
+        keys[device_id] = DeviceSigningKey(KeyType(device.key_type), device.key_x, device.key_y)
+    return keys
+
+
+def _get(http: httpx.Client, url: str) -> dict[str, Any]:
+    try:
+        answer = http.get(url)
+    except httpx.HTTPError as error:
+        raise VerifyInputError(f"oracle unreachable: {url} ({error})") from error
+    if answer.status_code != 200:
+        try:
+            detail = answer.json().get("detail", answer.text)
+        except ValueError:
+            detail = answer.text
+        raise VerifyInputError(f"oracle answered {answer.status_code} for {url}: {detail}")
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def _bytes(value: str) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x"))
+
+
+def fetch_report_summary(
+    http: httpx.Client, base_url: str, request_id: int, round_: int
+) -> PublishedReport:
+    """`GET /v1/reports/{id}?round=`: records and roots, no device data yet."""
+    base = base_url.rstrip("/")
+    body = _get(http, f"{base}/v1/reports/{request_id}?round={round_}")
+    return PublishedReport(
+        source=base,
+        round=int(body["round"]),
+        signer=body.get("signer"),
+        delivered_wh=tuple(int(v) for v in body["deliveredWh"]),
+        devices_root=_bytes(body["devicesRoot"]),
+        readings_root=_bytes(body["readingsRoot"]),
+        records=tuple(DeviceRecord.from_json(r) for r in body["records"]),
+    )
+
+
+def fetch_device_data(
+    http: httpx.Client, report: PublishedReport, request_id: int
+) -> PublishedReport:
+    """The same report with every device's used readings, proof and signed units."""
+    devices: dict[int, DeviceData] = {}
+    for record in report.records:
+        body = _get(
+            http,
+            f"{report.source}/v1/reports/{request_id}/devices/{record.device_id}"
+            f"?round={report.round}",
+        )
+        devices[record.device_id] = DeviceData(
+            DeviceRecord.from_json(body["record"]),
+            _bytes(body["usedReadings"]),
+            tuple(_bytes(node) for node in body["readingsProof"]),
+            tuple(MeterUnit.from_json(unit) for unit in body["units"]),
+        )
+    return dataclasses.replace(report, devices=devices)
+
+
+def fetch_published_report(
+    http: httpx.Client, base_url: str, request_id: int, round_: int
+) -> PublishedReport:
+    return fetch_device_data(
+        http, fetch_report_summary(http, base_url, request_id, round_), request_id
+    )
+
+
+def read_facts(protocol: Protocol, request_id: int, round_: int) -> RequestFacts:
+    """The measurement facts of the request, for the round being checked."""
+    try:
+        facts = read_request_facts(protocol, request_id)
+    except ReportUnavailableError as error:
+        raise VerifyInputError(error.reason) from error
+    return dataclasses.replace(facts, round=round_)
+
+
+def verify_request(
+    protocol: Protocol,
+    request_id: int,
+    oracle_urls: Sequence[str],
+    round_: int | None = None,
+    http: httpx.Client | None = None,
+) -> Verdict:
+    """Everything `gridflex verify` does: read the chain, fetch every oracle's public data
+    (oracles that fail are skipped while one answers), check. VerifyInputError when the
+    check cannot run."""
+    if not oracle_urls:
+        raise VerifyInputError("give at least one oracle URL (--oracle)")
+    facts = read_facts(protocol, request_id, 0)
+    posted = read_posted_report(protocol, request_id, round_)
+    facts = dataclasses.replace(facts, round=posted.round)
+    own_http = http is None
+    client = http or httpx.Client(timeout=10.0)
+    published, errors = [], []
+    try:
+        for url in oracle_urls:
+            try:
+                published.append(fetch_published_report(client, url, request_id, posted.round))
+            except VerifyInputError as error:
+                errors.append(str(error))
+    finally:
+        if own_http:
+            client.close()
+    if not published:
+        raise VerifyInputError("; ".join(errors))
+    device_ids = sorted({d for bid in facts.bids for d in bid.device_capacity_w})
+    domain = meter_domain_separator(protocol.client.chain_id, protocol.registry.address)
+    return check_report(facts, posted, published, device_keys(protocol, device_ids), domain)

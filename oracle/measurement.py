@@ -1,0 +1,225 @@
+"""Measurement of one request by one oracle: reads the readings and conflict evidence the
+method needs from the oracle store, applies the shared per-device rules
+(`gridflex.measurement.measure_device`, the same code `gridflex verify` runs), builds
+per-bid totals and the two Merkle trees, and signs the EIP-712 report.
+
+Store reads, and why they are deterministic: only the readings the method can need
+(`reading_span`), and `conflict_evidence` for the intervals a device's measurement needs.
+Records are ordered by bid, then device; used readings by device.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, and_, select
+
+from gridflex.chain.protocol import Protocol
+from gridflex.eip712 import ReportPayload, sign_digest_secp256k1
+from gridflex.measurement import (
+    SECONDS_PER_DAY,
+    SETTLED_STATUSES,
+    AwardedBid,
+    DeviceMeasurement,
+    ReadingSpan,
+    ReportUnavailableError,
+    RequestFacts,
+    measure_device,
+    read_request,
+    read_request_facts,
+    reading_span,
+    utc_day,
+)
+from gridflex.reports import DeviceRecord, ReportTrees, build_report_trees
+from oracle.models import ConflictEvidence, Reading
+
+__all__ = [
+    "SETTLED_STATUSES",
+    "AwardedBid",
+    "DeviceMeasurement",
+    "MeasuredReport",
+    "Measurer",
+    "ReadingSpan",
+    "ReportUnavailableError",
+    "RequestFacts",
+    "assemble_report",
+    "measure_device",
+    "measure_records",
+    "read_conflicts",
+    "read_readings",
+    "read_request",
+    "read_request_facts",
+    "reading_span",
+    "utc_day",
+]
+
+log = structlog.get_logger(__name__)
+
+DEVICE_CHUNK = 500
+"""Device ids per `IN (...)` query (parameter limits of SQLite and PostgreSQL)."""
+
+
+# ─── Store reads ──────────────────────────────────────────────────────────────────────
+
+
+def read_readings(
+    engine: Engine, device_ids: Iterable[int], span: ReadingSpan
+) -> dict[int, dict[int, int]]:
+    """{device: {interval start: Wh}} within `span` (time-of-day filter done in SQL)."""
+    readings: dict[int, dict[int, int]] = defaultdict(dict)
+    ids = sorted(device_ids)
+    for chunk_start in range(0, len(ids), DEVICE_CHUNK):
+        chunk = ids[chunk_start : chunk_start + DEVICE_CHUNK]
+        query = select(Reading.device_id, Reading.interval_start, Reading.energy_wh).where(
+            Reading.device_id.in_(chunk),  # type: ignore[attr-defined]
+            Reading.interval_start >= span.start,
+            Reading.interval_start < span.end,
+        )
+        if span.daily_seconds is not None:
+            offset = (Reading.interval_start - span.start) % SECONDS_PER_DAY
+            query = query.where(offset < span.daily_seconds)
+        with engine.connect() as connection:
+            for device_id, interval_start, energy in connection.execute(query):
+                readings[int(device_id)][int(interval_start)] = int(energy)
+    return readings
+
+
+def read_conflicts(
+    engine: Engine, device_ids: Iterable[int], span: ReadingSpan
+) -> set[tuple[int, int]]:
+    """(device, interval) pairs with conflict evidence within `span`'s bounds."""
+    conflicts: set[tuple[int, int]] = set()
+    ids = sorted(device_ids)
+    for chunk_start in range(0, len(ids), DEVICE_CHUNK):
+        chunk = ids[chunk_start : chunk_start + DEVICE_CHUNK]
+        query = select(ConflictEvidence.device_id, ConflictEvidence.interval_start).where(
+            and_(
+                ConflictEvidence.device_id.in_(chunk),  # type: ignore[attr-defined]
+                ConflictEvidence.interval_start >= span.start,
+                ConflictEvidence.interval_start < span.end,
+            )
+        )
+        with engine.connect() as connection:
+            conflicts.update((int(d), int(t)) for d, t in connection.execute(query))
+    return conflicts
+
+
+# ─── Measurement ──────────────────────────────────────────────────────────────────────
+
+
+def measure_records(
+    engine: Engine, facts: RequestFacts
+) -> tuple[list[DeviceRecord], dict[int, bytes]]:
+    """Records (by bid, then device) and used readings (by device) of every awarded device."""
+    device_ids = [d for bid in facts.bids for d in bid.device_capacity_w]
+    span = reading_span(facts.baseline_method, facts.window)
+    readings = read_readings(engine, device_ids, span)
+    conflicts = read_conflicts(engine, device_ids, span)
+    records: list[DeviceRecord] = []
+    used: dict[int, bytes] = {}
+    for bid in sorted(facts.bids, key=lambda b: b.bid_index):
+        for device_id in sorted(bid.device_capacity_w):
+            measured = measure_device(facts, bid, device_id, readings.get(device_id, {}), conflicts)
+            records.append(measured.record)
+            used[device_id] = measured.used_readings
+    return records, dict(sorted(used.items()))
+
+
+@dataclass(frozen=True)
+class MeasuredReport:
+    """One oracle's report for one request and round, with its signature if it has a key."""
+
+    request_id: int
+    round: int
+    chain_id: int
+    committee: str
+    payload: ReportPayload
+    trees: ReportTrees
+    signer: str | None = None
+    signature: bytes | None = None
+
+    @property
+    def digest(self) -> bytes:
+        return self.payload.digest(self.chain_id, self.committee)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `GET /v1/reports/{id}` body."""
+        return {
+            "requestId": self.request_id,
+            "round": self.round,
+            "market": self.payload.market,
+            "chainId": self.chain_id,
+            "committee": self.committee,
+            "deliveredWh": list(self.payload.delivered_wh),
+            "devicesRoot": "0x" + self.payload.devices_root.hex(),
+            "readingsRoot": "0x" + self.payload.readings_root.hex(),
+            "digest": "0x" + self.digest.hex(),
+            "signer": self.signer,
+            "signature": None if self.signature is None else "0x" + self.signature.hex(),
+            "records": [record.to_json() for record in self.trees.records],
+        }
+
+
+def assemble_report(
+    facts: RequestFacts,
+    records: list[DeviceRecord],
+    used_readings: dict[int, bytes],
+    signer_key: str | None = None,
+) -> MeasuredReport:
+    """Trees, payload and (with a key) this oracle's signature over the digest."""
+    if not records:
+        raise ReportUnavailableError(404, f"request {facts.request_id} has no awarded device")
+    trees = build_report_trees(records, used_readings, facts.bid_count)
+    payload = ReportPayload(
+        facts.market,
+        facts.request_id,
+        facts.round,
+        trees.delivered_wh,
+        trees.devices_root,
+        trees.readings_root,
+    )
+    report = MeasuredReport(
+        facts.request_id, facts.round, facts.chain_id, facts.committee, payload, trees
+    )
+    if signer_key is None:
+        return report
+    from eth_account import Account
+
+    signature = sign_digest_secp256k1(signer_key, report.digest)
+    return MeasuredReport(
+        report.request_id,
+        report.round,
+        report.chain_id,
+        report.committee,
+        payload,
+        trees,
+        Account.from_key(signer_key).address,
+        signature,
+    )
+
+
+class Measurer:
+    """Measures requests of one deployment from one oracle store."""
+
+    def __init__(self, protocol: Protocol, engine: Engine, signer_key: str | None = None) -> None:
+        self.protocol = protocol
+        self.engine = engine
+        self.signer_key = signer_key
+
+    def measure_request(self, request_id: int) -> MeasuredReport:
+        facts = read_request_facts(self.protocol, request_id)
+        records, used = measure_records(self.engine, facts)
+        report = assemble_report(facts, records, used, self.signer_key)
+        log.info(
+            "request measured",
+            request_id=request_id,
+            round=facts.round,
+            devices=len(records),
+            delivered_wh=report.payload.delivered_wh,
+            digest="0x" + report.digest.hex(),
+        )
+        return report

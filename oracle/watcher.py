@@ -1,0 +1,121 @@
+"""The oracle's report watcher: checks every posted report (each round) against this
+oracle's own measurement and, when the roots differ, challenges it with a unit the device
+signed that this oracle holds in its store.
+
+Why its own store: the oracle verified every unit at ingest, so a used reading of the
+posting signers that contradicts one of them is a fraud proof no peer can fake or
+withhold. The posting signers' used readings and proofs come from their public API (the
+peers whose published roots equal the posted ones). The loop itself, with its retries and
+idempotence (`NotDisputable` = already voided = done), is `gridflex.watch.ReportWatcher`;
+the checking is `gridflex.verify.check_report`, the same as `gridflex verify`.
+
+Runs with the committee loop when a signer key is set and `watcher_enabled` is true; the
+challenger's share of the slashed bonds goes to this oracle's committee account.
+"""
+
+from __future__ import annotations
+
+import httpx
+import structlog
+from eth_account import Account
+from web3 import Web3
+
+from gridflex.attestation import MeterUnit, meter_domain_separator
+from gridflex.chain.client import ChainClient
+from gridflex.chain.protocol import Protocol
+from gridflex.reports import unpack_used_readings
+from gridflex.verify import (
+    ChallengeMaterial,
+    PostedReport,
+    VerifyInputError,
+    check_report,
+    device_keys,
+    fetch_device_data,
+    fetch_report_summary,
+    read_facts,
+)
+from gridflex.watch import ReportWatcher
+from oracle.clock import Clock
+from oracle.config import OracleSettings
+from oracle.report_book import ReportBook
+
+log = structlog.get_logger(__name__)
+
+
+class OracleEvidenceFinder:
+    """Finds a fraud proof against a posted report from this oracle's signed units."""
+
+    def __init__(self, settings: OracleSettings, book: ReportBook, protocol: Protocol) -> None:
+        self.settings = settings
+        self.book = book
+        self.protocol = protocol
+        self.http = httpx.Client(timeout=settings.peer_timeout_seconds)
+
+    def __call__(self, posted: PostedReport) -> ChallengeMaterial | None:
+        own = self.book.report_for(posted.request_id, posted.round)  # 425 -> retried later
+        if (own.payload.devices_root, own.payload.readings_root) == (
+            posted.devices_root,
+            posted.readings_root,
+        ):
+            return None
+        log.warning(
+            "posted report differs from our measurement",
+            request_id=posted.request_id,
+            round=posted.round,
+            signers=list(posted.signers),
+        )
+        facts = read_facts(self.protocol, posted.request_id, posted.round)
+        device_ids = sorted({d for bid in facts.bids for d in bid.device_capacity_w})
+        keys = device_keys(self.protocol, device_ids)
+        domain = meter_domain_separator(
+            self.protocol.client.chain_id, self.protocol.registry.address
+        )
+        served = False
+        for peer in self.settings.peer_urls:
+            try:
+                summary = fetch_report_summary(self.http, peer, posted.request_id, posted.round)
+                if not summary.matches(posted):
+                    continue
+                published = fetch_device_data(self.http, summary, posted.request_id)
+            except VerifyInputError as error:
+                log.info("peer data unavailable", peer=peer, error=str(error))
+                continue
+            served = True
+            units: list[MeterUnit] = []
+            for device_id, data in published.devices.items():
+                intervals = [t for t, _ in unpack_used_readings(data.used_readings)]
+                units.extend(self.book.signed_units(device_id, intervals))
+            verdict = check_report(facts, posted, [published], keys, domain, units=units)
+            if verdict.challenges:
+                return verdict.challenges[0]
+            log.warning(
+                "posted report differs but no signed unit we hold contradicts it",
+                request_id=posted.request_id,
+                differences=[d.message for d in verdict.differences[:5]],
+            )
+            return None
+        if not served:
+            raise VerifyInputError("no peer serves the posted report's device data yet")
+        return None
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def build_watcher(
+    settings: OracleSettings, book: ReportBook, protocol: Protocol, clock: Clock
+) -> ReportWatcher:
+    """A watcher challenging with the committee key, on its own Web3 connection."""
+    assert settings.signer_key is not None
+    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 10}))
+    client = ChainClient(w3, Account.from_key(settings.signer_key.get_secret_value()))
+    for deployed in protocol.deployment.contracts.values():
+        client.register_abi(deployed.abi)
+    signer = Protocol(client, protocol.deployment)
+    return ReportWatcher(
+        signer,
+        OracleEvidenceFinder(settings, book, signer),
+        clock.now,
+        poll_seconds=settings.committee_poll_seconds,
+        retry_max_seconds=settings.rpc_retry_max_seconds,
+    )

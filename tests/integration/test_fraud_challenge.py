@@ -1,0 +1,315 @@
+"""Acceptance: two of three oracle processes (k = 2, chain clock) are malicious. They alter
+one device's event reading in their own stores (a value the device never signed), so they
+measure, co-sign and post a tampered report. The honest oracle's watcher sees the posted
+roots differ from its own measurement, finds the used reading that contradicts the unit
+the device signed (held in its own store) and challenges: the report is voided, both
+signers slashed, the honest challenger paid its share. Governance seats a fresh honest
+oracle (k = 2 of 2); the honest pair post the round-1 report, which finalizes with the
+payouts `gridflex.settlement` computes. `gridflex verify` agrees with the final report and
+names the tampered device and interval of the voided one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from support.oracle_process import OracleServer, start_oracle
+from typer.testing import CliRunner
+from web3 import Web3
+
+from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
+from gridflex.baselines import device_cap_wh
+from gridflex.chain.anvil import AnvilProcess, free_port, increase_time
+from gridflex.chain.client import ChainClient
+from gridflex.chain.compiler import load_artifacts
+from gridflex.chain.deploy import ProtocolParams, deploy_protocol
+from gridflex.chain.deployments import save_deployment
+from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
+from gridflex.cli.main import app
+from gridflex.config import get_settings
+from gridflex.eip712 import secp256k1_device_key
+from gridflex.settlement import BidAward, PricingRule, bond_for, settle_request
+
+pytestmark = pytest.mark.integration
+
+FLEX = 10**18
+EUR = 10**18
+ZONE = zone_id("NL-UTR-03")
+INTERVAL = 900
+EVENT_INTERVALS = 4
+CAPACITIES_W = (4_000, 5_000, 6_000)  # per owner: 15 kW over 3 devices
+PRICES = (EUR // 10, EUR // 5)
+REQUEST_W = 30_000
+REPORT_DELAY_S = 60
+HONEST, MALICIOUS = 0, (1, 2)
+
+
+def _funded(w3: Web3) -> LocalAccount:
+    account = Account.create()
+    w3.provider.make_request("anvil_setBalance", [account.address, hex(10**21)])
+    return account
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _post_readings(url: str, units: list[MeterUnit]) -> None:
+    """POST until accepted: the oracles' chain clock caches the block time for a second,
+    so right after the window is moved past it may still call the units future ones."""
+    body = {"units": [u.to_json() for u in units]}
+    deadline = time.monotonic() + 10
+    while True:
+        answer = httpx.post(f"{url}/v1/readings", json=body, timeout=30)
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.fixture
+def protocol(w3: Web3, tmp_path: Path) -> Protocol:
+    artifacts = load_artifacts()
+    client = ChainClient(w3, _funded(w3), artifacts)
+    governance = Protocol(client, deploy_protocol(client, ProtocolParams.local(), artifacts))
+    save_deployment(governance.deployment, tmp_path / "deployments")
+    return governance
+
+
+@pytest.fixture
+def cli_env(anvil: AnvilProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`gridflex verify` in process, on this chain and this test's deployment record."""
+    monkeypatch.setenv("GRIDFLEX_DEPLOYMENTS_DIR", str(tmp_path / "deployments"))
+    monkeypatch.setenv("GRIDFLEX_RPC_URL", anvil.url)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+class Committee:
+    """Four oracle processes: three seated now, the fourth a standby seated later."""
+
+    def __init__(self, anvil: AnvilProcess, tmp_path: Path) -> None:
+        self.anvil, self.tmp_path = anvil, tmp_path
+        self.accounts = [Account.create() for _ in range(4)]
+        self.urls = [f"http://127.0.0.1:{free_port()}" for _ in self.accounts]
+        self.servers: list[OracleServer] = []
+
+    def start(self, index: int, **extra: str) -> OracleServer:
+        env = extra | {
+            "GRIDFLEX_ORACLE_RPC_URL": self.anvil.url,
+            "GRIDFLEX_ORACLE_DEPLOYMENTS_DIR": str(self.tmp_path / "deployments"),
+            "GRIDFLEX_ORACLE_DATA_DIR": str(self.tmp_path / f"oracle-{index}"),
+            "GRIDFLEX_ORACLE_SIGNER_KEY": self.accounts[index].key.hex(),
+            "GRIDFLEX_ORACLE_PEERS": ",".join(u for u in self.urls if u != self.urls[index]),
+            "GRIDFLEX_ORACLE_CLOCK": "chain",
+            "GRIDFLEX_ORACLE_COMMITTEE_POLL_SECONDS": "0.3",
+            "GRIDFLEX_ORACLE_REPORT_DELAY_SECONDS": str(REPORT_DELAY_S),
+        }
+        port = int(self.urls[index].rsplit(":", 1)[1])
+        server = start_oracle(self.tmp_path, env, port=port)
+        self.servers.append(server)
+        return server
+
+    def database(self, index: int) -> Path:
+        return self.tmp_path / f"oracle-{index}" / "oracle.db"
+
+
+@pytest.fixture
+def committee(anvil: AnvilProcess, tmp_path: Path, protocol: Protocol) -> Iterator[Committee]:
+    oracles = Committee(anvil, tmp_path)
+    try:
+        for index, threshold in zip(range(3), (1, 2, 2), strict=True):
+            account = oracles.accounts[index]
+            protocol.client.w3.provider.make_request(
+                "anvil_setBalance", [account.address, hex(10**21)]
+            )
+            protocol.seat_oracle(account, threshold)
+            oracles.start(index)
+        # A standby (unseated) honest oracle ingesting the same readings; its own watcher
+        # is off so that the seated honest oracle is the one that challenges.
+        oracles.start(3, GRIDFLEX_ORACLE_WATCHER_ENABLED="false")
+        yield oracles
+    finally:
+        for server in oracles.servers:
+            server.stop()
+
+
+def _verify(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["verify", *args])
+    return result.exit_code, result.output
+
+
+def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes(
+    w3: Web3, anvil: AnvilProcess, protocol: Protocol, committee: Committee, cli_env: None
+) -> None:
+    artifacts = load_artifacts()
+    chain_id, registry = w3.eth.chain_id, protocol.registry.address
+    domain = meter_domain_separator(chain_id, registry)
+    token = protocol.client.deploy(artifacts["FlexToken"], protocol.address, 10**9 * EUR).address
+    operator = protocol.as_account(_funded(w3))
+    protocol.grant_grid_operator(operator.address)
+    protocol.send(protocol.erc20(token).functions.transfer(operator.address, 10_000 * EUR))
+
+    owners = [protocol.as_account(_funded(w3)) for _ in PRICES]
+    devices: list[tuple[int, bytes, int, int]] = []  # (id, key, capacity, owner)
+    for index, owner in enumerate(owners):
+        protocol.send(protocol.token.functions.transfer(owner.address, 1_000 * FLEX))
+        owner.stake(1_000 * FLEX)
+        for capacity in CAPACITIES_W:
+            key = bytes(Account.create().key)
+            device_key = secp256k1_device_key(key, owner.address, chain_id, registry)
+            device_id = owner.register_device(DeviceKind.BATTERY, capacity, ZONE, device_key)
+            devices.append((device_id, key, capacity, index))
+
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    start = now - now % INTERVAL + 2 * 3600
+    end = start + EVENT_INTERVALS * INTERVAL
+    spec = RequestSpec(
+        zone=ZONE, power_w=REQUEST_W, window_start=start, window_end=end,
+        price_cap_per_kwh=EUR // 4, availability_price_per_kwh=EUR // 100,
+        gate_closure=start - 3600, settlement_token=token,
+    )  # fmt: skip
+    request_id, escrow = operator.create_request(spec)
+    for index, owner in enumerate(owners):
+        owned = [d[0] for d in devices if d[3] == index]
+        owner.bid(request_id, sum(CAPACITIES_W), PRICES[index], owned)
+    increase_time(w3, spec.gate_closure - int(w3.eth.get_block("latest")["timestamp"]))
+    protocol.clear(request_id)
+    awarded = protocol.awarded_w(request_id)
+    assert awarded == [15_000, 15_000]
+
+    # The window passes: every device exports its full capacity, except the first one,
+    # which delivers 30% (an honest report pays it little).
+    increase_time(w3, end + 1 - int(w3.eth.get_block("latest")["timestamp"]))
+    units, expected_delivered = [], [0, 0]
+    for position, (device_id, key, capacity, owner_index) in enumerate(devices):
+        baseline = capacity * 8 // 10 * INTERVAL // 3600
+        full = capacity * INTERVAL // 3600
+        delivered = full * 3 // 10 if position == 0 else full
+        values = (baseline,) + (baseline - delivered,) * EVENT_INTERVALS
+        unit = MeterUnit(device_id, start - INTERVAL, INTERVAL, 0, values)
+        units.append(sign_unit(unit, domain, key))
+        cap = device_cap_wh(awarded[owner_index], capacity, sum(CAPACITIES_W), INTERVAL)
+        expected_delivered[owner_index] += EVENT_INTERVALS * min(cap, delivered)
+    for server in committee.servers:
+        _post_readings(server.url, units)
+
+    # The malicious pair rewrite the under-delivering device's second event interval in
+    # their stores: a full export the device never signed.
+    tampered_device, _, tampered_capacity, _ = devices[0]
+    tampered_start = start + INTERVAL
+    signed_value = units[0].energy_wh[2]
+    forged_value = tampered_capacity * 8 // 10 * INTERVAL // 3600 - tampered_capacity // 4
+    for index in MALICIOUS:
+        with sqlite3.connect(committee.database(index)) as db:
+            changed = db.execute(
+                "UPDATE readings SET energy_wh = ? WHERE device_id = ? AND interval_start = ?",
+                (forged_value, tampered_device, tampered_start),
+            ).rowcount
+        assert changed == 1
+
+    honest = committee.accounts[HONEST]
+    flex = protocol.token.address
+    bond = int(protocol.committee.functions.oracleBond().call())
+    share_bps = int(protocol.dispute.functions.challengerShareBps().call())
+    assert protocol.balance_of(flex, honest.address) == 0
+    assert len(committee.servers) == 4
+
+    # The report delay ends: the malicious pair post; the honest watcher challenges.
+    increase_time(w3, REPORT_DELAY_S)
+    from_block = protocol.deployment.deployed_at_block
+
+    def challenged() -> list[object]:
+        return list(protocol.dispute.events.ReportChallenged().get_logs(from_block=from_block))
+
+    _wait_for(lambda: bool(challenged()), "the honest watcher's challenge", timeout=40)
+    (event,) = challenged()
+    posted = protocol.market.events.ReportSubmitted().get_logs(
+        from_block=from_block, argument_filters={"requestId": request_id, "round": 0}
+    )
+    assert len(posted) == 1
+    bad_totals = [int(v) for v in posted[0]["args"]["deliveredWh"]]
+    assert bad_totals[0] > expected_delivered[0]
+    args = event["args"]  # type: ignore[index]
+    assert (args["requestId"], args["round"], args["deviceId"]) == (request_id, 0, tampered_device)
+    assert (args["intervalStart"], args["usedEnergyWh"], args["signedEnergyWh"]) == (
+        tampered_start, forged_value, signed_value,
+    )  # fmt: skip
+    assert args["challenger"] == honest.address
+    assert args["slashedTotal"] == 2 * bond
+    state = protocol.request(request_id)
+    assert (state.status, state.report_round) == (RequestStatus.CLEARED, 1)
+    for index in MALICIOUS:
+        address = committee.accounts[index].address
+        staked, locked, unbonding, _ = protocol.staking.functions.accountOf(address).call()
+        assert (staked, locked, unbonding) == (0, 0, 0)
+        assert protocol.committee.functions.oracleOf(address).call()[1] is False
+    assert protocol.balance_of(flex, honest.address) == 2 * bond * share_bps // 10_000
+    honest_stake = protocol.staking.functions.accountOf(honest.address).call()
+    assert tuple(honest_stake[:2]) == (bond, bond)
+
+    # `gridflex verify` names the tampered device and interval of the voided report.
+    all_oracles = [arg for url in committee.urls[:3] for arg in ("--oracle", url)]
+    code, output = _verify(str(request_id), "--round", "0", "--json", *all_oracles)
+    assert code == 1, output
+    verdict = json.loads(output)
+    assert verdict["ok"] is False and verdict["round"] == 0
+    (contradiction,) = [d for d in verdict["differences"] if d["kind"] == "contradicted-reading"]
+    assert (contradiction["deviceId"], contradiction["intervalStart"]) == (
+        tampered_device, tampered_start,
+    )  # fmt: skip
+    assert (contradiction["expected"], contradiction["reported"]) == (signed_value, forged_value)
+    assert contradiction["challenge"]["usedIndex"] == 2
+    code, output = _verify(str(request_id), "--round", "0", *all_oracles)
+    assert code == 1 and f"device {tampered_device} interval {tampered_start}" in output, output
+
+    # Governance seats the standby honest oracle (k = 2 of 2); the honest pair agree on
+    # round 1 and post it; it finalizes after the window.
+    newcomer = committee.accounts[3]
+    w3.provider.make_request("anvil_setBalance", [newcomer.address, hex(10**21)])
+    protocol.seat_oracle(newcomer, 2)
+    _wait_for(
+        lambda: protocol.request(request_id).status == RequestStatus.REPORTED,
+        "the round-1 report",
+        timeout=40,
+    )
+    final = protocol.request(request_id)
+    assert final.report_round == 1
+    assert protocol.reported_delivery(request_id) == expected_delivered
+
+    code, output = _verify(str(request_id), "--oracle", committee.urls[HONEST])
+    assert code == 0, output
+    assert "checks out" in output
+    code, output = _verify("999", "--oracle", committee.urls[HONEST])
+    assert code == 2 and "unknown request" in output, output
+
+    increase_time(w3, int(protocol.market.functions.disputeWindow().call()) + 1)
+    _wait_for(lambda: protocol.request(request_id).status == RequestStatus.SETTLED, "finalize")
+    assert len(challenged()) == 1  # the honest round-1 report was never challenged
+    bond_per_kw = int(protocol.market.functions.bondPerKW().call())
+    settlement = settle_request(
+        escrow=escrow, duration_seconds=3600, pricing_rule=PricingRule.PAY_AS_BID,
+        clearing_price=final.clearing_price, availability_price_per_kwh=EUR // 100,
+        threshold_bps=5_000, fee_bps=int(protocol.market.functions.protocolFeeBps().call()),
+        awards=[BidAward(owner.address, awarded[i], PRICES[i], bond_for(awarded[i], bond_per_kw))
+                for i, owner in enumerate(owners)],
+        delivered_wh=expected_delivered,
+    )  # fmt: skip
+    for owner, outcome in zip(owners, settlement.bids, strict=True):
+        assert protocol.claimable(token, owner.address) == outcome.payout
+    assert protocol.claimable(token, operator.address) == settlement.refund
+    assert settlement.payouts + settlement.fees + settlement.refund == escrow
