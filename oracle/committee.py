@@ -68,6 +68,8 @@ class _Follow:
     backoff: float = FIRST_BACKOFF_SECONDS
     quorum_since: float | None = None
     """When this oracle first held k signatures for the current round (stagger start)."""
+    measured_at: float | None = None
+    """When the stored report was last (re)measured by this loop."""
 
 
 @dataclass
@@ -160,7 +162,7 @@ class CommitteeLoop:
         if state.status != RequestStatus.CLEARED:
             return False
         try:
-            report = self.book.report_for(request_id)
+            report = self._current_report(request_id)
         except ReportUnavailableError as error:
             if error.status == 425:
                 return False
@@ -178,6 +180,23 @@ class CommitteeLoop:
         if self._my_turn(request_id, signatures):
             self._submit(report, signatures)
         return False
+
+    def _current_report(self, request_id: int) -> MeasuredReport:
+        """The stored report, measured again every `remeasure_seconds` until it is posted,
+        so that readings arriving after the first measurement still count."""
+        follow = self._follows.setdefault(request_id, _Follow())
+        now = time.monotonic()
+        if follow.measured_at is None:
+            follow.measured_at = now
+            return self.book.report_for(request_id)
+        if now - follow.measured_at < self.settings.remeasure_seconds:
+            return self.book.report_for(request_id)
+        follow.measured_at = now
+        before = self.book.report_for(request_id)
+        report = self.book.refresh(request_id)
+        if report.digest != before.digest:
+            follow.quorum_since = None  # a new digest needs its own quorum
+        return report
 
     def _my_turn(self, request_id: int, signatures: dict[str, bytes]) -> bool:
         """Stagger the posters: the signer with the lowest address posts at once, the next

@@ -66,6 +66,9 @@ class OracleSettings(BaseSettings):
     report_delay_seconds: int = Field(default=60, ge=0)
     """Grace after the window end before measuring (late readings still arrive)."""
     committee_poll_seconds: float = Field(default=2.0, gt=0)
+    remeasure_seconds: float = Field(default=30.0, gt=0)
+    """While a measured report is not on chain yet, measure again this often: readings
+    that arrive late (a node catching up after an outage) must still count."""
     """Period of the committee loop (measure, collect signatures, post, finalize)."""
     peer_timeout_seconds: float = Field(default=5.0, gt=0)
     rpc_retry_max_seconds: float = Field(default=60.0, gt=0)

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 from eth_account import Account
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -139,6 +139,44 @@ class ReportBook:
         if stored.signature is not None:
             self.add_signature(stored, stored.signer or "", stored.signature, SELF_SOURCE)
         return stored
+
+    def refresh(self, request_id: int) -> MeasuredReport:
+        """Measure the current round again (called only while its report is not on chain
+        yet) and keep the new result if it changed: readings that arrive late, e.g. from a
+        node catching up after an outage, must still count."""
+        with self._measure_lock:
+            return self.replace_if_changed(self.measurer.measure_request(request_id))
+
+    def replace_if_changed(self, fresh: MeasuredReport) -> MeasuredReport:
+        """Store `fresh` in place of the stored report of its round when the digests
+        differ, and drop the signatures collected over the old digest (one per signer and
+        round is kept, and the old ones can never be used)."""
+        stored = self.load(fresh.request_id, fresh.round)
+        if stored is not None and stored.digest == fresh.digest:
+            return stored
+        if stored is not None:
+            with self._writer.begin() as connection:
+                connection.execute(
+                    delete(OracleReport).where(
+                        OracleReport.request_id == fresh.request_id,
+                        OracleReport.round == fresh.round,
+                    )
+                )
+                connection.execute(
+                    delete(ReportSignature).where(
+                        ReportSignature.request_id == fresh.request_id,
+                        ReportSignature.round == fresh.round,
+                        ReportSignature.digest == stored.digest,
+                    )
+                )
+            log.info(
+                "report re-measured with new data",
+                request_id=fresh.request_id,
+                round=fresh.round,
+                old_digest=stored.digest,
+                new_digest=fresh.digest,
+            )
+        return self.save(fresh)
 
     def load(self, request_id: int, round_: int) -> MeasuredReport | None:
         with Session(self.engine) as session:

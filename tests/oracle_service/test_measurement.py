@@ -268,3 +268,26 @@ def test_the_report_book_measures_once_and_proves_every_device(
         )
     with pytest.raises(KeyError):
         book.device_proof(report, 3)
+
+
+def test_a_late_reading_replaces_the_unposted_report_and_an_unchanged_one_stays(
+    ingestor: Ingestor, store_engine: Engine, meter_by_id: dict[int, SimulatedMeter]
+) -> None:
+    start = past_slot(2)
+    request = facts(start, (AwardedBid(0, 8_000, {1: 10_000, 2: 40_000}),), intervals=2)
+    key = Account.create().key.hex()
+    book = ReportBook(Measurer(None, store_engine, key), store_engine, WallClock(), 60)  # type: ignore[arg-type]
+    assert ingestor.ingest_batch([meter_by_id[1].unit(start - INTERVAL, [1_000, 0, 0])]).stored
+    early = book.save(assemble_report(request, *measure_records(store_engine, request), key))
+    assert early.trees.records[1].quality == Quality.INSUFFICIENT_DATA  # device 2 not in yet
+
+    # Device 2's node catches up: measuring again now gives another report, which replaces
+    # the stored one (it is not on chain yet); measuring once more changes nothing.
+    assert ingestor.ingest_batch([meter_by_id[2].unit(start - INTERVAL, [1_000, 0, 0])]).stored
+    late = assemble_report(request, *measure_records(store_engine, request), key)
+    assert late.digest != early.digest
+    assert book.replace_if_changed(late).digest == late.digest
+    assert book.load(7, 0).digest == late.digest
+    assert late.trees.records[1].quality == Quality.OK
+    assert book.replace_if_changed(late).digest == late.digest
+    assert book.signatures(late) == {late.signer: late.signature}
