@@ -14,13 +14,20 @@ CHAIN_CLOCK_CACHE_SECONDS = 1.0
 
 class Clock(Protocol):
     def now(self) -> int:
-        """Unix seconds."""
+        """Unix seconds (may be cached briefly)."""
+        ...
+
+    def fresh_now(self) -> int:
+        """Unix seconds, never cached: asked before refusing a unit as a future one."""
         ...
 
 
 class WallClock:
     def now(self) -> int:
         return int(time.time())
+
+    def fresh_now(self) -> int:
+        return self.now()
 
 
 class ChainClock:
@@ -36,6 +43,14 @@ class ChainClock:
     def now(self) -> int:
         with self._lock:
             if time.monotonic() - self._fetched_at >= CHAIN_CLOCK_CACHE_SECONDS:
-                self._timestamp = int(self._w3.eth.get_block("latest")["timestamp"])
-                self._fetched_at = time.monotonic()
+                self._fetch()
             return self._timestamp
+
+    def fresh_now(self) -> int:
+        with self._lock:
+            self._fetch()
+            return self._timestamp
+
+    def _fetch(self) -> None:
+        self._timestamp = int(self._w3.eth.get_block("latest")["timestamp"])
+        self._fetched_at = time.monotonic()

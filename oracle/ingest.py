@@ -186,6 +186,9 @@ class Ingestor:
 
         devices = self._registry.get_many({unit.device_id for _, unit in parsed})
         now = self._clock.now()
+        latest_end = max((unit.end for _, unit in parsed), default=0)
+        if latest_end > now + self._limits.future_skew_seconds:
+            now = self._clock.fresh_now()  # refuse "future" only on a fresh clock reading
         candidates: list[_Candidate] = []
         for index, unit in parsed:
             device = devices[unit.device_id]

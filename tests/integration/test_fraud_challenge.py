@@ -68,15 +68,9 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -
 
 
 def _post_readings(url: str, units: list[MeterUnit]) -> None:
-    """POST until accepted: the oracles' chain clock caches the block time for a second,
-    so right after the window is moved past it may still call the units future ones."""
-    body = {"units": [u.to_json() for u in units]}
-    deadline = time.monotonic() + 10
-    while True:
-        answer = httpx.post(f"{url}/v1/readings", json=body, timeout=30)
-        if answer.status_code == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
+    answer = httpx.post(
+        f"{url}/v1/readings", json={"units": [u.to_json() for u in units]}, timeout=30
+    )
     assert answer.status_code == 200, answer.text
 
 
