@@ -1,0 +1,195 @@
+"""Native batch Keccak-256 (`keccak_batch.c` through ctypes) for settlement at 10^5-10^6
+devices, with a pure-Python fallback (pycryptodome, one call per hash) when the library is not
+built (`python -m gridflex.native.build`, run by `make install`) or cannot be loaded; the
+fallback is logged once. Both paths give identical bytes (tests compare them).
+
+Messages are given as one contiguous uint8 buffer and `offsets` (int64, n + 1 entries):
+message `i` is `data[offsets[i]:offsets[i + 1]]`. Results are `n x 32` uint8 arrays. Large
+batches are split across threads (ctypes releases the GIL during each call).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from Crypto.Hash import keccak
+
+log = logging.getLogger(__name__)
+
+LIBRARY = Path(__file__).resolve().parent / "_keccak_batch.so"
+THREADS = max(1, min(int(os.environ.get("GRIDFLEX_KECCAK_THREADS", os.cpu_count() or 1)), 16))
+_MIN_PER_THREAD = 2048  # messages; below this threads cost more than they save
+
+_lib: ctypes.CDLL | None = None
+_loaded = False
+
+
+def _load() -> ctypes.CDLL | None:
+    global _lib, _loaded
+    if _loaded:
+        return _lib
+    _loaded = True
+    if os.environ.get("GRIDFLEX_NATIVE", "1") == "0":
+        log.info("gridflex.native disabled (GRIDFLEX_NATIVE=0): keccak on pycryptodome")
+        return None
+    try:
+        lib = ctypes.CDLL(str(LIBRARY))
+    except OSError as error:
+        log.warning(
+            "gridflex.native: %s not loadable (%s); keccak falls back to pycryptodome "
+            "(build it with `python -m gridflex.native.build`)",
+            LIBRARY.name,
+            error,
+        )
+        return None
+    pointer, i64 = ctypes.c_void_p, ctypes.c_int64
+    for name in ("gf_keccak256_batch", "gf_double_keccak256_batch"):
+        getattr(lib, name).argtypes = [pointer, pointer, i64, pointer]
+        getattr(lib, name).restype = None
+    lib.gf_used_readings_leaves.argtypes = [pointer, pointer, i64, pointer, pointer]
+    lib.gf_used_readings_leaves.restype = None
+    lib.gf_merkle_tree.argtypes = [pointer, i64, pointer]
+    lib.gf_merkle_tree.restype = ctypes.c_int
+    lib.gf_keccak_ways.restype = ctypes.c_int
+    _lib = lib
+    return lib
+
+
+def available() -> bool:
+    return _load() is not None
+
+
+def _hash(data: bytes | memoryview) -> bytes:
+    return keccak.new(digest_bits=256, data=data).digest()
+
+
+def _address(array: np.ndarray) -> int:
+    return array.ctypes.data
+
+
+def _prepare(data: np.ndarray | bytes, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    buffer = np.ascontiguousarray(np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes)
+                                  else data.reshape(-1).view(np.uint8))  # fmt: skip
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    if offsets.ndim != 1 or len(offsets) < 1:
+        raise ValueError("offsets needs n + 1 entries")
+    if len(offsets) > 1 and (
+        offsets[0] < 0 or offsets[-1] > len(buffer) or np.any(np.diff(offsets) < 0)
+    ):
+        raise ValueError("offsets must be non-decreasing and within the buffer")
+    return buffer, offsets
+
+
+def _split(n: int) -> list[tuple[int, int]]:
+    threads = max(1, min(THREADS, n // _MIN_PER_THREAD))
+    edges = [n * k // threads for k in range(threads + 1)]
+    return [(edges[k], edges[k + 1]) for k in range(threads)]
+
+
+def _run(call: Callable[[int, int, np.ndarray], None], n: int) -> np.ndarray:
+    out = np.empty((n, 32), dtype=np.uint8)
+    if n == 0:
+        return out
+    parts = _split(n)
+
+    def one(part: tuple[int, int]) -> None:
+        begin, end = part
+        call(begin, end, out[begin:end])
+
+    if len(parts) == 1:
+        one(parts[0])
+    else:
+        with ThreadPoolExecutor(len(parts)) as pool:
+            list(pool.map(one, parts))
+    return out
+
+
+def keccak256_batch(data: np.ndarray | bytes, offsets: np.ndarray) -> np.ndarray:
+    """keccak256 of every message."""
+    buffer, offsets = _prepare(data, offsets)
+    n = len(offsets) - 1
+    lib = _load()
+    if lib is None:
+        view = memoryview(buffer)
+        bounds = offsets.tolist()
+        return _from_digests([_hash(view[bounds[i] : bounds[i + 1]]) for i in range(n)], n)
+    return _run(
+        lambda b, e, out: lib.gf_keccak256_batch(
+            _address(buffer), _address(offsets[b:]), e - b, _address(out)
+        ),
+        n,
+    )
+
+
+def double_keccak256_batch(data: np.ndarray | bytes, offsets: np.ndarray) -> np.ndarray:
+    """keccak256(keccak256(m)) of every message (StandardMerkleTree leaves of ABI words)."""
+    buffer, offsets = _prepare(data, offsets)
+    n = len(offsets) - 1
+    lib = _load()
+    if lib is None:
+        view = memoryview(buffer)
+        bounds = offsets.tolist()
+        return _from_digests([_hash(_hash(view[bounds[i] : bounds[i + 1]])) for i in range(n)], n)
+    return _run(
+        lambda b, e, out: lib.gf_double_keccak256_batch(
+            _address(buffer), _address(offsets[b:]), e - b, _address(out)
+        ),
+        n,
+    )
+
+
+def used_readings_leaves(
+    data: np.ndarray | bytes, offsets: np.ndarray, device_words: np.ndarray
+) -> np.ndarray:
+    """`gridflex.reports.used_readings_leaf(id_i, m_i)` =
+    keccak256(keccak256(word(id_i) || keccak256(m_i))) for every message, with
+    `device_words` the `n x 32` big-endian ABI words of the device ids."""
+    buffer, offsets = _prepare(data, offsets)
+    n = len(offsets) - 1
+    words = np.ascontiguousarray(device_words, dtype=np.uint8).reshape(-1)
+    if len(words) != 32 * n:
+        raise ValueError("device_words must be n x 32 bytes")
+    lib = _load()
+    if lib is None:
+        view, wview = memoryview(buffer), memoryview(words)
+        bounds = offsets.tolist()
+        digests = [
+            _hash(_hash(wview[32 * i : 32 * i + 32].tobytes()
+                        + _hash(view[bounds[i] : bounds[i + 1]])))
+            for i in range(n)
+        ]  # fmt: skip
+        return _from_digests(digests, n)
+
+    def call(b: int, e: int, out: np.ndarray) -> None:
+        lib.gf_used_readings_leaves(
+            _address(buffer), _address(offsets[b:]), e - b, _address(words[32 * b :]),
+            _address(out),
+        )  # fmt: skip
+
+    return _run(call, n)
+
+
+def merkle_root(leaves: np.ndarray) -> bytes:
+    """The root of `gridflex.merkle.MerkleTree.from_leaf_hashes` over `n x 32` leaf hashes."""
+    leaves = np.ascontiguousarray(leaves, dtype=np.uint8).reshape(-1, 32)
+    n = len(leaves)
+    if n == 0:
+        raise ValueError("a Merkle tree needs at least one leaf")
+    lib = _load()
+    if lib is None:
+        from gridflex.merkle import MerkleTree
+
+        return MerkleTree.from_leaf_hashes([bytes(row) for row in leaves]).root
+    nodes = np.empty((2 * n - 1, 32), dtype=np.uint8)
+    lib.gf_merkle_tree(_address(leaves), n, _address(nodes))
+    return nodes[0].tobytes()
+
+
+def _from_digests(digests: list[bytes], n: int) -> np.ndarray:
+    return np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(n, 32).copy()

@@ -1,0 +1,321 @@
+/* Batch Keccak-256 (the original Keccak padding, as Ethereum's keccak256) for GridFlex's
+ * report trees: many messages per call, so settlement does not pay a Python call per hash.
+ * Portable C99; with GCC or Clang, 8 messages of equal length are hashed at once in vector
+ * lanes (AVX-512 or AVX2 with -march=native, plain SSE2 or scalar code otherwise).
+ * Results are byte-identical to pycryptodome's keccak (tests/unit/test_native_keccak.py).
+ * Built by `python -m gridflex.native.build`; loaded by gridflex/native/__init__.py.
+ *
+ * The round below is generated (theta, rho+pi, chi, iota over 25 named lanes) so that it is
+ * unrolled for both lane types. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RATE 136
+
+static const uint64_t RC[24] = {
+    0x0000000000000001ULL, 0x0000000000008082ULL, 0x800000000000808aULL, 0x8000000080008000ULL,
+    0x000000000000808bULL, 0x0000000080000001ULL, 0x8000000080008081ULL, 0x8000000000008009ULL,
+    0x000000000000008aULL, 0x0000000000000088ULL, 0x0000000080008009ULL, 0x000000008000000aULL,
+    0x000000008000808bULL, 0x800000000000008bULL, 0x8000000000008089ULL, 0x8000000000008003ULL,
+    0x8000000000008002ULL, 0x8000000000000080ULL, 0x000000000000800aULL, 0x800000008000000aULL,
+    0x8000000080008081ULL, 0x8000000000008080ULL, 0x0000000080000001ULL, 0x8000000080008008ULL,
+};
+
+#define ROL64(x, n) (((x) << (n)) | ((x) >> (64 - (n))))
+
+#define KECCAK_ROUND(T, ROL, A, rc) do { \
+    T C0 = A[0] ^ A[5] ^ A[10] ^ A[15] ^ A[20]; \
+    T C1 = A[1] ^ A[6] ^ A[11] ^ A[16] ^ A[21]; \
+    T C2 = A[2] ^ A[7] ^ A[12] ^ A[17] ^ A[22]; \
+    T C3 = A[3] ^ A[8] ^ A[13] ^ A[18] ^ A[23]; \
+    T C4 = A[4] ^ A[9] ^ A[14] ^ A[19] ^ A[24]; \
+    T D0 = C4 ^ ROL(C1, 1); \
+    T D1 = C0 ^ ROL(C2, 1); \
+    T D2 = C1 ^ ROL(C3, 1); \
+    T D3 = C2 ^ ROL(C4, 1); \
+    T D4 = C3 ^ ROL(C0, 1); \
+    T B0 = A[0] ^ D0; \
+    T B16 = ROL(A[5] ^ D0, 36); \
+    T B7 = ROL(A[10] ^ D0, 3); \
+    T B23 = ROL(A[15] ^ D0, 41); \
+    T B14 = ROL(A[20] ^ D0, 18); \
+    T B10 = ROL(A[1] ^ D1, 1); \
+    T B1 = ROL(A[6] ^ D1, 44); \
+    T B17 = ROL(A[11] ^ D1, 10); \
+    T B8 = ROL(A[16] ^ D1, 45); \
+    T B24 = ROL(A[21] ^ D1, 2); \
+    T B20 = ROL(A[2] ^ D2, 62); \
+    T B11 = ROL(A[7] ^ D2, 6); \
+    T B2 = ROL(A[12] ^ D2, 43); \
+    T B18 = ROL(A[17] ^ D2, 15); \
+    T B9 = ROL(A[22] ^ D2, 61); \
+    T B5 = ROL(A[3] ^ D3, 28); \
+    T B21 = ROL(A[8] ^ D3, 55); \
+    T B12 = ROL(A[13] ^ D3, 25); \
+    T B3 = ROL(A[18] ^ D3, 21); \
+    T B19 = ROL(A[23] ^ D3, 56); \
+    T B15 = ROL(A[4] ^ D4, 27); \
+    T B6 = ROL(A[9] ^ D4, 20); \
+    T B22 = ROL(A[14] ^ D4, 39); \
+    T B13 = ROL(A[19] ^ D4, 8); \
+    T B4 = ROL(A[24] ^ D4, 14); \
+    A[0] = B0 ^ (~B1 & B2); \
+    A[1] = B1 ^ (~B2 & B3); \
+    A[2] = B2 ^ (~B3 & B4); \
+    A[3] = B3 ^ (~B4 & B0); \
+    A[4] = B4 ^ (~B0 & B1); \
+    A[5] = B5 ^ (~B6 & B7); \
+    A[6] = B6 ^ (~B7 & B8); \
+    A[7] = B7 ^ (~B8 & B9); \
+    A[8] = B8 ^ (~B9 & B5); \
+    A[9] = B9 ^ (~B5 & B6); \
+    A[10] = B10 ^ (~B11 & B12); \
+    A[11] = B11 ^ (~B12 & B13); \
+    A[12] = B12 ^ (~B13 & B14); \
+    A[13] = B13 ^ (~B14 & B10); \
+    A[14] = B14 ^ (~B10 & B11); \
+    A[15] = B15 ^ (~B16 & B17); \
+    A[16] = B16 ^ (~B17 & B18); \
+    A[17] = B17 ^ (~B18 & B19); \
+    A[18] = B18 ^ (~B19 & B15); \
+    A[19] = B19 ^ (~B15 & B16); \
+    A[20] = B20 ^ (~B21 & B22); \
+    A[21] = B21 ^ (~B22 & B23); \
+    A[22] = B22 ^ (~B23 & B24); \
+    A[23] = B23 ^ (~B24 & B20); \
+    A[24] = B24 ^ (~B20 & B21); \
+    A[0] ^= (rc); \
+} while (0)
+
+
+static inline uint64_t load64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+    return v;
+}
+
+static inline void store64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; ++i) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void permute(uint64_t *A) {
+    for (int i = 0; i < 24; ++i) KECCAK_ROUND(uint64_t, ROL64, A, RC[i]);
+}
+
+static void keccak256(const uint8_t *msg, size_t len, uint8_t *out) {
+    uint64_t A[25] = {0};
+    while (len >= RATE) {
+        for (int j = 0; j < RATE / 8; ++j) A[j] ^= load64(msg + 8 * j);
+        permute(A);
+        msg += RATE;
+        len -= RATE;
+    }
+    uint8_t last[RATE] = {0};
+    memcpy(last, msg, len);
+    last[len] ^= 0x01;
+    last[RATE - 1] ^= 0x80;
+    for (int j = 0; j < RATE / 8; ++j) A[j] ^= load64(last + 8 * j);
+    permute(A);
+    for (int j = 0; j < 4; ++j) store64(out + 8 * j, A[j]);
+}
+
+#if defined(__GNUC__) && !defined(GRIDFLEX_KECCAK_SCALAR)
+#define WAYS 8
+typedef uint64_t lanes_t __attribute__((vector_size(8 * WAYS)));
+
+static void permute_x(lanes_t *A) {
+    for (int i = 0; i < 24; ++i) KECCAK_ROUND(lanes_t, ROL64, A, RC[i]);
+}
+
+/* WAYS messages of the same length `len`. */
+static void keccak256_x(const uint8_t *const *msgs, size_t len, uint8_t *const *outs) {
+    lanes_t A[25];
+    memset(A, 0, sizeof A);
+    size_t done = 0;
+    uint8_t last[WAYS][RATE];
+    for (;;) {
+        const uint8_t *blocks[WAYS];
+        int final = len - done < RATE;
+        for (int w = 0; w < WAYS; ++w) {
+            if (final) {
+                size_t rest = len - done;
+                memset(last[w], 0, RATE);
+                memcpy(last[w], msgs[w] + done, rest);
+                last[w][rest] ^= 0x01;
+                last[w][RATE - 1] ^= 0x80;
+                blocks[w] = last[w];
+            } else {
+                blocks[w] = msgs[w] + done;
+            }
+        }
+        for (int j = 0; j < RATE / 8; ++j) {
+            lanes_t v;
+            for (int w = 0; w < WAYS; ++w) v[w] = load64(blocks[w] + 8 * j);
+            A[j] ^= v;
+        }
+        permute_x(A);
+        if (final) break;
+        done += RATE;
+    }
+    for (int w = 0; w < WAYS; ++w)
+        for (int j = 0; j < 4; ++j) store64(outs[w] + 8 * j, A[j][w]);
+}
+#else
+#define WAYS 1
+#endif
+
+/* Hashes message i = data[offsets[i]:offsets[i + 1]] into out[32 * i:32 * i + 32], running
+ * WAYS consecutive messages at once when their lengths are equal. `stage` selects what is
+ * hashed: 0 keccak(m); 1 keccak(keccak(m)); 2 keccak(keccak(prefix_i || keccak(m))) with
+ * prefix_i = prefix[32 * i:32 * i + 32] (the used-readings leaf). */
+static void run(const uint8_t *data, const int64_t *offsets, int64_t n, const uint8_t *prefix,
+                int stage, uint8_t *out) {
+    int64_t i = 0;
+#if WAYS > 1
+    for (; i + WAYS <= n; i += WAYS) {
+        size_t len = (size_t)(offsets[i + 1] - offsets[i]);
+        int equal = 1;
+        for (int w = 1; w < WAYS && equal; ++w)
+            equal = (size_t)(offsets[i + w + 1] - offsets[i + w]) == len;
+        if (!equal) break;
+        const uint8_t *msgs[WAYS];
+        uint8_t *outs[WAYS];
+        uint8_t buf[WAYS][64];
+        for (int w = 0; w < WAYS; ++w) {
+            msgs[w] = data + offsets[i + w];
+            outs[w] = out + 32 * (i + w);
+        }
+        if (stage == 0) {
+            keccak256_x(msgs, len, outs);
+            continue;
+        }
+        uint8_t *inner[WAYS];
+        const uint8_t *again[WAYS];
+        for (int w = 0; w < WAYS; ++w) inner[w] = buf[w] + (stage == 2 ? 32 : 0);
+        keccak256_x(msgs, len, inner);
+        for (int w = 0; w < WAYS; ++w) again[w] = buf[w];
+        if (stage == 2) {
+            for (int w = 0; w < WAYS; ++w) memcpy(buf[w], prefix + 32 * (i + w), 32);
+            keccak256_x(again, 64, inner);
+            for (int w = 0; w < WAYS; ++w) again[w] = inner[w];
+        }
+        keccak256_x(again, 32, outs);
+    }
+    /* Unequal lengths: the rest of this group, one at a time, then vector groups again. */
+    if (i < n) {
+        int64_t stop = i + WAYS < n ? i + WAYS : n;
+        for (int64_t k = i; k < stop; ++k) {
+            uint8_t buf[64];
+            const uint8_t *m = data + offsets[k];
+            size_t len = (size_t)(offsets[k + 1] - offsets[k]);
+            if (stage == 0) {
+                keccak256(m, len, out + 32 * k);
+            } else if (stage == 1) {
+                keccak256(m, len, buf);
+                keccak256(buf, 32, out + 32 * k);
+            } else {
+                memcpy(buf, prefix + 32 * k, 32);
+                keccak256(m, len, buf + 32);
+                keccak256(buf, 64, buf);
+                keccak256(buf, 32, out + 32 * k);
+            }
+        }
+        if (stop < n) run(data, offsets + stop, n - stop, prefix ? prefix + 32 * stop : 0, stage,
+                          out + 32 * stop);
+    }
+#else
+    for (; i < n; ++i) {
+        uint8_t buf[64];
+        const uint8_t *m = data + offsets[i];
+        size_t len = (size_t)(offsets[i + 1] - offsets[i]);
+        if (stage == 0) {
+            keccak256(m, len, out + 32 * i);
+        } else if (stage == 1) {
+            keccak256(m, len, buf);
+            keccak256(buf, 32, out + 32 * i);
+        } else {
+            memcpy(buf, prefix + 32 * i, 32);
+            keccak256(m, len, buf + 32);
+            keccak256(buf, 64, buf);
+            keccak256(buf, 32, out + 32 * i);
+        }
+    }
+#endif
+}
+
+int gf_keccak_ways(void) { return WAYS; }
+
+void gf_keccak256_batch(const uint8_t *data, const int64_t *offsets, int64_t n, uint8_t *out) {
+    run(data, offsets, n, 0, 0, out);
+}
+
+void gf_double_keccak256_batch(const uint8_t *data, const int64_t *offsets, int64_t n,
+                               uint8_t *out) {
+    run(data, offsets, n, 0, 1, out);
+}
+
+void gf_used_readings_leaves(const uint8_t *data, const int64_t *offsets, int64_t n,
+                             const uint8_t *device_words, uint8_t *out) {
+    run(data, offsets, n, device_words, 2, out);
+}
+
+static int compare32(const void *a, const void *b) { return memcmp(a, b, 32); }
+
+/* Hashes inner nodes `first` down to 0 of a StandardMerkleTree node array
+ * (`nodes[i] = hash_pair(nodes[2i+1], nodes[2i+2])`, sorted pair). */
+static void merkle_levels(uint8_t *nodes, int64_t first) {
+    int64_t i = first;
+#if WAYS > 1
+    /* WAYS consecutive nodes are independent once their children lie above them. */
+    for (; i - (WAYS - 1) >= WAYS; i -= WAYS) {
+        uint8_t pairs[WAYS][64];
+        const uint8_t *msgs[WAYS];
+        uint8_t *outs[WAYS];
+        for (int w = 0; w < WAYS; ++w) {
+            int64_t k = i - w;
+            const uint8_t *l = nodes + 32 * (2 * k + 1), *r = nodes + 32 * (2 * k + 2);
+            if (memcmp(l, r, 32) < 0) {
+                memcpy(pairs[w], l, 32);
+                memcpy(pairs[w] + 32, r, 32);
+            } else {
+                memcpy(pairs[w], r, 32);
+                memcpy(pairs[w] + 32, l, 32);
+            }
+            msgs[w] = pairs[w];
+            outs[w] = nodes + 32 * k;
+        }
+        keccak256_x(msgs, 64, outs);
+    }
+#endif
+    for (; i >= 0; --i) {
+        uint8_t pair[64];
+        const uint8_t *l = nodes + 32 * (2 * i + 1), *r = nodes + 32 * (2 * i + 2);
+        if (memcmp(l, r, 32) < 0) {
+            memcpy(pair, l, 32);
+            memcpy(pair + 32, r, 32);
+        } else {
+            memcpy(pair, r, 32);
+            memcpy(pair + 32, l, 32);
+        }
+        keccak256(pair, 64, nodes + 32 * i);
+    }
+}
+
+/* `MerkleTree.from_leaf_hashes(leaves).nodes` in `nodes` (2n - 1 x 32 bytes): leaves sorted
+ * ascending at the end in reverse order, then the inner nodes. `leaves` is not modified. */
+int gf_merkle_tree(const uint8_t *leaves, int64_t n, uint8_t *nodes) {
+    if (n < 1) return -1;
+    int64_t size = 2 * n - 1;
+    uint8_t *sorted = nodes + 32 * (n - 1);
+    memcpy(sorted, leaves, (size_t)(32 * n));
+    qsort(sorted, (size_t)n, 32, compare32);
+    for (int64_t a = 0, b = n - 1; a < b; ++a, --b) {
+        uint8_t t[32];
+        memcpy(t, sorted + 32 * a, 32);
+        memcpy(sorted + 32 * a, sorted + 32 * b, 32);
+        memcpy(sorted + 32 * b, t, 32);
+    }
+    merkle_levels(nodes, size - 1 - n);
+    return 0;
+}
