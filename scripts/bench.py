@@ -270,7 +270,7 @@ def _settle(history: np.ndarray, window: EventWindow, rng: np.random.Generator) 
     phases["records_s"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    readings_leaves = used_readings_leaves_batch(batch, history, device_ids.tolist())
+    readings_leaves = used_readings_leaves_batch(batch, history, device_ids)
     phases["readings_leaves_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     merkle_root(record_leaves)

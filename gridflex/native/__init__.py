@@ -3,9 +3,11 @@ devices, with a pure-Python fallback (pycryptodome, one call per hash) when the 
 built (`python -m gridflex.native.build`, run by `make install`) or cannot be loaded; the
 fallback is logged once. Both paths give identical bytes (tests compare them).
 
-Messages are given as one contiguous uint8 buffer and `offsets` (int64, n + 1 entries):
-message `i` is `data[offsets[i]:offsets[i + 1]]`. Results are `n x 32` uint8 arrays. Large
-batches are split across threads (ctypes releases the GIL during each call).
+Messages are given as one uint8 buffer and either `offsets` (int64, n + 1 entries: message `i`
+is `data[offsets[i]:offsets[i + 1]]`) or `bounds` (int64, n x 2: message `i` is
+`data[bounds[i, 0]:bounds[i, 1]]`, in any order). Results are `n x 32` uint8 arrays. Large
+batches are split across threads (ctypes releases the GIL during each call); runs of 8
+consecutive messages of equal length use the library's vector lanes.
 """
 
 from __future__ import annotations
@@ -74,16 +76,27 @@ def _address(array: np.ndarray) -> int:
 
 
 def _prepare(data: np.ndarray | bytes, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    buffer = np.ascontiguousarray(np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes)
-                                  else data.reshape(-1).view(np.uint8))  # fmt: skip
-    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-    if offsets.ndim != 1 or len(offsets) < 1:
-        raise ValueError("offsets needs n + 1 entries")
-    if len(offsets) > 1 and (
-        offsets[0] < 0 or offsets[-1] > len(buffer) or np.any(np.diff(offsets) < 0)
+    """(contiguous uint8 buffer, n x 2 int64 bounds), checked against the buffer."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        buffer = np.frombuffer(data, dtype=np.uint8)
+    else:
+        buffer = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if offsets.ndim == 1:
+        if len(offsets) < 1:
+            raise ValueError("offsets needs n + 1 entries")
+        bounds = np.stack([offsets[:-1], offsets[1:]], axis=1)
+    elif offsets.ndim == 2 and offsets.shape[1] == 2:
+        bounds = np.ascontiguousarray(offsets)
+    else:
+        raise ValueError("expected offsets (n + 1) or bounds (n x 2)")
+    if len(bounds) and (
+        bounds[:, 0].min() < 0
+        or bounds[:, 1].max() > len(buffer)
+        or np.any(bounds[:, 1] < bounds[:, 0])
     ):
-        raise ValueError("offsets must be non-decreasing and within the buffer")
-    return buffer, offsets
+        raise ValueError("message bounds must be ordered and within the buffer")
+    return buffer, bounds
 
 
 def _split(n: int) -> list[tuple[int, int]]:
@@ -112,16 +125,15 @@ def _run(call: Callable[[int, int, np.ndarray], None], n: int) -> np.ndarray:
 
 def keccak256_batch(data: np.ndarray | bytes, offsets: np.ndarray) -> np.ndarray:
     """keccak256 of every message."""
-    buffer, offsets = _prepare(data, offsets)
-    n = len(offsets) - 1
+    buffer, bounds = _prepare(data, offsets)
+    n = len(bounds)
     lib = _load()
     if lib is None:
         view = memoryview(buffer)
-        bounds = offsets.tolist()
-        return _from_digests([_hash(view[bounds[i] : bounds[i + 1]]) for i in range(n)], n)
+        return _from_digests([_hash(view[a:b]) for a, b in bounds.tolist()], n)
     return _run(
         lambda b, e, out: lib.gf_keccak256_batch(
-            _address(buffer), _address(offsets[b:]), e - b, _address(out)
+            _address(buffer), _address(bounds[b:]), e - b, _address(out)
         ),
         n,
     )
@@ -129,16 +141,15 @@ def keccak256_batch(data: np.ndarray | bytes, offsets: np.ndarray) -> np.ndarray
 
 def double_keccak256_batch(data: np.ndarray | bytes, offsets: np.ndarray) -> np.ndarray:
     """keccak256(keccak256(m)) of every message (StandardMerkleTree leaves of ABI words)."""
-    buffer, offsets = _prepare(data, offsets)
-    n = len(offsets) - 1
+    buffer, bounds = _prepare(data, offsets)
+    n = len(bounds)
     lib = _load()
     if lib is None:
         view = memoryview(buffer)
-        bounds = offsets.tolist()
-        return _from_digests([_hash(_hash(view[bounds[i] : bounds[i + 1]])) for i in range(n)], n)
+        return _from_digests([_hash(_hash(view[a:b])) for a, b in bounds.tolist()], n)
     return _run(
         lambda b, e, out: lib.gf_double_keccak256_batch(
-            _address(buffer), _address(offsets[b:]), e - b, _address(out)
+            _address(buffer), _address(bounds[b:]), e - b, _address(out)
         ),
         n,
     )
@@ -150,25 +161,23 @@ def used_readings_leaves(
     """`gridflex.reports.used_readings_leaf(id_i, m_i)` =
     keccak256(keccak256(word(id_i) || keccak256(m_i))) for every message, with
     `device_words` the `n x 32` big-endian ABI words of the device ids."""
-    buffer, offsets = _prepare(data, offsets)
-    n = len(offsets) - 1
+    buffer, bounds = _prepare(data, offsets)
+    n = len(bounds)
     words = np.ascontiguousarray(device_words, dtype=np.uint8).reshape(-1)
     if len(words) != 32 * n:
         raise ValueError("device_words must be n x 32 bytes")
     lib = _load()
     if lib is None:
         view, wview = memoryview(buffer), memoryview(words)
-        bounds = offsets.tolist()
         digests = [
-            _hash(_hash(wview[32 * i : 32 * i + 32].tobytes()
-                        + _hash(view[bounds[i] : bounds[i + 1]])))
-            for i in range(n)
-        ]  # fmt: skip
+            _hash(_hash(wview[32 * i : 32 * i + 32].tobytes() + _hash(view[a:b])))
+            for i, (a, b) in enumerate(bounds.tolist())
+        ]
         return _from_digests(digests, n)
 
     def call(b: int, e: int, out: np.ndarray) -> None:
         lib.gf_used_readings_leaves(
-            _address(buffer), _address(offsets[b:]), e - b, _address(words[32 * b :]),
+            _address(buffer), _address(bounds[b:]), e - b, _address(words[32 * b :]),
             _address(out),
         )  # fmt: skip
 

@@ -165,99 +165,79 @@ static void keccak256_x(const uint8_t *const *msgs, size_t len, uint8_t *const *
 #define WAYS 1
 #endif
 
-/* Hashes message i = data[offsets[i]:offsets[i + 1]] into out[32 * i:32 * i + 32], running
+static void run_one(const uint8_t *m, size_t len, const uint8_t *prefix, int stage,
+                    uint8_t *out) {
+    uint8_t buf[64];
+    if (stage == 0) {
+        keccak256(m, len, out);
+    } else if (stage == 1) {
+        keccak256(m, len, buf);
+        keccak256(buf, 32, out);
+    } else {
+        memcpy(buf, prefix, 32);
+        keccak256(m, len, buf + 32);
+        keccak256(buf, 64, buf);
+        keccak256(buf, 32, out);
+    }
+}
+
+/* Hashes message i = data[bounds[2i]:bounds[2i + 1]] into out[32 * i:32 * i + 32], running
  * WAYS consecutive messages at once when their lengths are equal. `stage` selects what is
  * hashed: 0 keccak(m); 1 keccak(keccak(m)); 2 keccak(keccak(prefix_i || keccak(m))) with
  * prefix_i = prefix[32 * i:32 * i + 32] (the used-readings leaf). */
-static void run(const uint8_t *data, const int64_t *offsets, int64_t n, const uint8_t *prefix,
+static void run(const uint8_t *data, const int64_t *bounds, int64_t n, const uint8_t *prefix,
                 int stage, uint8_t *out) {
-    int64_t i = 0;
+    for (int64_t i = 0; i < n; i += WAYS) {
+        int64_t stop = i + WAYS < n ? i + WAYS : n;
+        size_t len = (size_t)(bounds[2 * i + 1] - bounds[2 * i]);
+        int equal = stop - i == WAYS && WAYS > 1;
+        for (int64_t k = i + 1; k < stop && equal; ++k)
+            equal = (size_t)(bounds[2 * k + 1] - bounds[2 * k]) == len;
 #if WAYS > 1
-    for (; i + WAYS <= n; i += WAYS) {
-        size_t len = (size_t)(offsets[i + 1] - offsets[i]);
-        int equal = 1;
-        for (int w = 1; w < WAYS && equal; ++w)
-            equal = (size_t)(offsets[i + w + 1] - offsets[i + w]) == len;
-        if (!equal) break;
-        const uint8_t *msgs[WAYS];
-        uint8_t *outs[WAYS];
-        uint8_t buf[WAYS][64];
-        for (int w = 0; w < WAYS; ++w) {
-            msgs[w] = data + offsets[i + w];
-            outs[w] = out + 32 * (i + w);
-        }
-        if (stage == 0) {
-            keccak256_x(msgs, len, outs);
+        if (equal) {
+            const uint8_t *msgs[WAYS], *again[WAYS];
+            uint8_t *outs[WAYS], *inner[WAYS];
+            uint8_t buf[WAYS][64];
+            for (int w = 0; w < WAYS; ++w) {
+                msgs[w] = data + bounds[2 * (i + w)];
+                outs[w] = out + 32 * (i + w);
+                inner[w] = buf[w] + (stage == 2 ? 32 : 0);
+                again[w] = buf[w];
+            }
+            if (stage == 0) {
+                keccak256_x(msgs, len, outs);
+                continue;
+            }
+            keccak256_x(msgs, len, inner);
+            if (stage == 2) {
+                for (int w = 0; w < WAYS; ++w) memcpy(buf[w], prefix + 32 * (i + w), 32);
+                keccak256_x(again, 64, inner);
+                for (int w = 0; w < WAYS; ++w) again[w] = inner[w];
+            }
+            keccak256_x(again, 32, outs);
             continue;
         }
-        uint8_t *inner[WAYS];
-        const uint8_t *again[WAYS];
-        for (int w = 0; w < WAYS; ++w) inner[w] = buf[w] + (stage == 2 ? 32 : 0);
-        keccak256_x(msgs, len, inner);
-        for (int w = 0; w < WAYS; ++w) again[w] = buf[w];
-        if (stage == 2) {
-            for (int w = 0; w < WAYS; ++w) memcpy(buf[w], prefix + 32 * (i + w), 32);
-            keccak256_x(again, 64, inner);
-            for (int w = 0; w < WAYS; ++w) again[w] = inner[w];
-        }
-        keccak256_x(again, 32, outs);
-    }
-    /* Unequal lengths: the rest of this group, one at a time, then vector groups again. */
-    if (i < n) {
-        int64_t stop = i + WAYS < n ? i + WAYS : n;
-        for (int64_t k = i; k < stop; ++k) {
-            uint8_t buf[64];
-            const uint8_t *m = data + offsets[k];
-            size_t len = (size_t)(offsets[k + 1] - offsets[k]);
-            if (stage == 0) {
-                keccak256(m, len, out + 32 * k);
-            } else if (stage == 1) {
-                keccak256(m, len, buf);
-                keccak256(buf, 32, out + 32 * k);
-            } else {
-                memcpy(buf, prefix + 32 * k, 32);
-                keccak256(m, len, buf + 32);
-                keccak256(buf, 64, buf);
-                keccak256(buf, 32, out + 32 * k);
-            }
-        }
-        if (stop < n) run(data, offsets + stop, n - stop, prefix ? prefix + 32 * stop : 0, stage,
-                          out + 32 * stop);
-    }
-#else
-    for (; i < n; ++i) {
-        uint8_t buf[64];
-        const uint8_t *m = data + offsets[i];
-        size_t len = (size_t)(offsets[i + 1] - offsets[i]);
-        if (stage == 0) {
-            keccak256(m, len, out + 32 * i);
-        } else if (stage == 1) {
-            keccak256(m, len, buf);
-            keccak256(buf, 32, out + 32 * i);
-        } else {
-            memcpy(buf, prefix + 32 * i, 32);
-            keccak256(m, len, buf + 32);
-            keccak256(buf, 64, buf);
-            keccak256(buf, 32, out + 32 * i);
-        }
-    }
 #endif
+        for (int64_t k = i; k < stop; ++k)
+            run_one(data + bounds[2 * k], (size_t)(bounds[2 * k + 1] - bounds[2 * k]),
+                    prefix ? prefix + 32 * k : 0, stage, out + 32 * k);
+    }
 }
 
 int gf_keccak_ways(void) { return WAYS; }
 
-void gf_keccak256_batch(const uint8_t *data, const int64_t *offsets, int64_t n, uint8_t *out) {
-    run(data, offsets, n, 0, 0, out);
+void gf_keccak256_batch(const uint8_t *data, const int64_t *bounds, int64_t n, uint8_t *out) {
+    run(data, bounds, n, 0, 0, out);
 }
 
-void gf_double_keccak256_batch(const uint8_t *data, const int64_t *offsets, int64_t n,
+void gf_double_keccak256_batch(const uint8_t *data, const int64_t *bounds, int64_t n,
                                uint8_t *out) {
-    run(data, offsets, n, 0, 1, out);
+    run(data, bounds, n, 0, 1, out);
 }
 
-void gf_used_readings_leaves(const uint8_t *data, const int64_t *offsets, int64_t n,
+void gf_used_readings_leaves(const uint8_t *data, const int64_t *bounds, int64_t n,
                              const uint8_t *device_words, uint8_t *out) {
-    run(data, offsets, n, device_words, 2, out);
+    run(data, bounds, n, device_words, 2, out);
 }
 
 static int compare32(const void *a, const void *b) { return memcmp(a, b, 32); }

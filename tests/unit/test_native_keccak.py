@@ -57,6 +57,15 @@ def _check(lengths: list[int], seed: int) -> None:
     assert [bytes(r) for r in leaves] == [
         used_readings_leaf(i, m) for i, m in zip(ids, messages, strict=True)
     ]
+    # n x 2 bounds in any order (how report_batch packs devices grouped by length)
+    order = np.random.default_rng(seed + 2).permutation(len(lengths))
+    bounds = np.stack([offsets[:-1], offsets[1:]], axis=1)[order].reshape(-1, 2)
+    assert [bytes(r) for r in native.double_keccak256_batch(data, bounds)] == [
+        keccak256(keccak256(messages[k])) for k in order
+    ]
+    assert [bytes(r) for r in native.keccak256_batch(data, bounds)] == [
+        keccak256(messages[k]) for k in order
+    ]
 
 
 @pytest.mark.parametrize("length", BOUNDARY_LENGTHS)

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from support.baseline_vectors import random_device_histories
 
+from gridflex import native
 from gridflex.baselines import SECONDS_PER_DAY, EventWindow, compute_baseline, delivered_wh
 from gridflex.baselines_np import compute_baselines, excluded_mask, history_block
 from gridflex.chain.protocol import BaselineMethod
 from gridflex.merkle import MerkleTree
+from gridflex.native.build import build
 from gridflex.report_batch import (
     device_record_leaves,
     merkle_root,
@@ -21,8 +23,16 @@ from gridflex.report_batch import (
 from gridflex.reports import DeviceRecord, Quality, build_report_trees, pack_used_readings
 
 
+@pytest.mark.parametrize("use_native", [True, False], ids=["native", "fallback"])
 @pytest.mark.parametrize("method", list(BaselineMethod))
-def test_batch_roots_equal_the_per_device_report_trees(method: BaselineMethod) -> None:
+def test_batch_roots_equal_the_per_device_report_trees(
+    method: BaselineMethod, use_native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if use_native and build(quiet=True) is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setattr(native, "_loaded", not use_native)
+    monkeypatch.setattr(native, "_lib", None)
+    monkeypatch.setattr(native, "_MIN_PER_THREAD", 4)
     rng = np.random.default_rng(11 + int(method))
     start = 20159 * SECONDS_PER_DAY + 17 * 3600
     window = EventWindow(start, start + 8 * 900, 900)
@@ -53,7 +63,7 @@ def test_batch_roots_equal_the_per_device_report_trees(method: BaselineMethod) -
     columns = [np.array([getattr(r, f) for r in records]) for f in
                ("bid_index", "baseline_wh", "metered_wh", "delivered_wh", "quality")]  # fmt: skip
     leaves = device_record_leaves(ids, *columns)
-    assert leaves == [r.leaf() for r in records]
+    assert [bytes(leaf) for leaf in leaves] == [r.leaf() for r in records]
     assert merkle_root(leaves) == trees.devices_root
     assert merkle_root(used_readings_leaves(device_ids, packed, bounds)) == trees.readings_root
     chunked = used_readings_leaves_batch(batch, history, device_ids, chunk_devices=6)
