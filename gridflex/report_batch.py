@@ -130,10 +130,30 @@ def used_readings_leaves_batch(
     device_ids: Sequence[int] | np.ndarray,
     chunk_devices: int = 8192,
 ) -> np.ndarray:
-    """`used_readings_leaves` for all devices, packing `chunk_devices` at a time into one
-    reused buffer (memory stays small at 10^6 devices)."""
-    leaves = np.empty((len(device_ids), 32), dtype=np.uint8)
+    """`used_readings_leaves` for all devices. With the native library the readings are packed
+    and hashed in one pass over `history` (`gridflex.native.used_readings_block`); otherwise
+    `chunk_devices` at a time are packed into one reused buffer (memory stays small at 10^6
+    devices) and hashed."""
     words = device_words(device_ids)
+    if native.available():
+        window = batch.window
+        days = history.shape[1]
+        starts = np.array(block_starts(batch.method, window), dtype=np.int64)
+        usable = batch.quality != Quality.INSUFFICIENT_DATA
+        read_days = np.zeros((len(usable), days), dtype=bool)
+        read_days[:, : days - 1] = batch.pool[:, : days - 1] & usable[:, None]
+        read_days[:, days - 1] = True
+        day_offsets = np.zeros(len(usable) + 1, dtype=np.int64)
+        np.cumsum(read_days.sum(axis=1), out=day_offsets[1:])
+        col_begin = np.where(usable, 0, len(starts) - len(window.interval_starts))
+        first_day = window.event_day - (days - 1)
+        leaves = native.used_readings_block(
+            history, first_day * SECONDS_PER_DAY, starts - window.event_day * SECONDS_PER_DAY,
+            day_offsets, np.nonzero(read_days)[1], col_begin, words,
+        )  # fmt: skip
+        if leaves is not None:
+            return leaves
+    leaves = np.empty((len(device_ids), 32), dtype=np.uint8)
     buffer: np.ndarray | None = None
     for begin in range(0, len(device_ids), chunk_devices):
         end = min(begin + chunk_devices, len(device_ids))

@@ -299,3 +299,70 @@ int gf_merkle_tree(const uint8_t *leaves, int64_t n, uint8_t *nodes) {
     merkle_levels(nodes, size - 1 - n);
     return 0;
 }
+
+static inline void store_be64(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; --i, v >>= 8) p[i] = (uint8_t)v;
+}
+
+/* Device i's packed used readings (`gridflex.reports.pack_used_readings` of
+ * `gridflex.report_batch.pack_used_readings_batch`), read straight from the history block:
+ * for each day d in day_list[day_offsets[i]:day_offsets[i + 1]] (ascending) and each column
+ * c from col_begin[i] to the last, (uint64 BE first_day_s + d * 86400 + column_s[c],
+ * int64 BE history[i, d, c]). Returns the length in bytes. */
+typedef struct {
+    const uint8_t *history;
+    int64_t itemsize, days, columns, first_day_s;
+    const int64_t *day_offsets, *day_list, *col_begin, *column_s;
+} block_t;
+
+static size_t block_message(const block_t *b, int64_t i, uint8_t *out) {
+    uint8_t *p = out;
+    for (int64_t k = b->day_offsets[i]; k < b->day_offsets[i + 1]; ++k) {
+        int64_t d = b->day_list[k];
+        const uint8_t *row = b->history + (size_t)((i * b->days + d) * b->columns) * b->itemsize;
+        for (int64_t c = b->col_begin[i]; c < b->columns; ++c, p += 16) {
+            int64_t energy;
+            if (b->itemsize == 4) {
+                int32_t v;
+                memcpy(&v, row + 4 * c, 4);
+                energy = v;
+            } else {
+                memcpy(&energy, row + 8 * c, 8);
+            }
+            store_be64(p, (uint64_t)(b->first_day_s + d * 86400 + b->column_s[c]));
+            store_be64(p + 8, (uint64_t)energy);
+        }
+    }
+    return (size_t)(p - out);
+}
+
+/* `used_readings_leaf(id_i, packed_i)` for devices [0, n) of the block (pointers already
+ * offset to the first device): messages are built WAYS at a time in a scratch buffer and
+ * hashed in vector lanes when their lengths are equal. Returns -1 if out of memory. */
+int gf_used_readings_block(const uint8_t *history, int64_t itemsize, int64_t days,
+                           int64_t columns, int64_t first_day_s, const int64_t *column_s,
+                           const int64_t *day_offsets, const int64_t *day_list,
+                           const int64_t *col_begin, const uint8_t *device_words, int64_t n,
+                           uint8_t *out) {
+    block_t b = {history, itemsize, days, columns, first_day_s,
+                 day_offsets, day_list, col_begin, column_s};
+    int64_t longest = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t len = (day_offsets[i + 1] - day_offsets[i]) * (columns - col_begin[i]) * 16;
+        if (len > longest) longest = len;
+    }
+    uint8_t *scratch = malloc((size_t)(WAYS * longest + 1));
+    if (!scratch) return -1;
+    int64_t bounds[2 * WAYS];
+    for (int64_t i = 0; i < n; i += WAYS) {
+        int64_t stop = i + WAYS < n ? i + WAYS : n;
+        for (int64_t k = i; k < stop; ++k) {
+            bounds[2 * (k - i)] = (k - i) * longest;
+            bounds[2 * (k - i) + 1] =
+                (k - i) * longest + (int64_t)block_message(&b, k, scratch + (k - i) * longest);
+        }
+        run(scratch, bounds, stop - i, device_words + 32 * i, 2, out + 32 * i);
+    }
+    free(scratch);
+    return 0;
+}

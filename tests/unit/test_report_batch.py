@@ -68,6 +68,8 @@ def test_batch_roots_equal_the_per_device_report_trees(
     assert merkle_root(used_readings_leaves(device_ids, packed, bounds)) == trees.readings_root
     chunked = used_readings_leaves_batch(batch, history, device_ids, chunk_devices=6)
     assert merkle_root(chunked) == trees.readings_root
+    narrow = used_readings_leaves_batch(batch, history.astype(np.int32), np.array(device_ids))
+    assert merkle_root(narrow) == trees.readings_root
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 8, 13])
