@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gridflex import native
 from gridflex.baselines import (
     ADJUSTMENT_CAP_BPS,
     BPS,
@@ -162,7 +163,12 @@ def _x_of_y_chunk(
     same_type = np.array(
         [is_weekend(first + i) == is_weekend(window.event_day) for i in range(LOOKBACK_DAYS)]
     )
-    eligible = (history != MISSING_WH).all(axis=2) & same_type
+    # One native pass gives complete days and event totals (numpy when not built).
+    stats = native.block_day_stats(block, LOOKBACK_DAYS, adjustment, MISSING_WH)
+    complete, day_totals = stats if stats is not None else (None, None)
+    if complete is None:
+        complete = (history != MISSING_WH).all(axis=2)
+    eligible = complete & same_type
     if excluded is not None:
         eligible &= ~excluded
     # Rank eligible days from the most recent (1 = the day before the event).
@@ -178,7 +184,9 @@ def _x_of_y_chunk(
         selected = pool
     else:
         # Highest event totals first; on equal totals the more recent (higher index) day.
-        totals = history[:, :, adjustment:].sum(axis=2, dtype=np.int64)
+        totals = day_totals
+        if totals is None:
+            totals = history[:, :, adjustment:].sum(axis=2, dtype=np.int64)
         key = np.where(pool, totals * 64 + np.arange(LOOKBACK_DAYS), np.iinfo(np.int64).min)
         rank = np.empty_like(key)
         order = np.argsort(key, axis=1, kind="stable")
@@ -186,7 +194,9 @@ def _x_of_y_chunk(
         selected = pool & (rank < keep[:, None])
 
     count = np.maximum(selected.sum(axis=1), 1)[:, None]
-    sums = np.where(selected[:, :, None], history, 0).sum(axis=1, dtype=np.int64)
+    sums = native.block_masked_sums(block, selected)
+    if sums is None:
+        sums = np.where(selected[:, :, None], history, 0).sum(axis=1, dtype=np.int64)
     average = np.floor_divide(sums, count)
     baseline_sum = average[:, :adjustment].sum(axis=1)
     actual_sum = actual.sum(axis=1)

@@ -58,6 +58,10 @@ def _load() -> ctypes.CDLL | None:
     lib.gf_used_readings_leaves.restype = None
     lib.gf_used_readings_block.argtypes = [pointer, *[i64] * 4, *[pointer] * 5, i64, pointer]
     lib.gf_used_readings_block.restype = ctypes.c_int
+    lib.gf_block_day_stats.argtypes = [pointer, *[i64] * 7, pointer, pointer]
+    lib.gf_block_day_stats.restype = None
+    lib.gf_block_masked_sums.argtypes = [pointer, *[i64] * 4, pointer, i64, pointer]
+    lib.gf_block_masked_sums.restype = None
     lib.gf_merkle_tree.argtypes = [pointer, i64, pointer]
     lib.gf_merkle_tree.restype = ctypes.c_int
     lib.gf_keccak_ways.restype = ctypes.c_int
@@ -107,21 +111,21 @@ def _split(n: int) -> list[tuple[int, int]]:
     return [(edges[k], edges[k + 1]) for k in range(threads)]
 
 
+def _parallel(n: int, call: Callable[[int, int], None]) -> None:
+    """`call(begin, end)` over [0, n) split across up to THREADS threads."""
+    parts = _split(n)
+    if len(parts) == 1:
+        call(*parts[0])
+        return
+    with ThreadPoolExecutor(len(parts)) as pool:
+        for future in [pool.submit(call, begin, end) for begin, end in parts]:
+            future.result()
+
+
 def _run(call: Callable[[int, int, np.ndarray], None], n: int) -> np.ndarray:
     out = np.empty((n, 32), dtype=np.uint8)
-    if n == 0:
-        return out
-    parts = _split(n)
-
-    def one(part: tuple[int, int]) -> None:
-        begin, end = part
-        call(begin, end, out[begin:end])
-
-    if len(parts) == 1:
-        one(parts[0])
-    else:
-        with ThreadPoolExecutor(len(parts)) as pool:
-            list(pool.map(one, parts))
+    if n:
+        _parallel(n, lambda begin, end: call(begin, end, out[begin:end]))
     return out
 
 
@@ -235,6 +239,68 @@ def used_readings_block(
             raise MemoryError("gf_used_readings_block")
 
     return _run(call, n)
+
+
+def _block(history: np.ndarray) -> np.ndarray:
+    history = np.ascontiguousarray(history)
+    if history.ndim != 3 or history.dtype not in (np.int32, np.int64):
+        raise ValueError("history must be an int32 or int64 [devices, days, columns] array")
+    return history
+
+
+def block_day_stats(
+    history: np.ndarray, stats_days: int, total_from: int, missing: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """For the first `stats_days` days of a `[devices, days, columns]` block: whether no
+    reading equals `missing` (bool `[devices, stats_days]`) and the int64 sum of columns
+    `total_from:` (`[devices, stats_days]`). None without the native library."""
+    lib = _load()
+    if lib is None:
+        return None
+    history = _block(history)
+    n, days, columns = history.shape
+    if not (0 <= stats_days <= days and 0 <= total_from <= columns):
+        raise ValueError("stats_days or total_from out of range")
+    complete = np.empty((n, stats_days), dtype=np.uint8)
+    totals = np.empty((n, stats_days), dtype=np.int64)
+    row = days * columns * history.itemsize
+
+    def call(b: int, e: int) -> None:
+        lib.gf_block_day_stats(
+            _address(history) + b * row, history.itemsize, e - b, days, columns, stats_days,
+            total_from, missing, _address(complete[b:]), _address(totals[b:]),
+        )  # fmt: skip
+
+    if n:
+        _parallel(n, call)
+    return complete.view(bool), totals
+
+
+def block_masked_sums(history: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+    """int64 `[devices, columns]`: per device, the column sums over the days `d` with
+    `mask[device, d]` (`mask` is `[devices, mask_days]`, `mask_days <= days`). None without
+    the native library."""
+    lib = _load()
+    if lib is None:
+        return None
+    history = _block(history)
+    n, days, columns = history.shape
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    if mask.ndim != 2 or len(mask) != n or mask.shape[1] > days:
+        raise ValueError("mask must be [devices, mask_days <= days]")
+    mask_days = mask.shape[1]
+    sums = np.empty((n, columns), dtype=np.int64)
+    row = days * columns * history.itemsize
+
+    def call(b: int, e: int) -> None:
+        lib.gf_block_masked_sums(
+            _address(history) + b * row, history.itemsize, e - b, days, columns,
+            _address(mask[b:]), mask_days, _address(sums[b:]),
+        )  # fmt: skip
+
+    if n:
+        _parallel(n, call)
+    return sums
 
 
 def merkle_root(leaves: np.ndarray) -> bytes:

@@ -366,3 +366,52 @@ int gf_used_readings_block(const uint8_t *history, int64_t itemsize, int64_t day
     free(scratch);
     return 0;
 }
+
+/* Baseline kernels (gridflex.baselines_np): one pass over a [n, days, columns] history block
+ * of int32 or int64 readings, rows already offset to the first device. */
+
+/* For the first `stats_days` days of each device: complete[i, d] = 1 when no reading equals
+ * `missing`, totals[i, d] = the sum of columns [total_from, columns). */
+#define DAY_STATS(T)                                                                         \
+    for (int64_t i = 0; i < n; ++i)                                                         \
+        for (int64_t d = 0; d < stats_days; ++d) {                                          \
+            const T *row = (const T *)history + (i * days + d) * columns;                   \
+            int all = 1;                                                                     \
+            int64_t total = 0;                                                               \
+            for (int64_t c = 0; c < columns; ++c) all &= row[c] != (T)missing;              \
+            for (int64_t c = total_from; c < columns; ++c) total += row[c];                 \
+            complete[i * stats_days + d] = (uint8_t)all;                                     \
+            totals[i * stats_days + d] = total;                                              \
+        }
+
+void gf_block_day_stats(const void *history, int64_t itemsize, int64_t n, int64_t days,
+                        int64_t columns, int64_t stats_days, int64_t total_from,
+                        int64_t missing, uint8_t *complete, int64_t *totals) {
+    if (itemsize == 4) {
+        DAY_STATS(int32_t)
+    } else {
+        DAY_STATS(int64_t)
+    }
+}
+
+/* sums[i, c] = the sum of history[i, d, c] over the days d < mask_days with mask[i, d]. */
+#define MASKED_SUMS(T)                                                                       \
+    for (int64_t i = 0; i < n; ++i) {                                                       \
+        int64_t *s = sums + i * columns;                                                     \
+        for (int64_t c = 0; c < columns; ++c) s[c] = 0;                                     \
+        for (int64_t d = 0; d < mask_days; ++d) {                                           \
+            if (!mask[i * mask_days + d]) continue;                                          \
+            const T *row = (const T *)history + (i * days + d) * columns;                   \
+            for (int64_t c = 0; c < columns; ++c) s[c] += row[c];                           \
+        }                                                                                    \
+    }
+
+void gf_block_masked_sums(const void *history, int64_t itemsize, int64_t n, int64_t days,
+                          int64_t columns, const uint8_t *mask, int64_t mask_days,
+                          int64_t *sums) {
+    if (itemsize == 4) {
+        MASKED_SUMS(int32_t)
+    } else {
+        MASKED_SUMS(int64_t)
+    }
+}

@@ -115,3 +115,28 @@ def test_empty_batches_and_bad_offsets(backend: str) -> None:
         native.keccak256_batch(b"abc", np.array([2, 1]))
     with pytest.raises(ValueError):
         native.merkle_root(np.empty((0, 32), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_baseline_kernels_equal_numpy(dtype: type[np.signedinteger]) -> None:
+    build(quiet=True)
+    native._loaded, native._lib = False, None
+    if not native.available():
+        pytest.skip("no C compiler")
+    rng = np.random.default_rng(5)
+    missing = -(2**31)
+    history = rng.integers(-3000, 3000, size=(37, 9, 7)).astype(dtype)
+    history.reshape(-1)[rng.integers(0, history.size, 40)] = missing
+    native._MIN_PER_THREAD, saved = 4, native._MIN_PER_THREAD
+    try:
+        stats = native.block_day_stats(history, 8, 3, missing)
+        mask = rng.random((37, 8)) < 0.4
+        sums = native.block_masked_sums(history, mask)
+    finally:
+        native._MIN_PER_THREAD = saved
+    assert stats is not None and sums is not None
+    complete, totals = stats
+    np.testing.assert_array_equal(complete, (history[:, :8] != missing).all(axis=2))
+    np.testing.assert_array_equal(totals, history[:, :8, 3:].sum(axis=2, dtype=np.int64))
+    expected = np.where(mask[:, :, None], history[:, :8], 0).sum(axis=1, dtype=np.int64)
+    np.testing.assert_array_equal(sums, expected)
