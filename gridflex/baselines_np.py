@@ -36,6 +36,7 @@ from gridflex.reports import Quality
 
 MISSING_WH = -(2**31)
 CHUNK_DEVICES = 8192
+NATIVE_CHUNK_DEVICES = 65536
 _SAFE_PRODUCT = 2**62
 
 
@@ -127,11 +128,14 @@ def compute_baselines(
     history: np.ndarray,
     window: EventWindow,
     excluded: np.ndarray | None = None,
-    chunk_devices: int = CHUNK_DEVICES,
+    chunk_devices: int | None = None,
 ) -> BaselineBatch:
     """All devices' baselines from a history block (module docstring); `excluded` is an
-    `excluded_mask`. Works in chunks of devices to bound temporary memory."""
+    `excluded_mask`. Works in chunks of devices to bound temporary memory (larger chunks
+    with the native kernels, which need no `[devices, days, columns]` temporaries)."""
     method = BaselineMethod(method)
+    if chunk_devices is None:
+        chunk_devices = NATIVE_CHUNK_DEVICES if native.available() else CHUNK_DEVICES
     devices, events = history.shape[0], len(window.interval_starts)
     if history.shape[1:] != (block_days(method), len(block_starts(method, window))):
         raise ValueError(f"history block shape {history.shape} does not fit the method and window")

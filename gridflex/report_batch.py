@@ -10,6 +10,7 @@ Leaves are `n x 32` uint8 arrays (row `i` is device `i`'s leaf hash).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -173,3 +174,11 @@ def merkle_root(leaves: Sequence[bytes] | np.ndarray) -> bytes:
     if not leaves:
         raise ValueError("a Merkle tree needs at least one leaf")
     return native.merkle_root(np.frombuffer(b"".join(leaves), dtype=np.uint8).reshape(-1, 32))
+
+
+def merkle_roots(*leaf_sets: np.ndarray) -> list[bytes]:
+    """`merkle_root` of each leaf set, the trees built concurrently (native) in threads."""
+    if len(leaf_sets) < 2 or not native.available():
+        return [merkle_root(leaves) for leaves in leaf_sets]
+    with ThreadPoolExecutor(min(len(leaf_sets), native.THREADS)) as pool:
+        return list(pool.map(merkle_root, leaf_sets))

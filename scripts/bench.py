@@ -65,7 +65,7 @@ from gridflex.chain.protocol import BaselineMethod, DeviceKind, Protocol, zone_i
 from gridflex.eip712 import KeyType, secp256k1_device_key  # noqa: E402
 from gridflex.report_batch import (  # noqa: E402
     device_record_leaves,
-    merkle_root,
+    merkle_roots,
     used_readings_leaves_batch,
 )
 from gridflex.reports import Quality  # noqa: E402
@@ -273,8 +273,7 @@ def _settle(history: np.ndarray, window: EventWindow, rng: np.random.Generator) 
     readings_leaves = used_readings_leaves_batch(batch, history, device_ids)
     phases["readings_leaves_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    merkle_root(record_leaves)
-    merkle_root(readings_leaves)
+    merkle_roots(record_leaves, readings_leaves)
     phases["roots_s"] = time.perf_counter() - mark
     phases["settle_s"] = time.perf_counter() - started
     phases["fallback_devices"] = int((batch.quality == Quality.FALLBACK).sum())

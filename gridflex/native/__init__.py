@@ -315,7 +315,8 @@ def merkle_root(leaves: np.ndarray) -> bytes:
 
         return MerkleTree.from_leaf_hashes([bytes(row) for row in leaves]).root
     nodes = np.empty((2 * n - 1, 32), dtype=np.uint8)
-    lib.gf_merkle_tree(_address(leaves), n, _address(nodes))
+    if lib.gf_merkle_tree(_address(leaves), n, _address(nodes)):
+        raise MemoryError("gf_merkle_tree")
     return nodes[0].tobytes()
 
 

@@ -173,7 +173,7 @@ static void run_one(const uint8_t *m, size_t len, const uint8_t *prefix, int sta
     } else if (stage == 1) {
         keccak256(m, len, buf);
         keccak256(buf, 32, out);
-    } else {
+    } else if (prefix) {
         memcpy(buf, prefix, 32);
         keccak256(m, len, buf + 32);
         keccak256(buf, 64, buf);
@@ -240,8 +240,6 @@ void gf_used_readings_leaves(const uint8_t *data, const int64_t *bounds, int64_t
     run(data, bounds, n, device_words, 2, out);
 }
 
-static int compare32(const void *a, const void *b) { return memcmp(a, b, 32); }
-
 /* Hashes inner nodes `first` down to 0 of a StandardMerkleTree node array
  * (`nodes[i] = hash_pair(nodes[2i+1], nodes[2i+2])`, sorted pair). */
 static void merkle_levels(uint8_t *nodes, int64_t first) {
@@ -282,20 +280,68 @@ static void merkle_levels(uint8_t *nodes, int64_t first) {
     }
 }
 
+static inline uint64_t load_be64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
+    return v;
+}
+
+typedef struct {
+    uint64_t key; /* the leaf's first 8 bytes, big-endian: orders as memcmp does */
+    int64_t index;
+} keyed_t;
+
+/* Sorts leaf indices by leaf bytes (memcmp order): LSD radix sort on the first 8 bytes, then
+ * insertion sort on the full 32 bytes within runs of equal first bytes. */
+static int sort_leaves(const uint8_t *leaves, int64_t n, int64_t *order) {
+    keyed_t *a = malloc(sizeof(keyed_t) * (size_t)n), *b = malloc(sizeof(keyed_t) * (size_t)n);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return -1;
+    }
+    for (int64_t i = 0; i < n; ++i) a[i] = (keyed_t){load_be64(leaves + 32 * i), i};
+    for (int shift = 0; shift < 64; shift += 8) {
+        int64_t count[257] = {0};
+        for (int64_t i = 0; i < n; ++i) ++count[((a[i].key >> shift) & 0xff) + 1];
+        for (int k = 0; k < 256; ++k) count[k + 1] += count[k];
+        for (int64_t i = 0; i < n; ++i) b[count[(a[i].key >> shift) & 0xff]++] = a[i];
+        keyed_t *t = a;
+        a = b;
+        b = t;
+    }
+    for (int64_t i = 0; i < n;) {
+        int64_t j = i + 1;
+        while (j < n && a[j].key == a[i].key) ++j;
+        for (int64_t k = i + 1; k < j; ++k) { /* rare: equal 8-byte prefixes */
+            keyed_t x = a[k];
+            int64_t m = k;
+            for (; m > i && memcmp(leaves + 32 * a[m - 1].index, leaves + 32 * x.index, 32) > 0;
+                 --m)
+                a[m] = a[m - 1];
+            a[m] = x;
+        }
+        i = j;
+    }
+    for (int64_t i = 0; i < n; ++i) order[i] = a[i].index;
+    free(a);
+    free(b);
+    return 0;
+}
+
 /* `MerkleTree.from_leaf_hashes(leaves).nodes` in `nodes` (2n - 1 x 32 bytes): leaves sorted
- * ascending at the end in reverse order, then the inner nodes. `leaves` is not modified. */
+ * ascending at the end in reverse order, then the inner nodes. `leaves` is not modified.
+ * Returns -1 for no leaves or out of memory. */
 int gf_merkle_tree(const uint8_t *leaves, int64_t n, uint8_t *nodes) {
     if (n < 1) return -1;
     int64_t size = 2 * n - 1;
-    uint8_t *sorted = nodes + 32 * (n - 1);
-    memcpy(sorted, leaves, (size_t)(32 * n));
-    qsort(sorted, (size_t)n, 32, compare32);
-    for (int64_t a = 0, b = n - 1; a < b; ++a, --b) {
-        uint8_t t[32];
-        memcpy(t, sorted + 32 * a, 32);
-        memcpy(sorted + 32 * a, sorted + 32 * b, 32);
-        memcpy(sorted + 32 * b, t, 32);
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)n);
+    if (!order || sort_leaves(leaves, n, order)) {
+        free(order);
+        return -1;
     }
+    for (int64_t i = 0; i < n; ++i) memcpy(nodes + 32 * (size - 1 - i), leaves + 32 * order[i], 32);
+    free(order);
     merkle_levels(nodes, size - 1 - n);
     return 0;
 }

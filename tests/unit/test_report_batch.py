@@ -16,6 +16,7 @@ from gridflex.native.build import build
 from gridflex.report_batch import (
     device_record_leaves,
     merkle_root,
+    merkle_roots,
     pack_used_readings_batch,
     used_readings_leaves,
     used_readings_leaves_batch,
@@ -76,3 +77,5 @@ def test_batch_roots_equal_the_per_device_report_trees(
 def test_merkle_root_equals_the_tree_root(count: int) -> None:
     leaves = [bytes([i]) * 32 for i in range(count)]
     assert merkle_root(leaves) == MerkleTree.from_leaf_hashes(leaves).root
+    arrays = [np.frombuffer(b"".join(leaves), dtype=np.uint8).reshape(-1, 32)] * 2
+    assert merkle_roots(*arrays) == [MerkleTree.from_leaf_hashes(leaves).root] * 2
