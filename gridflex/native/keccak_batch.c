@@ -347,7 +347,12 @@ int gf_merkle_tree(const uint8_t *leaves, int64_t n, uint8_t *nodes) {
 }
 
 static inline void store_be64(uint8_t *p, uint64_t v) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+    memcpy(p, &v, 8);
+#else
     for (int i = 7; i >= 0; --i, v >>= 8) p[i] = (uint8_t)v;
+#endif
 }
 
 /* Device i's packed used readings (`gridflex.reports.pack_used_readings` of
@@ -361,23 +366,23 @@ typedef struct {
     const int64_t *day_offsets, *day_list, *col_begin, *column_s;
 } block_t;
 
+#define BLOCK_ROW(T)                                                                       \
+    do {                                                                                   \
+        const T *row = (const T *)b->history + (i * b->days + d) * b->columns;             \
+        for (int64_t c = b->col_begin[i]; c < b->columns; ++c, p += 16) {                  \
+            store_be64(p, (uint64_t)(day_s + b->column_s[c]));                             \
+            store_be64(p + 8, (uint64_t)(int64_t)row[c]);                                  \
+        }                                                                                  \
+    } while (0)
+
 static size_t block_message(const block_t *b, int64_t i, uint8_t *out) {
     uint8_t *p = out;
     for (int64_t k = b->day_offsets[i]; k < b->day_offsets[i + 1]; ++k) {
-        int64_t d = b->day_list[k];
-        const uint8_t *row = b->history + (size_t)((i * b->days + d) * b->columns) * b->itemsize;
-        for (int64_t c = b->col_begin[i]; c < b->columns; ++c, p += 16) {
-            int64_t energy;
-            if (b->itemsize == 4) {
-                int32_t v;
-                memcpy(&v, row + 4 * c, 4);
-                energy = v;
-            } else {
-                memcpy(&energy, row + 8 * c, 8);
-            }
-            store_be64(p, (uint64_t)(b->first_day_s + d * 86400 + b->column_s[c]));
-            store_be64(p + 8, (uint64_t)energy);
-        }
+        int64_t d = b->day_list[k], day_s = b->first_day_s + d * 86400;
+        if (b->itemsize == 4)
+            BLOCK_ROW(int32_t);
+        else
+            BLOCK_ROW(int64_t);
     }
     return (size_t)(p - out);
 }
