@@ -16,6 +16,7 @@ readings must lie strictly between -2**31 and 2**31.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,7 @@ from gridflex.reports import Quality
 
 MISSING_WH = -(2**31)
 CHUNK_DEVICES = 8192
-NATIVE_CHUNK_DEVICES = 65536
+NATIVE_CHUNK_DEVICES = 16_384
 _SAFE_PRODUCT = 2**62
 
 
@@ -143,17 +144,29 @@ def compute_baselines(
     quality = np.zeros(devices, dtype=np.uint8)
     pool = np.zeros((devices, LOOKBACK_DAYS), dtype=bool)
     selected = np.zeros((devices, LOOKBACK_DAYS), dtype=bool)
-    for begin in range(0, devices, chunk_devices):
+
+    def one_chunk(begin: int) -> None:
         rows = slice(begin, min(begin + chunk_devices, devices))
         if method == BaselineMethod.MBMA:
             before = history[rows, 0, 0].astype(np.int64)
             present = before != MISSING_WH
             baseline[rows] = np.where(present, before, 0)[:, None]
             quality[rows] = np.where(present, Quality.OK, Quality.INSUFFICIENT_DATA)
-            continue
+            return
         chunk_excluded = None if excluded is None else excluded[rows]
         out = _x_of_y_chunk(method, history[rows], window, chunk_excluded)
         baseline[rows], quality[rows], pool[rows], selected[rows] = out
+
+    # With the native kernels, chunks (disjoint rows) run in threads: numpy and the kernels
+    # release the GIL. Without them, one chunk at a time bounds the temporaries.
+    begins = range(0, devices, chunk_devices)
+    if native.available() and native.THREADS > 1 and len(begins) > 1:
+        with ThreadPoolExecutor(native.THREADS) as executor:
+            for future in [executor.submit(one_chunk, begin) for begin in begins]:
+                future.result()
+    else:
+        for begin in begins:
+            one_chunk(begin)
     return BaselineBatch(method, window, baseline, quality, pool, selected)
 
 

@@ -34,11 +34,12 @@ def device_record_leaves(
     """`DeviceRecord(...).leaf()` for every device (all fields must fit in int64; signed
     fields are sign-extended to 256 bits as `abi.encode` does)."""
     fields = (device_id, bid_index, baseline_wh, metered_wh, delivered_wh, quality)
-    words = np.zeros((len(device_id), len(fields), _WORD_LIMBS), dtype=">i8")
+    native_words = np.empty((len(device_id), len(fields), _WORD_LIMBS), dtype=np.int64)
     for k, values in enumerate(fields):
         values = np.asarray(values, dtype=np.int64)
-        words[:, k, :3] = np.where(values < 0, -1, 0)[:, None]
-        words[:, k, 3] = values
+        native_words[:, k, :3] = (values >> 63)[:, None]  # sign extension: -1 or 0
+        native_words[:, k, 3] = values
+    words = native_words.astype(">i8")
     width = len(fields) * _WORD_LIMBS * 8
     offsets = np.arange(len(device_id) + 1, dtype=np.int64) * width
     return native.double_keccak256_batch(words.reshape(-1).view(np.uint8), offsets)
