@@ -30,19 +30,33 @@ def device_record_leaves(
     metered_wh: np.ndarray,
     delivered_wh: np.ndarray,
     quality: np.ndarray,
+    chunk_devices: int = 65_536,
 ) -> np.ndarray:
     """`DeviceRecord(...).leaf()` for every device (all fields must fit in int64; signed
-    fields are sign-extended to 256 bits as `abi.encode` does)."""
-    fields = (device_id, bid_index, baseline_wh, metered_wh, delivered_wh, quality)
-    native_words = np.empty((len(device_id), len(fields), _WORD_LIMBS), dtype=np.int64)
-    for k, values in enumerate(fields):
-        values = np.asarray(values, dtype=np.int64)
-        native_words[:, k, :3] = (values >> 63)[:, None]  # sign extension: -1 or 0
-        native_words[:, k, 3] = values
-    words = native_words.astype(">i8")
+    fields are sign-extended to 256 bits as `abi.encode` does). Works `chunk_devices` at a
+    time in reused buffers: fresh memory is slow to fault in at 10^6 devices."""
+    fields = [
+        np.asarray(values, dtype=np.int64)
+        for values in (device_id, bid_index, baseline_wh, metered_wh, delivered_wh, quality)
+    ]
+    n = len(fields[0])
     width = len(fields) * _WORD_LIMBS * 8
-    offsets = np.arange(len(device_id) + 1, dtype=np.int64) * width
-    return native.double_keccak256_batch(words.reshape(-1).view(np.uint8), offsets)
+    leaves = np.empty((n, 32), dtype=np.uint8)
+    size = min(n, chunk_devices)
+    native_words = np.empty((size, len(fields), _WORD_LIMBS), dtype=np.int64)
+    words = np.empty_like(native_words, dtype=">i8")
+    offsets = np.arange(size + 1, dtype=np.int64) * width
+    for begin in range(0, n, chunk_devices):
+        end = min(begin + chunk_devices, n)
+        count = end - begin
+        for k, values in enumerate(fields):
+            native_words[:count, k, :3] = (values[begin:end] >> 63)[:, None]  # -1 or 0
+            native_words[:count, k, 3] = values[begin:end]
+        words[:count] = native_words[:count]  # to big-endian
+        leaves[begin:end] = native.double_keccak256_batch(
+            words[:count].reshape(-1).view(np.uint8), offsets[: count + 1]
+        )
+    return leaves
 
 
 def pack_used_readings_batch(
@@ -133,28 +147,12 @@ def used_readings_leaves_batch(
     chunk_devices: int = 8192,
 ) -> np.ndarray:
     """`used_readings_leaves` for all devices. With the native library the readings are packed
-    and hashed in one pass over `history` (`gridflex.native.used_readings_block`); otherwise
-    `chunk_devices` at a time are packed into one reused buffer (memory stays small at 10^6
-    devices) and hashed."""
+    and hashed in one pass over `history` (`gridflex.native.used_readings_block`, `8 x
+    chunk_devices` at a time); otherwise `chunk_devices` at a time are packed into one reused
+    buffer (memory stays small at 10^6 devices) and hashed."""
     words = device_words(device_ids)
     if native.available():
-        window = batch.window
-        days = history.shape[1]
-        starts = np.array(block_starts(batch.method, window), dtype=np.int64)
-        usable = batch.quality != Quality.INSUFFICIENT_DATA
-        read_days = np.zeros((len(usable), days), dtype=bool)
-        read_days[:, : days - 1] = batch.pool[:, : days - 1] & usable[:, None]
-        read_days[:, days - 1] = True
-        day_offsets = np.zeros(len(usable) + 1, dtype=np.int64)
-        np.cumsum(read_days.sum(axis=1), out=day_offsets[1:])
-        col_begin = np.where(usable, 0, len(starts) - len(window.interval_starts))
-        first_day = window.event_day - (days - 1)
-        leaves = native.used_readings_block(
-            history, first_day * SECONDS_PER_DAY, starts - window.event_day * SECONDS_PER_DAY,
-            day_offsets, np.nonzero(read_days)[1], col_begin, words,
-        )  # fmt: skip
-        if leaves is not None:
-            return leaves
+        return _used_readings_leaves_native(batch, history, words, 8 * chunk_devices)
     leaves = np.empty((len(device_ids), 32), dtype=np.uint8)
     buffer: np.ndarray | None = None
     for begin in range(0, len(device_ids), chunk_devices):
@@ -165,6 +163,33 @@ def used_readings_leaves_batch(
         leaves[begin:end] = native.used_readings_leaves(
             packed.view(np.uint8), bounds * USED_READING_BYTES, words[begin:end]
         )
+    return leaves
+
+
+def _used_readings_leaves_native(
+    batch: BaselineBatch, history: np.ndarray, words: np.ndarray, chunk_devices: int
+) -> np.ndarray:
+    window = batch.window
+    n, days = history.shape[:2]
+    starts = np.array(block_starts(batch.method, window), dtype=np.int64)
+    first_day = window.event_day - (days - 1)
+    column_s = starts - window.event_day * SECONDS_PER_DAY
+    event_columns = len(starts) - len(window.interval_starts)
+    leaves = np.empty((n, 32), dtype=np.uint8)
+    for begin in range(0, n, chunk_devices):
+        rows = slice(begin, min(begin + chunk_devices, n))
+        usable = batch.quality[rows] != Quality.INSUFFICIENT_DATA
+        read_days = np.zeros((len(usable), days), dtype=bool)
+        read_days[:, : days - 1] = batch.pool[rows, : days - 1] & usable[:, None]
+        read_days[:, days - 1] = True
+        day_offsets = np.zeros(len(usable) + 1, dtype=np.int64)
+        np.cumsum(read_days.sum(axis=1), out=day_offsets[1:])
+        chunk = native.used_readings_block(
+            history[rows], first_day * SECONDS_PER_DAY, column_s, day_offsets,
+            np.nonzero(read_days)[1], np.where(usable, 0, event_columns), words[rows],
+        )  # fmt: skip
+        assert chunk is not None  # the caller checked native.available()
+        leaves[rows] = chunk
     return leaves
 
 

@@ -387,6 +387,25 @@ static size_t block_message(const block_t *b, int64_t i, uint8_t *out) {
     return (size_t)(p - out);
 }
 
+/* Asks for device i's rows ahead of use: at 10^6 devices the history is far larger than the
+ * caches and each device reads a few short rows of its block, so hashing one group while the
+ * next group's rows arrive hides the memory latency. */
+static void prefetch_rows(const block_t *b, int64_t i) {
+#if defined(__GNUC__)
+    size_t first = (size_t)b->col_begin[i] * (size_t)b->itemsize;
+    size_t last = (size_t)b->columns * (size_t)b->itemsize;
+    for (int64_t k = b->day_offsets[i]; k < b->day_offsets[i + 1]; ++k) {
+        const uint8_t *row = b->history + (size_t)((i * b->days + b->day_list[k]) * b->columns) *
+                                              (size_t)b->itemsize;
+        for (size_t at = first; at < last; at += 64) __builtin_prefetch(row + at);
+        __builtin_prefetch(row + last - 1);
+    }
+#else
+    (void)b;
+    (void)i;
+#endif
+}
+
 /* `used_readings_leaf(id_i, packed_i)` for devices [0, n) of the block (pointers already
  * offset to the first device): messages are built WAYS at a time in a scratch buffer and
  * hashed in vector lanes when their lengths are equal. Returns -1 if out of memory. */
@@ -407,6 +426,7 @@ int gf_used_readings_block(const uint8_t *history, int64_t itemsize, int64_t day
     int64_t bounds[2 * WAYS];
     for (int64_t i = 0; i < n; i += WAYS) {
         int64_t stop = i + WAYS < n ? i + WAYS : n;
+        for (int64_t k = stop; k < stop + WAYS && k < n; ++k) prefetch_rows(&b, k);
         for (int64_t k = i; k < stop; ++k) {
             bounds[2 * (k - i)] = (k - i) * longest;
             bounds[2 * (k - i) + 1] =
@@ -445,11 +465,26 @@ void gf_block_day_stats(const void *history, int64_t itemsize, int64_t n, int64_
     }
 }
 
-/* sums[i, c] = the sum of history[i, d, c] over the days d < mask_days with mask[i, d]. */
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
+/* sums[i, c] = the sum of history[i, d, c] over the days d < mask_days with mask[i, d]
+ * (rows of device i + 2 requested ahead). */
 #define MASKED_SUMS(T)                                                                       \
     for (int64_t i = 0; i < n; ++i) {                                                       \
         int64_t *s = sums + i * columns;                                                     \
         for (int64_t c = 0; c < columns; ++c) s[c] = 0;                                     \
+        if (i + 2 < n)                                                                       \
+            for (int64_t d = 0; d < mask_days; ++d)                                          \
+                if (mask[(i + 2) * mask_days + d]) {                                         \
+                    const char *ahead = (const char *)((const T *)history +                  \
+                                                       ((i + 2) * days + d) * columns);      \
+                    PREFETCH(ahead);                                                         \
+                    PREFETCH(ahead + columns * (int64_t)sizeof(T) - 1);                      \
+                }                                                                            \
         for (int64_t d = 0; d < mask_days; ++d) {                                           \
             if (!mask[i * mask_days + d]) continue;                                          \
             const T *row = (const T *)history + (i * days + d) * columns;                   \
