@@ -25,6 +25,8 @@ from Crypto.Hash import keccak
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).resolve().parent / "_keccak_batch.so"
+SOURCE = LIBRARY.with_name("keccak_batch.c")
+ABI_VERSION = 2
 THREADS = max(1, min(int(os.environ.get("GRIDFLEX_KECCAK_THREADS", os.cpu_count() or 1)), 16))
 _MIN_PER_THREAD = 2048  # messages; below this threads cost more than they save
 
@@ -42,13 +44,13 @@ def _load() -> ctypes.CDLL | None:
         return None
     try:
         lib = ctypes.CDLL(str(LIBRARY))
-    except OSError as error:
-        log.warning(
-            "gridflex.native: %s not loadable (%s); keccak falls back to pycryptodome "
-            "(build it with `python -m gridflex.native.build`)",
-            LIBRARY.name,
-            error,
-        )
+        lib.gf_abi_version.restype = ctypes.c_int
+        version = lib.gf_abi_version()
+    except (OSError, AttributeError) as error:
+        _fallback(f"{LIBRARY.name} not loadable ({error})")
+        return None
+    if version != ABI_VERSION or LIBRARY.stat().st_mtime < SOURCE.stat().st_mtime:
+        _fallback(f"{LIBRARY.name} is older than keccak_batch.c")
         return None
     pointer, i64 = ctypes.c_void_p, ctypes.c_int64
     for name in ("gf_keccak256_batch", "gf_double_keccak256_batch"):
@@ -67,6 +69,14 @@ def _load() -> ctypes.CDLL | None:
     lib.gf_keccak_ways.restype = ctypes.c_int
     _lib = lib
     return lib
+
+
+def _fallback(reason: str) -> None:
+    log.warning(
+        "gridflex.native: %s; keccak and baseline kernels fall back to pycryptodome and numpy "
+        "(build with `make install` or `python -m gridflex.native.build`)",
+        reason,
+    )
 
 
 def available() -> bool:

@@ -226,6 +226,10 @@ static void run(const uint8_t *data, const int64_t *bounds, int64_t n, const uin
 
 int gf_keccak_ways(void) { return WAYS; }
 
+/* Bumped whenever an exported function's signature or meaning changes, so that a library
+ * built from an older source is not used (gridflex/native/__init__.py: ABI_VERSION). */
+int gf_abi_version(void) { return 2; }
+
 void gf_keccak256_batch(const uint8_t *data, const int64_t *bounds, int64_t n, uint8_t *out) {
     run(data, bounds, n, 0, 0, out);
 }
