@@ -16,10 +16,12 @@ readings must lie strictly between -2**31 and 2**31.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from gridflex import native
 from gridflex.baselines import (
     ADJUSTMENT_CAP_BPS,
     BPS,
@@ -35,6 +37,7 @@ from gridflex.reports import Quality
 
 MISSING_WH = -(2**31)
 CHUNK_DEVICES = 8192
+NATIVE_CHUNK_DEVICES = 16_384
 _SAFE_PRODUCT = 2**62
 
 
@@ -126,11 +129,14 @@ def compute_baselines(
     history: np.ndarray,
     window: EventWindow,
     excluded: np.ndarray | None = None,
-    chunk_devices: int = CHUNK_DEVICES,
+    chunk_devices: int | None = None,
 ) -> BaselineBatch:
     """All devices' baselines from a history block (module docstring); `excluded` is an
-    `excluded_mask`. Works in chunks of devices to bound temporary memory."""
+    `excluded_mask`. Works in chunks of devices to bound temporary memory (larger chunks
+    with the native kernels, which need no `[devices, days, columns]` temporaries)."""
     method = BaselineMethod(method)
+    if chunk_devices is None:
+        chunk_devices = NATIVE_CHUNK_DEVICES if native.available() else CHUNK_DEVICES
     devices, events = history.shape[0], len(window.interval_starts)
     if history.shape[1:] != (block_days(method), len(block_starts(method, window))):
         raise ValueError(f"history block shape {history.shape} does not fit the method and window")
@@ -138,17 +144,29 @@ def compute_baselines(
     quality = np.zeros(devices, dtype=np.uint8)
     pool = np.zeros((devices, LOOKBACK_DAYS), dtype=bool)
     selected = np.zeros((devices, LOOKBACK_DAYS), dtype=bool)
-    for begin in range(0, devices, chunk_devices):
+
+    def one_chunk(begin: int) -> None:
         rows = slice(begin, min(begin + chunk_devices, devices))
         if method == BaselineMethod.MBMA:
             before = history[rows, 0, 0].astype(np.int64)
             present = before != MISSING_WH
             baseline[rows] = np.where(present, before, 0)[:, None]
             quality[rows] = np.where(present, Quality.OK, Quality.INSUFFICIENT_DATA)
-            continue
+            return
         chunk_excluded = None if excluded is None else excluded[rows]
         out = _x_of_y_chunk(method, history[rows], window, chunk_excluded)
         baseline[rows], quality[rows], pool[rows], selected[rows] = out
+
+    # With the native kernels, chunks (disjoint rows) run in threads: numpy and the kernels
+    # release the GIL. Without them, one chunk at a time bounds the temporaries.
+    begins = range(0, devices, chunk_devices)
+    if native.available() and native.THREADS > 1 and len(begins) > 1:
+        with ThreadPoolExecutor(native.THREADS) as executor:
+            for future in [executor.submit(one_chunk, begin) for begin in begins]:
+                future.result()
+    else:
+        for begin in begins:
+            one_chunk(begin)
     return BaselineBatch(method, window, baseline, quality, pool, selected)
 
 
@@ -162,7 +180,12 @@ def _x_of_y_chunk(
     same_type = np.array(
         [is_weekend(first + i) == is_weekend(window.event_day) for i in range(LOOKBACK_DAYS)]
     )
-    eligible = (history != MISSING_WH).all(axis=2) & same_type
+    # One native pass gives complete days and event totals (numpy when not built).
+    stats = native.block_day_stats(block, LOOKBACK_DAYS, adjustment, MISSING_WH)
+    complete, day_totals = stats if stats is not None else (None, None)
+    if complete is None:
+        complete = (history != MISSING_WH).all(axis=2)
+    eligible = complete & same_type
     if excluded is not None:
         eligible &= ~excluded
     # Rank eligible days from the most recent (1 = the day before the event).
@@ -178,7 +201,9 @@ def _x_of_y_chunk(
         selected = pool
     else:
         # Highest event totals first; on equal totals the more recent (higher index) day.
-        totals = history[:, :, adjustment:].sum(axis=2, dtype=np.int64)
+        totals = day_totals
+        if totals is None:
+            totals = history[:, :, adjustment:].sum(axis=2, dtype=np.int64)
         key = np.where(pool, totals * 64 + np.arange(LOOKBACK_DAYS), np.iinfo(np.int64).min)
         rank = np.empty_like(key)
         order = np.argsort(key, axis=1, kind="stable")
@@ -186,7 +211,9 @@ def _x_of_y_chunk(
         selected = pool & (rank < keep[:, None])
 
     count = np.maximum(selected.sum(axis=1), 1)[:, None]
-    sums = np.where(selected[:, :, None], history, 0).sum(axis=1, dtype=np.int64)
+    sums = native.block_masked_sums(block, selected)
+    if sums is None:
+        sums = np.where(selected[:, :, None], history, 0).sum(axis=1, dtype=np.int64)
     average = np.floor_divide(sums, count)
     baseline_sum = average[:, :adjustment].sum(axis=1)
     actual_sum = actual.sum(axis=1)

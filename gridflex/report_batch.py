@@ -1,27 +1,26 @@
 """Report trees for many devices at once: the device-record and used-readings leaves of
-`gridflex.reports`, built from numpy arrays with one keccak call per hash and no
-per-device objects, and the StandardMerkleTree root of `gridflex.merkle.MerkleTree`. Roots
-are identical to `gridflex.reports.build_report_trees` (tests compare them); this module
-only exists because per-device Python objects dominate settlement at 10^5-10^6 devices.
+`gridflex.reports`, built from numpy arrays packed into one buffer and hashed by one
+`gridflex.native` batch call (native Keccak, or pycryptodome when the library is not built),
+with no per-device objects, and the StandardMerkleTree root of `gridflex.merkle.MerkleTree`.
+Roots are identical to `gridflex.reports.build_report_trees` (tests compare them); this module
+only exists because per-device Python work dominates settlement at 10^5-10^6 devices.
+Leaves are `n x 32` uint8 arrays (row `i` is device `i`'s leaf hash).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from Crypto.Hash import keccak
 
+from gridflex import native
 from gridflex.baselines import SECONDS_PER_DAY
 from gridflex.baselines_np import BaselineBatch, block_starts
 from gridflex.reports import USED_READING_BYTES, Quality
 
 USED_READING_DTYPE = np.dtype([("start", ">u8"), ("energy", ">i8")])
 _WORD_LIMBS = 4  # a 32-byte ABI word as four big-endian 64-bit limbs
-
-
-def _hash(data: bytes | memoryview) -> bytes:
-    return keccak.new(digest_bits=256, data=data).digest()
 
 
 def device_record_leaves(
@@ -31,18 +30,33 @@ def device_record_leaves(
     metered_wh: np.ndarray,
     delivered_wh: np.ndarray,
     quality: np.ndarray,
-) -> list[bytes]:
+    chunk_devices: int = 65_536,
+) -> np.ndarray:
     """`DeviceRecord(...).leaf()` for every device (all fields must fit in int64; signed
-    fields are sign-extended to 256 bits as `abi.encode` does)."""
-    fields = (device_id, bid_index, baseline_wh, metered_wh, delivered_wh, quality)
-    words = np.zeros((len(device_id), len(fields), _WORD_LIMBS), dtype=">i8")
-    for k, values in enumerate(fields):
-        values = np.asarray(values, dtype=np.int64)
-        words[:, k, :3] = np.where(values < 0, -1, 0)[:, None]
-        words[:, k, 3] = values
-    view = memoryview(words.reshape(-1).view(np.uint8))
+    fields are sign-extended to 256 bits as `abi.encode` does). Works `chunk_devices` at a
+    time in reused buffers: fresh memory is slow to fault in at 10^6 devices."""
+    fields = [
+        np.asarray(values, dtype=np.int64)
+        for values in (device_id, bid_index, baseline_wh, metered_wh, delivered_wh, quality)
+    ]
+    n = len(fields[0])
     width = len(fields) * _WORD_LIMBS * 8
-    return [_hash(_hash(view[i * width : (i + 1) * width])) for i in range(len(device_id))]
+    leaves = np.empty((n, 32), dtype=np.uint8)
+    size = min(n, chunk_devices)
+    native_words = np.empty((size, len(fields), _WORD_LIMBS), dtype=np.int64)
+    words = np.empty_like(native_words, dtype=">i8")
+    offsets = np.arange(size + 1, dtype=np.int64) * width
+    for begin in range(0, n, chunk_devices):
+        end = min(begin + chunk_devices, n)
+        count = end - begin
+        for k, values in enumerate(fields):
+            native_words[:count, k, :3] = (values[begin:end] >> 63)[:, None]  # -1 or 0
+            native_words[:count, k, 3] = values[begin:end]
+        words[:count] = native_words[:count]  # to big-endian
+        leaves[begin:end] = native.double_keccak256_batch(
+            words[:count].reshape(-1).view(np.uint8), offsets[: count + 1]
+        )
+    return leaves
 
 
 def pack_used_readings_batch(
@@ -106,41 +120,91 @@ def pack_used_readings_batch(
     return packed, bounds
 
 
+def device_words(device_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The `uint256` ABI words of `device_ids` (`n x 32` uint8, big-endian)."""
+    ids = np.asarray(device_ids)
+    if ids.dtype.kind in "iu" and (ids.size == 0 or ids.min() >= 0):
+        words = np.zeros((len(ids), _WORD_LIMBS), dtype=">u8")
+        words[:, -1] = ids
+        return words.view(np.uint8).reshape(len(ids), 32)
+    raw = b"".join(int(i).to_bytes(32, "big") for i in device_ids)  # beyond 64 bits
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, 32)
+
+
 def used_readings_leaves(
-    device_ids: Sequence[int], packed: np.ndarray, bounds: np.ndarray
-) -> list[bytes]:
+    device_ids: Sequence[int] | np.ndarray, packed: np.ndarray, bounds: np.ndarray
+) -> np.ndarray:
     """`used_readings_leaf(device_id, packed_bytes)` for every device."""
-    view = memoryview(packed.view(np.uint8))
-    byte_bounds = (bounds * USED_READING_BYTES).tolist()
-    return [
-        _hash(_hash(device_id.to_bytes(32, "big") + _hash(view[begin:end])))
-        for device_id, (begin, end) in zip(device_ids, byte_bounds, strict=True)
-    ]
+    return native.used_readings_leaves(
+        packed.view(np.uint8), bounds * USED_READING_BYTES, device_words(device_ids)
+    )
 
 
 def used_readings_leaves_batch(
-    batch: BaselineBatch, history: np.ndarray, device_ids: Sequence[int], chunk_devices: int = 4096
-) -> list[bytes]:
-    """`used_readings_leaves` for all devices, packing `chunk_devices` at a time into one
-    reused buffer (memory stays small at 10^6 devices)."""
-    leaves: list[bytes] = []
+    batch: BaselineBatch,
+    history: np.ndarray,
+    device_ids: Sequence[int] | np.ndarray,
+    chunk_devices: int = 8192,
+) -> np.ndarray:
+    """`used_readings_leaves` for all devices. With the native library the readings are packed
+    and hashed in one pass over `history` (`gridflex.native.used_readings_block`, `8 x
+    chunk_devices` at a time); otherwise `chunk_devices` at a time are packed into one reused
+    buffer (memory stays small at 10^6 devices) and hashed."""
+    words = device_words(device_ids)
+    if native.available():
+        return _used_readings_leaves_native(batch, history, words, 8 * chunk_devices)
+    leaves = np.empty((len(device_ids), 32), dtype=np.uint8)
     buffer: np.ndarray | None = None
     for begin in range(0, len(device_ids), chunk_devices):
-        devices = np.arange(begin, min(begin + chunk_devices, len(device_ids)))
-        packed, bounds = pack_used_readings_batch(batch, history, devices, buffer)
+        end = min(begin + chunk_devices, len(device_ids))
+        packed, bounds = pack_used_readings_batch(batch, history, np.arange(begin, end), buffer)
         if buffer is None or len(packed) > len(buffer):
             buffer = packed
-        leaves += used_readings_leaves(device_ids[devices[0] : devices[-1] + 1], packed, bounds)
+        leaves[begin:end] = native.used_readings_leaves(
+            packed.view(np.uint8), bounds * USED_READING_BYTES, words[begin:end]
+        )
     return leaves
 
 
-def merkle_root(leaves: Sequence[bytes]) -> bytes:
+def _used_readings_leaves_native(
+    batch: BaselineBatch, history: np.ndarray, words: np.ndarray, chunk_devices: int
+) -> np.ndarray:
+    window = batch.window
+    n, days = history.shape[:2]
+    starts = np.array(block_starts(batch.method, window), dtype=np.int64)
+    first_day = window.event_day - (days - 1)
+    column_s = starts - window.event_day * SECONDS_PER_DAY
+    event_columns = len(starts) - len(window.interval_starts)
+    leaves = np.empty((n, 32), dtype=np.uint8)
+    for begin in range(0, n, chunk_devices):
+        rows = slice(begin, min(begin + chunk_devices, n))
+        usable = batch.quality[rows] != Quality.INSUFFICIENT_DATA
+        read_days = np.zeros((len(usable), days), dtype=bool)
+        read_days[:, : days - 1] = batch.pool[rows, : days - 1] & usable[:, None]
+        read_days[:, days - 1] = True
+        day_offsets = np.zeros(len(usable) + 1, dtype=np.int64)
+        np.cumsum(read_days.sum(axis=1), out=day_offsets[1:])
+        chunk = native.used_readings_block(
+            history[rows], first_day * SECONDS_PER_DAY, column_s, day_offsets,
+            np.nonzero(read_days)[1], np.where(usable, 0, event_columns), words[rows],
+        )  # fmt: skip
+        assert chunk is not None  # the caller checked native.available()
+        leaves[rows] = chunk
+    return leaves
+
+
+def merkle_root(leaves: Sequence[bytes] | np.ndarray) -> bytes:
     """`MerkleTree.from_leaf_hashes(leaves).root`, without keeping the tree."""
+    if isinstance(leaves, np.ndarray):
+        return native.merkle_root(leaves)
     if not leaves:
         raise ValueError("a Merkle tree needs at least one leaf")
-    count = len(leaves)
-    nodes: list[bytes] = [b""] * (count - 1) + sorted(leaves, reverse=True)
-    for i in range(count - 2, -1, -1):
-        left, right = nodes[2 * i + 1], nodes[2 * i + 2]
-        nodes[i] = _hash(left + right if left < right else right + left)
-    return nodes[0]
+    return native.merkle_root(np.frombuffer(b"".join(leaves), dtype=np.uint8).reshape(-1, 32))
+
+
+def merkle_roots(*leaf_sets: np.ndarray) -> list[bytes]:
+    """`merkle_root` of each leaf set, the trees built concurrently (native) in threads."""
+    if len(leaf_sets) < 2 or not native.available():
+        return [merkle_root(leaves) for leaves in leaf_sets]
+    with ThreadPoolExecutor(min(len(leaf_sets), native.THREADS)) as pool:
+        return list(pool.map(merkle_root, leaf_sets))

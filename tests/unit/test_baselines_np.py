@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from support.baseline_vectors import BaselineVector, baseline_vectors, random_device_histories
 
+from gridflex import native
 from gridflex.baselines import SECONDS_PER_DAY, EventWindow, compute_baseline
 from gridflex.baselines_np import (
     compute_baselines,
@@ -14,6 +15,7 @@ from gridflex.baselines_np import (
     history_block,
 )
 from gridflex.chain.protocol import BaselineMethod
+from gridflex.native.build import build
 
 
 @pytest.mark.parametrize("method", list(BaselineMethod))
@@ -21,9 +23,21 @@ from gridflex.chain.protocol import BaselineMethod
     ("event_day", "hour", "intervals", "interval_s"),
     [(20159, 17, 16, 900), (20162, 10, 4, 900), (20160, 2, 3, 1800), (20163, 23, 6, 900)],
 )
+@pytest.mark.parametrize("use_native", [True, False], ids=["native", "numpy"])
 def test_vectorized_equals_scalar_on_random_histories(
-    method: BaselineMethod, event_day: int, hour: int, intervals: int, interval_s: int
+    method: BaselineMethod,
+    event_day: int,
+    hour: int,
+    intervals: int,
+    interval_s: int,
+    use_native: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if use_native and build(quiet=True) is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setattr(native, "_loaded", not use_native)
+    monkeypatch.setattr(native, "_lib", None)
+    monkeypatch.setattr(native, "_MIN_PER_THREAD", 4)
     rng = np.random.default_rng(event_day * 100 + hour + int(method))
     start = event_day * SECONDS_PER_DAY + hour * 3600
     window = EventWindow(start, start + intervals * interval_s, interval_s)

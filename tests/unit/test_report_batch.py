@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 from support.baseline_vectors import random_device_histories
 
+from gridflex import native
 from gridflex.baselines import SECONDS_PER_DAY, EventWindow, compute_baseline, delivered_wh
 from gridflex.baselines_np import compute_baselines, excluded_mask, history_block
 from gridflex.chain.protocol import BaselineMethod
 from gridflex.merkle import MerkleTree
+from gridflex.native.build import build
 from gridflex.report_batch import (
     device_record_leaves,
     merkle_root,
+    merkle_roots,
     pack_used_readings_batch,
     used_readings_leaves,
     used_readings_leaves_batch,
@@ -21,8 +24,16 @@ from gridflex.report_batch import (
 from gridflex.reports import DeviceRecord, Quality, build_report_trees, pack_used_readings
 
 
+@pytest.mark.parametrize("use_native", [True, False], ids=["native", "fallback"])
 @pytest.mark.parametrize("method", list(BaselineMethod))
-def test_batch_roots_equal_the_per_device_report_trees(method: BaselineMethod) -> None:
+def test_batch_roots_equal_the_per_device_report_trees(
+    method: BaselineMethod, use_native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if use_native and build(quiet=True) is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setattr(native, "_loaded", not use_native)
+    monkeypatch.setattr(native, "_lib", None)
+    monkeypatch.setattr(native, "_MIN_PER_THREAD", 4)
     rng = np.random.default_rng(11 + int(method))
     start = 20159 * SECONDS_PER_DAY + 17 * 3600
     window = EventWindow(start, start + 8 * 900, 900)
@@ -53,14 +64,18 @@ def test_batch_roots_equal_the_per_device_report_trees(method: BaselineMethod) -
     columns = [np.array([getattr(r, f) for r in records]) for f in
                ("bid_index", "baseline_wh", "metered_wh", "delivered_wh", "quality")]  # fmt: skip
     leaves = device_record_leaves(ids, *columns)
-    assert leaves == [r.leaf() for r in records]
+    assert [bytes(leaf) for leaf in leaves] == [r.leaf() for r in records]
     assert merkle_root(leaves) == trees.devices_root
     assert merkle_root(used_readings_leaves(device_ids, packed, bounds)) == trees.readings_root
     chunked = used_readings_leaves_batch(batch, history, device_ids, chunk_devices=6)
     assert merkle_root(chunked) == trees.readings_root
+    narrow = used_readings_leaves_batch(batch, history.astype(np.int32), np.array(device_ids))
+    assert merkle_root(narrow) == trees.readings_root
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 8, 13])
 def test_merkle_root_equals_the_tree_root(count: int) -> None:
     leaves = [bytes([i]) * 32 for i in range(count)]
     assert merkle_root(leaves) == MerkleTree.from_leaf_hashes(leaves).root
+    arrays = [np.frombuffer(b"".join(leaves), dtype=np.uint8).reshape(-1, 32)] * 2
+    assert merkle_roots(*arrays) == [MerkleTree.from_leaf_hashes(leaves).root] * 2
