@@ -2,8 +2,10 @@
 one device's event reading in their own stores (a value the device never signed), so they
 measure, co-sign and post a tampered report. The honest oracle's watcher sees the posted
 roots differ from its own measurement, finds the used reading that contradicts the unit
-the device signed (held in its own store) and challenges: the report is voided, both
-signers slashed, the honest challenger paid its share. Governance seats a fresh honest
+the device signed (held in its own store) and challenges; nobody can rebut (the device
+never signed the forged value), so once anvil time passes the response deadline the
+watcher resolves: the report is voided, both signers slashed, the honest challenger paid
+its share. Governance seats a fresh honest
 oracle (k = 2 of 2); the honest pair post the round-1 report, which finalizes with the
 payouts `gridflex.settlement` computes. `gridflex verify` agrees with the final report and
 names the tampered device and interval of the voided one.
@@ -234,10 +236,26 @@ def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes
     from_block = protocol.deployment.deployed_at_block
 
     def challenged() -> list[object]:
-        return list(protocol.dispute.events.ReportChallenged().get_logs(from_block=from_block))
+        return list(protocol.dispute.events.ChallengeOpened().get_logs(from_block=from_block))
+
+    def resolved() -> list[object]:
+        return list(protocol.dispute.events.ChallengeResolved().get_logs(from_block=from_block))
 
     _wait_for(lambda: bool(challenged()), "the honest watcher's challenge", timeout=40)
     (event,) = challenged()
+    # Pending: nothing voided or slashed yet, the report cannot finalize meanwhile.
+    assert protocol.request(request_id).status == RequestStatus.REPORTED
+    assert protocol.request(request_id).dispute_ends_at == event["args"]["disputeEndsAt"]  # type: ignore[index]
+    assert not resolved()
+    # Anvil time passes the response deadline unrebutted: the watcher resolves.
+    deadline = int(event["args"]["responseDeadline"])  # type: ignore[index]
+    increase_time(w3, deadline - int(w3.eth.get_block("latest")["timestamp"]))
+    _wait_for(lambda: bool(resolved()), "the honest watcher's resolution", timeout=40)
+    (resolution,) = resolved()
+    assert resolution["args"]["challengeId"] == event["args"]["challengeId"]  # type: ignore[index]
+    assert resolution["args"]["challenger"] == honest.address  # type: ignore[index]
+    assert resolution["args"]["slashedTotal"] == 2 * bond  # type: ignore[index]
+    assert not list(protocol.dispute.events.ChallengeRebutted().get_logs(from_block=from_block))
     posted = protocol.market.events.ReportSubmitted().get_logs(
         from_block=from_block, argument_filters={"requestId": request_id, "round": 0}
     )
@@ -250,7 +268,6 @@ def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes
         tampered_start, forged_value, signed_value,
     )  # fmt: skip
     assert args["challenger"] == honest.address
-    assert args["slashedTotal"] == 2 * bond
     state = protocol.request(request_id)
     assert (state.status, state.report_round) == (RequestStatus.CLEARED, 1)
     for index in MALICIOUS:
