@@ -73,6 +73,7 @@ class _Retry:
     """Backoff state of one challenge we resolve or may rebut."""
 
     challenge_id: int
+    response_deadline: int = 0
     next_attempt: float = 0.0
     backoff: float = FIRST_BACKOFF_SECONDS
 
@@ -96,7 +97,7 @@ class ReportWatcher:
     rebutted: list[RebutResult] = field(default_factory=list)
     _pending: dict[tuple[int, int], _Pending] = field(default_factory=dict)
     _done: set[tuple[int, int]] = field(default_factory=set)
-    _to_resolve: dict[int, tuple[ChallengeResult, _Retry]] = field(default_factory=dict)
+    _to_resolve: dict[int, _Retry] = field(default_factory=dict)
     _to_rebut: dict[int, _Retry] = field(default_factory=dict)
     _challenges_seen: set[int] = field(default_factory=set)
     _next_block: int = -1
@@ -180,12 +181,23 @@ class ReportWatcher:
     def advance(self, posted: PostedReport) -> bool:
         """Check one posted report and challenge it if the finder has a proof; True when
         nothing is left to do here (checked out, voided, window closed, or challenged: a
-        challenge we opened is then resolved by `_resolve_due`)."""
+        challenge we opened is then resolved by `_resolve_due`). False while a challenge is
+        pending against the report: it is queued for resolution and the report looked at
+        again once it is settled (a rebutted one leaves the report open to other proofs)."""
         state = self.protocol.request(posted.request_id)
         if state.status != RequestStatus.REPORTED or state.report_round != posted.round:
             return True  # voided (by anyone) or settled: nothing left to dispute
         if self.now() >= state.dispute_ends_at:
             return True
+        pending = int(self.protocol.dispute.functions.pendingChallengeOf(posted.request_id).call())
+        if pending:
+            # A challenge (ours from before a restart, or anyone's) is pending: see it
+            # resolved when due (anyone may; the challenger is paid) and look again after.
+            if pending not in self._to_resolve:
+                deadline = self.protocol.challenge_of(pending).response_deadline
+                self._to_resolve[pending] = _Retry(pending, deadline)
+                log.info("challenge pending against report", challenge_id=pending)
+            return False
         material = self.finder(posted)
         if material is None:
             log.info("posted report checks out", request_id=posted.request_id, round=posted.round)
@@ -210,7 +222,9 @@ class ReportWatcher:
                 return True
             raise  # e.g. ChallengePending (someone else's): retried after it is settled
         self.challenged.append(result)
-        self._to_resolve[result.challenge_id] = (result, _Retry(result.challenge_id))
+        self._to_resolve[result.challenge_id] = _Retry(
+            result.challenge_id, result.response_deadline
+        )
         self._challenges_seen.add(result.challenge_id)
         log.warning(
             "report challenged",
@@ -231,10 +245,10 @@ class ReportWatcher:
         if not self._to_resolve:
             return
         chain_now = self._chain_now()
-        for challenge_id, (opened, retry) in list(self._to_resolve.items()):
+        for challenge_id, retry in list(self._to_resolve.items()):
             if self._stop.is_set():
                 return
-            if chain_now < opened.response_deadline or retry.next_attempt > time.monotonic():
+            if chain_now < retry.response_deadline or retry.next_attempt > time.monotonic():
                 continue
             try:
                 result = self.protocol.resolve_challenge(challenge_id)
