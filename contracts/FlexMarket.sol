@@ -195,8 +195,7 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
             uint96 price = b.pricePerKWh;
             // Strictly ascending (price, index) pairs over bidCount entries is a permutation.
             if (
-                position > 0
-                    && (price < previousPrice || (price == previousPrice && index <= meritOrder[position - 1]))
+                position > 0 && (price < previousPrice || (price == previousPrice && index <= meritOrder[position - 1]))
             ) revert InvalidMeritOrder(position);
             previousPrice = price;
             if (remainingW == 0) {
@@ -270,6 +269,22 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         r.signerBitmap = 0;
         delete _reports[requestId];
         emit ReportVoided(requestId, round, signerBitmap);
+    }
+
+    /// @notice Raises the pending report's dispute end to `until` (never lowers it) so that
+    ///         it cannot be finalized while a challenge against it awaits a response or its
+    ///         resolution; a later void still happens before the (extended) end.
+    /// @dev Only during the current window: a closed window is never reopened.
+    function extendDispute(uint256 requestId, uint256 until) external onlyRole(DISPUTE_ROLE) {
+        Request storage r = _requests[requestId];
+        if (r.status != RequestStatus.Reported) _revertWrongStatus(requestId, r.status, RequestStatus.Reported);
+        uint256 endsAt = r.disputeEndsAt;
+        if (block.timestamp >= endsAt) revert DisputeWindowClosed(requestId, endsAt);
+        if (until <= endsAt) return;
+        _checkBounds("disputeEndsAt", until, endsAt, type(uint40).max);
+        // forge-lint: disable-next-line(unsafe-typecast) -- bounded on the line above
+        r.disputeEndsAt = uint40(until);
+        emit DisputeExtended(requestId, r.reportRound, until);
     }
 
     /// @notice Settles a reported request after its dispute window; anyone may call it with

@@ -114,7 +114,9 @@ contract Staking is IStaking, AccessControl, ReentrancyGuard {
         nonReentrant
         returns (uint256 slashedAmount)
     {
-        if (beneficiaryShareBps > BPS) revert ParameterOutOfBounds("beneficiaryShareBps", beneficiaryShareBps, 0, BPS);
+        if (beneficiaryShareBps > BPS) {
+            revert ParameterOutOfBounds("beneficiaryShareBps", beneficiaryShareBps, 0, BPS);
+        }
         Account storage a = _accounts[account];
         uint256 fromStaked = Math.min(amount, a.staked);
         uint256 fromUnbonding = Math.min(amount - fromStaked, a.unbonding);
@@ -125,13 +127,33 @@ contract Staking is IStaking, AccessControl, ReentrancyGuard {
         // forge-lint: disable-next-line(unsafe-typecast) -- bounded by a uint128 field above
         a.unbonding -= uint128(fromUnbonding);
         slashedAmount = fromStaked + fromUnbonding;
-        if (slashedAmount == 0) return 0;
+        _payOut(account, slashedAmount, beneficiary, beneficiaryShareBps);
+    }
 
-        uint256 toBeneficiary = beneficiary == address(0) ? 0 : slashedAmount * beneficiaryShareBps / BPS;
-        uint256 toTreasury = slashedAmount - toBeneficiary;
-        emit Slashed(account, msg.sender, beneficiary, slashedAmount, toBeneficiary, toTreasury);
-        if (toBeneficiary > 0) token.safeTransfer(beneficiary, toBeneficiary);
-        if (toTreasury > 0) token.safeTransfer(treasury, toTreasury);
+    /// @notice Slashes stake that backs nothing in flight: free stake (staked minus locked)
+    ///         first, then unbonding stake; never locked stake.
+    /// @dev For penalties outside a lock holder's accounting (e.g. a device owner's proven
+    ///      equivocation): taking locked stake would make the lock holder's later `unlock`
+    ///      revert and could block a settlement. Pays `beneficiaryShareBps` of it to
+    ///      `beneficiary` and the rest to the treasury, like `slash`.
+    function slashUnlocked(address account, uint256 amount, address beneficiary, uint16 beneficiaryShareBps)
+        external
+        onlyRole(SLASHER_ROLE)
+        nonReentrant
+        returns (uint256 slashedAmount)
+    {
+        if (beneficiaryShareBps > BPS) {
+            revert ParameterOutOfBounds("beneficiaryShareBps", beneficiaryShareBps, 0, BPS);
+        }
+        Account storage a = _accounts[account];
+        uint256 fromFree = Math.min(amount, a.staked - a.locked);
+        uint256 fromUnbonding = Math.min(amount - fromFree, a.unbonding);
+        // forge-lint: disable-next-line(unsafe-typecast) -- bounded by a uint128 field above
+        a.staked -= uint128(fromFree);
+        // forge-lint: disable-next-line(unsafe-typecast) -- bounded by a uint128 field above
+        a.unbonding -= uint128(fromUnbonding);
+        slashedAmount = fromFree + fromUnbonding;
+        _payOut(account, slashedAmount, beneficiary, beneficiaryShareBps);
     }
 
     // ─── Governance ───────────────────────────────────────────────────────────────────────
@@ -165,6 +187,16 @@ contract Staking is IStaking, AccessControl, ReentrancyGuard {
     function freeStake(address account) external view returns (uint256) {
         Account storage a = _accounts[account];
         return a.staked - a.locked;
+    }
+
+    /// @dev Splits a slashed amount between `beneficiary` and the treasury and transfers it.
+    function _payOut(address account, uint256 slashedAmount, address beneficiary, uint16 beneficiaryShareBps) private {
+        if (slashedAmount == 0) return;
+        uint256 toBeneficiary = beneficiary == address(0) ? 0 : slashedAmount * beneficiaryShareBps / BPS;
+        uint256 toTreasury = slashedAmount - toBeneficiary;
+        emit Slashed(account, msg.sender, beneficiary, slashedAmount, toBeneficiary, toTreasury);
+        if (toBeneficiary > 0) token.safeTransfer(beneficiary, toBeneficiary);
+        if (toTreasury > 0) token.safeTransfer(treasury, toTreasury);
     }
 
     function _checkUnbonding(uint64 period, uint64 disputeWindow) private pure {

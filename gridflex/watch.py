@@ -1,11 +1,16 @@
 """The report watcher: follows every `ReportSubmitted` event (request and round) while its
-dispute window is open, asks a finder for a fraud proof, and challenges with it.
+dispute window is open, asks a finder for a fraud proof, and challenges with it; then waits
+for the challenge's response deadline (chain time) and resolves it (voids the report,
+slashes its signers). With a rebuttal finder (an oracle's watcher) it also follows every
+`ChallengeOpened` event and rebuts a challenge with the device-signed unit carrying the
+used value when it holds one (the device equivocated).
 
 One loop for the oracle's built-in watcher (`oracle/watcher.py`: evidence from its own
 store) and `gridflex watch` (anyone: evidence from the public oracle APIs via
-`gridflex.verify`); only the finder differs. Idempotent and restartable: events are
+`gridflex.verify`); only the finders differ. Idempotent and restartable: events are
 rescanned from the deployment block; a report already voided (by us or anyone) is done
-(`NotDisputable`); errors back off and retry until the window closes.
+(`NotDisputable`); a challenge already rebutted or resolved is done
+(`ChallengeNotPending`); errors back off and retry until the window closes.
 """
 
 from __future__ import annotations
@@ -18,7 +23,16 @@ from dataclasses import dataclass, field
 import httpx
 import structlog
 
-from gridflex.chain.protocol import ChallengeResult, Protocol, RequestStatus
+from gridflex.attestation import MeterUnit
+from gridflex.chain.protocol import (
+    ChallengeResult,
+    ChallengeState,
+    ChallengeStatus,
+    Protocol,
+    RebutResult,
+    RequestStatus,
+    ResolveResult,
+)
 from gridflex.errors import TransactionReverted
 from gridflex.verify import (
     ChallengeMaterial,
@@ -38,10 +52,28 @@ Finder = Callable[[PostedReport], ChallengeMaterial | None]
 """A fraud proof against the posted report, or None when it checks out. Raising means
 "cannot tell yet" (retried)."""
 
+RebuttalFinder = Callable[[ChallengeState], tuple[MeterUnit, int] | None]
+"""A device-signed unit and the index of the challenged interval in it whose value is the
+one the report used (proof of equivocation), or None when this watcher has nothing to say
+about the challenge. Raising means "cannot tell yet" (retried)."""
+
+DONE_CHALLENGE_ERRORS = frozenset({"ChallengeNotPending"})
+"""Reverts meaning a challenge needs nothing more from us (rebutted or resolved by anyone)."""
+
 
 @dataclass
 class _Pending:
     posted: PostedReport
+    next_attempt: float = 0.0
+    backoff: float = FIRST_BACKOFF_SECONDS
+
+
+@dataclass
+class _Retry:
+    """Backoff state of one challenge we resolve or may rebut."""
+
+    challenge_id: int
+    response_deadline: int = 0
     next_attempt: float = 0.0
     backoff: float = FIRST_BACKOFF_SECONDS
 
@@ -56,10 +88,20 @@ class ReportWatcher:
     """Unix time the dispute window is measured against (the chain's, or the oracle's clock)."""
     poll_seconds: float = 2.0
     retry_max_seconds: float = 60.0
+    rebuttal_finder: RebuttalFinder | None = None
+    """When set, challenges opened by anyone are offered to it and rebutted with its unit."""
+    chain_time: Callable[[], int] | None = None
+    """The chain's time, against which response deadlines count (default: latest block)."""
     challenged: list[ChallengeResult] = field(default_factory=list)
+    resolved: list[ResolveResult] = field(default_factory=list)
+    rebutted: list[RebutResult] = field(default_factory=list)
     _pending: dict[tuple[int, int], _Pending] = field(default_factory=dict)
     _done: set[tuple[int, int]] = field(default_factory=set)
+    _to_resolve: dict[int, _Retry] = field(default_factory=dict)
+    _to_rebut: dict[int, _Retry] = field(default_factory=dict)
+    _challenges_seen: set[int] = field(default_factory=set)
     _next_block: int = -1
+    _next_challenge_block: int = -1
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -83,6 +125,23 @@ class ReportWatcher:
 
     def tick(self) -> None:
         self._discover()
+        self._check_reports()
+        self._resolve_due()
+        if self.rebuttal_finder is not None:
+            self._discover_challenges()
+            self._rebut_pending()
+
+    def _chain_now(self) -> int:
+        if self.chain_time is not None:
+            return self.chain_time()
+        return int(self.protocol.client.w3.eth.get_block("latest")["timestamp"])
+
+    def _backoff(self, retry: _Retry, what: str, error: Exception) -> None:
+        retry.next_attempt = time.monotonic() + retry.backoff
+        log.warning(what, challenge_id=retry.challenge_id, retry_in=retry.backoff, error=str(error))
+        retry.backoff = min(2 * retry.backoff, self.retry_max_seconds)
+
+    def _check_reports(self) -> None:
         now = time.monotonic()
         for key, pending in list(self._pending.items()):
             if pending.next_attempt > now or self._stop.is_set():
@@ -121,12 +180,24 @@ class ReportWatcher:
 
     def advance(self, posted: PostedReport) -> bool:
         """Check one posted report and challenge it if the finder has a proof; True when
-        nothing is left to do (checked out, voided, window closed, or challenged)."""
+        nothing is left to do here (checked out, voided, window closed, or challenged: a
+        challenge we opened is then resolved by `_resolve_due`). False while a challenge is
+        pending against the report: it is queued for resolution and the report looked at
+        again once it is settled (a rebutted one leaves the report open to other proofs)."""
         state = self.protocol.request(posted.request_id)
         if state.status != RequestStatus.REPORTED or state.report_round != posted.round:
             return True  # voided (by anyone) or settled: nothing left to dispute
         if self.now() >= state.dispute_ends_at:
             return True
+        pending = int(self.protocol.dispute.functions.pendingChallengeOf(posted.request_id).call())
+        if pending:
+            # A challenge (ours from before a restart, or anyone's) is pending: see it
+            # resolved when due (anyone may; the challenger is paid) and look again after.
+            if pending not in self._to_resolve:
+                deadline = self.protocol.challenge_of(pending).response_deadline
+                self._to_resolve[pending] = _Retry(pending, deadline)
+                log.info("challenge pending against report", challenge_id=pending)
+            return False
         material = self.finder(posted)
         if material is None:
             log.info("posted report checks out", request_id=posted.request_id, round=posted.round)
@@ -145,17 +216,128 @@ class ReportWatcher:
             if error.error_name == "NotDisputable":
                 log.info("report no longer disputable", request_id=posted.request_id)
                 return True
-            raise
+            if error.error_name == "DeviceEquivocated":
+                # The device signed two values before: its units prove nothing any more.
+                log.warning("device proven to equivocate", device_id=material.device_id)
+                return True
+            raise  # e.g. ChallengePending (someone else's): retried after it is settled
         self.challenged.append(result)
+        self._to_resolve[result.challenge_id] = _Retry(
+            result.challenge_id, result.response_deadline
+        )
+        self._challenges_seen.add(result.challenge_id)
         log.warning(
             "report challenged",
+            challenge_id=result.challenge_id,
             request_id=result.request_id,
             round=result.round,
             device_id=result.device_id,
             interval_start=result.interval_start,
             used_wh=result.used_energy_wh,
             signed_wh=result.signed_energy_wh,
-            slashed=result.slashed_total,
+            response_deadline=result.response_deadline,
+        )
+        return True
+
+    # ─── Our challenges: resolve after the response deadline ──────────────────────────
+
+    def _resolve_due(self) -> None:
+        if not self._to_resolve:
+            return
+        chain_now = self._chain_now()
+        for challenge_id, retry in list(self._to_resolve.items()):
+            if self._stop.is_set():
+                return
+            if chain_now < retry.response_deadline or retry.next_attempt > time.monotonic():
+                continue
+            try:
+                result = self.protocol.resolve_challenge(challenge_id)
+            except TransactionReverted as error:
+                if error.error_name in DONE_CHALLENGE_ERRORS:
+                    state = self.protocol.challenge_of(challenge_id)
+                    log.warning(
+                        "challenge settled without us",
+                        challenge_id=challenge_id,
+                        status=state.status.name,
+                    )
+                    del self._to_resolve[challenge_id]
+                    continue
+                if error.error_name == "DisputeWindowClosed":
+                    log.error("resolution period over", challenge_id=challenge_id)
+                    del self._to_resolve[challenge_id]
+                    continue
+                self._backoff(retry, "resolve failed", error)
+                continue
+            except Exception as error:
+                self._backoff(retry, "resolve failed", error)
+                continue
+            del self._to_resolve[challenge_id]
+            self.resolved.append(result)
+            log.warning(
+                "challenge resolved: report voided, signers slashed",
+                challenge_id=challenge_id,
+                request_id=result.request_id,
+                round=result.round,
+                slashed=result.slashed_total,
+            )
+
+    # ─── Anyone's challenges: rebut with the device's other signed value ──────────────
+
+    def _discover_challenges(self) -> None:
+        if self._next_challenge_block < 0:
+            self._next_challenge_block = self.protocol.deployment.deployed_at_block
+        latest = int(self.protocol.client.w3.eth.block_number)
+        if latest < self._next_challenge_block:
+            return
+        events = self.protocol.dispute.events.ChallengeOpened().get_logs(
+            from_block=self._next_challenge_block, to_block=latest
+        )
+        for event in events:
+            challenge_id = int(event["args"]["challengeId"])
+            if challenge_id not in self._challenges_seen:
+                self._challenges_seen.add(challenge_id)
+                self._to_rebut[challenge_id] = _Retry(challenge_id)
+        self._next_challenge_block = latest + 1
+
+    def _rebut_pending(self) -> None:
+        assert self.rebuttal_finder is not None
+        for challenge_id, retry in list(self._to_rebut.items()):
+            if self._stop.is_set():
+                return
+            if retry.next_attempt > time.monotonic():
+                continue
+            try:
+                done = self._try_rebut(challenge_id)
+            except Exception as error:
+                self._backoff(retry, "rebuttal step failed", error)
+                continue
+            if done:
+                del self._to_rebut[challenge_id]
+
+    def _try_rebut(self, challenge_id: int) -> bool:
+        assert self.rebuttal_finder is not None
+        state = self.protocol.challenge_of(challenge_id)
+        if state.status != ChallengeStatus.PENDING or self._chain_now() >= state.response_deadline:
+            return True
+        evidence = self.rebuttal_finder(state)
+        if evidence is None:
+            return True
+        unit, unit_index = evidence
+        try:
+            result = self.protocol.rebut(challenge_id, unit, unit_index)
+        except TransactionReverted as error:
+            if error.error_name in DONE_CHALLENGE_ERRORS | {"ResponseWindowClosed"}:
+                log.info("challenge no longer rebuttable", challenge_id=challenge_id)
+                return True
+            raise
+        self.rebutted.append(result)
+        log.warning(
+            "challenge rebutted: the device signed the used value too",
+            challenge_id=challenge_id,
+            request_id=result.request_id,
+            device_id=result.device_id,
+            device_owner=result.device_owner,
+            penalty=result.penalty,
         )
         return True
 

@@ -9,8 +9,16 @@ peers whose published roots equal the posted ones). The loop itself, with its re
 idempotence (`NotDisputable` = already voided = done), is `gridflex.watch.ReportWatcher`;
 the checking is `gridflex.verify.check_report`, the same as `gridflex verify`.
 
+Equivocation defence: a device owner may send one value to the oracles and keep a second
+unit, signed by the same device for the same interval with another value, to challenge the
+honest report with. The watcher therefore also looks at every challenge opened against a
+report this oracle signed and, when its store holds the device-signed unit with the value
+the report used, rebuts it (`OracleRebuttalFinder`): the challenge is dismissed, the device
+owner slashed, the report stands.
+
 Runs with the committee loop when a signer key is set and `watcher_enabled` is true; the
-challenger's share of the slashed bonds goes to this oracle's committee account.
+challenger's (or rebutter's) share of the slashed stake goes to this oracle's committee
+account.
 """
 
 from __future__ import annotations
@@ -20,9 +28,9 @@ import structlog
 from eth_account import Account
 from web3 import Web3
 
-from gridflex.attestation import MeterUnit, meter_domain_separator
+from gridflex.attestation import AttestationError, MeterUnit, meter_domain_separator, verify_unit
 from gridflex.chain.client import ChainClient
-from gridflex.chain.protocol import Protocol
+from gridflex.chain.protocol import ChallengeState, Protocol
 from gridflex.reports import unpack_used_readings
 from gridflex.verify import (
     ChallengeMaterial,
@@ -102,10 +110,60 @@ class OracleEvidenceFinder:
         self.http.close()
 
 
+class OracleRebuttalFinder:
+    """Rebuttal evidence from this oracle's store: for a challenge against a report this
+    oracle signed, the device-signed unit it holds whose value at the challenged interval is
+    the one the report used (checked against the device's registered key before use)."""
+
+    def __init__(self, book: ReportBook, protocol: Protocol) -> None:
+        self.book = book
+        self.protocol = protocol
+
+    def __call__(self, challenge: ChallengeState) -> tuple[MeterUnit, int] | None:
+        oracle_id = int(self.protocol.committee.functions.oracleOf(self.protocol.address).call()[0])
+        if oracle_id == 0 or not (challenge.signer_bitmap >> (oracle_id - 1)) & 1:
+            return None  # not a report we signed: its signers defend it
+        keys = device_keys(self.protocol, [challenge.device_id])
+        domain = meter_domain_separator(
+            self.protocol.client.chain_id, self.protocol.registry.address
+        )
+        start = challenge.interval_start
+        for unit in self.book.signed_units(challenge.device_id, [start]):
+            offset = start - unit.first_interval_start
+            if offset < 0 or offset % unit.interval_seconds:
+                continue
+            index = offset // unit.interval_seconds
+            if index >= len(unit.energy_wh) or unit.energy_wh[index] != challenge.used_energy_wh:
+                continue
+            try:
+                verify_unit(unit, domain, keys[challenge.device_id])
+            except AttestationError as error:
+                log.warning(
+                    "stored unit does not verify", device_id=unit.device_id, error=str(error)
+                )
+                continue
+            log.warning(
+                "challenge contradicts a unit the device signed: equivocation",
+                challenge_id=challenge.challenge_id,
+                device_id=challenge.device_id,
+                interval_start=start,
+                used_wh=challenge.used_energy_wh,
+                challenged_with_wh=challenge.signed_energy_wh,
+            )
+            return unit, index
+        log.info(
+            "no stored unit rebuts the challenge against our report",
+            challenge_id=challenge.challenge_id,
+            device_id=challenge.device_id,
+        )
+        return None
+
+
 def build_watcher(
     settings: OracleSettings, book: ReportBook, protocol: Protocol, clock: Clock
 ) -> ReportWatcher:
-    """A watcher challenging with the committee key, on its own Web3 connection."""
+    """A watcher challenging (and rebutting) with the committee key, on its own Web3
+    connection."""
     assert settings.signer_key is not None
     w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 10}))
     client = ChainClient(w3, Account.from_key(settings.signer_key.get_secret_value()))
@@ -118,4 +176,5 @@ def build_watcher(
         clock.now,
         poll_seconds=settings.committee_poll_seconds,
         retry_max_seconds=settings.rpc_retry_max_seconds,
+        rebuttal_finder=OracleRebuttalFinder(book, signer),
     )

@@ -5,11 +5,18 @@ import {IFlexMarket} from "./IFlexMarket.sol";
 import {IDeviceRegistry} from "./IDeviceRegistry.sol";
 
 /// @title IDisputeResolver
-/// @notice Fraud proofs against oracle reports. During a report's dispute window anyone may
-///         show one reading the report used (proven under its `readingsRoot`) and the device's
-///         own signed meter unit for the same (device, interval) with a different value. A
-///         valid proof voids the report (the committee then posts a corrected one in the next
-///         round) and slashes the bonds of the oracles that signed it, part to the challenger.
+/// @notice Fraud proofs against oracle reports, in two phases. During a report's dispute
+///         window anyone may `challenge` it: show one reading the report used (proven under its
+///         `readingsRoot`) and the device's own signed meter unit for the same (device,
+///         interval) with a different value. That opens a pending challenge and extends the
+///         report's dispute end past the response deadline, so the report cannot finalize.
+///         Until the deadline anyone may `rebut`: show a unit signed by the same device for the
+///         same interval with exactly the used value. The device then signed two values
+///         (equivocation): the challenge is dismissed, the report stands, the device owner's
+///         free stake is slashed (`equivocationPenalty`, part to the rebutter) and the device
+///         can no longer back a challenge. Without a rebuttal, after the deadline anyone may
+///         `resolve`: the report is voided (the committee posts a corrected one in the next
+///         round) and its signers' bonds are slashed, part to the challenger.
 /// @dev Formats (gridflex/attestation.py, gridflex/reports.py):
 ///      - used readings of one device: `abi.encodePacked(uint64 intervalStart, int64 energyWh)`
 ///        pairs (16 bytes each) sorted by interval; leaf
@@ -21,6 +28,31 @@ import {IDeviceRegistry} from "./IDeviceRegistry.sol";
 ///        verifyingContract = the DeviceRegistry}; signature 65-byte r||s||v (secp256k1) or
 ///        64-byte low-s r||s (P-256), by the key the registry holds for the device.
 interface IDisputeResolver {
+    enum ChallengeStatus {
+        None,
+        Pending,
+        Rebutted,
+        Resolved
+    }
+
+    /// @notice A challenge (three slots). `signerBitmap` and `deviceOwner` are captured at
+    ///         challenge time: the signers are slashed on resolution, the owner (who controls the
+    ///         device key that signed the challenge's unit) on rebuttal, even if the device was
+    ///         transferred since.
+    struct Challenge {
+        uint256 requestId;
+        uint256 deviceId;
+        address challenger;
+        uint40 responseDeadline;
+        uint16 round;
+        ChallengeStatus status;
+        address deviceOwner;
+        uint64 signerBitmap;
+        uint64 intervalStart;
+        int64 usedEnergyWh;
+        int64 signedEnergyWh;
+    }
+
     /// @notice A run of interval readings signed by one device (the node's signed unit).
     struct MeterUnit {
         uint256 deviceId;
@@ -59,31 +91,70 @@ interface IDisputeResolver {
     error ValuesAgree(uint256 deviceId, uint256 intervalStart, int64 energyWh);
     /// @notice Thrown when a governance parameter is outside its bounds.
     error ParameterOutOfBounds(bytes32 name, uint256 value, uint256 min, uint256 max);
+    /// @notice Thrown when a challenge against the request's pending report is already
+    ///         pending (one at a time per request).
+    error ChallengePending(uint256 requestId, uint256 challengeId);
+    /// @notice Thrown when the device was proven to equivocate: its units back no challenge.
+    error DeviceEquivocated(uint256 deviceId);
+    /// @notice Thrown when the challenge is not pending (unknown, rebutted or resolved).
+    error ChallengeNotPending(uint256 challengeId, ChallengeStatus status);
+    /// @notice Thrown when rebutting at or after the challenge's response deadline.
+    error ResponseWindowClosed(uint256 challengeId, uint256 responseDeadline);
+    /// @notice Thrown when resolving before the challenge's response deadline.
+    error ResponseWindowOpen(uint256 challengeId, uint256 responseDeadline);
+    /// @notice Thrown when the rebuttal unit's value is not the value the report used.
+    error RebuttalValueMismatch(uint256 challengeId, int64 unitEnergyWh, int64 usedEnergyWh);
 
-    /// @notice A fraud proof succeeded: report `round` of `requestId` is void and its signers
-    ///         lost `slashedTotal` FLEX of bond (`challenger` got its share).
-    event ReportChallenged(
+    /// @notice A fraud proof was shown against report `round` of `requestId`: it cannot
+    ///         finalize before `disputeEndsAt`; it may be rebutted until `responseDeadline`.
+    event ChallengeOpened(
+        uint256 indexed challengeId,
         uint256 indexed requestId,
-        uint16 indexed round,
         uint256 indexed deviceId,
+        uint16 round,
         uint64 intervalStart,
         int64 usedEnergyWh,
         int64 signedEnergyWh,
         address challenger,
+        uint256 responseDeadline,
+        uint256 disputeEndsAt
+    );
+    /// @notice The device signed the used value too: the challenge is dismissed, the report
+    ///         stands, `deviceOwner` lost `penalty` FLEX of stake (`rebutter` got its share).
+    event ChallengeRebutted(
+        uint256 indexed challengeId,
+        uint256 indexed requestId,
+        uint256 indexed deviceId,
+        address rebutter,
+        address deviceOwner,
+        uint256 penalty
+    );
+    /// @notice Unrebutted: report `round` of `requestId` is void and its signers lost
+    ///         `slashedTotal` FLEX of bond (`challenger` got its share).
+    event ChallengeResolved(
+        uint256 indexed challengeId,
+        uint256 indexed requestId,
+        uint16 indexed round,
+        address challenger,
         uint256 slashedTotal
     );
+    event ResponseWindowSet(uint256 responseWindow);
+    event EquivocationPenaltySet(uint256 equivocationPenalty);
     event ChallengerShareSet(uint256 challengerShareBps);
 
     /// @notice Proves the pending report of `requestId` used a reading that contradicts what
-    ///         the device signed; voids the report and slashes its signers.
+    ///         the device signed; opens a challenge (nothing is voided or slashed yet) and
+    ///         extends the report's dispute end to `responseDeadline + responseWindow`.
     /// @param deviceId the device whose used readings are shown
     /// @param usedReadings the device's used readings as committed in the report
     /// @param readingsProof Merkle proof of the (deviceId, keccak256(usedReadings)) leaf
     /// @param usedIndex which 16-byte reading of `usedReadings` is disputed
     /// @param signedUnit a unit signed by the device covering the disputed interval
     /// @param unitIndex position of the disputed interval in `signedUnit`
+    /// @return challengeId the new challenge's id (from 1)
     /// @dev Reverts with UnknownRequest (from the market) or UnknownDevice (from the registry)
-    ///      for ids that do not exist.
+    ///      for ids that do not exist; ChallengePending while another challenge against the
+    ///      request is pending; DeviceEquivocated for a device proven to equivocate.
     function challenge(
         uint256 requestId,
         uint256 deviceId,
@@ -92,7 +163,41 @@ interface IDisputeResolver {
         uint256 usedIndex,
         MeterUnit calldata signedUnit,
         uint256 unitIndex
-    ) external returns (uint256 slashedTotal);
+    ) external returns (uint256 challengeId);
+
+    /// @notice Dismisses a pending challenge with a unit signed by the same device covering the
+    ///         same interval with exactly the value the report used: proof that the device
+    ///         signed two values for one interval. Slashes the device owner's free stake (up
+    ///         to `equivocationPenalty`, `challengerShareBps` of it to the caller); the report
+    ///         stands and finalizes after its extended dispute end. Before the response
+    ///         deadline only; permissionless.
+    /// @param unit the device-signed unit with the used value
+    /// @param unitIndex position of the disputed interval in `unit`
+    /// @return penalty what was taken from the device owner
+    function rebut(uint256 challengeId, MeterUnit calldata unit, uint256 unitIndex) external returns (uint256 penalty);
+
+    /// @notice Executes an unrebutted challenge once its response deadline passed: voids the
+    ///         report and slashes the signers captured at challenge time (the challenger gets
+    ///         `challengerShareBps`). Permissionless.
+    /// @dev Must run before the extended dispute end (the market refuses a void after it,
+    ///      DisputeWindowClosed): the resolution period is `responseWindow` long.
+    /// @return slashedTotal the oracle bonds slashed
+    function resolve(uint256 challengeId) external returns (uint256 slashedTotal);
+
+    /// @notice Governance: how long a challenge waits for a rebuttal (also the length of the
+    ///         resolution period after it).
+    function setResponseWindow(uint64 value) external;
+    /// @notice Governance: the most FLEX taken from a device owner whose device equivocated.
+    function setEquivocationPenalty(uint256 value) external;
+
+    function challengeOf(uint256 challengeId) external view returns (Challenge memory);
+    /// @notice The pending challenge against `requestId`'s report, 0 when none.
+    function pendingChallengeOf(uint256 requestId) external view returns (uint256);
+    function challengeCount() external view returns (uint256);
+    /// @notice True once the device was proven to have signed two values for one interval.
+    function equivocated(uint256 deviceId) external view returns (bool);
+    function responseWindow() external view returns (uint64);
+    function equivocationPenalty() external view returns (uint256);
 
     /// @notice Governance: the challenger's share of slashed oracle bonds, in basis points.
     function setChallengerShareBps(uint16 value) external;

@@ -181,6 +181,9 @@ interface IFlexMarket {
         uint256 disputeEndsAt
     );
     event ReportVoided(uint256 indexed requestId, uint16 indexed round, uint64 signerBitmap);
+    /// @notice The pending report's dispute window now ends at `disputeEndsAt` (a challenge
+    ///         against it is pending).
+    event DisputeExtended(uint256 indexed requestId, uint16 indexed round, uint256 disputeEndsAt);
     event BidSettled(
         uint256 indexed requestId,
         uint256 indexed bidIndex,
@@ -211,6 +214,8 @@ interface IFlexMarket {
         bytes[] calldata signatures
     ) external;
     function voidReport(uint256 requestId) external;
+    /// @notice Dispute contract: raises the pending report's dispute end (never lowers it).
+    function extendDispute(uint256 requestId, uint256 until) external;
     function finalize(uint256 requestId, uint256[] calldata deliveredWh) external;
     function expire(uint256 requestId) external;
     function withdraw(address token) external returns (uint256 amount);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {IStaking} from "./IStaking.sol";
+
 /// @title IOracleCommittee
 /// @notice The k-of-n oracle set that measures delivery and signs reports (EIP-712).
 /// @dev Every oracle gets a permanent id (1..MAX_ORACLE_IDS) so that a report can record its
@@ -83,6 +85,8 @@ interface IOracleCommittee {
         external
         returns (uint256 total);
 
+    /// @notice The staking contract holding the oracles' bonds.
+    function staking() external view returns (IStaking);
     function threshold() external view returns (uint8);
     function activeOracleCount() external view returns (uint8);
     function oracleOf(address account) external view returns (Oracle memory);

@@ -58,6 +58,11 @@ interface IStaking {
     function slash(address account, uint256 amount, address beneficiary, uint16 beneficiaryShareBps)
         external
         returns (uint256 slashedAmount);
+    /// @notice Slashes free stake, then unbonding stake, never locked stake.
+    /// @return slashedAmount what was actually taken
+    function slashUnlocked(address account, uint256 amount, address beneficiary, uint16 beneficiaryShareBps)
+        external
+        returns (uint256 slashedAmount);
 
     function accountOf(address account) external view returns (Account memory);
     function freeStake(address account) external view returns (uint256);

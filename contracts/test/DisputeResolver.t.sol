@@ -106,24 +106,90 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         challengeAlice(u, usedIndex, unitIndex);
     }
 
+    /// @dev Challenges, lets the response window pass unrebutted, resolves.
+    function challengeAndResolveAlice(IDisputeResolver.MeterUnit memory u, uint256 usedIndex, uint256 unitIndex)
+        internal
+        returns (uint256)
+    {
+        uint256 id = challengeAlice(u, usedIndex, unitIndex);
+        vm.warp(dispute.challengeOf(id).responseDeadline);
+        return dispute.resolve(id);
+    }
+
     function flexOf(address account) internal view returns (uint256) {
         return flex.balanceOf(account);
     }
 
     // ─── Success ──────────────────────────────────────────────────────────────────────────
 
-    function test_challenge_secp256k1Device_voidsReportAndSlashesSigners() public {
+    function test_challenge_opensPendingChallenge_extendsDispute_slashesNothing() public {
+        vm.warp(market.request(requestId).disputeEndsAt - 10); // late: the end must move
+        uint256 window = dispute.responseWindow();
+        uint256 deadline = block.timestamp + window;
+        uint256 until = deadline + window;
+        uint256 treasuryBefore = flexOf(treasury);
+
+        vm.expectEmit(true, true, true, true, address(market));
+        emit IFlexMarket.DisputeExtended(requestId, 0, until);
+        vm.expectEmit(true, true, true, true, address(dispute));
+        emit IDisputeResolver.ChallengeOpened(
+            1, requestId, aliceDevice, 0, uint64(firstStart + TAMPERED * 900), 500, 1_500, challenger, deadline, until
+        );
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+
+        assertEq(id, 1, "first id");
+        assertEq(dispute.challengeCount(), 1, "count");
+        assertEq(dispute.pendingChallengeOf(requestId), id, "pending");
+        IDisputeResolver.Challenge memory c = dispute.challengeOf(id);
+        assertEq(uint256(c.status), uint256(IDisputeResolver.ChallengeStatus.Pending), "status");
+        assertEq(c.requestId, requestId, "request");
+        assertEq(c.deviceId, aliceDevice, "device");
+        assertEq(c.challenger, challenger, "challenger");
+        assertEq(c.responseDeadline, deadline, "deadline");
+        assertEq(c.round, 0, "round");
+        assertEq(c.deviceOwner, alice, "owner");
+        assertEq(c.signerBitmap, 3, "signers");
+        assertEq(c.intervalStart, firstStart + TAMPERED * 900, "interval");
+        assertTrue(c.usedEnergyWh == 500, "used");
+        assertTrue(c.signedEnergyWh == 1_500, "signed");
+        // Nothing voided or slashed yet; the report cannot finalize before the extended end.
+        IFlexMarket.Request memory r = market.request(requestId);
+        assertEq(uint256(r.status), uint256(IFlexMarket.RequestStatus.Reported), "still reported");
+        assertEq(r.disputeEndsAt, until, "extended");
+        assertEq(stakedOf(oracles[0]), ORACLE_BOND, "signer intact");
+        assertEq(flexOf(treasury), treasuryBefore, "nothing paid");
+        vm.warp(until - 1);
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.DisputeWindowOpen.selector, requestId, until));
+        market.finalize(requestId, wh(45_000, 48_000));
+    }
+
+    function test_challenge_earlyInLongWindow_neverLowersDisputeEnd() public {
+        uint256 endsAt = market.request(requestId).disputeEndsAt; // 1 day > 2 response windows
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        assertEq(market.request(requestId).disputeEndsAt, endsAt, "unchanged");
+        // Resolution stays possible until the original end.
+        vm.warp(endsAt - 1);
+        dispute.resolve(id);
+        assertEq(statusOf(requestId), uint256(IFlexMarket.RequestStatus.Cleared), "voided");
+    }
+
+    function test_challengeThenResolve_secp256k1Device_voidsReportAndSlashesSigners() public {
         uint256 challengerBefore = flexOf(challenger);
         uint256 treasuryBefore = flexOf(treasury);
         uint256 slashed = 2 * uint256(ORACLE_BOND);
 
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        vm.warp(dispute.challengeOf(id).responseDeadline);
+        address resolver = address(0x7E5);
         vm.expectEmit(true, true, true, true, address(market));
         emit IFlexMarket.ReportVoided(requestId, 0, 3);
         vm.expectEmit(true, true, true, true, address(dispute));
-        emit IDisputeResolver.ReportChallenged(
-            requestId, 0, aliceDevice, uint64(firstStart + TAMPERED * 900), 500, 1_500, challenger, slashed
-        );
-        uint256 total = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        emit IDisputeResolver.ChallengeResolved(id, requestId, 0, challenger, slashed);
+        vm.prank(resolver); // anyone may resolve; the challenger is paid
+        uint256 total = dispute.resolve(id);
+        assertEq(uint256(dispute.challengeOf(id).status), uint256(IDisputeResolver.ChallengeStatus.Resolved), "done");
+        assertEq(dispute.pendingChallengeOf(requestId), 0, "none pending");
+        assertEq(flexOf(resolver), 0, "resolver not paid");
 
         assertEq(total, slashed, "slashed total");
         IFlexMarket.Request memory r = market.request(requestId);
@@ -150,19 +216,14 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
 
     function test_challenge_p256Device_lowS() public {
         IDisputeResolver.MeterUnit memory u = p256Unit();
-        vm.expectEmit(true, true, true, true, address(dispute));
-        emit IDisputeResolver.ReportChallenged(
-            requestId,
-            0,
-            p256Device,
-            uint64(firstStart + P256_TAMPERED * 900),
-            1_500,
-            -1_500,
-            challenger,
-            2 * uint256(ORACLE_BOND)
-        );
         vm.prank(challenger);
-        dispute.challenge(requestId, p256Device, p256Used, p256Proof, P256_TAMPERED, u, P256_TAMPERED);
+        uint256 id = dispute.challenge(requestId, p256Device, p256Used, p256Proof, P256_TAMPERED, u, P256_TAMPERED);
+        IDisputeResolver.Challenge memory c = dispute.challengeOf(id);
+        assertTrue(c.usedEnergyWh == 1_500, "used");
+        assertTrue(c.signedEnergyWh == -1_500, "signed");
+        assertEq(c.deviceOwner, bob, "owner");
+        vm.warp(c.responseDeadline);
+        dispute.resolve(id);
         assertEq(statusOf(requestId), uint256(IFlexMarket.RequestStatus.Cleared), "voided");
         assertEq(flexOf(challenger), ORACLE_BOND, "challenger got half of two bonds");
     }
@@ -176,7 +237,7 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         }
         IDisputeResolver.MeterUnit memory u =
             signSecp(unit(aliceDevice, firstStart - 8 * 900, values), ALICE_DEVICE_KEY);
-        challengeAlice(u, TAMPERED, TAMPERED + 8);
+        challengeAndResolveAlice(u, TAMPERED, TAMPERED + 8);
         assertEq(statusOf(requestId), uint256(IFlexMarket.RequestStatus.Cleared), "voided");
     }
 
@@ -184,7 +245,9 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         address stranger = address(0x57A);
         IDisputeResolver.MeterUnit memory u = aliceUnit();
         vm.prank(stranger);
-        dispute.challenge(requestId, aliceDevice, aliceUsed, aliceProof, TAMPERED, u, TAMPERED);
+        uint256 id = dispute.challenge(requestId, aliceDevice, aliceUsed, aliceProof, TAMPERED, u, TAMPERED);
+        vm.warp(block.timestamp + dispute.responseWindow());
+        dispute.resolve(id);
         assertEq(flexOf(stranger), ORACLE_BOND, "stranger paid");
     }
 
@@ -192,14 +255,14 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         vm.prank(governance);
         dispute.setChallengerShareBps(2_500);
         uint256 treasuryBefore = flexOf(treasury);
-        challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        challengeAndResolveAlice(aliceUnit(), TAMPERED, TAMPERED);
         uint256 slashed = 2 * uint256(ORACLE_BOND);
         assertEq(flexOf(challenger), slashed * 2_500 / 10_000, "challenger quarter");
         assertEq(flexOf(treasury) - treasuryBefore, slashed - slashed * 2_500 / 10_000, "treasury rest");
     }
 
     function test_voidedRequest_acceptsCorrectedRound1Report_andFinalizes() public {
-        challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        challengeAndResolveAlice(aliceUnit(), TAMPERED, TAMPERED);
 
         // Governance re-seats: a new bonded oracle joins the honest one, k = 2 of 2.
         uint256 newKey = 0xA11CE2;
@@ -237,6 +300,192 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         assertEq(statusOf(requestId), uint256(IFlexMarket.RequestStatus.Settled), "settled");
     }
 
+    // ─── Rebuttal (device equivocation) ───────────────────────────────────────────────────
+
+    /// @dev The unit alice's device also signed: the value the report used (500 Wh).
+    function aliceUsedUnit() internal view returns (IDisputeResolver.MeterUnit memory) {
+        int64[] memory values = aliceSigned;
+        values[TAMPERED] = 500;
+        return signSecp(unit(aliceDevice, firstStart, values), ALICE_DEVICE_KEY);
+    }
+
+    function test_rebut_equivocation_dismissesChallenge_slashesOwner_reportStands() public {
+        fundAndStake(alice, 2_000 * FLEX); // free stake beyond her bid bond
+        uint256 lockedBefore = lockedOf(alice);
+        uint256 stakedBefore = stakedOf(alice);
+        uint256 treasuryBefore = flexOf(treasury);
+        vm.warp(market.request(requestId).disputeEndsAt - 10);
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        uint256 extendedEnd = market.request(requestId).disputeEndsAt;
+
+        address rebutter = oracles[0]; // an accused oracle defends the report
+        uint256 rebutterBefore = flexOf(rebutter);
+        uint256 penalty = dispute.equivocationPenalty();
+        IDisputeResolver.MeterUnit memory a = aliceUsedUnit();
+        vm.expectEmit(true, true, true, true, address(dispute));
+        emit IDisputeResolver.ChallengeRebutted(id, requestId, aliceDevice, rebutter, alice, penalty);
+        vm.prank(rebutter);
+        uint256 taken = dispute.rebut(id, a, TAMPERED);
+
+        assertEq(taken, penalty, "penalty");
+        assertEq(uint256(dispute.challengeOf(id).status), uint256(IDisputeResolver.ChallengeStatus.Rebutted), "st");
+        assertEq(dispute.pendingChallengeOf(requestId), 0, "none pending");
+        assertTrue(dispute.equivocated(aliceDevice), "device marked");
+        assertEq(stakedOf(alice), stakedBefore - penalty, "owner slashed");
+        assertEq(lockedOf(alice), lockedBefore, "bid bond untouched");
+        assertEq(flexOf(rebutter) - rebutterBefore, penalty / 2, "rebutter share");
+        assertEq(flexOf(treasury) - treasuryBefore, penalty - penalty / 2, "treasury share");
+        // The honest signers keep their bonds and seats; the report stands until the end.
+        assertEq(stakedOf(oracles[0]), ORACLE_BOND, "oracle 0 intact");
+        assertEq(stakedOf(oracles[1]), ORACLE_BOND, "oracle 1 intact");
+        assertEq(committee.activeOracleCount(), 3, "all seated");
+        IFlexMarket.Request memory r = market.request(requestId);
+        assertEq(uint256(r.status), uint256(IFlexMarket.RequestStatus.Reported), "reported");
+        assertEq(r.disputeEndsAt, extendedEnd, "end left extended");
+        vm.warp(extendedEnd - 1);
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.DisputeWindowOpen.selector, requestId, extendedEnd));
+        market.finalize(requestId, wh(45_000, 48_000));
+        vm.warp(extendedEnd);
+        market.finalize(requestId, wh(45_000, 48_000)); // bid bond unlock works: nothing locked was taken
+        assertEq(statusOf(requestId), uint256(IFlexMarket.RequestStatus.Settled), "settled");
+        // The rebutted challenge cannot be resolved.
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeResolver.ChallengeNotPending.selector, id, IDisputeResolver.ChallengeStatus.Rebutted
+            )
+        );
+        dispute.resolve(id);
+    }
+
+    function test_rebut_ownerWithOnlyLockedStake_takesNothing_settlementUnaffected() public {
+        uint256 locked = lockedOf(alice);
+        uint256 free = stakedOf(alice) - locked;
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        uint256 taken = dispute.rebut(id, aliceUsedUnit(), TAMPERED);
+        assertEq(taken, free < dispute.equivocationPenalty() ? free : dispute.equivocationPenalty(), "free only");
+        assertEq(lockedOf(alice), locked, "lock intact");
+        vm.warp(market.request(requestId).disputeEndsAt);
+        market.finalize(requestId, wh(45_000, 48_000));
+        assertEq(statusOf(requestId), uint256(IFlexMarket.RequestStatus.Settled), "settled");
+    }
+
+    function test_rebut_thenOtherDeviceMayChallenge_equivocatedDeviceMayNot() public {
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        dispute.rebut(id, aliceUsedUnit(), TAMPERED);
+        expectChallengeRevert(
+            abi.encodeWithSelector(IDisputeResolver.DeviceEquivocated.selector, aliceDevice),
+            aliceUnit(),
+            TAMPERED,
+            TAMPERED
+        );
+        IDisputeResolver.MeterUnit memory u = p256Unit();
+        uint256 second = dispute.challenge(requestId, p256Device, p256Used, p256Proof, P256_TAMPERED, u, P256_TAMPERED);
+        assertEq(second, 2, "second challenge");
+        assertEq(dispute.pendingChallengeOf(requestId), 2, "pending");
+    }
+
+    // ─── Reverts: the two phases ──────────────────────────────────────────────────────────
+
+    function test_revert_challengePending() public {
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        IDisputeResolver.MeterUnit memory u = p256Unit();
+        vm.expectRevert(abi.encodeWithSelector(IDisputeResolver.ChallengePending.selector, requestId, id));
+        dispute.challenge(requestId, p256Device, p256Used, p256Proof, P256_TAMPERED, u, P256_TAMPERED);
+    }
+
+    function test_revert_resolve_responseWindowOpen() public {
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        uint256 deadline = dispute.challengeOf(id).responseDeadline;
+        vm.warp(deadline - 1);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeResolver.ResponseWindowOpen.selector, id, deadline));
+        dispute.resolve(id);
+    }
+
+    function test_revert_rebut_responseWindowClosed() public {
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        uint256 deadline = dispute.challengeOf(id).responseDeadline;
+        IDisputeResolver.MeterUnit memory a = aliceUsedUnit();
+        vm.warp(deadline);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeResolver.ResponseWindowClosed.selector, id, deadline));
+        dispute.rebut(id, a, TAMPERED);
+        vm.warp(deadline - 1);
+        dispute.rebut(id, a, TAMPERED); // the last second still counts
+    }
+
+    function test_revert_rebutOrResolve_notPending() public {
+        IDisputeResolver.MeterUnit memory a = aliceUsedUnit();
+        bytes memory unknown = abi.encodeWithSelector(
+            IDisputeResolver.ChallengeNotPending.selector, 7, IDisputeResolver.ChallengeStatus.None
+        );
+        vm.expectRevert(unknown);
+        dispute.rebut(7, a, TAMPERED);
+        vm.expectRevert(unknown);
+        dispute.resolve(7);
+
+        challengeAndResolveAlice(aliceUnit(), TAMPERED, TAMPERED);
+        uint256 id = 1;
+        bytes memory resolved = abi.encodeWithSelector(
+            IDisputeResolver.ChallengeNotPending.selector, id, IDisputeResolver.ChallengeStatus.Resolved
+        );
+        vm.expectRevert(resolved);
+        dispute.resolve(id);
+        vm.expectRevert(resolved);
+        dispute.rebut(id, a, TAMPERED);
+    }
+
+    function test_revert_rebut_twice() public {
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        IDisputeResolver.MeterUnit memory a = aliceUsedUnit();
+        dispute.rebut(id, a, TAMPERED);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeResolver.ChallengeNotPending.selector, id, IDisputeResolver.ChallengeStatus.Rebutted
+            )
+        );
+        dispute.rebut(id, a, TAMPERED);
+    }
+
+    function test_revert_rebut_valueMismatch() public {
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        IDisputeResolver.MeterUnit memory b = aliceUnit(); // the challenge's own unit: 1,500 Wh
+        vm.expectRevert(abi.encodeWithSelector(IDisputeResolver.RebuttalValueMismatch.selector, id, 1_500, 500));
+        dispute.rebut(id, b, TAMPERED);
+    }
+
+    function test_revert_rebut_unitChecks() public {
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        uint256 interval = firstStart + TAMPERED * 900;
+        IDisputeResolver.MeterUnit memory a = aliceUsedUnit();
+        // Another interval of the same unit.
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeResolver.UnitIntervalMismatch.selector, interval - 900, interval)
+        );
+        dispute.rebut(id, a, TAMPERED - 1);
+        // Signed by another key (an oracle cannot forge the device's second value).
+        int64[] memory values = aliceSigned;
+        values[TAMPERED] = 500;
+        IDisputeResolver.MeterUnit memory forged = signSecp(unit(aliceDevice, firstStart, values), 0xBAD);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeResolver.UnitSignatureInvalid.selector, aliceDevice, IDeviceRegistry.KeyType.Secp256k1
+            )
+        );
+        dispute.rebut(id, forged, TAMPERED);
+        // Another device's unit.
+        IDisputeResolver.MeterUnit memory other = signP256(unit(p256Device, firstStart, values), P256_DEVICE_KEY, false);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeResolver.UnitDeviceMismatch.selector, p256Device, aliceDevice));
+        dispute.rebut(id, other, TAMPERED);
+    }
+
+    function test_revert_resolve_afterExtendedEnd_marketRefusesVoid() public {
+        vm.warp(market.request(requestId).disputeEndsAt - 10);
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        uint256 endsAt = market.request(requestId).disputeEndsAt;
+        vm.warp(endsAt);
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.DisputeWindowClosed.selector, requestId, endsAt));
+        dispute.resolve(id);
+    }
+
     // ─── Reverts: the request ─────────────────────────────────────────────────────────────
 
     function test_revert_unknownRequest() public {
@@ -271,7 +520,7 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
     }
 
     function test_revert_notDisputable_replayAfterVoid() public {
-        challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        challengeAndResolveAlice(aliceUnit(), TAMPERED, TAMPERED);
         expectChallengeRevert(
             abi.encodeWithSelector(
                 IDisputeResolver.NotDisputable.selector, requestId, IFlexMarket.RequestStatus.Cleared, block.timestamp
@@ -599,10 +848,74 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         assertEq(dispute.challengerShareBps(), lo, "set");
     }
 
+    function test_setResponseWindow_boundsAndRole() public {
+        assertEq(dispute.responseWindow(), 1 hours, "default");
+        uint64 lo = dispute.MIN_RESPONSE_WINDOW();
+        uint64 hi = dispute.MAX_RESPONSE_WINDOW();
+        vm.startPrank(governance);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeResolver.ParameterOutOfBounds.selector, bytes32("responseWindow"), lo - 1, lo, hi
+            )
+        );
+        dispute.setResponseWindow(lo - 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeResolver.ParameterOutOfBounds.selector, bytes32("responseWindow"), hi + 1, lo, hi
+            )
+        );
+        dispute.setResponseWindow(hi + 1);
+        vm.expectEmit(true, true, true, true, address(dispute));
+        emit IDisputeResolver.ResponseWindowSet(lo);
+        dispute.setResponseWindow(lo);
+        vm.stopPrank();
+        assertEq(dispute.responseWindow(), lo, "set");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, challenger, dispute.DEFAULT_ADMIN_ROLE()
+            )
+        );
+        vm.prank(challenger);
+        dispute.setResponseWindow(hi);
+    }
+
+    function test_setEquivocationPenalty_boundsAndRole() public {
+        assertEq(dispute.equivocationPenalty(), 1_000 * FLEX, "default");
+        uint256 lo = dispute.MIN_EQUIVOCATION_PENALTY();
+        uint256 hi = dispute.MAX_EQUIVOCATION_PENALTY();
+        vm.startPrank(governance);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeResolver.ParameterOutOfBounds.selector, bytes32("equivocationPenalty"), lo - 1, lo, hi
+            )
+        );
+        dispute.setEquivocationPenalty(lo - 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeResolver.ParameterOutOfBounds.selector, bytes32("equivocationPenalty"), hi + 1, lo, hi
+            )
+        );
+        dispute.setEquivocationPenalty(hi + 1);
+        vm.expectEmit(true, true, true, true, address(dispute));
+        emit IDisputeResolver.EquivocationPenaltySet(hi);
+        dispute.setEquivocationPenalty(hi);
+        vm.stopPrank();
+        assertEq(dispute.equivocationPenalty(), hi, "set");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, challenger, dispute.DEFAULT_ADMIN_ROLE()
+            )
+        );
+        vm.prank(challenger);
+        dispute.setEquivocationPenalty(lo);
+    }
+
     function test_constructor_wiringAndZeroAddresses() public {
         assertEq(address(dispute.market()), address(market), "market");
         assertEq(address(dispute.committee()), address(committee), "committee");
         assertEq(address(dispute.registry()), address(registry), "registry");
+        assertEq(address(dispute.staking()), address(staking), "staking");
+        assertTrue(staking.hasRole(staking.SLASHER_ROLE(), address(dispute)), "slasher");
         assertTrue(market.hasRole(market.DISPUTE_ROLE(), address(dispute)), "market role");
         assertTrue(committee.hasRole(committee.DISPUTE_ROLE(), address(dispute)), "committee role");
         assertTrue(dispute.hasRole(dispute.DEFAULT_ADMIN_ROLE(), governance), "admin");

@@ -1321,6 +1321,84 @@ contract FlexMarketTest is MarketTestBase {
         assertEq(statusOf(requestId), uint256(IFlexMarket.RequestStatus.Cleared), "voided");
     }
 
+    // ─── extendDispute ────────────────────────────────────────────────────────────────────
+
+    function test_extendDispute_raisesEnd_blocksFinalize_thenVoidStillPossible() public {
+        (uint256 requestId, uint256[] memory delivered) = reportedRequest();
+        uint256 until = uint256(market.request(requestId).disputeEndsAt) + 2 hours;
+        vm.expectEmit(address(market));
+        emit IFlexMarket.DisputeExtended(requestId, 0, until);
+        vm.prank(disputer);
+        market.extendDispute(requestId, until);
+        assertEq(market.request(requestId).disputeEndsAt, until, "raised");
+
+        vm.warp(until - 1);
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.DisputeWindowOpen.selector, requestId, until));
+        market.finalize(requestId, delivered);
+        vm.prank(disputer);
+        market.voidReport(requestId); // inside the extended window
+        assertEq(statusOf(requestId), uint256(IFlexMarket.RequestStatus.Cleared), "voided");
+    }
+
+    function test_extendDispute_neverLowers_noEvent() public {
+        (uint256 requestId,) = reportedRequest();
+        uint256 endsAt = market.request(requestId).disputeEndsAt;
+        vm.recordLogs();
+        vm.startPrank(disputer);
+        market.extendDispute(requestId, endsAt - 1);
+        market.extendDispute(requestId, endsAt);
+        vm.stopPrank();
+        assertEq(vm.getRecordedLogs().length, 0, "no event");
+        assertEq(market.request(requestId).disputeEndsAt, endsAt, "unchanged");
+    }
+
+    function test_extendDispute_revertsWhen_callerLacksDisputeRole() public {
+        (uint256 requestId,) = reportedRequest();
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, alice, market.DISPUTE_ROLE()
+            )
+        );
+        vm.prank(alice);
+        market.extendDispute(requestId, block.timestamp + 30 days);
+    }
+
+    function test_extendDispute_revertsWhen_notReported() public {
+        uint256 requestId = singleBidCleared(0);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFlexMarket.WrongStatus.selector,
+                requestId,
+                IFlexMarket.RequestStatus.Cleared,
+                IFlexMarket.RequestStatus.Reported
+            )
+        );
+        vm.prank(disputer);
+        market.extendDispute(requestId, block.timestamp + 30 days);
+    }
+
+    function test_extendDispute_revertsWhen_windowClosed() public {
+        (uint256 requestId,) = reportedRequest();
+        uint256 endsAt = market.request(requestId).disputeEndsAt;
+        vm.warp(endsAt);
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.DisputeWindowClosed.selector, requestId, endsAt));
+        vm.prank(disputer);
+        market.extendDispute(requestId, endsAt + 1 hours);
+    }
+
+    function test_extendDispute_revertsWhen_beyondUint40() public {
+        (uint256 requestId,) = reportedRequest();
+        uint256 endsAt = market.request(requestId).disputeEndsAt;
+        uint256 tooFar = uint256(type(uint40).max) + 1;
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFlexMarket.ParameterOutOfBounds.selector, bytes32("disputeEndsAt"), tooFar, endsAt, type(uint40).max
+            )
+        );
+        vm.prank(disputer);
+        market.extendDispute(requestId, tooFar);
+    }
+
     // ─── finalize: pricing ────────────────────────────────────────────────────────────────
 
     function test_finalize_payAsBid_paysEachBidItsOwnPrice() public {

@@ -27,6 +27,8 @@ abstract contract GasBase is Deployers {
     uint256 internal constant WITHDRAW_TARGET = 50_000;
     /// @dev A fraud proof with a day of readings on both sides, void and a two-oracle slash.
     uint256 internal constant CHALLENGE_TARGET = 260_000;
+    uint256 internal constant REBUT_TARGET = 150_000;
+    uint256 internal constant RESOLVE_TARGET = 200_000;
     uint256 internal constant BIDS = 10;
     uint48 internal constant BID_W = 12_000;
 
@@ -222,8 +224,10 @@ contract GasWithdrawTest is GasBase {
 
 /// @dev The largest proof a node's unit allows: 96 used readings (a day of 15-minute
 ///      intervals, 1,536 bytes), a 96-interval signed unit (768 bytes), a readings tree of 128
-///      devices (7 siblings), a secp256k1 device; the challenge voids the report and slashes
-///      two oracles (four FLEX transfers).
+///      devices (7 siblings), a secp256k1 device. `challenge` opens the challenge and extends
+///      the dispute; `resolve` voids the report and slashes two oracles (four FLEX
+///      transfers); `rebut` checks a second 96-interval unit and slashes the device owner
+///      (two FLEX transfers).
 contract GasChallengeTest is GasBase, DisputeFixtures {
     uint256 internal constant DEVICE_KEY = 0xDE96;
     uint256 internal constant INTERVALS = 96;
@@ -233,7 +237,9 @@ contract GasChallengeTest is GasBase, DisputeFixtures {
     bytes internal used;
     bytes32[] internal proof;
     IDisputeResolver.MeterUnit internal signedUnit;
+    IDisputeResolver.MeterUnit internal usedUnit;
     address internal challenger = address(0xC4A1);
+    address internal rebutter = address(0xBE77);
 
     function setUp() public {
         deployProtocol();
@@ -243,6 +249,7 @@ contract GasChallengeTest is GasBase, DisputeFixtures {
         deviceId = registerDevice(owner, DEVICE_KEY, 200_000, ZONE);
         placeBid(owner, requestId, 100_000, 150_000, ids(deviceId));
         clearRequest(requestId);
+        fundAndStake(owner, 1_000 * FLEX); // free stake beyond the bid bond: the penalty's source
 
         uint256 windowEnd = market.request(requestId).windowEnd;
         uint256 first = windowEnd - INTERVALS * 900;
@@ -252,12 +259,18 @@ contract GasChallengeTest is GasBase, DisputeFixtures {
         }
         signedUnit = signSecp(unit(deviceId, first, values), DEVICE_KEY);
         values[DISPUTED] = 1;
+        usedUnit = signSecp(unit(deviceId, first, values), DEVICE_KEY); // the equivocation
         used = packUsed(first, 900, values);
         for (uint256 i; i < 7; ++i) {
             proof.push(keccak256(abi.encode("sibling", i)));
         }
         bytes32 root = rootOf(readingsLeaf(deviceId, used), proof);
         postReportWithRoot(requestId, ids(100_000), root, twoSigners());
+    }
+
+    function _challenge() internal returns (uint256 challengeId) {
+        vm.prank(challenger);
+        challengeId = dispute.challenge(requestId, deviceId, used, proof, DISPUTED, signedUnit, DISPUTED);
     }
 
     function test_gas_challenge_96intervals() public {
@@ -270,7 +283,29 @@ contract GasChallengeTest is GasBase, DisputeFixtures {
         uint256 used_ = vm.stopSnapshotGas();
         vm.stopPrank();
         assertLe(used_, CHALLENGE_TARGET, "challenge_96intervals");
+        assertEq(dispute.pendingChallengeOf(requestId), 1, "pending");
+    }
+
+    function test_gas_resolve_2signers() public {
+        uint256 id = _challenge();
+        vm.warp(dispute.challengeOf(id).responseDeadline);
+        vm.startSnapshotGas(GROUP, "resolve_2signers");
+        dispute.resolve(id);
+        uint256 used_ = vm.stopSnapshotGas();
+        assertLe(used_, RESOLVE_TARGET, "resolve_2signers");
         assertEq(uint256(market.request(requestId).status), uint256(IFlexMarket.RequestStatus.Cleared), "voided");
         assertEq(flex.balanceOf(challenger), ORACLE_BOND, "challenger paid");
+    }
+
+    function test_gas_rebut_96intervals() public {
+        uint256 id = _challenge();
+        IDisputeResolver.MeterUnit memory u = usedUnit;
+        vm.startPrank(rebutter);
+        vm.startSnapshotGas(GROUP, "rebut_96intervals");
+        dispute.rebut(id, u, DISPUTED);
+        uint256 used_ = vm.stopSnapshotGas();
+        vm.stopPrank();
+        assertLe(used_, REBUT_TARGET, "rebut_96intervals");
+        assertTrue(flex.balanceOf(rebutter) > 0, "rebutter paid");
     }
 }

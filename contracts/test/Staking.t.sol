@@ -382,6 +382,48 @@ contract StakingTest is Deployers {
         _assertAccount(alice, 600 * FLEX, 100 * FLEX, 100 * FLEX);
     }
 
+    function test_slashUnlocked_takesFreeThenUnbonding_neverLocked() public {
+        fundAndStake(alice, 1_000 * FLEX);
+        _lock(alice, 400 * FLEX);
+        _unstake(alice, 100 * FLEX);
+        // staked 900 (locked 400, free 500), unbonding 100
+        uint256 before = flex.balanceOf(challenger);
+        vm.prank(slasher);
+        uint256 taken = staking.slashUnlocked(alice, 550 * FLEX, challenger, 5_000);
+        assertEq(taken, 550 * FLEX, "taken");
+        _assertAccount(alice, 400 * FLEX, 400 * FLEX, 50 * FLEX);
+        assertEq(flex.balanceOf(challenger) - before, 275 * FLEX, "beneficiary half");
+        // Capped at free + unbonding: the lock stays whole and can still be released.
+        vm.prank(slasher);
+        taken = staking.slashUnlocked(alice, 10_000 * FLEX, address(0), 0);
+        assertEq(taken, 50 * FLEX, "only unbonding left");
+        _assertAccount(alice, 400 * FLEX, 400 * FLEX, 0);
+        vm.prank(locker);
+        staking.unlock(alice, 400 * FLEX);
+    }
+
+    function test_slashUnlocked_outsiderOrBadShare_reverts() public {
+        fundAndStake(alice, 1_000 * FLEX);
+        vm.expectRevert(_unauthorized(outsider, slasherRole));
+        vm.prank(outsider);
+        staking.slashUnlocked(alice, 1, outsider, 10_000);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IStaking.ParameterOutOfBounds.selector, bytes32("beneficiaryShareBps"), 10_001, 0, 10_000
+            )
+        );
+        vm.prank(slasher);
+        staking.slashUnlocked(alice, 1, outsider, 10_001);
+    }
+
+    function test_slashUnlocked_nothingFree_returnsZero() public {
+        fundAndStake(alice, 1_000 * FLEX);
+        _lock(alice, 1_000 * FLEX);
+        vm.prank(slasher);
+        assertEq(staking.slashUnlocked(alice, 1, challenger, 5_000), 0, "nothing taken");
+        _assertAccount(alice, 1_000 * FLEX, 1_000 * FLEX, 0);
+    }
+
     function test_slash_thenFreeStake() public {
         fundAndStake(alice, 1_000 * FLEX);
         _lock(alice, 400 * FLEX);
@@ -753,9 +795,7 @@ contract StakingTest is Deployers {
         // tokens conserved
         assertEq(stakingBefore - flex.balanceOf(address(staking)), taken, "left the contract");
         assertEq(flex.balanceOf(challenger), taken * bps / 10_000, "beneficiary share");
-        assertEq(
-            flex.balanceOf(challenger) + flex.balanceOf(treasury) - treasuryBefore, taken, "paid out in full"
-        );
+        assertEq(flex.balanceOf(challenger) + flex.balanceOf(treasury) - treasuryBefore, taken, "paid out in full");
     }
 
     function testFuzz_lockUnlock_roundTrip(uint256 stakeAmount, uint256 lockAmount, uint256 unlockAmount) public {

@@ -4,8 +4,9 @@ constructor arguments and the roles each contract grants the others.
 Wiring (mirrored by `contracts/test/utils/Deployers.sol`):
 - Staking grants LOCKER_ROLE and SLASHER_ROLE to FlexMarket and OracleCommittee.
 - Staking reads the market's dispute window, so unbonding can never be shorter.
-- DisputeResolver (fraud proofs) holds FlexMarket.DISPUTE_ROLE (voids a report) and
-  OracleCommittee.DISPUTE_ROLE (slashes its signers); nobody else holds either.
+- DisputeResolver (fraud proofs) holds FlexMarket.DISPUTE_ROLE (extends a report's dispute
+  end, voids a report) and OracleCommittee.DISPUTE_ROLE (slashes its signers); nobody else
+  holds either. It also holds Staking.SLASHER_ROLE (equivocation penalty of a device owner).
 - Governance (the deployer here; a multisig in production) keeps DEFAULT_ADMIN_ROLE
   everywhere and grants GRID_OPERATOR_ROLE and oracle seats afterwards.
 """
@@ -106,6 +107,7 @@ def deploy_protocol(
     client.send(
         committee.functions.grantRole(committee.functions.DISPUTE_ROLE().call(), dispute.address)
     )
+    client.send(staking.functions.grantRole(slasher, dispute.address))
 
     contracts = {"FlexToken": token, "DeviceRegistry": registry, "Staking": staking}
     contracts |= {"OracleCommittee": committee, "FlexMarket": market, "DisputeResolver": dispute}

@@ -174,10 +174,19 @@ class DeviceRecord:
         )  # fmt: skip
 
 
+class ChallengeStatus(IntEnum):
+    NONE = 0
+    PENDING = 1
+    REBUTTED = 2
+    RESOLVED = 3
+
+
 @dataclass(frozen=True)
 class ChallengeResult:
-    """A successful fraud proof, from the `ReportChallenged` event."""
+    """An opened challenge, from the `ChallengeOpened` event: nothing is voided or slashed
+    until `resolve_challenge` after `response_deadline` (if nobody rebuts before)."""
 
+    challenge_id: int
     request_id: int
     round: int
     device_id: int
@@ -185,8 +194,63 @@ class ChallengeResult:
     used_energy_wh: int
     signed_energy_wh: int
     challenger: str
+    response_deadline: int
+    dispute_ends_at: int
+    receipt: TxReceipt
+
+
+@dataclass(frozen=True)
+class ChallengeState:
+    """`IDisputeResolver.Challenge` as read from the chain."""
+
+    challenge_id: int
+    request_id: int
+    device_id: int
+    challenger: str
+    response_deadline: int
+    round: int
+    status: ChallengeStatus
+    device_owner: str
+    signer_bitmap: int
+    interval_start: int
+    used_energy_wh: int
+    signed_energy_wh: int
+
+
+@dataclass(frozen=True)
+class RebutResult:
+    """A dismissed challenge (device equivocation proven), from `ChallengeRebutted`."""
+
+    challenge_id: int
+    request_id: int
+    device_id: int
+    rebutter: str
+    device_owner: str
+    penalty: int
+    receipt: TxReceipt
+
+
+@dataclass(frozen=True)
+class ResolveResult:
+    """An executed challenge (report voided, signers slashed), from `ChallengeResolved`."""
+
+    challenge_id: int
+    request_id: int
+    round: int
+    challenger: str
     slashed_total: int
     receipt: TxReceipt
+
+
+def _unit_tuple(unit: MeterUnit) -> tuple[int, int, int, int, bytes, bytes]:
+    return (
+        unit.device_id,
+        unit.first_interval_start,
+        unit.interval_seconds,
+        unit.sequence,
+        unit.energy_bytes,
+        unit.signature,
+    )
 
 
 class Protocol:
@@ -383,17 +447,11 @@ class Protocol:
         """Proves that the pending report of `request_id` used a reading of `device_id`
         (reading `used_index` of `used_readings`, the packed pairs committed under the
         report's readingsRoot, with its Merkle proof) that differs from value `unit_index`
-        of `unit`, signed by the device. Voids the report and slashes its signers; this
-        account receives the challenger's share. Reverts (TransactionReverted) with the
-        contract's reason, e.g. `NotDisputable`, `ReadingsProofInvalid`, `ValuesAgree`."""
-        unit_tuple = (
-            unit.device_id,
-            unit.first_interval_start,
-            unit.interval_seconds,
-            unit.sequence,
-            unit.energy_bytes,
-            unit.signature,
-        )
+        of `unit`, signed by the device. Opens a challenge: the report cannot finalize before
+        the returned `dispute_ends_at`; after `response_deadline`, unless rebutted,
+        `resolve_challenge` voids it and slashes its signers (this account receives the
+        challenger's share). Reverts (TransactionReverted) with the contract's reason, e.g.
+        `NotDisputable`, `ChallengePending`, `DeviceEquivocated`, `ValuesAgree`."""
         receipt = self.send(
             self.dispute.functions.challenge(
                 request_id,
@@ -401,19 +459,76 @@ class Protocol:
                 used_readings,
                 list(readings_proof),
                 used_index,
-                unit_tuple,
+                _unit_tuple(unit),
                 unit_index,
             )
         )
-        (event,) = self.dispute.events.ReportChallenged().process_receipt(receipt, errors=DISCARD)
+        (event,) = self.dispute.events.ChallengeOpened().process_receipt(receipt, errors=DISCARD)
         args = event["args"]
         return ChallengeResult(
+            challenge_id=int(args["challengeId"]),
             request_id=int(args["requestId"]),
             round=int(args["round"]),
             device_id=int(args["deviceId"]),
             interval_start=int(args["intervalStart"]),
             used_energy_wh=int(args["usedEnergyWh"]),
             signed_energy_wh=int(args["signedEnergyWh"]),
+            challenger=args["challenger"],
+            response_deadline=int(args["responseDeadline"]),
+            dispute_ends_at=int(args["disputeEndsAt"]),
+            receipt=receipt,
+        )
+
+    def challenge_of(self, challenge_id: int) -> ChallengeState:
+        c = self.client.call(self.dispute.functions.challengeOf(challenge_id))
+        return ChallengeState(
+            challenge_id=challenge_id,
+            request_id=int(c[0]),
+            device_id=int(c[1]),
+            challenger=c[2],
+            response_deadline=int(c[3]),
+            round=int(c[4]),
+            status=ChallengeStatus(int(c[5])),
+            device_owner=c[6],
+            signer_bitmap=int(c[7]),
+            interval_start=int(c[8]),
+            used_energy_wh=int(c[9]),
+            signed_energy_wh=int(c[10]),
+        )
+
+    def rebut(self, challenge_id: int, unit: MeterUnit, unit_index: int) -> RebutResult:
+        """Dismisses pending challenge `challenge_id` with `unit`, signed by the same device,
+        whose value `unit_index` (the challenged interval) is exactly the value the report
+        used: the device signed two values (equivocation). The device owner's free stake is
+        slashed (this account receives the share); the report stands. Before the response
+        deadline only. Reverts e.g. `ChallengeNotPending`, `ResponseWindowClosed`,
+        `RebuttalValueMismatch`, `UnitSignatureInvalid`."""
+        receipt = self.send(
+            self.dispute.functions.rebut(challenge_id, _unit_tuple(unit), unit_index)
+        )
+        (event,) = self.dispute.events.ChallengeRebutted().process_receipt(receipt, errors=DISCARD)
+        args = event["args"]
+        return RebutResult(
+            challenge_id=int(args["challengeId"]),
+            request_id=int(args["requestId"]),
+            device_id=int(args["deviceId"]),
+            rebutter=args["rebutter"],
+            device_owner=args["deviceOwner"],
+            penalty=int(args["penalty"]),
+            receipt=receipt,
+        )
+
+    def resolve_challenge(self, challenge_id: int) -> ResolveResult:
+        """Executes unrebutted challenge `challenge_id` once its response deadline passed
+        (chain time): voids the report, slashes its signers, pays the challenger. Reverts e.g.
+        `ResponseWindowOpen`, `ChallengeNotPending` (rebutted or already resolved)."""
+        receipt = self.send(self.dispute.functions.resolve(challenge_id))
+        (event,) = self.dispute.events.ChallengeResolved().process_receipt(receipt, errors=DISCARD)
+        args = event["args"]
+        return ResolveResult(
+            challenge_id=int(args["challengeId"]),
+            request_id=int(args["requestId"]),
+            round=int(args["round"]),
             challenger=args["challenger"],
             slashed_total=int(args["slashedTotal"]),
             receipt=receipt,

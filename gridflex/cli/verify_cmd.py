@@ -136,7 +136,8 @@ def watch(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
 ) -> None:
     """Check every posted report while its dispute window is open and challenge one that
-    uses a reading its device signed differently (the challenger earns a share)."""
+    uses a reading its device signed differently; resolve the challenge once its response
+    window passed unrebutted (the challenger earns a share)."""
     import httpx
 
     from gridflex.watch import ReportWatcher, chain_now, public_finder
@@ -164,5 +165,10 @@ def watch(
             f"challenged request {result.request_id} round {result.round}: device "
             f"{result.device_id} interval {result.interval_start}, used "
             f"{result.used_energy_wh} Wh vs signed {result.signed_energy_wh} Wh; "
-            f"slashed {result.slashed_total}"
+            f"challenge {result.challenge_id}, rebuttable until {result.response_deadline}"
+        )
+    for resolved in watcher.resolved:
+        console.print(
+            f"resolved challenge {resolved.challenge_id}: request {resolved.request_id} round "
+            f"{resolved.round} voided, slashed {resolved.slashed_total}"
         )

@@ -1,9 +1,13 @@
-"""A fraud proof on a real anvil: a malicious 2-of-3 committee posts a report whose used
-readings were altered; anyone challenges with the device's own signed meter unit; the report
-is voided, the signers slashed (the challenger paid its share), and a corrected round-1
-report finalizes. Units, leaves and trees come from the same Python code the node and the
-oracles use (gridflex.attestation, gridflex.reports), so this also proves the contract
-agrees with it byte for byte (secp256k1 and P-256 device keys)."""
+"""Fraud proofs on a real anvil. A malicious 2-of-3 committee posts a report whose used
+readings were altered; anyone challenges with the device's own signed meter unit; once the
+response window passed unrebutted anyone resolves: the report is voided, the signers
+slashed (the challenger paid its share), and a corrected round-1 report finalizes. And the
+equivocation attack: a device owner signs a second value privately and challenges the
+honest report with it; an honest oracle rebuts with the unit the device sent the oracles;
+the owner is slashed, the oracles keep their bonds and the report finalizes. Units, leaves
+and trees come from the same Python code the node and the oracles use
+(gridflex.attestation, gridflex.reports), so this also proves the contract agrees with it
+byte for byte (secp256k1 and P-256 device keys)."""
 
 from __future__ import annotations
 
@@ -18,7 +22,14 @@ from gridflex.chain.anvil import increase_time
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import Artifact
 from gridflex.chain.deploy import ProtocolParams, deploy_protocol
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
+from gridflex.chain.protocol import (
+    ChallengeStatus,
+    DeviceKind,
+    Protocol,
+    RequestSpec,
+    RequestStatus,
+    zone_id,
+)
 from gridflex.eip712 import ReportPayload, p256_device_key, secp256k1_device_key, sign_report
 from gridflex.errors import TransactionReverted
 from gridflex.reports import (
@@ -177,11 +188,12 @@ def test_tampered_reading_is_proven_voided_slashed_and_a_corrected_report_finali
         )  # fmt: skip
     assert replay.value.error_name == "UnitSignatureInvalid"
 
-    # The fraud proof.
+    # The fraud proof opens a challenge: nothing is voided or slashed before the deadline.
     treasury = governance.address
     flex = governance.token.address
     treasury_before = governance.balance_of(flex, treasury)
     share_bps = int(governance.dispute.functions.challengerShareBps().call())
+    response_window = int(governance.dispute.functions.responseWindow().call())
     result = challenger.challenge(
         request_id, alice_device, alice_used, alice_proof, tampered_index, alice_unit,
         tampered_index,
@@ -192,7 +204,35 @@ def test_tampered_reading_is_proven_voided_slashed_and_a_corrected_report_finali
         tampered_start, 500, 1_500,
     )  # fmt: skip
     assert result.challenger == challenger.address
-    assert result.slashed_total == slashed
+    assert result.response_deadline == _now(w3) + response_window
+    assert governance.request(request_id).dispute_ends_at == result.dispute_ends_at
+    assert result.dispute_ends_at >= result.response_deadline + response_window
+    pending = governance.challenge_of(result.challenge_id)
+    assert (pending.status, pending.signer_bitmap, pending.device_owner) == (
+        ChallengeStatus.PENDING, 0b11, alice.address,
+    )  # fmt: skip
+    assert governance.request(request_id).status == RequestStatus.REPORTED
+    # One pending challenge per request; resolving waits for the response deadline.
+    bob_tampered = sign_unit(
+        MeterUnit(bob_device, first, INTERVAL, 10, (2_800, 300, 999, 300, 300)),
+        meter_domain, bob_key,
+    )  # fmt: skip
+    with pytest.raises(TransactionReverted) as busy:
+        challenger.challenge(request_id, bob_device, bob_used, bob_proof, 2, bob_tampered, 2)
+    assert busy.value.error_name == "ChallengePending"
+    with pytest.raises(TransactionReverted) as early:
+        challenger.resolve_challenge(result.challenge_id)
+    assert early.value.error_name == "ResponseWindowOpen"
+
+    # Nobody rebuts (the device never signed 500 Wh): after the deadline anyone resolves.
+    increase_time(w3, result.response_deadline - _now(w3))
+    resolved = governance.as_account(_funded(w3)).resolve_challenge(result.challenge_id)
+    assert (resolved.request_id, resolved.round) == (request_id, 0)
+    assert (resolved.challenger, resolved.slashed_total) == (challenger.address, slashed)
+    assert governance.challenge_of(result.challenge_id).status == ChallengeStatus.RESOLVED
+    with pytest.raises(TransactionReverted) as twice:
+        challenger.resolve_challenge(result.challenge_id)
+    assert twice.value.error_name == "ChallengeNotPending"
 
     state = governance.request(request_id)
     assert (state.status, state.report_round, state.signer_bitmap) == (RequestStatus.CLEARED, 1, 0)
@@ -260,3 +300,126 @@ def test_tampered_reading_is_proven_voided_slashed_and_a_corrected_report_finali
     assert governance.claimable(settlement_token, bob.address) == bob_result.payout
     assert governance.claimable(settlement_token, operator.address) == expected.refund
     assert expected.payouts + expected.fees + expected.refund == escrow
+
+
+def test_device_equivocation_is_rebutted_owner_slashed_honest_oracles_keep_their_bonds(
+    w3: Web3, artifacts: dict[str, Artifact]
+) -> None:
+    """The attack the two phases exist for: the device owner sends unit A to the oracles,
+    keeps unit B (same device, same interval, another value) and challenges the honest report
+    that used A. An honest signer rebuts with A: the owner pays, the report stands."""
+    client = ChainClient(w3, _funded(w3), artifacts)
+    governance = Protocol(client, deploy_protocol(client, ProtocolParams.local(), artifacts))
+    chain_id, registry = w3.eth.chain_id, governance.registry.address
+    meter_domain = meter_domain_separator(chain_id, registry)
+    oracle_accounts = [_funded(w3) for _ in range(3)]
+    for account, threshold in zip(oracle_accounts, (1, 2, 2), strict=True):
+        governance.seat_oracle(account, threshold)
+    oracle_bond = int(governance.committee.functions.oracleBond().call())
+    settlement_token = governance.client.deploy(
+        artifacts["FlexToken"], governance.address, 10**9 * EUR
+    ).address
+    operator, mallory = (governance.as_account(_funded(w3)) for _ in range(2))
+    governance.grant_grid_operator(operator.address)
+    governance.send(
+        governance.erc20(settlement_token).functions.transfer(operator.address, 100 * EUR)
+    )
+    device_key = Account.create().key
+    device = mallory.register_device(
+        DeviceKind.BATTERY, 20_000, ZONE,
+        secp256k1_device_key(device_key, mallory.address, chain_id, registry),
+    )  # fmt: skip
+    governance.send(governance.token.functions.transfer(mallory.address, 3_000 * FLEX))
+    mallory.stake(3_000 * FLEX)
+
+    now = _now(w3)
+    window_start = now - now % INTERVAL + 2 * 3600
+    spec = RequestSpec(
+        zone=ZONE, power_w=10_000, window_start=window_start, window_end=window_start + 3600,
+        price_cap_per_kwh=EUR // 4, gate_closure=window_start - 3600,
+        settlement_token=settlement_token,
+    )  # fmt: skip
+    request_id, _ = operator.create_request(spec)
+    mallory.bid(request_id, 10_000, EUR // 5, [device])
+    increase_time(w3, spec.gate_closure - _now(w3))
+    governance.clear(request_id)
+    increase_time(w3, spec.window_end - _now(w3))
+
+    # A goes to the oracles; B, signed by the same device for the same intervals, is kept.
+    first = window_start - INTERVAL
+    unit_a = sign_unit(
+        MeterUnit(device, first, INTERVAL, 17, (3_000, 1_500, 1_500, 1_500, 1_500)),
+        meter_domain, device_key,
+    )  # fmt: skip
+    disputed = 2
+    unit_b = sign_unit(
+        MeterUnit(device, first, INTERVAL, 18, (3_000, 1_500, 2_900, 1_500, 1_500)),
+        meter_domain, device_key,
+    )  # fmt: skip
+    used = pack_used_readings(zip(unit_a.interval_starts, unit_a.energy_wh, strict=True))
+    trees, delivered = _report(
+        [DeviceRecord(device, 0, 12_000, 6_000, 6_000, Quality.OK)], {device: used}, 1
+    )
+    payload = ReportPayload(
+        governance.market.address, request_id, 0, delivered, trees.devices_root,
+        trees.readings_root,
+    )  # fmt: skip
+    governance.submit_report(
+        request_id, delivered, trees.devices_root, trees.readings_root,
+        sign_report(payload, chain_id, governance.committee.address,
+                    [a.key for a in oracle_accounts[:2]]),
+    )  # fmt: skip
+    proof = trees.readings_tree.proof(used_readings_leaf(device, used))
+
+    # Mallory challenges the honest report with B (it would void it and slash the signers).
+    locked_before = int(governance.staking.functions.accountOf(mallory.address).call()[1])
+    opened = mallory.challenge(request_id, device, used, proof, disputed, unit_b, disputed)
+    assert (opened.used_energy_wh, opened.signed_energy_wh) == (1_500, 2_900)
+    extended_end = governance.request(request_id).dispute_ends_at
+    assert extended_end == opened.dispute_ends_at >= opened.response_deadline
+
+    # An accused oracle shows A: the device signed 1,500 Wh too. B itself is no rebuttal.
+    defender = governance.as_account(oracle_accounts[0])
+    with pytest.raises(TransactionReverted) as mismatch:
+        defender.rebut(opened.challenge_id, unit_b, disputed)
+    assert mismatch.value.error_name == "RebuttalValueMismatch"
+    flex = governance.token.address
+    share_bps = int(governance.dispute.functions.challengerShareBps().call())
+    penalty = int(governance.dispute.functions.equivocationPenalty().call())
+    rebutted = defender.rebut(opened.challenge_id, unit_a, disputed)
+    assert (rebutted.request_id, rebutted.device_id) == (request_id, device)
+    assert (rebutted.rebutter, rebutted.device_owner) == (defender.address, mallory.address)
+    assert rebutted.penalty == penalty
+    assert governance.challenge_of(opened.challenge_id).status == ChallengeStatus.REBUTTED
+    assert governance.dispute.functions.equivocated(device).call() is True
+
+    # The attacker's free stake paid (her bid bond untouched); the oracles keep everything.
+    staked, locked, _, _ = governance.staking.functions.accountOf(mallory.address).call()
+    assert (staked, locked) == (3_000 * FLEX - penalty, locked_before)
+    assert defender.balance_of(flex) == penalty * share_bps // 10_000
+    assert mallory.balance_of(flex) == 0
+    for account in oracle_accounts:
+        stake = governance.staking.functions.accountOf(account.address).call()
+        assert tuple(stake[:2]) == (oracle_bond, oracle_bond)
+        assert governance.committee.functions.oracleOf(account.address).call()[1] is True
+
+    # Neither resolving the dismissed challenge nor challenging with the device again works.
+    with pytest.raises(TransactionReverted) as dismissed:
+        mallory.resolve_challenge(opened.challenge_id)
+    assert dismissed.value.error_name == "ChallengeNotPending"
+    with pytest.raises(TransactionReverted) as again:
+        mallory.challenge(request_id, device, used, proof, disputed, unit_b, disputed)
+    assert again.value.error_name == "DeviceEquivocated"
+
+    # The report stands and finalizes after the extended end, not before.
+    state = governance.request(request_id)
+    assert (state.status, state.report_round, state.dispute_ends_at) == (
+        RequestStatus.REPORTED, 0, extended_end,
+    )  # fmt: skip
+    increase_time(w3, extended_end - 2 - _now(w3))
+    with pytest.raises(TransactionReverted) as early:
+        governance.finalize(request_id)
+    assert early.value.error_name == "DisputeWindowOpen"
+    increase_time(w3, extended_end - _now(w3))
+    governance.finalize(request_id)
+    assert governance.request(request_id).status == RequestStatus.SETTLED

@@ -2,8 +2,10 @@
 one device's event reading in their own stores (a value the device never signed), so they
 measure, co-sign and post a tampered report. The honest oracle's watcher sees the posted
 roots differ from its own measurement, finds the used reading that contradicts the unit
-the device signed (held in its own store) and challenges: the report is voided, both
-signers slashed, the honest challenger paid its share. Governance seats a fresh honest
+the device signed (held in its own store) and challenges; nobody can rebut (the device
+never signed the forged value), so once anvil time passes the response deadline the
+watcher resolves: the report is voided, both signers slashed, the honest challenger paid
+its share. Governance seats a fresh honest
 oracle (k = 2 of 2); the honest pair post the round-1 report, which finalizes with the
 payouts `gridflex.settlement` computes. `gridflex verify` agrees with the final report and
 names the tampered device and interval of the voided one.
@@ -15,6 +17,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -36,7 +39,9 @@ from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestSt
 from gridflex.cli.main import app
 from gridflex.config import get_settings
 from gridflex.eip712 import secp256k1_device_key
+from gridflex.reports import unpack_used_readings
 from gridflex.settlement import BidAward, PricingRule, bond_for, settle_request
+from gridflex.verify import fetch_device_data, fetch_report_summary
 
 pytestmark = pytest.mark.integration
 
@@ -147,9 +152,25 @@ def _verify(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes(
-    w3: Web3, anvil: AnvilProcess, protocol: Protocol, committee: Committee, cli_env: None
-) -> None:
+@dataclass
+class Delivery:
+    """A cleared 30 kW request (two owners, three devices each), delivered and metered: every
+    oracle ingested the device-signed units."""
+
+    token: str
+    operator: Protocol
+    owners: list[Protocol]
+    devices: list[tuple[int, bytes, int, int]]  # (id, key, capacity, owner)
+    request_id: int
+    escrow: int
+    awarded: list[int]
+    units: list[MeterUnit]
+    expected_delivered: list[int]
+    start: int
+    domain: bytes
+
+
+def _deliver(w3: Web3, protocol: Protocol, committee: Committee) -> Delivery:
     artifacts = load_artifacts()
     chain_id, registry = w3.eth.chain_id, protocol.registry.address
     domain = meter_domain_separator(chain_id, registry)
@@ -202,6 +223,20 @@ def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes
     for server in committee.servers:
         _post_readings(server.url, units)
 
+    return Delivery(
+        token, operator, owners, devices, request_id, escrow, awarded, units,
+        expected_delivered, start, domain,
+    )  # fmt: skip
+
+
+def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes(
+    w3: Web3, anvil: AnvilProcess, protocol: Protocol, committee: Committee, cli_env: None
+) -> None:
+    d = _deliver(w3, protocol, committee)
+    token, operator, owners, devices = d.token, d.operator, d.owners, d.devices
+    request_id, escrow, awarded, units = d.request_id, d.escrow, d.awarded, d.units
+    expected_delivered, start = d.expected_delivered, d.start
+
     # The malicious pair rewrite the under-delivering device's second event interval in
     # their stores: a full export the device never signed.
     tampered_device, _, tampered_capacity, _ = devices[0]
@@ -228,10 +263,26 @@ def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes
     from_block = protocol.deployment.deployed_at_block
 
     def challenged() -> list[object]:
-        return list(protocol.dispute.events.ReportChallenged().get_logs(from_block=from_block))
+        return list(protocol.dispute.events.ChallengeOpened().get_logs(from_block=from_block))
+
+    def resolved() -> list[object]:
+        return list(protocol.dispute.events.ChallengeResolved().get_logs(from_block=from_block))
 
     _wait_for(lambda: bool(challenged()), "the honest watcher's challenge", timeout=40)
     (event,) = challenged()
+    # Pending: nothing voided or slashed yet, the report cannot finalize meanwhile.
+    assert protocol.request(request_id).status == RequestStatus.REPORTED
+    assert protocol.request(request_id).dispute_ends_at == event["args"]["disputeEndsAt"]  # type: ignore[index]
+    assert not resolved()
+    # Anvil time passes the response deadline unrebutted: the watcher resolves.
+    deadline = int(event["args"]["responseDeadline"])  # type: ignore[index]
+    increase_time(w3, deadline - int(w3.eth.get_block("latest")["timestamp"]))
+    _wait_for(lambda: bool(resolved()), "the honest watcher's resolution", timeout=40)
+    (resolution,) = resolved()
+    assert resolution["args"]["challengeId"] == event["args"]["challengeId"]  # type: ignore[index]
+    assert resolution["args"]["challenger"] == honest.address  # type: ignore[index]
+    assert resolution["args"]["slashedTotal"] == 2 * bond  # type: ignore[index]
+    assert not list(protocol.dispute.events.ChallengeRebutted().get_logs(from_block=from_block))
     posted = protocol.market.events.ReportSubmitted().get_logs(
         from_block=from_block, argument_filters={"requestId": request_id, "round": 0}
     )
@@ -244,7 +295,6 @@ def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes
         tampered_start, forged_value, signed_value,
     )  # fmt: skip
     assert args["challenger"] == honest.address
-    assert args["slashedTotal"] == 2 * bond
     state = protocol.request(request_id)
     assert (state.status, state.report_round) == (RequestStatus.CLEARED, 1)
     for index in MALICIOUS:
@@ -307,3 +357,82 @@ def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes
         assert protocol.claimable(token, owner.address) == outcome.payout
     assert protocol.claimable(token, operator.address) == settlement.refund
     assert settlement.payouts + settlement.fees + settlement.refund == escrow
+
+
+def test_oracle_watcher_rebuts_an_equivocating_device_owner(
+    w3: Web3, anvil: AnvilProcess, protocol: Protocol, committee: Committee
+) -> None:
+    """Three honest oracles post the report; the owner of a device that sent unit A to the
+    oracles signs B (same device, same interval, another value) privately and challenges
+    with it. A signing oracle's watcher finds A in its store and rebuts before the response
+    deadline: the owner's stake is slashed, the oracles keep theirs, the report finalizes
+    after the extended dispute end."""
+    d = _deliver(w3, protocol, committee)
+    increase_time(w3, REPORT_DELAY_S)
+    _wait_for(
+        lambda: protocol.request(d.request_id).status == RequestStatus.REPORTED,
+        "the honest report",
+        timeout=40,
+    )
+    signers = {
+        protocol.committee.functions.oracleById(i + 1).call()
+        for i in range(3)
+        if protocol.request(d.request_id).signer_bitmap >> i & 1
+    }
+    assert len(signers) >= 2
+
+    # The used readings and proof of the device, as any oracle publishes them.
+    device_id, device_key, _, owner_index = d.devices[0]
+    with httpx.Client(timeout=10) as http:
+        summary = fetch_report_summary(http, committee.urls[HONEST], d.request_id, 0)
+        data = fetch_device_data(http, summary, d.request_id).devices[device_id]
+    disputed_start = d.start + INTERVAL
+    intervals = [t for t, _ in unpack_used_readings(data.used_readings)]
+    used_index = intervals.index(disputed_start)
+    unit_a = d.units[0]
+    unit_index = (disputed_start - unit_a.first_interval_start) // INTERVAL
+    values = list(unit_a.energy_wh)
+    values[unit_index] += 777
+    unit_b = sign_unit(
+        MeterUnit(device_id, unit_a.first_interval_start, INTERVAL, 1, tuple(values)),
+        d.domain,
+        device_key,
+    )
+
+    attacker = d.owners[owner_index]
+    protocol.send(protocol.token.functions.transfer(attacker.address, 2_000 * FLEX))
+    attacker.stake(2_000 * FLEX)
+    staked_before, locked_before, _, _ = protocol.staking.functions.accountOf(
+        attacker.address
+    ).call()
+    bond = int(protocol.committee.functions.oracleBond().call())
+    opened = attacker.challenge(
+        d.request_id, device_id, data.used_readings, list(data.readings_proof), used_index,
+        unit_b, unit_index,
+    )  # fmt: skip
+    from_block = protocol.deployment.deployed_at_block
+
+    def rebutted() -> list[object]:
+        return list(protocol.dispute.events.ChallengeRebutted().get_logs(from_block=from_block))
+
+    _wait_for(lambda: bool(rebutted()), "a signer's rebuttal", timeout=40)
+    (event,) = rebutted()
+    args = event["args"]  # type: ignore[index]
+    penalty = int(protocol.dispute.functions.equivocationPenalty().call())
+    assert args["challengeId"] == opened.challenge_id
+    assert args["rebutter"] in signers
+    assert (args["deviceOwner"], args["penalty"]) == (attacker.address, penalty)
+    staked, locked, _, _ = protocol.staking.functions.accountOf(attacker.address).call()
+    assert (staked, locked) == (staked_before - penalty, locked_before)
+    for account in committee.accounts[:3]:
+        stake = protocol.staking.functions.accountOf(account.address).call()
+        assert tuple(stake[:2]) == (bond, bond)
+    assert not list(protocol.dispute.events.ChallengeResolved().get_logs(from_block=from_block))
+
+    # The report stands; the oracles finalize it after the extended end.
+    state = protocol.request(d.request_id)
+    assert (state.status, state.report_round) == (RequestStatus.REPORTED, 0)
+    assert state.dispute_ends_at == opened.dispute_ends_at
+    increase_time(w3, state.dispute_ends_at + 1 - int(w3.eth.get_block("latest")["timestamp"]))
+    _wait_for(lambda: protocol.request(d.request_id).status == RequestStatus.SETTLED, "finalize")
+    assert protocol.reported_delivery(d.request_id) == d.expected_delivered

@@ -58,7 +58,7 @@ contract TestStablecoin {
 }
 
 /// @notice Shared fixture: the whole protocol deployed and wired as `gridflex deploy` does
-///         (the DisputeResolver holds both DISPUTE_ROLEs), three staked oracles at threshold 2, a grid operator, and helpers for the life of
+///         (the DisputeResolver holds both DISPUTE_ROLEs and Staking.SLASHER_ROLE), three staked oracles at threshold 2, a grid operator, and helpers for the life of
 ///         an event. Tests inherit it and call `deployProtocol()` in `setUp`.
 abstract contract Deployers is TestBase {
     uint256 internal constant FLEX = 1e18;
@@ -104,6 +104,7 @@ abstract contract Deployers is TestBase {
         market.grantRole(market.GRID_OPERATOR_ROLE(), gridOperator);
         market.grantRole(market.DISPUTE_ROLE(), address(dispute));
         committee.grantRole(committee.DISPUTE_ROLE(), address(dispute));
+        staking.grantRole(staking.SLASHER_ROLE(), address(dispute));
         vm.stopPrank();
 
         // Each seat sets the threshold for the new size: 1 of 1, 2 of 2, 2 of 3.
@@ -157,9 +158,7 @@ abstract contract Deployers is TestBase {
         if (uint256(s) > n / 2) s = bytes32(n - uint256(s));
         (uint256 x, uint256 y) = vm.publicKeyP256(deviceKey);
         return IDeviceRegistry.DeviceKey({
-            keyType: uint8(IDeviceRegistry.KeyType.P256),
-            data: abi.encodePacked(x, y),
-            proof: abi.encodePacked(r, s)
+            keyType: uint8(IDeviceRegistry.KeyType.P256), data: abi.encodePacked(x, y), proof: abi.encodePacked(r, s)
         });
     }
 
@@ -205,7 +204,9 @@ abstract contract Deployers is TestBase {
         for (uint256 i; i < count; ++i) {
             order[i] = uint16(i);
             uint256 j = i;
-            while (j > 0 && market.bidOf(requestId, order[j - 1]).pricePerKWh > market.bidOf(requestId, i).pricePerKWh) {
+            while (
+                j > 0 && market.bidOf(requestId, order[j - 1]).pricePerKWh > market.bidOf(requestId, i).pricePerKWh
+            ) {
                 order[j] = order[j - 1];
                 --j;
             }
@@ -234,7 +235,9 @@ abstract contract Deployers is TestBase {
         );
         uint256 n = signerIdx.length;
         uint256[] memory keys = new uint256[](n);
-        for (uint256 i; i < n; ++i) keys[i] = oracleKeys[signerIdx[i]];
+        for (uint256 i; i < n; ++i) {
+            keys[i] = oracleKeys[signerIdx[i]];
+        }
         for (uint256 i; i < n; ++i) {
             for (uint256 j = i + 1; j < n; ++j) {
                 if (vm.addr(keys[j]) < vm.addr(keys[i])) (keys[i], keys[j]) = (keys[j], keys[i]);
@@ -255,7 +258,8 @@ abstract contract Deployers is TestBase {
 
     function submitReport(uint256 requestId, uint256[] memory deliveredWh) internal {
         uint16 round = market.request(requestId).reportRound;
-        bytes[] memory sigs = signReport(requestId, round, deliveredWh, bytes32("devices"), bytes32("readings"), twoSigners());
+        bytes[] memory sigs =
+            signReport(requestId, round, deliveredWh, bytes32("devices"), bytes32("readings"), twoSigners());
         vm.warp(market.request(requestId).windowEnd);
         market.submitReport(requestId, deliveredWh, bytes32("devices"), bytes32("readings"), sigs);
     }
