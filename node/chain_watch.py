@@ -1,0 +1,360 @@
+"""Follows the FlexMarket's events from the node's last processed block.
+
+Events are read in block ranges (at most `max_range` blocks) up to a confirmed head
+(`latest - confirmations`). For each range, the handler is called for every event in chain
+order INSIDE one SQLite transaction that also advances the cursor (`chain_cursor`), so the
+effects of a range and "this range is done" are committed together: a crash or restart
+neither reprocesses nor misses an event. A handler error rolls the whole range back (the
+cursor stays) and propagates; an RPC error (connection refused, timeout, bad answer) is
+logged and retried with exponential backoff and full jitter, never raised out of `run`.
+
+The handler receives `(event, db)`; `db` is the watcher's connection, inside the open
+transaction, so it can write its effects (commitments, dispatch plans) atomically with the
+cursor. The database may be the outbox file (`outbox.sqlite`) or a sibling.
+
+Table: chain_cursor(market TEXT PRIMARY KEY, next_block INTEGER).
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from eth_utils import event_abi_to_log_topic
+from web3 import Web3
+
+from gridflex.chain.deployments import Deployment
+from gridflex.chain.protocol import Direction
+
+log = structlog.get_logger(__name__)
+
+CURSOR_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chain_cursor (
+    market TEXT PRIMARY KEY,
+    next_block INTEGER NOT NULL            -- first block not yet processed
+);
+"""
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    block_number: int
+    log_index: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class RequestCreated:
+    meta: EventMeta
+    request_id: int
+    operator: str
+    zone: bytes
+    direction: Direction
+    power_w: int
+    window_start: int
+    window_end: int
+    interval_seconds: int
+    price_cap_per_kwh: int
+    availability_price_per_kwh: int
+    gate_closure: int
+    baseline_method: int
+    pricing_rule: int
+    settlement_token: str
+    escrow: int
+
+
+@dataclass(frozen=True)
+class Awarded:
+    meta: EventMeta
+    request_id: int
+    bid_index: int
+    bidder: str
+    awarded_w: int
+    price_per_kwh: int
+
+
+@dataclass(frozen=True)
+class RequestCleared:
+    meta: EventMeta
+    request_id: int
+    awarded_w: int
+    clearing_price: int
+    accepted_bids: int
+
+
+@dataclass(frozen=True)
+class ReportSubmitted:
+    meta: EventMeta
+    request_id: int
+    round: int
+    delivered_wh: tuple[int, ...]
+    devices_root: bytes
+    readings_root: bytes
+    signer_bitmap: int
+    dispute_ends_at: int
+
+
+@dataclass(frozen=True)
+class RequestSettled:
+    meta: EventMeta
+    request_id: int
+    payouts: int
+    fees: int
+    refund: int
+    slashed: int
+
+
+@dataclass(frozen=True)
+class RequestCancelled:
+    meta: EventMeta
+    request_id: int
+    refund: int
+
+
+@dataclass(frozen=True)
+class RequestExpired:
+    meta: EventMeta
+    request_id: int
+    refund: int
+
+
+MarketEvent = (
+    RequestCreated
+    | Awarded
+    | RequestCleared
+    | ReportSubmitted
+    | RequestSettled
+    | RequestCancelled
+    | RequestExpired
+)
+Handler = Callable[[MarketEvent, sqlite3.Connection], None]
+
+
+def _field(struct: Any, name: str, index: int) -> Any:
+    """A struct member from a decoded event: web3 gives a mapping or a tuple."""
+    return struct[name] if hasattr(struct, "keys") else struct[index]
+
+
+def _request_created(meta: EventMeta, a: dict[str, Any]) -> RequestCreated:
+    p = a["params"]
+    names = (
+        "zone", "direction", "powerW", "windowStart", "windowEnd", "intervalSeconds",
+        "priceCapPerKWh", "availabilityPricePerKWh", "gateClosure", "baselineMethod",
+        "pricingRule", "settlementToken",
+    )  # fmt: skip
+    v = [_field(p, name, i) for i, name in enumerate(names)]
+    return RequestCreated(
+        meta=meta,
+        request_id=int(a["requestId"]),
+        operator=a["operator"],
+        zone=bytes(a["zone"]),
+        direction=Direction(v[1]),
+        power_w=int(v[2]),
+        window_start=int(v[3]),
+        window_end=int(v[4]),
+        interval_seconds=int(v[5]),
+        price_cap_per_kwh=int(v[6]),
+        availability_price_per_kwh=int(v[7]),
+        gate_closure=int(v[8]),
+        baseline_method=int(v[9]),
+        pricing_rule=int(v[10]),
+        settlement_token=v[11],
+        escrow=int(a["escrow"]),
+    )
+
+
+def _report(meta: EventMeta, a: dict[str, Any]) -> ReportSubmitted:
+    report = a["report"]
+    return ReportSubmitted(
+        meta,
+        int(a["requestId"]),
+        int(a["round"]),
+        tuple(int(v) for v in a["deliveredWh"]),
+        bytes(_field(report, "devicesRoot", 1)),
+        bytes(_field(report, "readingsRoot", 2)),
+        int(a["signerBitmap"]),
+        int(a["disputeEndsAt"]),
+    )
+
+
+DECODERS: dict[str, Callable[[EventMeta, dict[str, Any]], MarketEvent]] = {
+    "RequestCreated": _request_created,
+    "Awarded": lambda m, a: Awarded(
+        m,
+        int(a["requestId"]),
+        int(a["bidIndex"]),
+        a["bidder"],
+        int(a["awardedW"]),
+        int(a["pricePerKWh"]),
+    ),
+    "RequestCleared": lambda m, a: RequestCleared(
+        m,
+        int(a["requestId"]),
+        int(a["awardedW"]),
+        int(a["clearingPrice"]),
+        int(a["acceptedBids"]),
+    ),
+    "ReportSubmitted": _report,
+    "RequestSettled": lambda m, a: RequestSettled(
+        m,
+        int(a["requestId"]),
+        int(a["payouts"]),
+        int(a["fees"]),
+        int(a["refund"]),
+        int(a["slashed"]),
+    ),
+    "RequestCancelled": lambda m, a: RequestCancelled(m, int(a["requestId"]), int(a["refund"])),
+    "RequestExpired": lambda m, a: RequestExpired(m, int(a["requestId"]), int(a["refund"])),
+}
+
+
+class ChainWatcher:
+    """Durable follower of the market's events (see the module docstring)."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        deployment: Deployment,
+        rpc_url: str,
+        handler: Handler,
+        *,
+        confirmations: int = 0,
+        max_range: int = 2_000,
+        backoff_base_s: float = 0.5,
+        backoff_cap_s: float = 30.0,
+        request_timeout_s: float = 10.0,
+    ) -> None:
+        self.deployment = deployment
+        self.handler = handler
+        self.confirmations = confirmations
+        self.max_range = max_range
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self.request_timeout_s = request_timeout_s
+        self.failures = 0
+        market = deployment.contracts["FlexMarket"]
+        self.market_address = Web3.to_checksum_address(market.address)
+        self._abi = market.abi
+        self._topics: dict[bytes, str] = {
+            bytes(event_abi_to_log_topic(entry)): entry["name"]
+            for entry in market.abi
+            if entry.get("type") == "event" and entry["name"] in DECODERS
+        }
+        self.use_rpc(rpc_url)
+        Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(CURSOR_SCHEMA)
+
+    def use_rpc(self, rpc_url: str) -> None:
+        """Switch to another RPC endpoint (e.g. a fallback); the cursor is unaffected."""
+        self.rpc_url = rpc_url
+        self.w3 = Web3(
+            Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": self.request_timeout_s})
+        )
+        self._contract = self.w3.eth.contract(address=self.market_address, abi=self._abi)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def next_block(self) -> int:
+        """First block not yet processed (the deployment block before any progress)."""
+        row = self.db.execute(
+            "SELECT next_block FROM chain_cursor WHERE market = ?", (self.market_address,)
+        ).fetchone()
+        return self.deployment.deployed_at_block if row is None else int(row[0])
+
+    # ─── One step ─────────────────────────────────────────────────────────────────────
+
+    def _fetch(self, from_block: int, to_block: int) -> list[Any]:
+        return self.w3.eth.get_logs(
+            {
+                "address": self.market_address,
+                "fromBlock": from_block,
+                "toBlock": to_block,
+                "topics": [["0x" + t.hex() for t in self._topics]],
+            }
+        )
+
+    def _decode(self, raw_logs: list[Any]) -> list[MarketEvent]:
+        events: list[MarketEvent] = []
+        for entry in sorted(raw_logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
+            name = self._topics.get(bytes(entry["topics"][0]))
+            if name is None:
+                continue
+            decoded = getattr(self._contract.events, name)().process_log(entry)
+            meta = EventMeta(
+                int(entry["blockNumber"]),
+                int(entry["logIndex"]),
+                "0x" + entry["transactionHash"].hex().removeprefix("0x"),
+            )
+            events.append(DECODERS[name](meta, dict(decoded["args"])))
+        return events
+
+    def _apply(self, events: list[MarketEvent], next_block: int) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for event in events:
+                self.handler(event, self.db)
+            self.db.execute(
+                "INSERT INTO chain_cursor (market, next_block) VALUES (?, ?) "
+                "ON CONFLICT (market) DO UPDATE SET next_block = excluded.next_block",
+                (self.market_address, next_block),
+            )
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _rpc_error(self, exc: Exception) -> None:
+        self.failures += 1
+        log.warning(
+            "chain_watch_rpc_error", rpc=self.rpc_url, error=repr(exc), failures=self.failures
+        )
+
+    def poll_once(self) -> int | None:
+        """Processes every confirmed block not yet processed, range by range. Returns the
+        number of events handled, or None after an RPC error (ranges done before it stay
+        done; `failures` counts consecutive errors for the backoff). Handler errors are not
+        RPC errors: they roll their range back and propagate."""
+        handled = 0
+        try:
+            head = int(self.w3.eth.block_number) - self.confirmations
+        except Exception as exc:  # any transport or JSON-RPC failure: retry later
+            self._rpc_error(exc)
+            return None
+        start = self.next_block
+        while start <= head:
+            end = min(head, start + self.max_range - 1)
+            try:
+                raw_logs = self._fetch(start, end)
+            except Exception as exc:
+                self._rpc_error(exc)
+                return None
+            events = self._decode(raw_logs)
+            self._apply(events, end + 1)
+            handled += len(events)
+            start = end + 1
+        self.failures = 0
+        return handled
+
+    def backoff_s(self) -> float:
+        """Full-jitter exponential backoff after `failures` consecutive RPC errors."""
+        if self.failures == 0:
+            return 0.0
+        cap = min(self.backoff_cap_s, self.backoff_base_s * 2 ** min(self.failures - 1, 30))
+        return random.uniform(0, cap)
+
+    def run(self, stop: threading.Event, poll_interval_s: float = 2.0) -> None:
+        """Polls until `stop` is set; RPC errors back off, they never end the loop."""
+        while not stop.is_set():
+            self.poll_once()
+            stop.wait(self.backoff_s() if self.failures else poll_interval_s)
