@@ -1,0 +1,331 @@
+"""Bidding strategy: which open requests the node bids on, with which devices, at what price.
+
+Per device (`DeviceStrategy`): a minimum price per kWh, the maximum share of its capacity
+ever offered (basis points), and an availability model giving the power (W) the device can
+deliver over a window in a direction (`AvailabilityModel`, built from the simulated device
+state by `availability_for`):
+
+- EV charger: its capacity only if a car is plugged in during the whole window.
+- Battery: reduce consumption = discharge, limited by the energy above its reserve at window
+  start; increase consumption = charge, limited by the headroom below its full mark.
+- Heat pump / HVAC: its capacity only if switching the compressor off (reduce) or on
+  (increase) for the window keeps the building within the comfort band (first-order drift
+  of the indoor temperature toward outdoors, the model's own time constant).
+- Other kinds: their capacity.
+
+`plan_bids` is pure. Revenue stacking without double commitment: a device's committed power
+(existing `Commitment`s plus the planned ones) never exceeds its offer limit
+(`capacity_w * max_share_bps / 10_000` and never its capacity) at any instant; requests
+are taken by value, highest first, where value = (price cap + availability price) x the
+energy the node can offer in the window (kWh), so when two requests compete for the same
+capacity the more valuable one gets it. Bid price = max(highest minimum price of the
+devices in the bid, price cap x `price_fraction_bps` / 10_000); devices whose minimum
+exceeds the cap are left out.
+
+`CommitmentStore` keeps commitments in SQLite (table `commitments`), so a restart keeps
+them; it can share the watcher's database and transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from gridflex.chain.protocol import DeviceKind, Direction
+from node.devices.simulated import EVCharger, HomeBattery, SimulatedDevice, ThermalDevice
+
+BPS = 10_000
+AvailabilityModel = Callable[[int, int, Direction], int]
+"""(window_start, window_end, direction) -> power (W) the device can deliver throughout."""
+
+
+@dataclass(frozen=True)
+class DeviceStrategy:
+    device_id: int
+    kind: DeviceKind
+    capacity_w: int
+    min_price_per_kwh: int = 0
+    max_share_bps: int = BPS
+    availability: AvailabilityModel | None = field(default=None, compare=False)
+
+    @property
+    def offer_limit_w(self) -> int:
+        return self.capacity_w * min(max(self.max_share_bps, 0), BPS) // BPS
+
+    def available_w(self, start: int, end: int, direction: Direction) -> int:
+        if self.availability is None:
+            return self.offer_limit_w
+        return max(0, min(self.offer_limit_w, self.availability(start, end, direction)))
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    request_id: int
+    zone: bytes
+    direction: Direction
+    power_w: int
+    window_start: int
+    window_end: int
+    price_cap_per_kwh: int
+    availability_price_per_kwh: int
+    gate_closure: int
+
+
+@dataclass(frozen=True)
+class Commitment:
+    request_id: int
+    device_id: int
+    power_w: int
+    window_start: int
+    window_end: int
+
+
+@dataclass(frozen=True)
+class BidPlan:
+    request_id: int
+    power_w: int
+    price_per_kwh: int
+    device_ids: tuple[int, ...]
+    commitments: tuple[Commitment, ...]
+    value: int
+
+
+def request_value(request: OpenRequest, power_w: int) -> int:
+    """(price cap + availability price) x energy (kWh) of `power_w` over the window, in
+    base units of the settlement token."""
+    energy_wh = power_w * (request.window_end - request.window_start) // 3600
+    return (request.price_cap_per_kwh + request.availability_price_per_kwh) * energy_wh // 1000
+
+
+def peak_committed_w(
+    commitments: Iterable[Commitment], device_id: int, start: int, end: int
+) -> int:
+    """The highest total power committed for `device_id` at any instant of [start, end)."""
+    changes: list[tuple[int, int]] = []
+    for c in commitments:
+        if c.device_id == device_id and c.window_start < end and start < c.window_end:
+            changes.append((max(c.window_start, start), c.power_w))
+            changes.append((min(c.window_end, end), -c.power_w))
+    peak = level = 0
+    for _, delta in sorted(changes, key=lambda change: (change[0], change[1])):
+        level += delta  # ends (negative) sort before starts at the same instant
+        peak = max(peak, level)
+    return peak
+
+
+def plan_bids(
+    requests: Sequence[OpenRequest],
+    devices: Sequence[DeviceStrategy],
+    commitments: Sequence[Commitment],
+    *,
+    zone: bytes,
+    now: int,
+    price_fraction_bps: int = 8_000,
+    min_bid_w: int = 1,
+) -> list[BidPlan]:
+    """What to bid on among `requests` (see the module docstring). Requests outside `zone`,
+    past their gate closure, or already holding a commitment of this node are skipped."""
+    committed = list(commitments)
+    taken = {c.request_id for c in committed}
+
+    def offer(request: OpenRequest) -> list[tuple[DeviceStrategy, int]]:
+        """Devices with free power for `request`, given what is committed so far."""
+        offers = []
+        for device in sorted(devices, key=lambda d: d.device_id):
+            if device.min_price_per_kwh > request.price_cap_per_kwh:
+                continue
+            start, end = request.window_start, request.window_end
+            free = device.offer_limit_w - peak_committed_w(committed, device.device_id, start, end)
+            power = min(free, device.available_w(start, end, request.direction))
+            if power > 0:
+                offers.append((device, power))
+        return offers
+
+    eligible = [
+        r
+        for r in requests
+        if r.zone == zone
+        and r.request_id not in taken
+        and now < r.gate_closure
+        and r.window_start < r.window_end
+        and r.power_w > 0
+    ]
+    # Rank once by what the node could earn with its free capacity before any new plan.
+    ranked = sorted(
+        eligible,
+        key=lambda r: (
+            -request_value(r, min(r.power_w, sum(p for _, p in offer(r)))),
+            r.request_id,
+        ),
+    )
+    plans: list[BidPlan] = []
+    for request in ranked:
+        remaining = request.power_w
+        chosen: list[Commitment] = []
+        min_prices: list[int] = []
+        for device, power in offer(request):
+            if remaining == 0:
+                break
+            take = min(power, remaining)
+            remaining -= take
+            chosen.append(
+                Commitment(request.request_id, device.device_id, take,
+                           request.window_start, request.window_end)
+            )  # fmt: skip
+            min_prices.append(device.min_price_per_kwh)
+        total = sum(c.power_w for c in chosen)
+        if total < max(min_bid_w, 1):
+            continue
+        price = max(max(min_prices), request.price_cap_per_kwh * price_fraction_bps // BPS)
+        price = min(price, request.price_cap_per_kwh)
+        committed.extend(chosen)
+        plans.append(
+            BidPlan(
+                request_id=request.request_id,
+                power_w=total,
+                price_per_kwh=price,
+                device_ids=tuple(c.device_id for c in chosen),
+                commitments=tuple(chosen),
+                value=request_value(request, total),
+            )
+        )
+    return plans
+
+
+# ─── Availability from the simulated devices ─────────────────────────────────────────────
+
+
+def _ev_availability(ev: EVCharger) -> AvailabilityModel:
+    def available(start: int, end: int, direction: Direction) -> int:
+        checks = [*range(start, end, 900), end - 1]
+        return ev.capacity_w if all(ev.is_plugged(t) for t in checks) else 0
+
+    return available
+
+
+def _battery_availability(battery: HomeBattery) -> AvailabilityModel:
+    def available(start: int, end: int, direction: Direction) -> int:
+        soc = battery.state_of_charge_wh(start)
+        if direction == Direction.REDUCE_CONSUMPTION:
+            energy = (soc - battery.RESERVE * battery.energy_capacity_wh) * battery.EFFICIENCY
+        else:
+            energy = (battery.FULL * battery.energy_capacity_wh - soc) / battery.EFFICIENCY
+        return max(0, min(battery.capacity_w, int(energy * 3600 // (end - start))))
+
+    return available
+
+
+def _thermal_availability(
+    device: ThermalDevice, comfort_min_c: float, comfort_max_c: float
+) -> AvailabilityModel:
+    """Compressor off (shedding): the indoor temperature drifts toward outdoors with the
+    building's time constant. Compressor on (adding load): it moves by the thermal power
+    over the building's heat capacity (losses ignored: conservative for the bound)."""
+
+    def available(start: int, end: int, direction: Direction) -> int:
+        indoor = device.indoor_temperature_c(start)
+        if not comfort_min_c <= indoor <= comfort_max_c:
+            return 0
+        outdoor = float(device.outdoor_temperature_c(start // 86_400)[(start % 86_400) // 60])
+        hours = (end - start) / 3600
+        if direction == Direction.REDUCE_CONSUMPTION:
+            end_c = indoor + (outdoor - indoor) * hours / device.TIME_CONSTANT_H
+        else:
+            sign = 1.0 if device.heating else -1.0
+            thermal_w = device.capacity_w * device._efficiency(outdoor)
+            end_c = indoor + sign * thermal_w * hours / device.THERMAL_CAPACITY_WH_PER_K
+        return device.capacity_w if comfort_min_c <= end_c <= comfort_max_c else 0
+
+    return available
+
+
+def availability_for(
+    device: SimulatedDevice, *, comfort_min_c: float = 18.0, comfort_max_c: float = 26.0
+) -> AvailabilityModel | None:
+    """The availability model of a simulated device (None: always its offer limit)."""
+    if isinstance(device, EVCharger):
+        return _ev_availability(device)
+    if isinstance(device, HomeBattery):
+        return _battery_availability(device)
+    if isinstance(device, ThermalDevice):
+        return _thermal_availability(device, comfort_min_c, comfort_max_c)
+    return None
+
+
+# ─── Durable commitments ──────────────────────────────────────────────────────────────────
+
+COMMITMENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS commitments (
+    request_id TEXT NOT NULL,              -- uint256 as decimal text
+    device_id TEXT NOT NULL,
+    power_w INTEGER NOT NULL,
+    window_start INTEGER NOT NULL,
+    window_end INTEGER NOT NULL,
+    PRIMARY KEY (request_id, device_id)
+);
+"""
+
+
+class CommitmentStore:
+    """Commitments in SQLite. Writes join the caller's transaction when one is open (e.g.
+    the watcher's handler); otherwise each call commits on its own."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.db.executescript(COMMITMENTS_SCHEMA)
+
+    def add(self, commitments: Iterable[Commitment]) -> None:
+        rows = [
+            (str(c.request_id), str(c.device_id), c.power_w, c.window_start, c.window_end)
+            for c in commitments
+        ]
+        with _transaction(self.db):
+            self.db.executemany("INSERT INTO commitments VALUES (?, ?, ?, ?, ?)", rows)
+
+    def release(self, request_id: int, keep_w: int = 0) -> None:
+        """Frees the devices of `request_id` (lost, cancelled, expired, settled). With
+        `keep_w` > 0 (a partial award), keeps that much, taken device by device."""
+        with _transaction(self.db):
+            rows = self.db.execute(
+                "SELECT device_id, power_w FROM commitments WHERE request_id = ? "
+                "ORDER BY CAST(device_id AS INTEGER)",
+                (str(request_id),),
+            ).fetchall()
+            for device_id, power_w in rows:
+                kept = min(power_w, keep_w)
+                keep_w -= kept
+                if kept:
+                    self.db.execute(
+                        "UPDATE commitments SET power_w = ? WHERE request_id = ? AND device_id = ?",
+                        (kept, str(request_id), device_id),
+                    )
+                else:
+                    self.db.execute(
+                        "DELETE FROM commitments WHERE request_id = ? AND device_id = ?",
+                        (str(request_id), device_id),
+                    )
+
+    def all(self) -> list[Commitment]:
+        rows = self.db.execute(
+            "SELECT request_id, device_id, power_w, window_start, window_end FROM commitments "
+            "ORDER BY window_start, CAST(request_id AS INTEGER), CAST(device_id AS INTEGER)"
+        ).fetchall()
+        return [Commitment(int(r), int(d), p, s, e) for r, d, p, s, e in rows]
+
+
+class _transaction:
+    """BEGIN/COMMIT unless the connection is already inside a transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.own = False
+
+    def __enter__(self) -> None:
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.own = True
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if self.own:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,201 @@
+"""Bidding strategy: no device committed beyond its capacity in any interval (property),
+the more valuable request wins the contested capacity, prices, availability models and
+durable commitments."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridflex.chain.protocol import DeviceKind, Direction, zone_id
+from node.devices.simulated import EVCharger, HeatPump, HomeBattery
+from node.strategy import (
+    Commitment,
+    CommitmentStore,
+    DeviceStrategy,
+    OpenRequest,
+    availability_for,
+    peak_committed_w,
+    plan_bids,
+)
+
+ZONE = zone_id("NL-AMS-01")
+OTHER_ZONE = zone_id("DE-BER-01")
+EUR = 10**18
+NOW = 1_000_000
+
+
+def _request(rid: int, start: int, hours: int, power_w: int, cap: int, avail: int = 0,
+             zone: bytes = ZONE) -> OpenRequest:  # fmt: skip
+    return OpenRequest(
+        rid, zone, Direction.REDUCE_CONSUMPTION, power_w, start, start + hours * 3600,
+        cap, avail, gate_closure=start - 600,
+    )  # fmt: skip
+
+
+requests_st = st.lists(
+    st.builds(
+        lambda rid, slot, hours, power, cap, avail, zone: _request(
+            rid, NOW + 3600 + slot * 900, hours, power, cap, avail, zone
+        ),
+        st.integers(0, 10**6),
+        st.integers(0, 20),
+        st.integers(1, 4),
+        st.integers(1, 60_000),
+        st.integers(0, 10**18),
+        st.integers(0, 10**16),
+        st.sampled_from([ZONE, ZONE, OTHER_ZONE]),
+    ),
+    max_size=12,
+    unique_by=lambda r: r.request_id,
+)
+devices_st = st.lists(
+    st.builds(
+        DeviceStrategy,
+        device_id=st.integers(1, 10**9),
+        kind=st.sampled_from(list(DeviceKind)),
+        capacity_w=st.integers(1, 40_000),
+        min_price_per_kwh=st.integers(0, 10**18),
+        max_share_bps=st.integers(0, 10_000),
+    ),
+    min_size=1,
+    max_size=5,
+    unique_by=lambda d: d.device_id,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(requests=requests_st, devices=devices_st, data=st.data())
+def test_no_device_is_ever_committed_beyond_its_offer_limit(
+    requests: list[OpenRequest], devices: list[DeviceStrategy], data: st.DataObject
+) -> None:
+    # Some existing commitments (within the limits) from earlier bids.
+    existing: list[Commitment] = []
+    for device in devices:
+        for rid in data.draw(st.lists(st.integers(-50, -1), max_size=2, unique=True)):
+            start = NOW + 3600 + data.draw(st.integers(0, 20)) * 900
+            free = device.offer_limit_w - peak_committed_w(
+                existing, device.device_id, start, start + 3600
+            )
+            if free > 0:
+                power = data.draw(st.integers(1, free))
+                existing.append(Commitment(rid, device.device_id, power, start, start + 3600))
+
+    plans = plan_bids(requests, devices, existing, zone=ZONE, now=NOW)
+
+    all_commitments = existing + [c for p in plans for c in p.commitments]
+    by_id = {r.request_id: r for r in requests}
+    for device in devices:
+        mine = [c for c in all_commitments if c.device_id == device.device_id]
+        # Check every instant where the committed power can change.
+        for point in {c.window_start for c in mine}:
+            level = sum(c.power_w for c in mine if c.window_start <= point < c.window_end)
+            assert level <= device.offer_limit_w <= device.capacity_w
+    for plan in plans:
+        request = by_id[plan.request_id]
+        assert request.zone == ZONE
+        assert 0 < plan.power_w == sum(c.power_w for c in plan.commitments) <= request.power_w
+        assert plan.price_per_kwh <= request.price_cap_per_kwh
+        assert len(set(plan.device_ids)) == len(plan.device_ids)
+        for c in plan.commitments:
+            device = next(d for d in devices if d.device_id == c.device_id)
+            assert device.min_price_per_kwh <= plan.price_per_kwh
+            assert (c.window_start, c.window_end) == (request.window_start, request.window_end)
+    assert len({p.request_id for p in plans}) == len(plans)
+
+
+def test_the_more_valuable_of_two_competing_requests_wins_the_capacity() -> None:
+    battery = DeviceStrategy(7, DeviceKind.BATTERY, 10_000, min_price_per_kwh=EUR // 20)
+    start = NOW + 7200
+    cheap = _request(1, start, 1, 10_000, EUR // 5)  # 10 kWh x 0.20 = 2.00
+    # Overlaps `cheap` by half an hour; 10 kWh x (0.15 + 0.10 availability) = 2.50.
+    rich = _request(2, start + 1800, 1, 10_000, 3 * EUR // 20, avail=EUR // 10)
+    later = _request(3, start + 3 * 3600, 1, 4_000, EUR // 10)  # no overlap: stacked
+
+    plans = plan_bids([cheap, rich, later], [battery], [], zone=ZONE, now=NOW)
+
+    assert [p.request_id for p in plans] == [2, 3]
+    rich_plan, later_plan = plans
+    assert rich_plan.power_w == 10_000 and rich_plan.device_ids == (7,)
+    # 80 % of the cap, never under the device's minimum price.
+    assert rich_plan.price_per_kwh == 3 * EUR // 20 * 8 // 10
+    assert later_plan.power_w == 4_000
+    assert later_plan.price_per_kwh == 8 * EUR // 100  # max(0.05 minimum, 80 % of 0.10)
+    low_cap = _request(4, start + 6 * 3600, 1, 4_000, EUR // 16)  # 80 % = 0.05 - a bit
+    (low,) = plan_bids([low_cap], [battery], [], zone=ZONE, now=NOW)
+    assert low.price_per_kwh == EUR // 20  # the minimum price wins over the rule
+
+    # With the rich request already committed, the cheap one gets only what is left: 0.
+    again = plan_bids([cheap], [battery], list(rich_plan.commitments), zone=ZONE, now=NOW)
+    assert again == []
+
+
+def test_share_limit_min_price_and_gate_closure() -> None:
+    ev = DeviceStrategy(1, DeviceKind.EV_CHARGER, 11_000, EUR // 10, max_share_bps=5_000)
+    hp = DeviceStrategy(2, DeviceKind.HEAT_PUMP, 3_000, EUR // 2)
+    start = NOW + 7200
+    request = _request(9, start, 1, 20_000, EUR // 4)
+    (plan,) = plan_bids([request], [ev, hp], [], zone=ZONE, now=NOW)
+    assert plan.device_ids == (1,)  # the heat pump's minimum 0.50 exceeds the cap 0.25
+    assert plan.power_w == 5_500  # half of the EV's capacity
+    assert plan.price_per_kwh == EUR // 5  # 80 % of 0.25 > 0.10
+    assert plan_bids([request], [ev], [], zone=ZONE, now=request.gate_closure) == []
+
+
+def test_commitments_survive_a_restart_and_release_on_loss(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    battery = DeviceStrategy(7, DeviceKind.BATTERY, 10_000)
+    request = _request(1, NOW + 7200, 2, 8_000, EUR // 5)
+    (plan,) = plan_bids([request], [battery], [], zone=ZONE, now=NOW)
+    with sqlite3.connect(path, isolation_level=None) as db:
+        CommitmentStore(db).add(plan.commitments)
+    db = sqlite3.connect(path, isolation_level=None)
+    store = CommitmentStore(db)  # a new process
+    assert store.all() == list(plan.commitments)
+    # Already bid on: not again; and the capacity is still taken for an overlapping one.
+    overlapping = _request(2, NOW + 9000, 1, 10_000, EUR // 5)
+    (rest,) = plan_bids([request, overlapping], [battery], store.all(), zone=ZONE, now=NOW)
+    assert (rest.request_id, rest.power_w) == (2, 2_000)
+    store.release(1, keep_w=3_000)  # partly awarded
+    assert [c.power_w for c in store.all()] == [3_000]
+    store.release(1)
+    assert store.all() == []
+    db.close()
+
+
+def test_availability_models_follow_the_simulated_devices() -> None:
+    ev = EVCharger(11_000, seed=3)
+    ev_available = availability_for(ev)
+    assert ev_available is not None
+    day = 20_000 + next(d for d in range(14) if ev.session(20_000 + d) is not None)
+    session = ev.session(day)
+    assert session is not None
+    inside = session.plug_in + 900
+    assert ev_available(inside, inside + 1800, Direction.REDUCE_CONSUMPTION) == 11_000
+    before = session.plug_in - 7200
+    if not ev.is_plugged(before):
+        assert ev_available(before, before + 3600, Direction.REDUCE_CONSUMPTION) == 0
+
+    battery = HomeBattery(5_000, seed=1)
+    battery_available = availability_for(battery)
+    assert battery_available is not None
+    day_start = 20_003 * 86_400
+    # At 06:00 the battery is nearly full: it can discharge at rated power for an hour but
+    # not charge much; at midnight it sits at its reserve: nothing to discharge.
+    morning = day_start + 6 * 3600
+    assert battery_available(morning, morning + 3600, Direction.REDUCE_CONSUMPTION) == 5_000
+    assert battery_available(morning, morning + 3600, Direction.INCREASE_CONSUMPTION) < 5_000
+    night = day_start + 30 * 60
+    assert battery_available(night, night + 3600, Direction.REDUCE_CONSUMPTION) == 0
+
+    heat_pump = HeatPump(3_000, seed=2)
+    hp_available = availability_for(heat_pump, comfort_min_c=17.0, comfort_max_c=23.0)
+    assert hp_available is not None
+    noon = day_start + 12 * 3600
+    assert hp_available(noon, noon + 3600, Direction.REDUCE_CONSUMPTION) == 3_000
+    strict = availability_for(heat_pump, comfort_min_c=heat_pump.indoor_temperature_c(noon))
+    assert strict is not None
+    assert strict(noon, noon + 3600, Direction.REDUCE_CONSUMPTION) == 0  # it would cool
