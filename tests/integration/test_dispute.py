@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
+from support.chain import fresh_protocol, funded_account
 from web3 import Web3
 
 from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
@@ -50,18 +50,10 @@ ZONE = zone_id("NL-RTM-02")
 INTERVAL = 900
 
 
-def _funded(w3: Web3) -> LocalAccount:
-    """A fresh account with gas money: this module's actors share no nonce with others."""
-    account = Account.create()
-    w3.provider.make_request("anvil_setBalance", [account.address, hex(100 * 10**18)])
-    return account
-
-
 @pytest.fixture(scope="module")
 def protocol(w3: Web3, artifacts: dict[str, Artifact]) -> Protocol:
     """A protocol of its own (a fresh committee), deployed by a fresh governance account."""
-    client = ChainClient(w3, _funded(w3), artifacts)
-    return Protocol(client, deploy_protocol(client, ProtocolParams.local(), artifacts))
+    return fresh_protocol(w3, artifacts=artifacts)
 
 
 def _now(w3: Web3) -> int:
@@ -83,14 +75,14 @@ def test_tampered_reading_is_proven_voided_slashed_and_a_corrected_report_finali
     meter_domain = meter_domain_separator(chain_id, registry)
 
     # A 2-of-3 committee, a grid operator with a settlement token, two device owners.
-    oracle_accounts = [_funded(w3) for _ in range(3)]
+    oracle_accounts = [funded_account(w3) for _ in range(3)]
     for account, threshold in zip(oracle_accounts, (1, 2, 2), strict=True):
         governance.seat_oracle(account, threshold)
     oracle_bond = int(governance.committee.functions.oracleBond().call())
     settlement_token = governance.client.deploy(
         artifacts["FlexToken"], governance.address, 10**9 * EUR
     ).address
-    operator, alice, bob, challenger = (governance.as_account(_funded(w3)) for _ in range(4))
+    operator, alice, bob, challenger = (governance.as_account(funded_account(w3)) for _ in range(4))
     governance.grant_grid_operator(operator.address)
     governance.send(
         governance.erc20(settlement_token).functions.transfer(operator.address, 100 * EUR)
@@ -226,7 +218,7 @@ def test_tampered_reading_is_proven_voided_slashed_and_a_corrected_report_finali
 
     # Nobody rebuts (the device never signed 500 Wh): after the deadline anyone resolves.
     increase_time(w3, result.response_deadline - _now(w3))
-    resolved = governance.as_account(_funded(w3)).resolve_challenge(result.challenge_id)
+    resolved = governance.as_account(funded_account(w3)).resolve_challenge(result.challenge_id)
     assert (resolved.request_id, resolved.round) == (request_id, 0)
     assert (resolved.challenger, resolved.slashed_total) == (challenger.address, slashed)
     assert governance.challenge_of(result.challenge_id).status == ChallengeStatus.RESOLVED
@@ -259,7 +251,7 @@ def test_tampered_reading_is_proven_voided_slashed_and_a_corrected_report_finali
 
     # Governance re-seats (the honest oracle plus a new one, k = 2 of 2); they post the
     # corrected round-1 report; nobody can prove it wrong; it finalizes.
-    newcomer = _funded(w3)
+    newcomer = funded_account(w3)
     governance.seat_oracle(newcomer, 2)
     good_trees, good_delivered = _report(
         [DeviceRecord(alice_device, 0, 12_000, 6_000, 6_000, Quality.OK), bob_record],
@@ -308,18 +300,18 @@ def test_device_equivocation_is_rebutted_owner_slashed_honest_oracles_keep_their
     """The attack the two phases exist for: the device owner sends unit A to the oracles,
     keeps unit B (same device, same interval, another value) and challenges the honest report
     that used A. An honest signer rebuts with A: the owner pays, the report stands."""
-    client = ChainClient(w3, _funded(w3), artifacts)
+    client = ChainClient(w3, funded_account(w3), artifacts)
     governance = Protocol(client, deploy_protocol(client, ProtocolParams.local(), artifacts))
     chain_id, registry = w3.eth.chain_id, governance.registry.address
     meter_domain = meter_domain_separator(chain_id, registry)
-    oracle_accounts = [_funded(w3) for _ in range(3)]
+    oracle_accounts = [funded_account(w3) for _ in range(3)]
     for account, threshold in zip(oracle_accounts, (1, 2, 2), strict=True):
         governance.seat_oracle(account, threshold)
     oracle_bond = int(governance.committee.functions.oracleBond().call())
     settlement_token = governance.client.deploy(
         artifacts["FlexToken"], governance.address, 10**9 * EUR
     ).address
-    operator, mallory = (governance.as_account(_funded(w3)) for _ in range(2))
+    operator, mallory = (governance.as_account(funded_account(w3)) for _ in range(2))
     governance.grant_grid_operator(operator.address)
     governance.send(
         governance.erc20(settlement_token).functions.transfer(operator.address, 100 * EUR)

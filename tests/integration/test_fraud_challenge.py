@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
+from support.chain import fresh_protocol, funded_account, wait_for
 from support.oracle_process import OracleServer, start_oracle
 from typer.testing import CliRunner
 from web3 import Web3
@@ -31,10 +30,7 @@ from web3 import Web3
 from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
 from gridflex.baselines import device_cap_wh
 from gridflex.chain.anvil import AnvilProcess, free_port, increase_time
-from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import load_artifacts
-from gridflex.chain.deploy import ProtocolParams, deploy_protocol
-from gridflex.chain.deployments import save_deployment
 from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
 from gridflex.cli.main import app
 from gridflex.config import get_settings
@@ -57,21 +53,6 @@ REPORT_DELAY_S = 60
 HONEST, MALICIOUS = 0, (1, 2)
 
 
-def _funded(w3: Web3) -> LocalAccount:
-    account = Account.create()
-    w3.provider.make_request("anvil_setBalance", [account.address, hex(10**21)])
-    return account
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _post_readings(url: str, units: list[MeterUnit]) -> None:
     answer = httpx.post(
         f"{url}/v1/readings", json={"units": [u.to_json() for u in units]}, timeout=30
@@ -81,11 +62,8 @@ def _post_readings(url: str, units: list[MeterUnit]) -> None:
 
 @pytest.fixture
 def protocol(w3: Web3, tmp_path: Path) -> Protocol:
-    artifacts = load_artifacts()
-    client = ChainClient(w3, _funded(w3), artifacts)
-    governance = Protocol(client, deploy_protocol(client, ProtocolParams.local(), artifacts))
-    save_deployment(governance.deployment, tmp_path / "deployments")
-    return governance
+    """A deployment of this test's own, recorded for the oracle processes."""
+    return fresh_protocol(w3, tmp_path / "deployments")
 
 
 @pytest.fixture
@@ -175,11 +153,11 @@ def _deliver(w3: Web3, protocol: Protocol, committee: Committee) -> Delivery:
     chain_id, registry = w3.eth.chain_id, protocol.registry.address
     domain = meter_domain_separator(chain_id, registry)
     token = protocol.client.deploy(artifacts["FlexToken"], protocol.address, 10**9 * EUR).address
-    operator = protocol.as_account(_funded(w3))
+    operator = protocol.as_account(funded_account(w3))
     protocol.grant_grid_operator(operator.address)
     protocol.send(protocol.erc20(token).functions.transfer(operator.address, 10_000 * EUR))
 
-    owners = [protocol.as_account(_funded(w3)) for _ in PRICES]
+    owners = [protocol.as_account(funded_account(w3)) for _ in PRICES]
     devices: list[tuple[int, bytes, int, int]] = []  # (id, key, capacity, owner)
     for index, owner in enumerate(owners):
         protocol.send(protocol.token.functions.transfer(owner.address, 1_000 * FLEX))
@@ -268,7 +246,7 @@ def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes
     def resolved() -> list[object]:
         return list(protocol.dispute.events.ChallengeResolved().get_logs(from_block=from_block))
 
-    _wait_for(lambda: bool(challenged()), "the honest watcher's challenge", timeout=40)
+    wait_for(lambda: bool(challenged()), "the honest watcher's challenge", timeout=40)
     (event,) = challenged()
     # Pending: nothing voided or slashed yet, the report cannot finalize meanwhile.
     assert protocol.request(request_id).status == RequestStatus.REPORTED
@@ -277,7 +255,7 @@ def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes
     # Anvil time passes the response deadline unrebutted: the watcher resolves.
     deadline = int(event["args"]["responseDeadline"])  # type: ignore[index]
     increase_time(w3, deadline - int(w3.eth.get_block("latest")["timestamp"]))
-    _wait_for(lambda: bool(resolved()), "the honest watcher's resolution", timeout=40)
+    wait_for(lambda: bool(resolved()), "the honest watcher's resolution", timeout=40)
     (resolution,) = resolved()
     assert resolution["args"]["challengeId"] == event["args"]["challengeId"]  # type: ignore[index]
     assert resolution["args"]["challenger"] == honest.address  # type: ignore[index]
@@ -326,7 +304,7 @@ def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes
     newcomer = committee.accounts[3]
     w3.provider.make_request("anvil_setBalance", [newcomer.address, hex(10**21)])
     protocol.seat_oracle(newcomer, 2)
-    _wait_for(
+    wait_for(
         lambda: protocol.request(request_id).status == RequestStatus.REPORTED,
         "the round-1 report",
         timeout=40,
@@ -342,7 +320,7 @@ def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes
     assert code == 2 and "unknown request" in output, output
 
     increase_time(w3, int(protocol.market.functions.disputeWindow().call()) + 1)
-    _wait_for(lambda: protocol.request(request_id).status == RequestStatus.SETTLED, "finalize")
+    wait_for(lambda: protocol.request(request_id).status == RequestStatus.SETTLED, "finalize")
     assert len(challenged()) == 1  # the honest round-1 report was never challenged
     bond_per_kw = int(protocol.market.functions.bondPerKW().call())
     settlement = settle_request(
@@ -369,7 +347,7 @@ def test_oracle_watcher_rebuts_an_equivocating_device_owner(
     after the extended dispute end."""
     d = _deliver(w3, protocol, committee)
     increase_time(w3, REPORT_DELAY_S)
-    _wait_for(
+    wait_for(
         lambda: protocol.request(d.request_id).status == RequestStatus.REPORTED,
         "the honest report",
         timeout=40,
@@ -415,7 +393,7 @@ def test_oracle_watcher_rebuts_an_equivocating_device_owner(
     def rebutted() -> list[object]:
         return list(protocol.dispute.events.ChallengeRebutted().get_logs(from_block=from_block))
 
-    _wait_for(lambda: bool(rebutted()), "a signer's rebuttal", timeout=40)
+    wait_for(lambda: bool(rebutted()), "a signer's rebuttal", timeout=40)
     (event,) = rebutted()
     args = event["args"]  # type: ignore[index]
     penalty = int(protocol.dispute.functions.equivocationPenalty().call())
@@ -434,5 +412,5 @@ def test_oracle_watcher_rebuts_an_equivocating_device_owner(
     assert (state.status, state.report_round) == (RequestStatus.REPORTED, 0)
     assert state.dispute_ends_at == opened.dispute_ends_at
     increase_time(w3, state.dispute_ends_at + 1 - int(w3.eth.get_block("latest")["timestamp"]))
-    _wait_for(lambda: protocol.request(d.request_id).status == RequestStatus.SETTLED, "finalize")
+    wait_for(lambda: protocol.request(d.request_id).status == RequestStatus.SETTLED, "finalize")
     assert protocol.reported_delivery(d.request_id) == d.expected_delivered

@@ -10,7 +10,7 @@ delivery), and the last bid's devices are capped at their share of a partial awa
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,16 +18,14 @@ import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from support.chain import fresh_protocol, funded_account, wait_for
 from support.oracle_process import OracleServer, start_oracle
 from web3 import Web3
 
 from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
 from gridflex.baselines import device_cap_wh
 from gridflex.chain.anvil import AnvilProcess, free_port, increase_time
-from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import load_artifacts
-from gridflex.chain.deploy import ProtocolParams, deploy_protocol
-from gridflex.chain.deployments import save_deployment
 from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
 from gridflex.eip712 import ReportPayload, secp256k1_device_key
 from gridflex.merkle import verify_proof
@@ -66,21 +64,6 @@ class Device:
         return self.capacity_w * 8 // 10 * INTERVAL // 3600
 
 
-def _funded(w3: Web3) -> LocalAccount:
-    account = Account.create()
-    w3.provider.make_request("anvil_setBalance", [account.address, hex(10**21)])
-    return account
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def oracle_keys() -> list[LocalAccount]:
     return [Account.create() for _ in range(3)]
@@ -88,12 +71,8 @@ def oracle_keys() -> list[LocalAccount]:
 
 @pytest.fixture
 def protocol(w3: Web3, tmp_path: Path) -> Protocol:
-    """A fresh deployment with its own governance (no nonce clash with other folders)."""
-    artifacts = load_artifacts()
-    client = ChainClient(w3, _funded(w3), artifacts)
-    governance = Protocol(client, deploy_protocol(client, ProtocolParams.local(), artifacts))
-    save_deployment(governance.deployment, tmp_path / "deployments")
-    return governance
+    """A deployment of this test's own, recorded for the oracle processes."""
+    return fresh_protocol(w3, tmp_path / "deployments")
 
 
 @pytest.fixture
@@ -133,12 +112,12 @@ def test_three_oracles_post_one_report_and_finalize_pays_the_bid_totals(
     chain_id, registry = w3.eth.chain_id, protocol.registry.address
     domain = meter_domain_separator(chain_id, registry)
     token = protocol.client.deploy(artifacts["FlexToken"], protocol.address, 10**9 * EUR).address
-    operator = protocol.as_account(_funded(w3))
+    operator = protocol.as_account(funded_account(w3))
     protocol.grant_grid_operator(operator.address)
     protocol.send(protocol.erc20(token).functions.transfer(operator.address, 10_000 * EUR))
 
     # Four owners register five batteries each (20 devices) and stake.
-    owners = [protocol.as_account(_funded(w3)) for _ in PRICES]
+    owners = [protocol.as_account(funded_account(w3)) for _ in PRICES]
     devices: list[Device] = []
     for index, owner in enumerate(owners):
         protocol.send(protocol.token.functions.transfer(owner.address, 1_000 * FLEX))
@@ -223,7 +202,7 @@ def test_three_oracles_post_one_report_and_finalize_pays_the_bid_totals(
 
     # After the report delay the committee measures, agrees and posts, exactly once.
     increase_time(w3, REPORT_DELAY_S)
-    _wait_for(lambda: protocol.request(request_id).status == RequestStatus.REPORTED, "the report")
+    wait_for(lambda: protocol.request(request_id).status == RequestStatus.REPORTED, "the report")
     time.sleep(1.5)  # time for any late duplicate posts by the other oracles
     submitted = protocol.market.events.ReportSubmitted().get_logs(
         from_block=protocol.deployment.deployed_at_block,
@@ -268,7 +247,7 @@ def test_three_oracles_post_one_report_and_finalize_pays_the_bid_totals(
     # After the dispute window an oracle finalizes; payouts follow the per-bid totals.
     dispute_window = int(protocol.market.functions.disputeWindow().call())
     increase_time(w3, dispute_window + 1)
-    _wait_for(lambda: protocol.request(request_id).status == RequestStatus.SETTLED, "finalize")
+    wait_for(lambda: protocol.request(request_id).status == RequestStatus.SETTLED, "finalize")
     state = protocol.request(request_id)
     bond_per_kw = int(protocol.market.functions.bondPerKW().call())
     settlement = settle_request(

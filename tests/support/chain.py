@@ -1,0 +1,50 @@
+"""Chain helpers shared by integration tests: funded throwaway accounts, a protocol of a
+test's own (fresh governance, so no nonce clash with other tests on the session anvil), and
+polling for a condition."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from gridflex.chain.client import ChainClient
+from gridflex.chain.compiler import Artifact, load_artifacts
+from gridflex.chain.deploy import ProtocolParams, deploy_protocol
+from gridflex.chain.deployments import save_deployment
+from gridflex.chain.protocol import Protocol
+
+
+def funded_account(w3: Web3, wei: int = 10**21) -> LocalAccount:
+    """A fresh account with gas money: its transactions share no nonce with anyone."""
+    account = Account.create()
+    w3.provider.make_request("anvil_setBalance", [account.address, hex(wei)])
+    return account
+
+
+def fresh_protocol(
+    w3: Web3,
+    deployments_dir: Path | None = None,
+    artifacts: dict[str, Artifact] | None = None,
+) -> Protocol:
+    """The protocol deployed by a fresh governance account (local windows); its record is
+    written to `deployments_dir` when given, for processes that read it."""
+    artifacts = artifacts or load_artifacts()
+    client = ChainClient(w3, funded_account(w3), artifacts)
+    governance = Protocol(client, deploy_protocol(client, ProtocolParams.local(), artifacts))
+    if deployments_dir is not None:
+        save_deployment(governance.deployment, deployments_dir)
+    return governance
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
