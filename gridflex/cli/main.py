@@ -10,6 +10,7 @@ from rich.console import Console
 
 from gridflex.cli.demo_cmd import demo
 from gridflex.cli.deploy_cmd import deploy
+from gridflex.cli.grid_cmd import grid_app
 from gridflex.cli.node_cmd import node_app
 from gridflex.cli.oracle_cmd import oracle_app
 from gridflex.cli.verify_cmd import verify, watch
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 chain_app = typer.Typer(help="Local chain (anvil) for development, tests and demos.")
 app.add_typer(chain_app, name="chain")
+app.add_typer(grid_app, name="grid")
 app.add_typer(node_app, name="node")
 app.add_typer(oracle_app, name="oracle")
 app.command("deploy")(deploy)
