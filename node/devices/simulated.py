@@ -287,6 +287,16 @@ class ThermalDevice(SimulatedDevice):
         return min(max(3.5 - 0.08 * (outdoor_c - 27), 2.0), 5.0)
 
     def _simulate_day(self, day: int) -> np.ndarray:
+        power, indoor = self.simulate_day(day)
+        self._indoor[day] = indoor
+        return power
+
+    def simulate_day(
+        self, day: int, setpoint_shift_k: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-minute (power W, indoor C) of `day`, with the thermostat setpoint shifted by
+        `setpoint_shift_k` (K per minute, e.g. a dispatch command) if given. Pure: the
+        same day and shifts give the same arrays."""
         rng = self.rng(day)
         outdoor = self.outdoor_temperature_c(day)
         draw_noise = rng.normal(0, 0.02, MINUTES_PER_DAY)
@@ -299,6 +309,8 @@ class ThermalDevice(SimulatedDevice):
         for minute in range(MINUTES_PER_DAY):
             is_day = day_start <= minute < day_end
             setpoint = self.day_setpoint_c if is_day else self.night_setpoint_c
+            if setpoint_shift_k is not None:
+                setpoint += float(setpoint_shift_k[minute])
             error_k = sign * (setpoint - indoor_c)  # > 0: needs the compressor
             if error_k > self.HYSTERESIS_K:
                 running = True
@@ -313,8 +325,7 @@ class ThermalDevice(SimulatedDevice):
             ) / self.THERMAL_CAPACITY_WH_PER_K / 60
             power[minute] = electric_w
             indoor[minute] = indoor_c
-        self._indoor[day] = indoor
-        return power
+        return power, indoor
 
     def indoor_temperature_c(self, at: int) -> float:
         day, second = divmod(at, SECONDS_PER_DAY)
