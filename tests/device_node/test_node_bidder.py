@@ -126,3 +126,46 @@ def test_bids_by_value_without_double_commitment_and_follows_awards(
     assert per_request == {cheap_id: 4_000, valuable_id: 6_000}
     _no_device_overcommitted(bidder, devices)
     watcher.close()
+
+
+def test_partial_award_keeps_the_awarded_power_and_a_lost_bid_releases(
+    owner: tuple[Protocol, list[DeviceStrategy]], operator: tuple[Protocol, str],
+    deployed_protocol: Protocol, w3: Web3, anvil: AnvilProcess, tmp_path: Path,
+) -> None:  # fmt: skip
+    node, devices = owner
+    op, token = operator
+    rival_account = Account.create()
+    w3.provider.make_request("anvil_setBalance", [rival_account.address, hex(10**21)])
+    deployed_protocol.send(
+        deployed_protocol.token.functions.transfer(rival_account.address, 500 * FLEX)
+    )
+    rival = deployed_protocol.as_account(rival_account)
+    rival.stake(500 * FLEX)
+    proof = secp256k1_device_key(Account.create().key, rival.address, 31337, rival.registry.address)
+    rival_device = rival.register_device(DeviceKind.BATTERY, 20_000, ZONE, proof)
+
+    watcher, bidder = watch_and_bid(tmp_path / "outbox.sqlite", node, devices, ZONE, anvil.url)
+    bidder.poll_once(watcher)
+    partial = _spec(w3, token, power_w=6_000, cap=EUR // 2, offset_s=0)
+    lost = _spec(w3, token, power_w=4_000, cap=EUR // 2, offset_s=7200)  # no overlap
+    partial_id, _ = op.create_request(partial)
+    lost_id, _ = op.create_request(lost)
+    bidder.poll_once(watcher)
+    bids = {b.request_id: b for b in bidder.own_bids()}
+    assert (bids[partial_id].power_w, bids[lost_id].power_w) == (6_000, 4_000)
+
+    # The rival undercuts: 3 kW of the first request, all of the second.
+    rival.bid(partial_id, 3_000, EUR // 10, [rival_device])
+    rival.bid(lost_id, 4_000, EUR // 10, [rival_device])
+    increase_time(w3, partial.gate_closure - w3.eth.get_block("latest")["timestamp"])
+    op.clear(partial_id)
+    op.clear(lost_id)
+    bidder.poll_once(watcher)
+
+    awarded = {b.request_id: b.awarded_w for b in bidder.own_bids()}
+    assert awarded == {partial_id: 3_000, lost_id: 0}
+    by_request: dict[int, int] = {}
+    for c in bidder.commitments.all():
+        by_request[c.request_id] = by_request.get(c.request_id, 0) + c.power_w
+    assert by_request == {partial_id: 3_000}
+    watcher.close()
