@@ -8,7 +8,7 @@ import os
 import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +17,13 @@ from rich.table import Table
 from gridflex.config import get_settings
 from gridflex.errors import GridFlexError
 from node.config import NodeSettings
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from gridflex.chain.protocol import Protocol
+    from gridflex.errors_text import Units
+    from node.state import NodeState
 
 console = Console()
 node_app = typer.Typer(help="Device-owner node: keys, registration, signed metering.")
@@ -271,3 +278,220 @@ def node_stream(
         )
     if stats.rejected:
         raise _fail(f"{stats.rejected} unit(s) rejected by an oracle (see the dead letters)", 3)
+
+
+# ─── Status, earnings, withdraw ──────────────────────────────────────────────────────────
+
+RpcOption = Annotated[str | None, typer.Option("--rpc-url", help="Chain JSON-RPC URL.")]
+
+
+def _load_state_or_fail(settings: NodeSettings) -> NodeState:
+    from node.state import load_state
+
+    try:
+        return load_state(settings.data_dir)
+    except GridFlexError as error:
+        raise _fail(str(error)) from error
+
+
+def _protocol(
+    settings: NodeSettings, rpc_url: str | None, account: LocalAccount | None = None
+) -> Protocol:
+    """The deployment of the chain at the RPC, as `account` (read-only: a throwaway one)."""
+    from eth_account import Account
+    from web3 import Web3
+
+    from gridflex.chain.client import ChainClient
+    from gridflex.chain.deployments import load_deployment
+    from gridflex.chain.protocol import Protocol
+
+    url = rpc_url or settings.rpc_url or get_settings().rpc_url or DEFAULT_LOCAL_RPC
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+    try:
+        connected = w3.is_connected()
+    except Exception:
+        connected = False
+    if not connected:
+        raise _fail(f"no chain answers at {url} (check --rpc-url or GRIDFLEX_NODE_RPC_URL)")
+    try:
+        deployment = load_deployment(int(w3.eth.chain_id), get_settings().deployments_dir)
+    except GridFlexError as error:
+        raise _fail(str(error)) from error
+    client = ChainClient(w3, account or Account.create())
+    for contract in deployment.contracts.values():
+        client.register_abi(contract.abi)
+    return Protocol(client, deployment)
+
+
+def _units(protocol: Protocol, token: str) -> Units:
+    from gridflex.errors_text import Units
+
+    contract = protocol.erc20(token)
+    try:
+        return Units(
+            str(contract.functions.symbol().call()), int(contract.functions.decimals().call())
+        )
+    except Exception:  # no ERC20 metadata: raw base units
+        return Units(f"units of {token}", 0)
+
+
+SettledBid = tuple[int, int, str, int]
+
+
+def _settled_bids(protocol: Protocol, owner: str) -> list[SettledBid]:
+    """(request id, bid index, settlement token, payout) of every BidSettled for `owner`."""
+    logs = protocol.market.events.BidSettled().get_logs(
+        from_block=protocol.deployment.deployed_at_block, argument_filters={"bidder": owner}
+    )
+    tokens: dict[int, str] = {}
+    rows = []
+    for entry in logs:
+        args = entry["args"]
+        request_id = int(args["requestId"])
+        if request_id not in tokens:
+            tokens[request_id] = protocol.request(request_id).settlement_token
+        gross = int(args["utilization"]) + int(args["availability"])
+        rows.append(
+            (
+                request_id,
+                int(args["bidIndex"]),
+                tokens[request_id],
+                max(gross - int(args["fee"]), 0),
+            )
+        )
+    return rows
+
+
+def _known_tokens(protocol: Protocol, settled: list[SettledBid], extra: list[str]) -> list[str]:
+    tokens = [protocol.token.address, *extra, *(token for _, _, token, _ in settled)]
+    return list(dict.fromkeys(tokens))
+
+
+@node_app.command("status")
+def node_status(data_dir: DataDirOption = None) -> None:
+    """Print the node's devices, capacity and current commitments once."""
+    import sqlite3
+
+    from gridflex.errors_text import format_time
+    from node.strategy import CommitmentStore
+
+    settings = _settings(data_dir)
+    state = _load_state_or_fail(settings)
+    commitments = []
+    if settings.outbox_path.is_file():
+        with sqlite3.connect(settings.outbox_path) as db:
+            commitments = CommitmentStore(db).all()
+    committed: dict[int, int] = {}
+    for c in commitments:
+        committed[c.device_id] = max(committed.get(c.device_id, 0), c.power_w)
+    devices = Table(title=f"node {state.owner} · zone {state.zone} · chain {state.chain_id or '-'}")
+    for column in ("name", "device id", "kind", "capacity W", "committed W (peak)"):
+        devices.add_column(column)
+    for device in state.devices:
+        did = device.device_id
+        devices.add_row(
+            device.name, "-" if did is None else str(did), device.kind.name,
+            str(device.capacity_w), str(committed.get(did, 0)) if did is not None else "-",
+        )  # fmt: skip
+    console.print(devices)
+    console.print(f"capacity {sum(d.capacity_w for d in state.devices):,} W")
+    if not commitments:
+        console.print("no current commitments")
+        return
+    table = Table(title="current commitments")
+    for column in ("request", "device id", "power W", "window start", "window end"):
+        table.add_column(column)
+    for c in commitments:
+        table.add_row(
+            str(c.request_id), str(c.device_id), str(c.power_w),
+            format_time(c.window_start), format_time(c.window_end),
+        )  # fmt: skip
+    console.print(table)
+
+
+@node_app.command("earnings")
+def node_earnings(
+    token: Annotated[
+        list[str] | None, typer.Option("--token", help="Also show this token (repeat).")
+    ] = None,
+    rpc_url: RpcOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print claimable payouts per token and the owner's settled bids once."""
+    from web3.exceptions import Web3Exception
+
+    settings = _settings(data_dir)
+    state = _load_state_or_fail(settings)
+    protocol = _protocol(settings, rpc_url)
+    try:
+        settled = _settled_bids(protocol, state.owner)
+        tokens = _known_tokens(protocol, settled, list(token or []))
+        claimable = {t: protocol.claimable(t, state.owner) for t in tokens}
+        units = {t: _units(protocol, t) for t in tokens}
+    except (Web3Exception, ValueError) as error:
+        raise _fail(f"chain call failed: {error}") from error
+    table = Table(title=f"claimable by {state.owner}")
+    for column in ("token", "claimable", "settled payouts"):
+        table.add_column(column)
+    for t in tokens:
+        paid = sum(amount for _, _, tok, amount in settled if tok == t)
+        table.add_row(
+            f"{units[t].symbol} ({t})", units[t].money(claimable[t]), units[t].money(paid)
+        )
+    console.print(table)
+    if not settled:
+        console.print("no settled bids yet")
+        return
+    bids = Table(title="settled bids")
+    for column in ("request", "bid", "payout"):
+        bids.add_column(column)
+    for request_id, bid_index, tok, amount in settled:
+        bids.add_row(str(request_id), str(bid_index), units[tok].money(amount))
+    console.print(bids)
+
+
+@node_app.command("withdraw")
+def node_withdraw(
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="Token address (default: every token with a payout)."),
+    ] = None,
+    rpc_url: RpcOption = None,
+    data_dir: DataDirOption = None,
+    password_env: PasswordEnvOption = None,
+) -> None:
+    """Pull the owner's payouts from the market."""
+    from web3 import Web3
+    from web3.exceptions import Web3Exception
+
+    from gridflex.errors import TransactionReverted
+    from gridflex.errors_text import explain
+    from node.keystore import load_owner
+
+    settings = _settings(data_dir)
+    state = _load_state_or_fail(settings)
+    password = _password(password_env, settings.password, confirm=False)
+    try:
+        owner = load_owner(settings.data_dir, password)
+    except GridFlexError as error:
+        raise _fail(str(error)) from error
+    protocol = _protocol(settings, rpc_url, owner)
+    try:
+        if token is not None:
+            if not Web3.is_address(token):
+                raise _fail(f"--token {token!r} is not an address")
+            tokens = [Web3.to_checksum_address(token)]
+        else:
+            known = _known_tokens(protocol, _settled_bids(protocol, state.owner), [])
+            tokens = [t for t in known if protocol.claimable(t, state.owner) > 0]
+            if not tokens:
+                raise _fail(f"nothing to withdraw for {state.owner}")
+        for t in tokens:
+            units = _units(protocol, t)
+            try:
+                amount = protocol.withdraw(t)
+            except TransactionReverted as error:
+                raise _fail(explain(error, units)) from error
+            console.print(f"withdrew {units.money(amount)} to {state.owner}")
+    except (Web3Exception, ValueError) as error:
+        raise _fail(f"chain call failed: {error}") from error

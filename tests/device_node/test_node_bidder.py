@@ -1,0 +1,171 @@
+"""The AutoBidder on the session anvil: bids automatically on requests in its zone, never
+commits a device twice, follows the awards, and bids nothing twice across restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from gridflex.chain.anvil import AnvilProcess, increase_time
+from gridflex.chain.compiler import load_artifacts
+from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, zone_id
+from gridflex.eip712 import secp256k1_device_key
+from node.bidder import watch_and_bid
+from node.strategy import DeviceStrategy, peak_committed_w
+
+EUR = 10**18
+FLEX = 10**18
+ZONE = zone_id("NL-BID-01")
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def operator(deployed_protocol: Protocol, w3: Web3) -> tuple[Protocol, str]:
+    account = Account.create()
+    w3.provider.make_request("anvil_setBalance", [account.address, hex(10**21)])
+    deployed_protocol.grant_grid_operator(account.address)
+    op = deployed_protocol.as_account(account)
+    deployed = op.client.deploy(load_artifacts()["FlexToken"], op.address, 10**6 * EUR)
+    return op, deployed.address
+
+
+@pytest.fixture
+def owner(deployed_protocol: Protocol, w3: Web3) -> tuple[Protocol, list[DeviceStrategy]]:
+    """A staked device owner with two registered 5 kW devices in ZONE."""
+    account = Account.create()
+    w3.provider.make_request("anvil_setBalance", [account.address, hex(10**21)])
+    deployed_protocol.send(deployed_protocol.token.functions.transfer(account.address, 500 * FLEX))
+    node = deployed_protocol.as_account(account)
+    node.stake(500 * FLEX)
+    devices = []
+    for kind in (DeviceKind.BATTERY, DeviceKind.INDUSTRIAL_LOAD):
+        key = Account.create().key
+        proof = secp256k1_device_key(key, account.address, 31337, node.registry.address)
+        device_id = node.register_device(kind, 5_000, ZONE, proof)
+        devices.append(DeviceStrategy(device_id, kind, 5_000))
+    return node, devices
+
+
+def _spec(w3: Web3, token: str, *, power_w: int, cap: int, offset_s: int) -> RequestSpec:
+    now = w3.eth.get_block("latest")["timestamp"]
+    base = now - now % 900 + 4 * 3600
+    return RequestSpec(
+        zone=ZONE, power_w=power_w, window_start=base + offset_s,
+        window_end=base + offset_s + 3600, price_cap_per_kwh=cap,
+        gate_closure=base - 1800, settlement_token=token,
+    )  # fmt: skip
+
+
+def _no_device_overcommitted(bidder: object, devices: list[DeviceStrategy]) -> None:
+    commitments = bidder.commitments.all()  # type: ignore[attr-defined]
+    for device in devices:
+        assert peak_committed_w(commitments, device.device_id, 0, 2**62) <= device.capacity_w
+
+
+def test_bids_by_value_without_double_commitment_and_follows_awards(
+    owner: tuple[Protocol, list[DeviceStrategy]], operator: tuple[Protocol, str],
+    w3: Web3, anvil: AnvilProcess, tmp_path: Path,
+) -> None:  # fmt: skip
+    node, devices = owner
+    op, token = operator
+    db_path = tmp_path / "outbox.sqlite"
+    watcher, bidder = watch_and_bid(db_path, node, devices, ZONE, anvil.url)
+    bidder.poll_once(watcher)  # catch up
+
+    cheap = _spec(w3, token, power_w=8_000, cap=EUR // 4, offset_s=0)
+    valuable = _spec(w3, token, power_w=6_000, cap=EUR // 2, offset_s=1800)  # overlaps
+    cheap_id, _ = op.create_request(cheap)
+    valuable_id, _ = op.create_request(valuable)
+    other_zone, _ = op.create_request(
+        RequestSpec(**{**cheap.__dict__, "zone": zone_id("NL-ELSEWHERE")})
+    )
+    bidder.poll_once(watcher)
+
+    bids = {b.request_id: b for b in bidder.own_bids()}
+    assert set(bids) == {cheap_id, valuable_id}
+    assert bids[valuable_id].power_w == 6_000  # the more valuable one first, in full
+    assert bids[cheap_id].power_w == 4_000  # what is left of 10 kW in the overlap
+    _no_device_overcommitted(bidder, devices)
+    chain_bids = node.bids(valuable_id)
+    assert [(b.bidder, b.power_w) for b in chain_bids] == [(node.address, 6_000)]
+    assert node.bids(other_zone) == []
+
+    # Restart mid-way: a new watcher and bidder on the same database bid nothing twice.
+    watcher.close()
+    watcher, bidder = watch_and_bid(db_path, node, devices, ZONE, anvil.url)
+    assert bidder.poll_once(watcher) == 0
+    assert bidder.bid_open() == []
+    assert len(node.bids(cheap_id)) == len(node.bids(valuable_id)) == 1
+
+    # A bid that reached the chain before a crash (row not committed) is adopted, not redone.
+    third = _spec(w3, token, power_w=1_000, cap=EUR // 10, offset_s=7200)
+    third_id, _ = op.create_request(third)
+    index = node.bid(third_id, 1_000, EUR // 20, [devices[0].device_id])
+    bidder.poll_once(watcher)
+    assert {b.request_id: b.bid_index for b in bidder.own_bids()}[third_id] == index
+    assert len(node.bids(third_id)) == 1
+    op.send(op.market.functions.cancelRequest(third_id))
+    bidder.poll_once(watcher)
+    assert all(c.request_id != third_id for c in bidder.commitments.all())
+
+    # Clearing: the awards are what stays committed.
+    increase_time(w3, cheap.gate_closure - w3.eth.get_block("latest")["timestamp"])
+    op.clear(cheap_id)
+    op.clear(valuable_id)
+    bidder.poll_once(watcher)
+    awarded = {b.request_id: b.awarded_w for b in bidder.own_bids()}
+    assert awarded[cheap_id] == node.awarded_w(cheap_id)[0] == 4_000
+    assert awarded[valuable_id] == node.awarded_w(valuable_id)[0] == 6_000
+    per_request = {}
+    for c in bidder.commitments.all():
+        per_request[c.request_id] = per_request.get(c.request_id, 0) + c.power_w
+    assert per_request == {cheap_id: 4_000, valuable_id: 6_000}
+    _no_device_overcommitted(bidder, devices)
+    watcher.close()
+
+
+def test_partial_award_keeps_the_awarded_power_and_a_lost_bid_releases(
+    owner: tuple[Protocol, list[DeviceStrategy]], operator: tuple[Protocol, str],
+    deployed_protocol: Protocol, w3: Web3, anvil: AnvilProcess, tmp_path: Path,
+) -> None:  # fmt: skip
+    node, devices = owner
+    op, token = operator
+    rival_account = Account.create()
+    w3.provider.make_request("anvil_setBalance", [rival_account.address, hex(10**21)])
+    deployed_protocol.send(
+        deployed_protocol.token.functions.transfer(rival_account.address, 500 * FLEX)
+    )
+    rival = deployed_protocol.as_account(rival_account)
+    rival.stake(500 * FLEX)
+    proof = secp256k1_device_key(Account.create().key, rival.address, 31337, rival.registry.address)
+    rival_device = rival.register_device(DeviceKind.BATTERY, 20_000, ZONE, proof)
+
+    watcher, bidder = watch_and_bid(tmp_path / "outbox.sqlite", node, devices, ZONE, anvil.url)
+    bidder.poll_once(watcher)
+    partial = _spec(w3, token, power_w=6_000, cap=EUR // 2, offset_s=0)
+    lost = _spec(w3, token, power_w=4_000, cap=EUR // 2, offset_s=7200)  # no overlap
+    partial_id, _ = op.create_request(partial)
+    lost_id, _ = op.create_request(lost)
+    bidder.poll_once(watcher)
+    bids = {b.request_id: b for b in bidder.own_bids()}
+    assert (bids[partial_id].power_w, bids[lost_id].power_w) == (6_000, 4_000)
+
+    # The rival undercuts: 3 kW of the first request, all of the second.
+    rival.bid(partial_id, 3_000, EUR // 10, [rival_device])
+    rival.bid(lost_id, 4_000, EUR // 10, [rival_device])
+    increase_time(w3, partial.gate_closure - w3.eth.get_block("latest")["timestamp"])
+    op.clear(partial_id)
+    op.clear(lost_id)
+    bidder.poll_once(watcher)
+
+    awarded = {b.request_id: b.awarded_w for b in bidder.own_bids()}
+    assert awarded == {partial_id: 3_000, lost_id: 0}
+    by_request: dict[int, int] = {}
+    for c in bidder.commitments.all():
+        by_request[c.request_id] = by_request.get(c.request_id, 0) + c.power_w
+    assert by_request == {partial_id: 3_000}
+    watcher.close()
