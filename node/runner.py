@@ -12,7 +12,8 @@ Each `NodeRunner.tick()`:
    commands) into the outbox, and sends a round to the oracles.
 
 Restart-safe: the watcher cursor, open requests, own bids, commitments, dispatch orders and
-the first attested interval live in `node.sqlite`; signed units in `outbox.sqlite`. A new
+the first attested interval live in the node database (`outbox.sqlite`, with the signed
+units, where `gridflex node status` reads the commitments). A new
 runner on the same directory resumes where the old one stopped (the dispatch controller
 re-applies the active and done commands to the devices, so their meters read the same).
 """
@@ -113,6 +114,7 @@ class NodeRunner:
         interval_seconds: int = 900,
         history_intervals: int = 4,
         price_fraction_bps: int = 8_000,
+        db_name: str = "outbox.sqlite",
     ) -> None:
         self.protocol = protocol
         self.devices = list(devices)
@@ -121,14 +123,14 @@ class NodeRunner:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.interval_seconds = interval_seconds
         self.watcher, self.bidder = watch_and_bid(
-            self.data_dir / "node.sqlite", protocol, [d.strategy() for d in self.devices],
+            self.data_dir / db_name, protocol, [d.strategy() for d in self.devices],
             zone, rpc_url,
         )  # fmt: skip
         self.bidder.price_fraction_bps = price_fraction_bps
         self.db = self.watcher.db
         self.db.executescript(RUNNER_SCHEMA)
         self.dispatch = DispatchController(self.db, {d.device_id: d.commanded for d in devices})
-        self.outbox = Outbox(self.data_dir / "outbox.sqlite", list(oracles))
+        self.outbox = Outbox(self.data_dir / db_name, list(oracles))
         domain = meter_domain_separator(protocol.client.w3.eth.chain_id, protocol.registry.address)
         self.meter = MeterLoop(
             self.outbox,
