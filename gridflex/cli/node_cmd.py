@@ -280,6 +280,106 @@ def node_stream(
         raise _fail(f"{stats.rejected} unit(s) rejected by an oracle (see the dead letters)", 3)
 
 
+# ─── Run ─────────────────────────────────────────────────────────────────────────────
+
+
+def _run_status(runner: object) -> Table:
+    """Devices (power now, committed), current commitments and claimable earnings."""
+    from gridflex.errors_text import format_time
+    from node.runner import NodeRunner
+    from node.strategy import peak_committed_w
+
+    assert isinstance(runner, NodeRunner)
+    now = runner.chain_time()
+    commitments = runner.commitments()
+    table = Table(title=f"node {runner.protocol.address} · chain time {format_time(now)}")
+    for column in ("device id", "kind", "capacity W", "power W now", "committed W (peak)"):
+        table.add_column(column)
+    for device in runner.devices:
+        did = device.device_id
+        table.add_row(
+            str(did), device.commanded.kind.name, str(device.commanded.capacity_w),
+            f"{device.commanded.power_w(now):,.0f}",
+            str(peak_committed_w(commitments, did, now, 2**62)),
+        )  # fmt: skip
+    for c in commitments:
+        table.add_row(
+            f"request {c.request_id}", f"device {c.device_id}", f"{c.power_w} W",
+            format_time(c.window_start), format_time(c.window_end),
+        )  # fmt: skip
+    if not commitments:
+        table.caption = "no current commitments"
+    tokens = {runner.protocol.request(b.request_id).settlement_token
+              for b in runner.bidder.own_bids() if b.awarded_w}  # fmt: skip
+    earnings = [f"{runner.protocol.claimable(t, runner.protocol.address)} claimable in {t}"
+                for t in sorted(tokens)]  # fmt: skip
+    table.caption = "; ".join(filter(None, [table.caption, *earnings])) or "no earnings yet"
+    return table
+
+
+@node_app.command("run")
+def node_run(
+    oracle: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--oracle", help="Oracle base URL (repeat; default GRIDFLEX_NODE_ORACLE_URLS)."
+        ),
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="One tick, print the status, exit.")] = False,
+    poll_seconds: Annotated[float, typer.Option(min=0.1, help="Seconds between ticks.")] = 5.0,
+    rpc_url: Annotated[str | None, typer.Option("--rpc-url", help="Chain JSON-RPC URL.")] = None,
+    data_dir: DataDirOption = None,
+    password_env: PasswordEnvOption = None,
+) -> None:
+    """Run the node: watch the market, bid, dispatch awards, attest and send readings."""
+    from rich.live import Live
+
+    from gridflex.chain.protocol import zone_id
+    from node.devices.simulated import simulated_device
+    from node.dispatch import CommandedDevice
+    from node.keystore import load_node
+    from node.runner import NodeDevice, NodeRunner
+
+    settings = _settings(data_dir)
+    oracle_urls = list(oracle or settings.oracle_urls)
+    if not oracle_urls:
+        raise _fail("no oracle: pass --oracle URL or set GRIDFLEX_NODE_ORACLE_URLS")
+    password = _password(password_env, settings.password, confirm=False)
+    try:
+        state, owner, keys = load_node(settings.data_dir, password)
+        _chain_id, _registry, records = state.require_registered()
+    except GridFlexError as error:
+        raise _fail(str(error)) from error
+    protocol = _protocol(settings, rpc_url, owner)
+    devices = [
+        NodeDevice(
+            record.device_id,  # type: ignore[arg-type]  # require_registered checked it
+            CommandedDevice(simulated_device(record.kind, record.capacity_w, record.seed)),
+            keys[record.name],
+        )
+        for record in records
+    ]
+    url = rpc_url or settings.rpc_url or get_settings().rpc_url or DEFAULT_LOCAL_RPC
+    runner = NodeRunner(
+        protocol, devices, zone_id(state.zone), settings.data_dir, url, oracle_urls,
+        interval_seconds=settings.interval_seconds,
+    )  # fmt: skip
+    try:
+        if once:
+            runner.tick()
+            console.print(_run_status(runner))
+            return
+        with Live(_run_status(runner), console=console, refresh_per_second=1) as live:
+            while True:
+                runner.tick()
+                live.update(_run_status(runner))
+                time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runner.close()
+
+
 # ─── Status, earnings, withdraw ──────────────────────────────────────────────────────────
 
 RpcOption = Annotated[str | None, typer.Option("--rpc-url", help="Chain JSON-RPC URL.")]
