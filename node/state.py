@@ -34,6 +34,10 @@ class DeviceRecord:
     """0x address for secp256k1 keys, 0x x||y (64 bytes) for P-256 keys."""
     seed: int
     device_id: int | None = None
+    min_price_per_kwh: int = 0
+    """Bidding floor in settlement-token base units per kWh (`gridflex node strategy`)."""
+    max_share_bps: int = 10_000
+    """Largest share of capacity the node offers, in basis points."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +48,8 @@ class DeviceRecord:
             "publicKey": self.public_key,
             "seed": self.seed,
             "deviceId": self.device_id,
+            "minPricePerKWh": self.min_price_per_kwh,
+            "maxShareBps": self.max_share_bps,
         }
 
     @classmethod
@@ -57,6 +63,8 @@ class DeviceRecord:
             public_key=data["publicKey"],
             seed=int(data["seed"]),
             device_id=None if device_id is None else int(device_id),
+            min_price_per_kwh=int(data.get("minPricePerKWh", 0)),
+            max_share_bps=int(data.get("maxShareBps", 10_000)),
         )
 
 

@@ -356,6 +356,8 @@ def node_run(
             record.device_id,  # type: ignore[arg-type]  # require_registered checked it
             CommandedDevice(simulated_device(record.kind, record.capacity_w, record.seed)),
             keys[record.name],
+            record.min_price_per_kwh,
+            record.max_share_bps,
         )
         for record in records
     ]
@@ -465,6 +467,43 @@ def _settled_bids(protocol: Protocol, owner: str) -> list[SettledBid]:
 def _known_tokens(protocol: Protocol, settled: list[SettledBid], extra: list[str]) -> list[str]:
     tokens = [protocol.token.address, *extra, *(token for _, _, token, _ in settled)]
     return list(dict.fromkeys(tokens))
+
+
+@node_app.command("strategy")
+def node_strategy(
+    device: Annotated[str, typer.Argument(help="Device name, as `gridflex node status` shows.")],
+    min_price_per_kwh: Annotated[
+        int | None,
+        typer.Option(help="Bidding floor, settlement-token base units per kWh."),
+    ] = None,
+    max_share_pct: Annotated[
+        float | None, typer.Option(help="Largest share of the device's capacity to offer, 0-100.")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Set a device's bidding strategy (used by `gridflex node run`), or show it."""
+    from node.state import save_state
+
+    settings = _settings(data_dir)
+    state = _load_state_or_fail(settings)
+    names = [record.name for record in state.devices]
+    if device not in names:
+        raise _fail(f"no device named {device!r} in this node (have: {', '.join(names)})")
+    if min_price_per_kwh is not None and min_price_per_kwh < 0:
+        raise _fail("--min-price-per-kwh must be zero or positive")
+    if max_share_pct is not None and not 0 < max_share_pct <= 100:
+        raise _fail("--max-share-pct must be above 0 and at most 100")
+    record = state.devices[names.index(device)]
+    if min_price_per_kwh is not None:
+        record.min_price_per_kwh = min_price_per_kwh
+    if max_share_pct is not None:
+        record.max_share_bps = round(max_share_pct * 100)
+    if min_price_per_kwh is not None or max_share_pct is not None:
+        save_state(state, settings.data_dir)
+    console.print(
+        f"{record.name}: bids from {record.min_price_per_kwh} base units/kWh, "
+        f"offers at most {record.max_share_bps / 100:g}% of {record.capacity_w / 1000:g} kW"
+    )
 
 
 @node_app.command("status")

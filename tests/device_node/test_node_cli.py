@@ -162,3 +162,21 @@ def test_stream_before_register_says_to_register(node_env: Path) -> None:
     code, output = invoke("stream", "--oracle", "http://127.0.0.1:1", "--password-env", "NODE_PW")
     assert code == 1
     assert "gridflex node register" in output
+
+
+def test_strategy_sets_a_devices_floor_and_share_and_refuses_bad_values(node_env: Path) -> None:
+    assert invoke("init", "--devices", "2", "--password-env", "NODE_PW")[0] == 0
+    name = load_state(node_env).devices[1].name
+    code, output = invoke(
+        "strategy", name, "--min-price-per-kwh", "150000", "--max-share-pct", "60"
+    )
+    assert code == 0, output
+    record = load_state(node_env).devices[1]
+    assert (record.min_price_per_kwh, record.max_share_bps) == (150_000, 6_000)
+    assert "60%" in output
+
+    code, output = invoke("strategy", name, "--max-share-pct", "120")
+    assert code == 1 and "at most 100" in output
+    code, output = invoke("strategy", "no-such-device", "--min-price-per-kwh", "1")
+    assert code == 1 and "no device named 'no-such-device'" in output
+    assert load_state(node_env).devices[1].max_share_bps == 6_000  # refused changes nothing
