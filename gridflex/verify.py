@@ -431,11 +431,16 @@ def _record_differences(expected: DeviceRecord, reported: DeviceRecord) -> list[
 # ─── Chain and HTTP reads ─────────────────────────────────────────────────────────────
 
 
-def signers_of(protocol: Protocol, signer_bitmap: int) -> tuple[str, ...]:
-    """Oracle addresses of a report's signer bitmap (bit i = oracle id i + 1)."""
+def signers_of(
+    protocol: Protocol, signer_bitmap: int, block: int | str = "latest"
+) -> tuple[str, ...]:
+    """Oracle addresses of a report's signer bitmap (bit i = oracle id i + 1), as seated at
+    `block` (pass the report's block: an id may be given to another oracle later)."""
     committee = protocol.committee.functions
     return tuple(
-        str(committee.oracleById(bit + 1).call()) for bit in range(64) if signer_bitmap >> bit & 1
+        str(committee.oracleById(bit + 1).call(block_identifier=block))
+        for bit in range(64)
+        if signer_bitmap >> bit & 1
     )
 
 
@@ -455,7 +460,7 @@ def posted_from_event(protocol: Protocol, event: Any) -> PostedReport:
         bytes(readings_root),
         bitmap,
         int(args["disputeEndsAt"]),
-        signers_of(protocol, bitmap),
+        signers_of(protocol, bitmap, event.get("blockNumber", "latest")),
     )
 
 

@@ -42,6 +42,9 @@ class NodeSettings(BaseSettings):
     interval_seconds: int = Field(default=900, gt=0)
     """Metering interval; 15 minutes as in ERCOT and EU imbalance settlement."""
 
+    bid_price_fraction_bps: int = Field(default=8_000, ge=0, le=10_000)
+    """Bids ask this share of a request's price cap (raised to a device's bidding floor)."""
+
     scrypt_n: int = Field(default=DEFAULT_SCRYPT_N, ge=2)
     """scrypt cost of new keystores (tests lower it; decrypt reads it from the file)."""
 

@@ -11,7 +11,15 @@ state by `availability_for`):
 - Heat pump / HVAC: its capacity only if switching the compressor off (reduce) or on
   (increase) for the window keeps the building within the comfort band (first-order drift
   of the indoor temperature toward outdoors, the model's own time constant).
-- Other kinds: their capacity.
+- PV inverter: nothing to cut; increase = curtail its expected production.
+- Industrial load: sheds (reduce) only.
+- A load (EV, heat pump, HVAC) sheds at most its expected draw over the window.
+
+The oracle caps each device's delivery at the bid's award pro rata to registered capacity
+(`gridflex.baselines.device_cap_wh`), so a bid is fully deliverable only if every device in
+it can give its capacity share. `deliverable_split` therefore picks the devices (best offer
+to capacity ratio first) that maximise the deliverable power and commits each to its
+capacity share: an idle heat pump is left out rather than dragging the bid below threshold.
 
 `plan_bids` is pure. Revenue stacking without double commitment: a device's committed power
 (existing `Commitment`s plus the planned ones) never exceeds its offer limit
@@ -33,7 +41,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gridflex.chain.protocol import DeviceKind, Direction
-from node.devices.simulated import EVCharger, HomeBattery, SimulatedDevice, ThermalDevice
+from node.devices.simulated import (
+    EVCharger,
+    HomeBattery,
+    IndustrialLoad,
+    PVInverter,
+    SimulatedDevice,
+    ThermalDevice,
+)
 
 BPS = 10_000
 AvailabilityModel = Callable[[int, int, Direction], int]
@@ -161,14 +176,9 @@ def plan_bids(
     )
     plans: list[BidPlan] = []
     for request in ranked:
-        remaining = request.power_w
         chosen: list[Commitment] = []
         min_prices: list[int] = []
-        for device, power in offer(request):
-            if remaining == 0:
-                break
-            take = min(power, remaining)
-            remaining -= take
+        for device, take in deliverable_split(offer(request), request.power_w):
             chosen.append(
                 Commitment(request.request_id, device.device_id, take,
                            request.window_start, request.window_end)
@@ -191,6 +201,28 @@ def plan_bids(
             )
         )
     return plans
+
+
+def deliverable_split(
+    offers: Sequence[tuple[DeviceStrategy, int]], limit_w: int
+) -> list[tuple[DeviceStrategy, int]]:
+    """(device, committed W) for the bid: the device set whose capacity shares are all
+    deliverable and whose total is largest (at most `limit_w`), each device committed to
+    its share of that total pro rata to capacity (floored, so the sum never exceeds it)."""
+    ranked = sorted(
+        (o for o in offers if o[0].capacity_w > 0 and o[1] > 0),
+        key=lambda o: (-o[1] / o[0].capacity_w, o[0].device_id),
+    )
+    best_count, best_w, capacity = 0, 0, 0
+    for count, (device, power) in enumerate(ranked, 1):
+        capacity += device.capacity_w  # this device has the lowest ratio so far
+        deliverable = min(limit_w, capacity * power // device.capacity_w)
+        if deliverable > best_w:
+            best_count, best_w = count, deliverable
+    chosen = sorted(ranked[:best_count], key=lambda o: o[0].device_id)
+    total_capacity = sum(device.capacity_w for device, _ in chosen)
+    split = [(device, best_w * device.capacity_w // total_capacity) for device, _ in chosen]
+    return [(device, power) for device, power in split if power > 0]
 
 
 # ─── Availability from the simulated devices ─────────────────────────────────────────────
@@ -243,14 +275,54 @@ def _thermal_availability(
 def availability_for(
     device: SimulatedDevice, *, comfort_min_c: float = 18.0, comfort_max_c: float = 26.0
 ) -> AvailabilityModel | None:
-    """The availability model of a simulated device (None: always its offer limit)."""
-    if isinstance(device, EVCharger):
-        return _ev_availability(device)
+    """The availability model of a simulated device (None: always its offer limit).
+
+    A load (anything but a battery, which can discharge past its own use) can only shed
+    what it would have consumed: its reduction is capped at its expected average draw
+    over the window, so a heat pump that would be idle at noon offers nothing."""
     if isinstance(device, HomeBattery):
         return _battery_availability(device)
-    if isinstance(device, ThermalDevice):
-        return _thermal_availability(device, comfort_min_c, comfort_max_c)
-    return None
+    if isinstance(device, PVInverter):
+        return _pv_availability(device)
+    if isinstance(device, EVCharger):
+        model = _ev_availability(device)
+    elif isinstance(device, ThermalDevice):
+        model = _thermal_availability(device, comfort_min_c, comfort_max_c)
+    elif isinstance(device, IndustrialLoad):
+        model = _only(Direction.REDUCE_CONSUMPTION, device.capacity_w)
+    else:
+        return None
+    return _shed_at_most_the_draw(device, model)
+
+
+def _only(direction: Direction, power_w: int) -> AvailabilityModel:
+    """A device that acts in one direction only (an industrial load sheds a process; it
+    cannot add one on command)."""
+    return lambda _start, _end, asked: power_w if asked == direction else 0
+
+
+def _pv_availability(pv: PVInverter) -> AvailabilityModel:
+    """PV cannot cut consumption; it raises net consumption by curtailing what it would
+    produce (its export, negative energy at the meter)."""
+
+    def available(start: int, end: int, direction: Direction) -> int:
+        if direction == Direction.REDUCE_CONSUMPTION:
+            return 0
+        produced_w = -pv.read_interval_energy_wh(start, end - start) * 3600 // (end - start)
+        return max(0, min(pv.capacity_w, produced_w))
+
+    return available
+
+
+def _shed_at_most_the_draw(device: SimulatedDevice, model: AvailabilityModel) -> AvailabilityModel:
+    def available(start: int, end: int, direction: Direction) -> int:
+        offer = model(start, end, direction)
+        if direction != Direction.REDUCE_CONSUMPTION or offer <= 0:
+            return offer
+        draw_w = device.read_interval_energy_wh(start, end - start) * 3600 // (end - start)
+        return max(0, min(offer, draw_w))
+
+    return available
 
 
 # ─── Durable commitments ──────────────────────────────────────────────────────────────────

@@ -251,8 +251,12 @@ class CommitteeLoop:
         }
 
     def _is_active_oracle(self, address: str) -> bool:
+        """Seated and active on chain. A yes is trusted for 30 s (a removal only costs a
+        reverted post); a no for one poll, so a newly seated oracle's signature counts at
+        once (seating a standby must not stall a report for half a minute)."""
         cached = self._active_oracles.get(address)
-        if cached is not None and time.monotonic() - cached[1] < 30:
+        ttl = 30.0 if cached is not None and cached[0] else self.settings.committee_poll_seconds
+        if cached is not None and time.monotonic() - cached[1] < ttl:
             return cached[0]
         oracle = self.protocol.committee.functions.oracleOf(address).call()
         active = bool(oracle[1])

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from gridflex.cli.demo_cmd import demo
+from gridflex.cli.demo import demo
 from gridflex.cli.deploy_cmd import deploy
 from gridflex.cli.grid_cmd import grid_app
 from gridflex.cli.node_cmd import node_app

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from node.state import NodeState
 
 console = Console()
+log = structlog.get_logger("gridflex.node")
 node_app = typer.Typer(help="Device-owner node: keys, registration, signed metering.")
 
 DEFAULT_LOCAL_RPC = "http://127.0.0.1:8545"
@@ -124,10 +127,9 @@ def node_register(
 
     from gridflex.chain.client import ChainClient
     from gridflex.chain.deployments import load_deployment
-    from gridflex.chain.protocol import Protocol, zone_id
-    from gridflex.eip712 import p256_device_key, secp256k1_device_key
+    from gridflex.chain.protocol import Protocol
     from node.keystore import load_node
-    from node.state import save_state
+    from node.registration import register_devices
 
     settings = _settings(data_dir)
     password = _password(password_env, settings.password, confirm=False)
@@ -149,20 +151,7 @@ def node_register(
         registry = protocol.registry.address
         if state.registry not in (None, registry):
             raise _fail(f"devices are registered at registry {state.registry}, not {registry}")
-        state.chain_id, state.registry = chain_id, registry
-        for device in state.devices:
-            if device.device_id is not None:
-                continue
-            key = keys[device.name]
-            proof = (
-                secp256k1_device_key(key, owner.address, chain_id, registry)
-                if isinstance(key, bytes)
-                else p256_device_key(key, owner.address, chain_id, registry)
-            )
-            device.device_id = protocol.register_device(
-                device.kind, device.capacity_w, zone_id(state.zone), proof
-            )
-            save_state(state, settings.data_dir)  # one device at a time: a crash loses none
+        register_devices(protocol, state, keys, settings.data_dir)
         stake_amount = _parse_flex(stake, int(protocol.token.functions.decimals().call()))
         if stake_amount:
             protocol.stake(stake_amount)
@@ -327,11 +316,22 @@ def node_run(
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="One tick, print the status, exit.")] = False,
     poll_seconds: Annotated[float, typer.Option(min=0.1, help="Seconds between ticks.")] = 5.0,
+    history_hours: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="On a new node, also sign this much history before now (baselines need "
+            "past days; simulated devices compute it instantly).",
+        ),
+    ] = 1.0,
     rpc_url: Annotated[str | None, typer.Option("--rpc-url", help="Chain JSON-RPC URL.")] = None,
     data_dir: DataDirOption = None,
     password_env: PasswordEnvOption = None,
 ) -> None:
-    """Run the node: watch the market, bid, dispatch awards, attest and send readings."""
+    """Run the node: watch the market, bid, dispatch awards, attest and send readings.
+
+    On a terminal a live status table; otherwise (a service, the demo) one log line per
+    tick that did something. SIGTERM stops it like Ctrl-C: the node database is closed."""
     from rich.live import Live
 
     from gridflex.chain.protocol import zone_id
@@ -365,12 +365,21 @@ def node_run(
     runner = NodeRunner(
         protocol, devices, zone_id(state.zone), settings.data_dir, url, oracle_urls,
         interval_seconds=settings.interval_seconds,
+        history_intervals=int(history_hours * 3600) // settings.interval_seconds,
+        price_fraction_bps=settings.bid_price_fraction_bps,
     )  # fmt: skip
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         if once:
             runner.tick()
             console.print(_run_status(runner))
             return
+        if not console.is_terminal:
+            while True:
+                report = runner.tick()
+                if report.bids_placed or report.orders_scheduled or report.units_signed:
+                    log.info("tick", **_tick_fields(report))
+                time.sleep(poll_seconds)
         with Live(_run_status(runner), console=console, refresh_per_second=1) as live:
             while True:
                 runner.tick()
@@ -380,6 +389,23 @@ def node_run(
         pass
     finally:
         runner.close()
+
+
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _tick_fields(report: object) -> dict[str, object]:
+    from node.runner import TickReport
+
+    assert isinstance(report, TickReport)
+    return {
+        "chain_time": report.now,
+        "bids_placed": report.bids_placed,
+        "orders_scheduled": report.orders_scheduled,
+        "dispatch": [f"{e.action} device {e.device_id}" for e in report.dispatch],
+        "units_signed": report.units_signed,
+    }
 
 
 # ─── Status, earnings, withdraw ──────────────────────────────────────────────────────────

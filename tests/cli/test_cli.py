@@ -1,5 +1,5 @@
-"""The `gridflex` command as a user runs it: deploy to a running chain, the demo end to
-end, and readable failures."""
+"""The `gridflex` command as a user runs it: deploy to a running chain, `chain up`, and
+readable failures (the demo's own run is in tests/e2e/test_demo.py)."""
 
 from __future__ import annotations
 
@@ -53,16 +53,25 @@ def test_deploy_to_unreachable_rpc_says_so_and_exits_nonzero(deployments_dir: Pa
     assert not list(deployments_dir.iterdir())
 
 
-def test_demo_json_settles_one_event_and_conserves_escrow() -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--oracles", "3", "--threshold", "1"], "--threshold 1 must be a majority of --oracles 3"),
+        (["--oracles", "2", "--threshold", "3"], "--threshold 3 must be a majority of --oracles 2"),
+        (["--scenario", "fraud", "--oracles", "5", "--threshold", "3"], "own 2-of-3 committee"),
+    ],
+)
+def test_demo_refuses_a_bad_committee_before_starting_anything(
+    args: list[str], message: str
+) -> None:
+    """(The demo itself runs in tests/e2e/test_demo.py.)"""
     completed = subprocess.run(
-        [*GRIDFLEX, "demo", "--json"], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    (request,) = json.loads(completed.stdout)["requests"]
-    assert request["awarded_w"] == 50_000
-    assert request["delivered_wh"] == 45_000
-    assert request["payouts"] > 0 and request["fees"] > 0
-    assert request["payouts"] + request["fees"] + request["refund"] == request["escrow"]
+        [*GRIDFLEX, "demo", "--json", *args], capture_output=True, text=True, timeout=60,
+        check=False, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert completed.returncode == 2
+    assert message in completed.stderr
+    assert completed.stdout == ""
 
 
 def test_unknown_command_is_a_readable_usage_error() -> None:

@@ -4,6 +4,7 @@ durable commitments."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 
@@ -11,13 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridflex.chain.protocol import DeviceKind, Direction, zone_id
-from node.devices.simulated import EVCharger, HeatPump, HomeBattery
+from node.devices.simulated import EVCharger, HeatPump, HomeBattery, IndustrialLoad, PVInverter
 from node.strategy import (
     Commitment,
     CommitmentStore,
     DeviceStrategy,
     OpenRequest,
     availability_for,
+    deliverable_split,
     peak_committed_w,
     plan_bids,
 )
@@ -174,7 +176,11 @@ def test_availability_models_follow_the_simulated_devices() -> None:
     session = ev.session(day)
     assert session is not None
     inside = session.plug_in + 900
-    assert ev_available(inside, inside + 1800, Direction.REDUCE_CONSUMPTION) == 11_000
+    charging_w = ev.read_interval_energy_wh(inside, 1800) * 3600 // 1800
+    assert charging_w > 0  # it charges: it can pause what it draws, no more
+    assert ev_available(inside, inside + 1800, Direction.REDUCE_CONSUMPTION) == min(
+        11_000, charging_w
+    )
     before = session.plug_in - 7200
     if not ev.is_plugged(before):
         assert ev_available(before, before + 3600, Direction.REDUCE_CONSUMPTION) == 0
@@ -195,7 +201,71 @@ def test_availability_models_follow_the_simulated_devices() -> None:
     hp_available = availability_for(heat_pump, comfort_min_c=17.0, comfort_max_c=23.0)
     assert hp_available is not None
     noon = day_start + 12 * 3600
-    assert hp_available(noon, noon + 3600, Direction.REDUCE_CONSUMPTION) == 3_000
+    draw_w = heat_pump.read_interval_energy_wh(noon, 3600)
+    assert 0 < draw_w < 3_000  # part load: shedding gives its draw, not its rating
+    assert hp_available(noon, noon + 3600, Direction.REDUCE_CONSUMPTION) == draw_w
     strict = availability_for(heat_pump, comfort_min_c=heat_pump.indoor_temperature_c(noon))
     assert strict is not None
     assert strict(noon, noon + 3600, Direction.REDUCE_CONSUMPTION) == 0  # it would cool
+
+
+def test_an_idle_device_is_left_out_of_the_bid_instead_of_dragging_it_down() -> None:
+    battery = DeviceStrategy(1, DeviceKind.BATTERY, 5_000)
+    idle_heat_pump = DeviceStrategy(2, DeviceKind.HEAT_PUMP, 3_000)
+    split = deliverable_split([(battery, 5_000), (idle_heat_pump, 15)], 100_000)
+    # With the heat pump the oracle would cap the battery at 5/8 of the award: 5,024 W
+    # offered, 3,140 W deliverable. Alone, the battery delivers all 5,000 W.
+    assert split == [(battery, 5_000)]
+
+
+offers_strategy = st.lists(
+    st.tuples(st.integers(1, 20_000), st.integers(0, 20_000)), min_size=1, max_size=6
+)
+
+
+@given(offers=offers_strategy, limit_w=st.integers(1, 100_000))
+@settings(max_examples=200, deadline=None)
+def test_deliverable_split_is_deliverable_and_best(
+    offers: list[tuple[int, int]], limit_w: int
+) -> None:
+    """Every device can give its capacity share of the bid (what the oracle caps it at),
+    the bid respects the limit, and no other device subset could bid more."""
+    devices = [
+        (DeviceStrategy(i, DeviceKind.BATTERY, capacity), min(power, capacity))
+        for i, (capacity, power) in enumerate(offers)
+    ]
+    split = deliverable_split(devices, limit_w)
+    offered = {d.device_id: power for d, power in devices}
+    total = sum(power for _, power in split)
+    assert total <= limit_w
+    capacity = sum(d.capacity_w for d, _ in split)
+    for device, power in split:
+        assert power <= offered[device.device_id]
+        # its capacity share of the award, up to the flooring of the other shares
+        assert 0 <= power - total * device.capacity_w // capacity <= len(devices)
+    best = 0
+    for size in range(1, len(devices) + 1):
+        for subset in itertools.combinations(devices, size):
+            c = sum(d.capacity_w for d, _ in subset)
+            best = max(best, min([limit_w] + [c * p // d.capacity_w for d, p in subset]))
+    assert sum(p for _, p in split) >= best - len(devices)  # floors of the pro-rata split
+
+
+def test_pv_curtails_what_it_would_produce_and_an_industrial_load_only_sheds() -> None:
+    day_start = 20_003 * 86_400
+    noon, midnight = day_start + 12 * 3600, day_start
+    pv = PVInverter(6_000, seed=1)
+    pv_available = availability_for(pv)
+    assert pv_available is not None
+    produced_w = -pv.read_interval_energy_wh(noon, 3600)
+    assert produced_w > 0
+    assert pv_available(noon, noon + 3600, Direction.INCREASE_CONSUMPTION) == produced_w
+    assert pv_available(noon, noon + 3600, Direction.REDUCE_CONSUMPTION) == 0
+    assert pv_available(midnight, midnight + 3600, Direction.INCREASE_CONSUMPTION) == 0
+
+    plant = IndustrialLoad(250_000, seed=4)
+    plant_available = availability_for(plant)
+    assert plant_available is not None
+    draw_w = plant.read_interval_energy_wh(noon, 3600)
+    assert plant_available(noon, noon + 3600, Direction.REDUCE_CONSUMPTION) == min(250_000, draw_w)
+    assert plant_available(noon, noon + 3600, Direction.INCREASE_CONSUMPTION) == 0
