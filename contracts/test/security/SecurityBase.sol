@@ -17,6 +17,7 @@ interface VmSecurity {
         external
         pure
         returns (string[] memory values);
+    function parseJson(string calldata json, string calldata key) external pure returns (bytes memory abiEncoded);
     function envOr(string calldata name, string calldata defaultValue) external view returns (string memory value);
     function projectRoot() external view returns (string memory path);
     function expectRevert(bytes calldata revertData, address reverter, uint64 count) external;
