@@ -6,6 +6,7 @@ import {SecurityBase} from "./SecurityBase.sol";
 import {IDisputeWindowSource} from "../../Staking.sol";
 import {IFlexMarket} from "../../interfaces/IFlexMarket.sol";
 import {IDeviceRegistry} from "../../interfaces/IDeviceRegistry.sol";
+import {IDisputeResolver} from "../../interfaces/IDisputeResolver.sol";
 
 /// @notice Access-control matrix: every state-changing external function of every protocol
 ///         contract is either public by design or gated; every gated one is called by every
@@ -92,13 +93,28 @@ contract AccessControlTest is SecurityBase {
 
     function _classify() internal {
         // FlexToken: no owner, no mint, no pause; ERC20 and permit act on the caller's funds.
-        _public("FlexToken", address(flex), "transfer(address,uint256)");
-        _public("FlexToken", address(flex), "approve(address,uint256)");
-        _public("FlexToken", address(flex), "transferFrom(address,address,uint256)");
-        _public("FlexToken", address(flex), "permit(address,address,uint256,uint256,uint8,bytes32,bytes32)");
+        _public("FlexToken", address(flex), "transfer(address,uint256)", abi.encodeCall(flex.transfer, (alice, 0)));
+        _public("FlexToken", address(flex), "approve(address,uint256)", abi.encodeCall(flex.approve, (alice, 1)));
+        _public(
+            "FlexToken",
+            address(flex),
+            "transferFrom(address,address,uint256)",
+            abi.encodeCall(flex.transferFrom, (governance, stranger, 1))
+        );
+        _public(
+            "FlexToken",
+            address(flex),
+            "permit(address,address,uint256,uint256,uint8,bytes32,bytes32)",
+            abi.encodeCall(flex.permit, (governance, stranger, 1, block.timestamp, 27, bytes32(0), bytes32(0)))
+        );
 
         // DeviceRegistry: anyone registers; only the owner changes a device.
-        _public("DeviceRegistry", address(registry), "register(uint8,uint48,bytes32,(uint8,bytes,bytes))");
+        _public(
+            "DeviceRegistry",
+            address(registry),
+            "register(uint8,uint48,bytes32,(uint8,bytes,bytes))",
+            abi.encodeCall(registry.register, (0, 1_000, ZONE, secpKey(stranger, 0x5157)))
+        );
         _gated(
             "DeviceRegistry",
             address(registry),
@@ -133,13 +149,15 @@ contract AccessControlTest is SecurityBase {
         );
 
         // Staking: stakers act on their own account; lock/slash are for protocol contracts.
-        _public("Staking", address(staking), "stake(uint256)");
-        _public("Staking", address(staking), "requestUnstake(uint256)");
-        _public("Staking", address(staking), "withdraw()");
+        _public("Staking", address(staking), "stake(uint256)", abi.encodeCall(staking.stake, (0)));
+        _public("Staking", address(staking), "requestUnstake(uint256)", abi.encodeCall(staking.requestUnstake, (0)));
+        _public("Staking", address(staking), "withdraw()", abi.encodeCall(staking.withdraw, ()));
         bytes32 locker = staking.LOCKER_ROLE();
         bytes32 slasher = staking.SLASHER_ROLE();
         _role("Staking", address(staking), "lock(address,uint256)", locker, abi.encodeCall(staking.lock, (alice, 1)));
-        _role("Staking", address(staking), "unlock(address,uint256)", locker, abi.encodeCall(staking.unlock, (alice, 0)));
+        _role(
+            "Staking", address(staking), "unlock(address,uint256)", locker, abi.encodeCall(staking.unlock, (alice, 0))
+        );
         _role(
             "Staking",
             address(staking),
@@ -168,11 +186,18 @@ contract AccessControlTest is SecurityBase {
             ADMIN,
             abi.encodeCall(staking.setDisputeWindowSource, (IDisputeWindowSource(address(market))))
         );
-        _role("Staking", address(staking), "setTreasury(address)", ADMIN, abi.encodeCall(staking.setTreasury, (stranger)));
+        _role(
+            "Staking", address(staking), "setTreasury(address)", ADMIN, abi.encodeCall(staking.setTreasury, (stranger))
+        );
         _accessControl("Staking", address(staking), locker);
 
         // OracleCommittee: governance seats oracles; only the dispute resolver slashes.
-        _public("OracleCommittee", address(committee), "releaseOracleBond(address)");
+        _public(
+            "OracleCommittee",
+            address(committee),
+            "releaseOracleBond(address)",
+            abi.encodeCall(committee.releaseOracleBond, (oracles[0]))
+        );
         _role(
             "OracleCommittee",
             address(committee),
@@ -188,7 +213,11 @@ contract AccessControlTest is SecurityBase {
             abi.encodeCall(committee.removeOracle, (oracles[2], 2))
         );
         _role(
-            "OracleCommittee", address(committee), "setThreshold(uint8)", ADMIN, abi.encodeCall(committee.setThreshold, (3))
+            "OracleCommittee",
+            address(committee),
+            "setThreshold(uint8)",
+            ADMIN,
+            abi.encodeCall(committee.setThreshold, (3))
         );
         _role(
             "OracleCommittee",
@@ -207,12 +236,32 @@ contract AccessControlTest is SecurityBase {
         _accessControl("OracleCommittee", address(committee), committee.DISPUTE_ROLE());
 
         // FlexMarket: permissionless market steps; operators post; the resolver voids.
-        _public("FlexMarket", address(market), "bid(uint256,uint48,uint96,uint256[])");
-        _public("FlexMarket", address(market), "clear(uint256,uint16[])");
-        _public("FlexMarket", address(market), "submitReport(uint256,uint256[],bytes32,bytes32,bytes[])");
-        _public("FlexMarket", address(market), "finalize(uint256,uint256[])");
-        _public("FlexMarket", address(market), "expire(uint256)");
-        _public("FlexMarket", address(market), "withdraw(address)");
+        _public(
+            "FlexMarket",
+            address(market),
+            "bid(uint256,uint48,uint96,uint256[])",
+            abi.encodeCall(market.bid, (openRequestId, 1_000, 1, ids(aliceDevice)))
+        );
+        _public(
+            "FlexMarket",
+            address(market),
+            "clear(uint256,uint16[])",
+            abi.encodeCall(market.clear, (openRequestId, new uint16[](0)))
+        );
+        _public(
+            "FlexMarket",
+            address(market),
+            "submitReport(uint256,uint256[],bytes32,bytes32,bytes[])",
+            abi.encodeCall(market.submitReport, (reportedRequestId, wh(1), "devices", "readings", new bytes[](0)))
+        );
+        _public(
+            "FlexMarket",
+            address(market),
+            "finalize(uint256,uint256[])",
+            abi.encodeCall(market.finalize, (reportedRequestId, wh(50_000)))
+        );
+        _public("FlexMarket", address(market), "expire(uint256)", abi.encodeCall(market.expire, (openRequestId)));
+        _public("FlexMarket", address(market), "withdraw(address)", abi.encodeCall(market.withdraw, (address(eur))));
         _role(
             "FlexMarket",
             address(market),
@@ -245,9 +294,15 @@ contract AccessControlTest is SecurityBase {
         );
         _role("FlexMarket", address(market), "setBondPerKW(uint128)", ADMIN, abi.encodeCall(market.setBondPerKW, (1)));
         _role("FlexMarket", address(market), "setMinBidW(uint48)", ADMIN, abi.encodeCall(market.setMinBidW, (1)));
-        _role("FlexMarket", address(market), "setMinRequestW(uint48)", ADMIN, abi.encodeCall(market.setMinRequestW, (1)));
         _role(
-            "FlexMarket", address(market), "setProtocolFeeBps(uint16)", ADMIN, abi.encodeCall(market.setProtocolFeeBps, (0))
+            "FlexMarket", address(market), "setMinRequestW(uint48)", ADMIN, abi.encodeCall(market.setMinRequestW, (1))
+        );
+        _role(
+            "FlexMarket",
+            address(market),
+            "setProtocolFeeBps(uint16)",
+            ADMIN,
+            abi.encodeCall(market.setProtocolFeeBps, (0))
         );
         _role(
             "FlexMarket",
@@ -264,12 +319,22 @@ contract AccessControlTest is SecurityBase {
             abi.encodeCall(market.setMaxBidsPerRequest, (1))
         );
         _role(
-            "FlexMarket", address(market), "setDisputeWindow(uint64)", ADMIN, abi.encodeCall(market.setDisputeWindow, (60))
+            "FlexMarket",
+            address(market),
+            "setDisputeWindow(uint64)",
+            ADMIN,
+            abi.encodeCall(market.setDisputeWindow, (60))
         );
         _role(
-            "FlexMarket", address(market), "setReportTimeout(uint64)", ADMIN, abi.encodeCall(market.setReportTimeout, (60))
+            "FlexMarket",
+            address(market),
+            "setReportTimeout(uint64)",
+            ADMIN,
+            abi.encodeCall(market.setReportTimeout, (60))
         );
-        _role("FlexMarket", address(market), "setTreasury(address)", ADMIN, abi.encodeCall(market.setTreasury, (stranger)));
+        _role(
+            "FlexMarket", address(market), "setTreasury(address)", ADMIN, abi.encodeCall(market.setTreasury, (stranger))
+        );
         _role(
             "FlexMarket",
             address(market),
@@ -280,13 +345,20 @@ contract AccessControlTest is SecurityBase {
         _accessControl("FlexMarket", address(market), market.GRID_OPERATOR_ROLE());
 
         // DisputeResolver: fraud proofs are permissionless; governance sets the parameters.
+        IDisputeResolver.MeterUnit memory someUnit = unit(aliceDevice, T0, new int64[](1));
         _public(
             "DisputeResolver",
             address(dispute),
-            "challenge(uint256,uint256,bytes,bytes32[],uint256,(uint256,uint64,uint32,uint64,bytes,bytes),uint256)"
+            "challenge(uint256,uint256,bytes,bytes32[],uint256,(uint256,uint64,uint32,uint64,bytes,bytes),uint256)",
+            abi.encodeCall(dispute.challenge, (reportedRequestId, aliceDevice, "", emptyProof, 0, someUnit, 0))
         );
-        _public("DisputeResolver", address(dispute), "rebut(uint256,(uint256,uint64,uint32,uint64,bytes,bytes),uint256)");
-        _public("DisputeResolver", address(dispute), "resolve(uint256)");
+        _public(
+            "DisputeResolver",
+            address(dispute),
+            "rebut(uint256,(uint256,uint64,uint32,uint64,bytes,bytes),uint256)",
+            abi.encodeCall(dispute.rebut, (1, someUnit, 0))
+        );
+        _public("DisputeResolver", address(dispute), "resolve(uint256)", abi.encodeCall(dispute.resolve, (1)));
         _role(
             "DisputeResolver",
             address(dispute),
@@ -340,16 +412,34 @@ contract AccessControlTest is SecurityBase {
         assertGe(checked, 30 * actors.length, "matrix size");
     }
 
+    /// @notice Public-by-design functions have no caller gate: called by a stranger and by
+    ///         every other actor, each either succeeds or fails for a reason of state or
+    ///         input (unknown id, closed gate, nothing to withdraw...), never with a gate's error.
+    function test_publicFunctions_haveNoCallerGate() public {
+        uint256 checked = 0;
+        for (uint256 e; e < entries.length; ++e) {
+            Entry storage entry = entries[e];
+            if (entry.gate != Gate.Public) continue;
+            for (uint256 a; a < actors.length; ++a) {
+                uint256 snapshot = vmx.snapshotState();
+                vm.prank(actors[a]);
+                (bool ok, bytes memory result) = entry.target.call(entry.data);
+                if (!ok && _isGateError(result)) {
+                    revert(string.concat(entry.contractName, ".", entry.signature, " gated for ", actorNames[a]));
+                }
+                vmx.revertToState(snapshot);
+                ++checked;
+            }
+        }
+        assertEq(checked, 18 * actors.length, "every public function by every actor");
+    }
+
     /// @notice Role holdings after deployment are exactly the intended ones (no extra
     ///         holder among the actors) and every role is administered by DEFAULT_ADMIN_ROLE.
     function test_roleHoldings_matchTheSpecification() public view {
         address[4] memory gated = [address(staking), address(committee), address(market), address(dispute)];
         bytes32[5] memory roles = [
-            ADMIN,
-            staking.LOCKER_ROLE(),
-            staking.SLASHER_ROLE(),
-            committee.DISPUTE_ROLE(),
-            market.GRID_OPERATOR_ROLE()
+            ADMIN, staking.LOCKER_ROLE(), staking.SLASHER_ROLE(), committee.DISPUTE_ROLE(), market.GRID_OPERATOR_ROLE()
         ];
         for (uint256 c; c < gated.length; ++c) {
             for (uint256 r; r < roles.length; ++r) {
@@ -429,8 +519,19 @@ contract AccessControlTest is SecurityBase {
         actorNames.push(name);
     }
 
-    function _public(string memory name, address target, string memory signature) internal {
-        entries.push(Entry(name, target, signature, Gate.Public, 0, ""));
+    function _public(string memory name, address target, string memory signature, bytes memory data) internal {
+        if (bytes4(data) != bytes4(keccak256(bytes(signature)))) revert(string.concat("calldata of ", signature));
+        entries.push(Entry(name, target, signature, Gate.Public, 0, data));
+    }
+
+    /// @dev True for the errors by which a gate refuses a caller.
+    function _isGateError(bytes memory result) internal pure returns (bool) {
+        if (result.length < 4) return false;
+        bytes4 selector = bytes4(result);
+        return selector == IAccessControl.AccessControlUnauthorizedAccount.selector
+            || selector == IAccessControl.AccessControlBadConfirmation.selector
+            || selector == IDeviceRegistry.NotDeviceOwner.selector
+            || selector == IFlexMarket.NotRequestOperator.selector;
     }
 
     function _role(string memory name, address target, string memory signature, bytes32 role, bytes memory data)
@@ -447,16 +548,28 @@ contract AccessControlTest is SecurityBase {
         bytes32 role,
         bytes memory data
     ) internal {
-        if (bytes4(data) != bytes4(keccak256(bytes(signature)))) revert(string.concat("calldata of ", signature));
+        if (bytes4(data) != bytes4(keccak256(bytes(signature)))) {
+            revert(string.concat("calldata of ", signature));
+        }
         entries.push(Entry(name, target, signature, gate, role, data));
     }
 
     /// @dev OpenZeppelin AccessControl's three writers: grant and revoke need the role's admin
     ///      (DEFAULT_ADMIN_ROLE for every GridFlex role), renounce needs the account itself.
     function _accessControl(string memory name, address target, bytes32 sampleRole) internal {
-        _role(name, target, "grantRole(bytes32,address)", ADMIN, abi.encodeCall(IAccessControl.grantRole, (sampleRole, stranger)));
         _role(
-            name, target, "revokeRole(bytes32,address)", ADMIN, abi.encodeCall(IAccessControl.revokeRole, (sampleRole, governance))
+            name,
+            target,
+            "grantRole(bytes32,address)",
+            ADMIN,
+            abi.encodeCall(IAccessControl.grantRole, (sampleRole, stranger))
+        );
+        _role(
+            name,
+            target,
+            "revokeRole(bytes32,address)",
+            ADMIN,
+            abi.encodeCall(IAccessControl.revokeRole, (sampleRole, governance))
         );
         // Every actor renounces governance's admin role: only governance itself may.
         _gated(

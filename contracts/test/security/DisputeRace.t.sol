@@ -26,9 +26,7 @@ contract DisputeRaceTest is SecurityBase {
     function test_signerOracle_cannotUnstakeItsBond_duringTheWindow_andIsSlashed() public {
         uint256 requestId = postTamperedReport();
         // Everything the oracle staked is its seat's bond: none of it is free.
-        vm.expectRevert(
-            abi.encodeWithSelector(IStaking.InsufficientFreeStake.selector, oracles[0], 0, ORACLE_BOND)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientFreeStake.selector, oracles[0], 0, ORACLE_BOND));
         vm.prank(oracles[0]);
         staking.requestUnstake(ORACLE_BOND);
 

@@ -126,9 +126,7 @@ contract GriefingTest is SecurityBase {
         uint256 requestId = createRequest(p);
         address[] memory spammers = spamBids(requestId, 3, P10);
         // A slot's bond is locked: the spammer cannot unstake it while the bid stands.
-        vm.expectRevert(
-            abi.encodeWithSelector(IStaking.InsufficientFreeStake.selector, spammers[0], 0, ONE_KW_BOND)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientFreeStake.selector, spammers[0], 0, ONE_KW_BOND));
         vm.prank(spammers[0]);
         staking.requestUnstake(ONE_KW_BOND);
 
@@ -162,14 +160,10 @@ contract GriefingTest is SecurityBase {
     function test_dustRequest_emptyOrOverlongWindow_refused() public {
         IFlexMarket.RequestParams memory p = defaultParams();
         p.windowEnd = p.windowStart;
-        vm.expectRevert(
-            abi.encodeWithSelector(IFlexMarket.InvalidWindow.selector, p.windowStart, p.windowEnd, 900)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.InvalidWindow.selector, p.windowStart, p.windowEnd, 900));
         createRequest(p);
         p.windowEnd = p.windowStart + 97 * 900;
-        vm.expectRevert(
-            abi.encodeWithSelector(IFlexMarket.InvalidWindow.selector, p.windowStart, p.windowEnd, 900)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.InvalidWindow.selector, p.windowStart, p.windowEnd, 900));
         createRequest(p);
     }
 
@@ -318,9 +312,7 @@ contract GriefingTest is SecurityBase {
         dispute.challenge(requestId, aliceDevice, aliceUsed, emptyProof, TAMPERED, u, TAMPERED);
         // Each challenge extends the dispute by two response windows, no more.
         assertEq(
-            market.request(requestId).disputeEndsAt,
-            block.timestamp + 2 * dispute.responseWindow(),
-            "extension bounded"
+            market.request(requestId).disputeEndsAt, block.timestamp + 2 * dispute.responseWindow(), "extension bounded"
         );
     }
 }

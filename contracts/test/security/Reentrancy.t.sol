@@ -346,9 +346,7 @@ contract ReentrancyTest is SecurityBase {
             keccak256(evil.reentryResult()),
             keccak256(
                 abi.encodeWithSelector(
-                    IAccessControl.AccessControlUnauthorizedAccount.selector,
-                    address(evil),
-                    market.GRID_OPERATOR_ROLE()
+                    IAccessControl.AccessControlUnauthorizedAccount.selector, address(evil), market.GRID_OPERATOR_ROLE()
                 )
             ),
             "not an operator"

@@ -196,8 +196,9 @@ contract SignatureReplayTest is SecurityBase {
 
     function test_meterUnit_signedForAnotherChain_refused() public {
         uint256 requestId = postTamperedReport();
-        IDisputeResolver.MeterUnit memory u =
-            signSecpFor(unit(aliceDevice, firstStart, aliceSignedValues()), ALICE_DEVICE_KEY, block.chainid + 1, address(registry));
+        IDisputeResolver.MeterUnit memory u = signSecpFor(
+            unit(aliceDevice, firstStart, aliceSignedValues()), ALICE_DEVICE_KEY, block.chainid + 1, address(registry)
+        );
         expectUnitRefused();
         dispute.challenge(requestId, aliceDevice, aliceUsed, emptyProof, TAMPERED, u, TAMPERED);
     }
