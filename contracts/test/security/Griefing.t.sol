@@ -7,6 +7,7 @@ import {IFlexMarket} from "../../interfaces/IFlexMarket.sol";
 import {IStaking} from "../../interfaces/IStaking.sol";
 import {IDeviceRegistry} from "../../interfaces/IDeviceRegistry.sol";
 import {IDisputeResolver} from "../../interfaces/IDisputeResolver.sol";
+import {IOracleCommittee} from "../../interfaces/IOracleCommittee.sol";
 
 /// @notice Griefing: spam bids, dust requests, dust stake, huge lists. Every refusal names its
 ///         custom error; every bound that keeps a request settleable is measured.
@@ -295,7 +296,13 @@ contract GriefingTest is SecurityBase {
         }
         four[3] = three[0];
         warpTo(market.request(requestId).windowEnd);
-        vm.expectRevert();
+        bytes32 digest = committee.reportDigest(
+            address(market), requestId, 0, keccak256(abi.encodePacked(wh(50_000))), "devices", "readings"
+        );
+        vm.expectRevert(
+            abi.encodeWithSelector(IOracleCommittee.SignersNotAscending.selector, 3, recovered(digest, three[0])),
+            address(committee)
+        );
         market.submitReport(requestId, wh(50_000), "devices", "readings", four);
         assertEq(statusOf(requestId), uint256(IFlexMarket.RequestStatus.Cleared), "nothing posted");
     }

@@ -13,14 +13,9 @@ interface VmSecurity {
     function revertToState(uint256 snapshotId) external returns (bool success);
     function readFile(string calldata path) external view returns (string memory data);
     function parseJsonKeys(string calldata json, string calldata key) external pure returns (string[] memory keys);
-    function parseJsonStringArray(string calldata json, string calldata key)
-        external
-        pure
-        returns (string[] memory values);
     function parseJson(string calldata json, string calldata key) external pure returns (bytes memory abiEncoded);
     function envOr(string calldata name, string calldata defaultValue) external view returns (string memory value);
     function projectRoot() external view returns (string memory path);
-    function expectRevert(bytes calldata revertData, address reverter, uint64 count) external;
 }
 
 /// @notice The wired protocol (MarketTestBase: four staked providers) plus the builders of
@@ -64,6 +59,12 @@ abstract contract SecurityBase is MarketTestBase, DisputeFixtures {
         aliceUsed = packUsed(firstStart, 900, reported);
         // One leaf: the root is the leaf and the proof is empty (OpenZeppelin MerkleProof).
         postReportWithRoot(requestId, wh(45_000, 48_000), readingsLeaf(aliceDevice, aliceUsed), twoSigners());
+    }
+
+    /// @notice The address an ECDSA r||s||v signature recovers to for `digest`.
+    function recovered(bytes32 digest, bytes memory signature) internal pure returns (address) {
+        (bytes32 r, bytes32 s) = abi.decode(signature, (bytes32, bytes32));
+        return ecrecover(digest, uint8(signature[64]), r, s);
     }
 
     function aliceUnit() internal view returns (IDisputeResolver.MeterUnit memory) {

@@ -32,11 +32,6 @@ contract SignatureReplayTest is SecurityBase {
         warpTo(market.request(requestId).windowEnd);
     }
 
-    function recovered(bytes32 digest, bytes memory signature) internal pure returns (address) {
-        (bytes32 r, bytes32 s) = abi.decode(signature, (bytes32, bytes32));
-        return ecrecover(digest, uint8(signature[64]), r, s);
-    }
-
     /// @dev The address signature 0 recovers to when presented for (market_, requestId, round).
     function expectForeignSigner(
         OracleCommittee committee_,
