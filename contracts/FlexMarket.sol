@@ -54,6 +54,11 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     uint64 public disputeWindow = 1 days;
     uint64 public reportTimeout = 2 days;
 
+    /// @notice Smallest escrow per settlement token, in its base units (0: none). Per token
+    ///         because decimals and value differ; refuses dust requests that would make
+    ///         providers bond and oracles report for (next to) nothing.
+    mapping(address token => uint256 minEscrow) public minEscrowOf;
+
     mapping(uint256 requestId => Request) private _requests;
     mapping(uint256 requestId => mapping(uint256 bidIndex => Bid)) private _bids;
     /// @dev Non-zero once `bidder` bid on the request: one bid per bidder per request.
@@ -96,6 +101,8 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
             SettlementMath.maxBudget(p.powerW, duration, p.priceCapPerKWh, p.availabilityPricePerKWh);
         uint256 escrow = utilization + availability;
         if (escrow > type(uint128).max) revert ParameterOutOfBounds("escrow", escrow, 0, type(uint128).max);
+        uint256 minEscrow = minEscrowOf[p.settlementToken];
+        if (escrow < minEscrow) revert EscrowBelowMinimum(p.settlementToken, escrow, minEscrow);
 
         requestId = ++_requestCount;
         Request storage r = _requests[requestId];
@@ -413,6 +420,14 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         if (treasury_ == address(0)) revert ZeroAddress();
         treasury = treasury_;
         emit TreasurySet(treasury_);
+    }
+
+    /// @notice Sets the smallest escrow of requests settled in `token` (0 lifts the minimum).
+    function setMinEscrow(address token, uint256 value) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (token == address(0)) revert ZeroAddress();
+        _checkBounds("minEscrow", value, 0, type(uint128).max);
+        minEscrowOf[token] = value;
+        emit MinEscrowSet(token, value);
     }
 
     // ─── Views ────────────────────────────────────────────────────────────────────────────

@@ -128,6 +128,10 @@ MESSAGES: dict[str, Explainer] = {
     "InvalidPricingRule": lambda a, u: f"invalid pricing rule {a['pricingRule']}",
     "ZeroPriceCap": lambda a, u: "the price cap must be above zero",
     "ZeroAddress": lambda a, u: "an address given is the zero address",
+    "EscrowBelowMinimum": lambda a, u: (
+        f"the request would escrow {u.money(a['escrow'])}, below the minimum of "
+        f"{u.money(a['minimum'])} that governance set for this settlement token"
+    ),
     "EscrowMismatch": lambda a, u: (
         f"the token moved {u.money(a['received'])} into escrow instead of "
         f"{u.money(a['expected'])} (fee-on-transfer tokens cannot settle requests)"

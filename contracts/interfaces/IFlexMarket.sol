@@ -151,6 +151,9 @@ interface IFlexMarket {
     error NotExpirable(uint256 requestId, RequestStatus status, uint256 expiresAt);
     /// @notice Thrown when there is nothing to withdraw.
     error NothingToWithdraw(address token, address account);
+    /// @notice Thrown when a request's escrow is below governance's minimum for its settlement
+    ///         token (dust requests).
+    error EscrowBelowMinimum(address token, uint256 escrow, uint256 minimum);
     /// @notice Thrown when a governance parameter is outside its bounds.
     error ParameterOutOfBounds(bytes32 name, uint256 value, uint256 min, uint256 max);
 
@@ -199,6 +202,7 @@ interface IFlexMarket {
     event Withdrawn(address indexed token, address indexed account, uint256 amount);
     event ParameterSet(bytes32 indexed name, uint256 value);
     event TreasurySet(address indexed treasury);
+    event MinEscrowSet(address indexed token, uint256 minEscrow);
 
     function createRequest(RequestParams calldata params) external returns (uint256 requestId);
     function cancelRequest(uint256 requestId) external;
@@ -228,4 +232,6 @@ interface IFlexMarket {
     function claimable(address token, address account) external view returns (uint256);
     function requestCount() external view returns (uint256);
     function disputeWindow() external view returns (uint64);
+    /// @notice Smallest escrow a request settled in `token` may hold (0: no minimum).
+    function minEscrowOf(address token) external view returns (uint256);
 }

@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {SecurityBase} from "./SecurityBase.sol";
+import {IFlexMarket} from "../../interfaces/IFlexMarket.sol";
+import {IStaking} from "../../interfaces/IStaking.sol";
+import {IDeviceRegistry} from "../../interfaces/IDeviceRegistry.sol";
+import {IDisputeResolver} from "../../interfaces/IDisputeResolver.sol";
+import {IOracleCommittee} from "../../interfaces/IOracleCommittee.sol";
+
+/// @notice Griefing: spam bids, dust requests, dust stake, huge lists. Every refusal names its
+///         custom error; every bound that keeps a request settleable is measured.
+contract GriefingTest is SecurityBase {
+    /// @dev EIP-7825 (Osaka): the most gas one transaction may use.
+    uint256 internal constant TX_GAS_CAP = 16_777_216;
+    /// @dev Head room for what an in-test measurement leaves out: 21,000 intrinsic gas and
+    ///      the calldata of 256 delivery figures (EIP-7623 floor included).
+    uint256 internal constant TX_OVERHEAD = 200_000;
+    uint256 internal constant ONE_KW_BOND = 10 * FLEX; // 1 kW at the default bond per kW
+
+    function setUp() public {
+        setUpMarket();
+    }
+
+    // ─── Helpers ──────────────────────────────────────────────────────────────────────────
+
+    /// @dev `count` fresh accounts, each with the least stake one minimal bid needs and one
+    ///      1 kW device, each bidding 1 kW at `price`: the cheapest way to fill bid slots.
+    function spamBids(uint256 requestId, uint256 count, uint96 price) internal returns (address[] memory spammers) {
+        spammers = new address[](count);
+        for (uint256 i; i < count; ++i) {
+            address who = address(uint160(0x100000 + i));
+            spammers[i] = who;
+            fundAndStake(who, ONE_KW_BOND);
+            uint256 device = registerDevice(who, 0xF00000 + i, 1_000, ZONE);
+            placeBid(who, requestId, 1_000, price, ids(device));
+        }
+    }
+
+    /// @dev Storage of the protocol goes cold, so the next call is measured as in its own
+    ///      transaction.
+    function coolProtocol() internal {
+        vm.cool(address(market));
+        vm.cool(address(staking));
+        vm.cool(address(flex));
+        vm.cool(address(registry));
+        vm.cool(address(committee));
+    }
+
+    // ─── Spam bids ────────────────────────────────────────────────────────────────────────
+
+    function test_spamBids_capPerRequest_refusesTheNextBid() public {
+        vm.prank(governance);
+        market.setMaxBidsPerRequest(3);
+        uint256 requestId = createRequest(defaultParams());
+        spamBids(requestId, 3, CAP);
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.TooManyBids.selector, requestId, 3));
+        placeBid(alice, requestId, 50_000, P10, ids(aliceDevice));
+    }
+
+    function test_spamBids_defaultCapIs256_andTheWorstSettlementFitsOneTransaction() public {
+        // 256 bids, all awarded, all delivering 40%: utilization zero, availability paid
+        // (a fresh claimable slot per bidder) and 60% of every bond slashed (a FLEX transfer
+        // per bidder): the most work finalize can be made to do.
+        IFlexMarket.RequestParams memory p = defaultParams();
+        p.powerW = 256_000;
+        p.availabilityPricePerKWh = 100_000;
+        uint256 requestId = createRequest(p);
+        uint256 maxBids = market.MAX_BIDS_CAP();
+        assertEq(market.maxBidsPerRequest(), maxBids, "default is the hard cap");
+        spamBids(requestId, maxBids, P10);
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.TooManyBids.selector, requestId, maxBids));
+        placeBid(alice, requestId, 50_000, P10, ids(aliceDevice));
+
+        vm.warp(p.gateClosure);
+        uint16[] memory order = meritOrder(requestId);
+        coolProtocol();
+        uint256 before = gasleft();
+        market.clear(requestId, order);
+        uint256 clearGas = before - gasleft();
+        assertLe(clearGas + TX_OVERHEAD, TX_GAS_CAP, "clear of 256 bids fits a transaction");
+        assertEq(market.request(requestId).awardedW, 256_000, "all awarded");
+
+        uint256[] memory delivered = new uint256[](maxBids);
+        for (uint256 i; i < maxBids; ++i) {
+            delivered[i] = 400; // of 1,000 Wh awarded
+        }
+        postReport(requestId, delivered, twoSigners());
+        vm.warp(block.timestamp + market.disputeWindow());
+        coolProtocol();
+        before = gasleft();
+        market.finalize(requestId, delivered);
+        uint256 finalizeGas = before - gasleft();
+        // Measured 15.03M: within the cap with about 1.5M to spare.
+        assertLe(finalizeGas + TX_OVERHEAD, TX_GAS_CAP, "finalize of 256 bids fits a transaction");
+        assertEq(statusOf(requestId), uint256(IFlexMarket.RequestStatus.Settled), "settled");
+    }
+
+    function test_spamBids_eachSlotNeedsTheBondForOneKW_andOneBidPerBidder() public {
+        uint256 requestId = createRequest(defaultParams());
+        address spammer = address(0x5A3);
+        uint256 device = registerDevice(spammer, 0x5A3D, 1_000, ZONE);
+        // No stake: no bid.
+        vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientFreeStake.selector, spammer, 0, ONE_KW_BOND));
+        placeBid(spammer, requestId, 1_000, CAP, ids(device));
+        // One base unit short of the bond: no bid.
+        fundAndStake(spammer, ONE_KW_BOND - 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStaking.InsufficientFreeStake.selector, spammer, ONE_KW_BOND - 1, ONE_KW_BOND)
+        );
+        placeBid(spammer, requestId, 1_000, CAP, ids(device));
+        // Below the minimum power: no bid, whatever the stake.
+        fundAndStake(spammer, 1);
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.PowerBelowMinimum.selector, 999, 1_000));
+        placeBid(spammer, requestId, 999, CAP, ids(device));
+        // Exactly the bond: one bid, and one only.
+        placeBid(spammer, requestId, 1_000, CAP, ids(device));
+        assertEq(lockedOf(spammer), ONE_KW_BOND, "bond locked");
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.AlreadyBid.selector, requestId, spammer));
+        placeBid(spammer, requestId, 1_000, CAP, ids(device));
+    }
+
+    function test_spamBids_lockedBondsCannotLeave_andAwardedSpamIsSlashed() public {
+        IFlexMarket.RequestParams memory p = defaultParams();
+        p.powerW = 2_000;
+        uint256 requestId = createRequest(p);
+        address[] memory spammers = spamBids(requestId, 3, P10);
+        // A slot's bond is locked: the spammer cannot unstake it while the bid stands.
+        vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientFreeStake.selector, spammers[0], 0, ONE_KW_BOND));
+        vm.prank(spammers[0]);
+        staking.requestUnstake(ONE_KW_BOND);
+
+        clearRequest(requestId);
+        // Two awarded (2 kW), the third released at clearing.
+        assertEq(lockedOf(spammers[2]), 0, "rejected slot released");
+        uint256 treasuryBefore = flex.balanceOf(treasury);
+        reportAndFinalize(requestId, wh(0, 0, 0));
+        // Awarded and silent: each loses its whole bond.
+        assertEq(stakedOf(spammers[0]), 0, "spammer 0 slashed");
+        assertEq(stakedOf(spammers[1]), 0, "spammer 1 slashed");
+        assertEq(flex.balanceOf(treasury) - treasuryBefore, 2 * ONE_KW_BOND, "slashes to the treasury");
+    }
+
+    // ─── Dust requests ────────────────────────────────────────────────────────────────────
+
+    function test_dustRequest_belowMinimumPower_refused() public {
+        IFlexMarket.RequestParams memory p = defaultParams();
+        p.powerW = 999;
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.PowerBelowMinimum.selector, 999, 1_000));
+        createRequest(p);
+    }
+
+    function test_dustRequest_zeroPriceCap_refused() public {
+        IFlexMarket.RequestParams memory p = defaultParams();
+        p.priceCapPerKWh = 0;
+        vm.expectRevert(IFlexMarket.ZeroPriceCap.selector);
+        createRequest(p);
+    }
+
+    function test_dustRequest_emptyOrOverlongWindow_refused() public {
+        IFlexMarket.RequestParams memory p = defaultParams();
+        p.windowEnd = p.windowStart;
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.InvalidWindow.selector, p.windowStart, p.windowEnd, 900));
+        createRequest(p);
+        p.windowEnd = p.windowStart + 97 * 900;
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.InvalidWindow.selector, p.windowStart, p.windowEnd, 900));
+        createRequest(p);
+    }
+
+    function test_dustRequest_escrowBelowTokenMinimum_refused() public {
+        // 1 kW for 15 minutes at 1 base unit per kWh escrows nothing (0.25 rounds down).
+        IFlexMarket.RequestParams memory p = defaultParams();
+        p.powerW = 1_000;
+        p.windowEnd = p.windowStart + 900;
+        p.priceCapPerKWh = 1;
+        vm.expectEmit(true, true, true, true, address(market));
+        emit IFlexMarket.MinEscrowSet(address(eur), 1 * EUR);
+        vm.prank(governance);
+        market.setMinEscrow(address(eur), 1 * EUR);
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.EscrowBelowMinimum.selector, address(eur), 0, 1 * EUR));
+        createRequest(p);
+        // 4 kW for 15 minutes at 1 tEUR per kWh escrows exactly the minimum.
+        p.powerW = 4_000;
+        p.priceCapPerKWh = uint128(1 * EUR);
+        uint256 requestId = createRequest(p);
+        assertEq(market.request(requestId).escrow, 1 * EUR, "at the minimum");
+    }
+
+    function test_dustRequest_minimumIsPerToken_andOffByDefault() public {
+        assertEq(market.minEscrowOf(address(eur)), 0, "no minimum by default");
+        vm.prank(governance);
+        market.setMinEscrow(address(flex), 1_000 * FLEX);
+        // tEUR is unaffected by FLEX's minimum.
+        IFlexMarket.RequestParams memory p = defaultParams();
+        p.priceCapPerKWh = 1;
+        uint256 requestId = createRequest(p);
+        assertEq(market.request(requestId).escrow, 100, "100 kWh at 1 base unit");
+    }
+
+    function test_setMinEscrow_boundsAndRole() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, market.DEFAULT_ADMIN_ROLE()
+            )
+        );
+        vm.prank(stranger);
+        market.setMinEscrow(address(eur), 1);
+        vm.startPrank(governance);
+        vm.expectRevert(IFlexMarket.ZeroAddress.selector);
+        market.setMinEscrow(address(0), 1);
+        uint256 tooBig = uint256(type(uint128).max) + 1;
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFlexMarket.ParameterOutOfBounds.selector, bytes32("minEscrow"), tooBig, 0, type(uint128).max
+            )
+        );
+        market.setMinEscrow(address(eur), tooBig);
+        market.setMinEscrow(address(eur), type(uint128).max);
+        market.setMinEscrow(address(eur), 0);
+        vm.stopPrank();
+        assertEq(market.minEscrowOf(address(eur)), 0, "lifted again");
+    }
+
+    function test_dustRequest_minimumPowerIsBoundedGovernance() public {
+        vm.startPrank(governance);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFlexMarket.ParameterOutOfBounds.selector, bytes32("minRequestW"), 0, 1, 100_000_000)
+        );
+        market.setMinRequestW(0);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFlexMarket.ParameterOutOfBounds.selector, bytes32("minBidW"), 0, 1, 1_000_000)
+        );
+        market.setMinBidW(0);
+        vm.stopPrank();
+    }
+
+    // ─── Dust stake ───────────────────────────────────────────────────────────────────────
+
+    function test_dustStake_zeroRefused_andOneUnitBacksNoBid() public {
+        address duster = address(0xD057);
+        vm.expectRevert(IStaking.ZeroAmount.selector);
+        vm.prank(duster);
+        staking.stake(0);
+        fundAndStake(duster, 1);
+        uint256 device = registerDevice(duster, 0xD05D, 1_000, ZONE);
+        uint256 requestId = createRequest(defaultParams());
+        vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientFreeStake.selector, duster, 1, ONE_KW_BOND));
+        placeBid(duster, requestId, 1_000, CAP, ids(device));
+        vm.expectRevert(IStaking.ZeroAmount.selector);
+        vm.prank(duster);
+        staking.requestUnstake(0);
+    }
+
+    // ─── Huge lists ───────────────────────────────────────────────────────────────────────
+
+    function test_hugeDeviceList_65Refused_64BoundedGas() public {
+        address fleet = address(0xF1EE7);
+        fundAndStake(fleet, 1_000 * FLEX);
+        uint256[] memory devices = new uint256[](65);
+        for (uint256 i; i < 65; ++i) {
+            devices[i] = registerDevice(fleet, 0xF1E000 + i, 1_000, ZONE);
+        }
+        uint256 requestId = createRequest(defaultParams());
+        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.InvalidDeviceCount.selector, 65, 64));
+        placeBid(fleet, requestId, 64_000, CAP, devices);
+
+        uint256[] memory sixtyFour = new uint256[](64);
+        for (uint256 i; i < 64; ++i) {
+            sixtyFour[i] = devices[i];
+        }
+        coolProtocol();
+        vm.prank(fleet);
+        uint256 before = gasleft();
+        market.bid(requestId, 64_000, CAP, sixtyFour);
+        // Two cold slots per device in the registry plus the bid: far below a block.
+        assertLe(before - gasleft(), 600_000, "64-device bid gas");
+    }
+
+    function test_hugeDeviceList_repeatedDeviceRefused() public {
+        uint256 requestId = createRequest(defaultParams());
+        uint256[] memory twice = ids(aliceDevice, aliceDevice);
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.DevicesNotAscending.selector, 1, aliceDevice));
+        placeBid(alice, requestId, 1_000, CAP, twice);
+    }
+
+    function test_hugeSignatureList_extraSignaturesRefused() public {
+        uint256 requestId = createRequest(defaultParams());
+        placeBid(alice, requestId, 50_000, P20, ids(aliceDevice));
+        clearRequest(requestId);
+        // All three oracles plus the first one again: the fourth cannot be ascending.
+        bytes[] memory three = signReport(requestId, 0, wh(50_000), "devices", "readings", allSigners());
+        bytes[] memory four = new bytes[](4);
+        for (uint256 i; i < 3; ++i) {
+            four[i] = three[i];
+        }
+        four[3] = three[0];
+        warpTo(market.request(requestId).windowEnd);
+        bytes32 digest = committee.reportDigest(
+            address(market), requestId, 0, keccak256(abi.encodePacked(wh(50_000))), "devices", "readings"
+        );
+        vm.expectRevert(
+            abi.encodeWithSelector(IOracleCommittee.SignersNotAscending.selector, 3, recovered(digest, three[0])),
+            address(committee)
+        );
+        market.submitReport(requestId, wh(50_000), "devices", "readings", four);
+        assertEq(statusOf(requestId), uint256(IFlexMarket.RequestStatus.Cleared), "nothing posted");
+    }
+
+    // ─── Challenge spam ───────────────────────────────────────────────────────────────────
+
+    function test_challengeSpam_onePendingPerRequest_oneChallengePerDevice() public {
+        uint256 requestId = postTamperedReport();
+        vm.warp(market.request(requestId).disputeEndsAt - 1); // late, so the end must move
+        uint256 first = challengeAlice(requestId);
+        IDisputeResolver.MeterUnit memory u = aliceUnit();
+        vm.expectRevert(abi.encodeWithSelector(IDisputeResolver.ChallengePending.selector, requestId, first));
+        vm.prank(stranger);
+        dispute.challenge(requestId, aliceDevice, aliceUsed, emptyProof, TAMPERED, u, TAMPERED);
+        // Each challenge extends the dispute by two response windows, no more.
+        assertEq(
+            market.request(requestId).disputeEndsAt, block.timestamp + 2 * dispute.responseWindow(), "extension bounded"
+        );
+    }
+}
