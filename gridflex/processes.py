@@ -23,7 +23,7 @@ import httpx
 from gridflex.errors import GridFlexError
 
 
-class ChildProcessError(GridFlexError):
+class ChildFailedError(GridFlexError):
     """A child exited early or never answered."""
 
 
@@ -84,7 +84,7 @@ class ChildProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive:
-                raise ChildProcessError(
+                raise ChildFailedError(
                     f"{self.name} exited with {self.process.returncode}:\n{self.log()[-4000:]}"
                 )
             try:
@@ -93,7 +93,7 @@ class ChildProcess:
             except httpx.HTTPError:
                 time.sleep(0.1)
         self.stop()
-        raise ChildProcessError(
+        raise ChildFailedError(
             f"{self.name} did not answer within {timeout:.0f}s:\n{self.log()[-4000:]}"
         )
 

@@ -91,7 +91,7 @@ def test_demo_market_story_settles_every_request(tmp_path: Path) -> None:
     # Real delivery happened and was paid: not an all-zero settlement.
     assert all(r["awarded_w"] > 0 and r["delivered_wh"] > 0 and r["payouts"] > 0 for r in requests)
     # Everything owed was withdrawn (pull payments): payouts + fees + refunds of both.
-    assert requests[0]["withdrawn"] == sum(r["payouts"] + r["fees"] + r["refund"] for r in requests)
+    assert summary["withdrawn"] == sum(r["payouts"] + r["fees"] + r["refund"] for r in requests)
 
 
 def test_demo_fraud_story_slashes_the_colluders_and_settles_the_honest_report(

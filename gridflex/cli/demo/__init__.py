@@ -49,6 +49,7 @@ def demo(
     from gridflex.cli.demo.network import DemoNetwork
     from gridflex.cli.demo.story import Phases, run_fraud, run_market
     from gridflex.cli.demo.summary import print_request
+    from gridflex.errors import GridFlexError
     from gridflex.logging import configure_logging
 
     configure_logging("WARNING")  # the phases tell the story; the children log to files
@@ -63,21 +64,16 @@ def demo(
     started = time.monotonic()
     fraud = None
     summaries: list = []
+    failed = False
     try:
         with DemoNetwork(directory, seed=seed) as network:
-            try:
-                with Phases(console) as phases:
-                    if scenario == Scenario.FRAUD:
-                        summaries, fraud = run_fraud(network, phases, devices=devices)
-                    else:
-                        summaries = run_market(
-                            network, phases, devices=devices, oracles=oracles,
-                            threshold=threshold,
-                        )  # fmt: skip
-            except (RuntimeError, TimeoutError) as error:
-                console.print(f"[red]demo failed:[/] {error}")
-                console.print(f"logs: {directory / 'logs'}")
-                raise typer.Exit(1) from error
+            with Phases(console) as phases:
+                if scenario == Scenario.FRAUD:
+                    summaries, fraud = run_fraud(network, phases, devices=devices)
+                else:
+                    summaries = run_market(
+                        network, phases, devices=devices, oracles=oracles, threshold=threshold
+                    )
             seconds = round(time.monotonic() - started, 1)
             if as_json:
                 report = {
@@ -89,6 +85,7 @@ def demo(
                     "processes": [network.anvil.pid, *(c.pid for c in network.children())],
                     "phases": [{"phase": p, "seconds": t} for p, t in phases.timings],
                     "requests": [s.as_json() for s in summaries],
+                    "withdrawn": network.withdrawn,
                 }
                 if fraud is not None:
                     report["fraud"] = fraud.__dict__
@@ -98,13 +95,21 @@ def demo(
                     print_request(console, summary)
                 if fraud is not None:
                     _print_fraud(fraud)
-                console.print(f"story told in {seconds:.1f} s")
+                console.print(
+                    f"withdrawn after settlement by nodes, operators and treasury: "
+                    f"{network.withdrawn / 10**18:,.4f} FLEX; story told in {seconds:.1f} s"
+                )
                 _serve_explorer(network, explorer_port)
     except KeyboardInterrupt:
         console.print("stopped: every process the demo started is gone")
         return
+    except (RuntimeError, TimeoutError, GridFlexError) as error:
+        failed = True  # keep the directory: its logs say why
+        console.print(f"[red]demo failed:[/] {error}")
+        console.print(f"every process stopped; databases and logs kept in {directory}")
+        raise typer.Exit(1) from error
     finally:
-        if workdir is None:
+        if workdir is None and not failed:
             shutil.rmtree(directory, ignore_errors=True)
     if not all(s.conserved for s in summaries):
         raise typer.Exit(1)

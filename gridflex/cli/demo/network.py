@@ -111,6 +111,8 @@ class DemoNetwork:
     oracles: list[Oracle] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
     explorer: ChildProcess | None = None
+    withdrawn: int = 0
+    """FLEX withdrawn from the market after settlement (pull payments: nothing is pushed)."""
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     # ─── Lifecycle ────────────────────────────────────────────────────────────────────

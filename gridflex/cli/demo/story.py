@@ -19,6 +19,7 @@ event), never a fixed sleep.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import time
@@ -85,45 +86,53 @@ class FraudSummary:
 
 
 class Phases:
-    """One line per phase on stderr: a spinner while it runs, a tick and its time after."""
+    """The story's phases on stderr: a spinner and bar while one runs, then a line that
+    stays (✓ and its time), so phases and their notes read in order."""
 
     def __init__(self, console: Console) -> None:
-        self.progress = Progress(
-            SpinnerColumn(finished_text="[green]✓"),
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        )
+        self.console = console
         self.timings: list[tuple[str, float]] = []
         """(phase, seconds) in order: the JSON summary and the benchmark report them."""
 
     def __enter__(self) -> Phases:
-        self.progress.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self.progress.stop()
+        return None
 
     @contextmanager
     def phase(self, description: str, total: int = 1) -> Iterator[Any]:
-        task = self.progress.add_task(description, total=total)
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        task = progress.add_task(description, total=total)
         started = time.monotonic()
 
         def advance(completed: int | None = None, note: str | None = None) -> None:
             if completed is not None:
-                self.progress.update(task, completed=completed)
+                progress.update(task, completed=completed)
             if note is not None:
-                self.progress.update(task, description=f"{description} [dim]{note}")
+                progress.update(task, description=f"{description} [dim]{note}")
 
-        yield advance
-        self.progress.update(task, completed=total)
-        self.progress.stop_task(task)
-        self.timings.append((description, round(time.monotonic() - started, 2)))
+        try:
+            # Not a terminal (a log, a pipe): only the lines that stay.
+            with progress if self.console.is_terminal else contextlib.nullcontext():
+                yield advance
+        except BaseException:
+            self.console.print(f"[red]✗[/] {description}")
+            raise
+        seconds = round(time.monotonic() - started, 2)
+        self.timings.append((description, seconds))
+        self.console.print(f"[green]✓[/] {description} [dim]({seconds:.1f} s)")
 
     def note(self, text: str) -> None:
-        self.progress.console.print(f"  [dim]{text}")
+        self.console.print(f"    [dim]{text}")
 
 
 # ─── Shared phases ────────────────────────────────────────────────────────────────────
@@ -294,9 +303,7 @@ def _settle_and_withdraw(
         summarize_request(protocol, rid, title, node_of)
         for rid, title in zip(request_ids, titles, strict=True)
     ]
-    withdrawn = withdrawn_total(protocol, protocol.token.address, settle_from)
-    for summary in summaries:  # one token: the total is reported on the first request
-        summary.withdrawn = withdrawn if summary is summaries[0] else 0
+    network.withdrawn = withdrawn_total(protocol, protocol.token.address, settle_from)
     return summaries
 
 

@@ -65,9 +65,6 @@ class RequestSummary:
     conserved: bool
     report_round: int
     report_signers: list[str]
-    withdrawn: int = 0
-    """Of this token, what every paid party withdrew after settlement (all tokens are the
-    market's pull payments: nothing is pushed)."""
     bids: list[BidSummary] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -192,6 +189,5 @@ def print_request(console: Console, summary: RequestSummary) -> None:
     console.print(
         f"  escrow {_tokens(s.escrow, s.token_symbol)} = payouts "
         f"{_tokens(s.payouts, s.token_symbol)} + fees {_tokens(s.fees, s.token_symbol)} + "
-        f"refund {_tokens(s.refund, s.token_symbol)}: {verdict} (to the base unit); "
-        f"withdrawn {_tokens(s.withdrawn, s.token_symbol)}"
+        f"refund {_tokens(s.refund, s.token_symbol)}: {verdict} (to the base unit)"
     )
