@@ -5,7 +5,7 @@ ever offered (basis points), and an availability model giving the power (W) the 
 deliver over a window in a direction (`AvailabilityModel`, built from the simulated device
 state by `availability_for`):
 
-- EV charger: its capacity only if a car is plugged in during the whole window.
+- EV charger: defer charging only, its capacity if a car is plugged in the whole window.
 - Battery: reduce consumption = discharge, limited by the energy above its reserve at window
   start; increase consumption = charge, limited by the headroom below its full mark.
 - Heat pump / HVAC: its capacity only if switching the compressor off (reduce) or on
@@ -229,7 +229,11 @@ def deliverable_split(
 
 
 def _ev_availability(ev: EVCharger) -> AvailabilityModel:
+    """Deferring charging only: a car's charge cannot be pulled forward on command."""
+
     def available(start: int, end: int, direction: Direction) -> int:
+        if direction != Direction.REDUCE_CONSUMPTION:
+            return 0
         checks = [*range(start, end, 900), end - 1]
         return ev.capacity_w if all(ev.is_plugged(t) for t in checks) else 0
 

@@ -181,6 +181,7 @@ def test_availability_models_follow_the_simulated_devices() -> None:
     assert ev_available(inside, inside + 1800, Direction.REDUCE_CONSUMPTION) == min(
         11_000, charging_w
     )
+    assert ev_available(inside, inside + 1800, Direction.INCREASE_CONSUMPTION) == 0
     before = session.plug_in - 7200
     if not ev.is_plugged(before):
         assert ev_available(before, before + 3600, Direction.REDUCE_CONSUMPTION) == 0

@@ -335,7 +335,7 @@ def market_story(network: DemoNetwork, phases: Phases) -> list[RequestSummary]:
         RequestSpec(
             zone=zone, direction=Direction.INCREASE_CONSUMPTION,
             power_w=max(1_000, flexible * 12 // 100 // 1000 * 1000),
-            window_start=base + 3 * HOUR + HOUR // 2, window_end=base + 4 * HOUR + HOUR // 2,
+            window_start=base + 5 * HOUR, window_end=base + 6 * HOUR,
             price_cap_per_kwh=FLEX * 50 // 100, availability_price_per_kwh=FLEX * 2 // 100,
             gate_closure=gate_closure, settlement_token=protocol.token.address,
             baseline_method=BaselineMethod.MBMA, pricing_rule=PricingRule.PAY_AS_BID,
