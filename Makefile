@@ -15,7 +15,7 @@ FORGE = $(or $(firstword $(wildcard $(CURDIR)/node_modules/@foundry-rs/forge-*/b
 	$(error forge binary not found under node_modules/@foundry-rs: run make install))
 SOLC_WHICH := scripts/solc --which
 
-.PHONY: install test test-forge test-python test-deep gas gas-check lint format demo clean
+.PHONY: install test test-forge test-python test-deep gas gas-check lint format demo bench clean
 
 # Native batch keccak for settlement (gridflex/native); without a C compiler the build says so
 # and gridflex falls back to pycryptodome. The stamp makes a second run a no-op.
@@ -78,6 +78,11 @@ format: install
 
 demo: install
 	$(VENV)/bin/gridflex demo
+
+# Every benchmark (gas, ingest, settle, demo, explorer, load), then rewrites the generated
+# tables of BENCHMARKS.md with the machine and the command behind each figure (~15 min).
+bench: install
+	$(VENV)/bin/python scripts/bench.py all --write BENCHMARKS.md
 
 clean:
 	rm -rf out cache .gridflex .pytest_cache .ruff_cache

@@ -4,6 +4,7 @@ summary (or JSON with --json); BENCHMARKS.md records the figures with these comm
     python scripts/bench.py ingest [--devices 50] [--days 40] [--batch 50] [--json]
     python scripts/bench.py settle [--devices 100000] [--seed 7] [--json]
     python scripts/bench.py demo [--devices 50] [--runs 3] [--json]
+    python scripts/bench.py all [--write BENCHMARKS.md]      # `make bench`
 
 `ingest`: an Osaka anvil with the protocol deployed and devices registered; a real
 `gridflex oracle serve` process on loopback with a SQLite file; signed 96-interval units
@@ -23,6 +24,12 @@ numpy pass over the same array (`history.sum()`, best of three) in the same run.
 3 oracle processes, node processes) and the market story. `story_s` is the demo's own
 clock from start to the printed summary; `wall_s` adds interpreter start and shutdown of
 every process. Reports min / median / max and the phases of the median run.
+
+`all` (`make bench`): every benchmark above plus the gas snapshot (`forge test
+--match-contract Gas`), each in its own process, then rewrites the generated block of
+BENCHMARKS.md (between `<!-- make bench: start -->` and `<!-- make bench: end -->`) with
+the machine's description, one table per benchmark and the command behind each figure.
+The hand-written analysis around it is left as it is.
 """
 
 from __future__ import annotations
@@ -366,6 +373,161 @@ def demo(
         print(json.dumps(result))
     else:
         print(json.dumps(result, indent=2))
+
+
+# ─── make bench ───────────────────────────────────────────────────────────────────────
+
+BLOCK_START, BLOCK_END = "<!-- make bench: start -->", "<!-- make bench: end -->"
+GAS_TARGETS = {
+    "registerDevice": 120_000, "registerDeviceP256": 120_000, "bid_5devices": 150_000,
+    "submitReport_3sigs_10bids": 150_000, "finalize_10bids_perBid": 60_000,
+    "withdraw": 50_000, "challenge_96intervals": 260_000, "rebut_96intervals": 150_000,
+    "resolve_2signers": 200_000,
+}  # fmt: skip
+
+
+def _command_output(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return ""
+
+
+def _machine() -> dict[str, str]:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        "unknown",
+    )  # fmt: skip
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    forge = next(iter(sorted(REPO_ROOT.glob("node_modules/@foundry-rs/forge-*/bin/forge"))), None)
+    solc = _command_output([str(REPO_ROOT / "scripts" / "solc"), "--version"]).strip()
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "memory": f"{memory_kib / 2**20:.0f} GiB",
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "python": sys.version.split()[0],
+        "forge": _command_output([str(forge), "--version"]).splitlines()[0] if forge else "-",
+        "solc": solc.splitlines()[-1] if solc else "-",
+    }
+
+
+def _run_json(*args: str, timeout: float = 1800) -> dict:
+    argv = [sys.executable, str(Path(__file__).resolve()), *args, "--json"]
+    _log("$ python scripts/bench.py " + " ".join([*args, "--json"]))
+    completed = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, check=False
+    )
+    if completed.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{completed.stderr[-4000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _gas() -> dict[str, int]:
+    forge = next(iter(sorted(REPO_ROOT.glob("node_modules/@foundry-rs/forge-*/bin/forge"))))
+    _log("$ forge test --match-contract Gas")
+    subprocess.run(
+        [str(forge), "test", "--match-contract", "Gas"], cwd=REPO_ROOT, check=True,
+        capture_output=True,
+    )  # fmt: skip
+    snapshot = json.loads((REPO_ROOT / "snapshots" / "gridflex.json").read_text())
+    return {name: int(value) for name, value in snapshot.items()}
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_block(machine: dict[str, str], results: dict[str, dict]) -> str:
+    """The generated markdown between the markers (pure: tested without running anything)."""
+    parts = [
+        BLOCK_START,
+        "## Latest `make bench` run",
+        "",
+        _table(["machine", ""], [[k, v] for k, v in machine.items()]),
+    ]
+    if "gas" in results:
+        gas = results["gas"]
+        parts += [
+            "", "### Gas (snapshot)", "", "Command: `forge test --match-contract Gas` "
+            "(writes `snapshots/gridflex.json`).", "",
+            _table(["operation", "gas", "target", "met"], [
+                [name, f"{value:,}", f"{GAS_TARGETS[name]:,}" if name in GAS_TARGETS else "-",
+                 ("yes" if value <= GAS_TARGETS[name] else "**no**") if name in GAS_TARGETS
+                 else "-"]
+                for name, value in sorted(gas.items())
+            ]),
+        ]  # fmt: skip
+    if "ingest" in results:
+        r = results["ingest"]
+        parts += [
+            "", "### Oracle ingest", "", "Command: `python scripts/bench.py ingest --json`.", "",
+            _table(["readings/s (HTTP, SQLite)", "units/s", "signatures/s (1 core)",
+                    "raw ecrecover/s (1 core)", "ratio"],
+                   [[f"{r['readings_per_s']:,.0f}", f"{r['units_per_s']:,.0f}",
+                     f"{r['signatures_per_s']:,.0f}", f"{r['raw_recover_per_s']:,.0f}",
+                     f"{r['signature_ratio']:.2f}"]]),
+        ]  # fmt: skip
+    if "settle" in results:
+        r = results["settle"]
+        parts += [
+            "", "### Settlement at scale", "",
+            f"Command: `python scripts/bench.py settle --devices {r['devices']} --json`.", "",
+            _table(["devices", "settle_s", "floor_s", "settle / floor", "peak RSS"],
+                   [[f"{r['devices']:,}", r["settle_s"], r["floor_s"], f"{r['ratio']}x",
+                     f"{r['peak_rss_gib']} GiB"]]),
+        ]  # fmt: skip
+    if "demo" in results:
+        r = results["demo"]
+        story, wall = r["story_s"], r["wall_s"]
+        parts += [
+            "", "### `make demo`", "",
+            f"Command: `python scripts/bench.py demo --devices {r['devices']} --runs "
+            f"{r['runs']} --json` (`gridflex demo --json`: anvil, 3 oracle processes, node "
+            "processes, the market story). Target: the story in under 2 minutes.", "",
+            _table(["devices", "runs", "story s (min / median / max)", "wall s (median)"],
+                   [[r["devices"], r["runs"],
+                     f"{story['min']} / {story['median']} / {story['max']}", wall["median"]]]),
+            "", "Phases of the median run:", "",
+            _table(["phase", "s"], [[p["phase"], p["seconds"]] for p in r["median_phases"]]),
+        ]  # fmt: skip
+    parts.append(BLOCK_END)
+    return "\n".join(parts)
+
+
+def write_block(path: Path, block: str) -> None:
+    """Replaces the generated block (or inserts it after the title) and leaves the rest."""
+    text = path.read_text()
+    if BLOCK_START in text and BLOCK_END in text:
+        before, rest = text.split(BLOCK_START, 1)
+        after = rest.split(BLOCK_END, 1)[1]
+        text = before + block + after
+    else:
+        title, _, body = text.partition("\n\n")
+        text = f"{title}\n\n{block}\n\n{body}"
+    path.write_text(text)
+
+
+@app.command("all")
+def run_all(
+    write: Annotated[Path | None, typer.Option(help="Markdown file to rewrite.")] = None,
+    demo_runs: Annotated[int, typer.Option(help="Demo repetitions.")] = 3,
+) -> None:
+    """Every benchmark, then the generated tables (stdout, or --write FILE)."""
+    machine = _machine()
+    results: dict[str, dict] = {"gas": _gas()}
+    results["ingest"] = _run_json("ingest")
+    results["settle"] = _run_json("settle", "--devices", "100000")
+    results["demo"] = _run_json("demo", "--runs", str(demo_runs))
+    block = render_block(machine, results)
+    if write is None:
+        print(block)
+    else:
+        write_block(write, block)
+        _log(f"rewrote the generated block of {write}")
 
 
 if __name__ == "__main__":
