@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlmodel import SQLModel
 
-from explorer import models  # noqa: F401 - registers the tables on SQLModel.metadata
+from explorer.models import ALL_TABLES
 
 
 def create_explorer_engine(url: str) -> Engine:
@@ -33,5 +33,6 @@ def create_explorer_engine(url: str) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables (idempotent)."""
-    SQLModel.metadata.create_all(engine)
+    """Create the explorer's missing tables (idempotent), and only those: other packages'
+    tables may share `SQLModel.metadata` in the same process."""
+    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in ALL_TABLES])  # type: ignore[attr-defined]

@@ -14,28 +14,27 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from hexbytes import HexBytes
 from sqlalchemy import Engine, delete
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 from web3 import Web3
 from web3.contract.contract import ContractEvent
 from web3.exceptions import BlockNotFound
 
 from explorer.models import (
-    PROJECTION_TABLES,
+    ALL_TABLES,
+    AccountStake,
     ChainEvent,
-    DeviceResult,
-    EventInterval,
     IndexedBlock,
     IndexerCursor,
-    Reading,
+    LedgerEntry,
 )
-from explorer.projection import apply_event, rebuild_projections
+from explorer.projection import FLEX, apply_event, rebuild_projections
 from gridflex.chain.deployments import Deployment
 
 log = structlog.get_logger(__name__)
@@ -131,6 +130,10 @@ class Indexer:
         self.batch_blocks = batch_blocks
         self.reorg_depth = reorg_depth
         self.decoder = EventDecoder(w3, deployment)
+        self.staking = w3.eth.contract(
+            address=deployment.address_of("Staking"),  # type: ignore[arg-type]
+            abi=deployment.contracts["Staking"].abi,
+        )
         self._lock = threading.Lock()
 
     # ─── One pass ─────────────────────────────────────────────────────────────────────
@@ -227,6 +230,11 @@ class Indexer:
             session.exec(delete(ChainEvent).where(col(ChainEvent.block_number) > fork_point))  # type: ignore[call-overload]
             session.exec(delete(IndexedBlock).where(col(IndexedBlock.number) > fork_point))  # type: ignore[call-overload]
             rebuild_projections(session)
+            session.exec(delete(AccountStake))  # type: ignore[call-overload]
+            accounts = set(
+                session.exec(select(LedgerEntry.account).where(LedgerEntry.token == FLEX)).all()
+            )
+            self._refresh_stakes(session, accounts, max(fork_point, cursor.deployed_at_block))
             stored = session.get(IndexerCursor, 1)
             assert stored is not None
             stored.next_block = max(fork_point + 1, cursor.deployed_at_block)
@@ -286,6 +294,10 @@ class Indexer:
             for event in fresh:
                 session.add(event)
                 apply_event(session, event)
+            touched = {
+                json.loads(e.args).get("account") for e in fresh if e.contract == "Staking"
+            } - {None}
+            self._refresh_stakes(session, touched, to_block)
             for block in blocks.values():
                 session.merge(block)
             self._prune_blocks(session, to_block)
@@ -298,6 +310,18 @@ class Indexer:
         if fresh:
             log.info("indexed", from_block=from_block, to_block=to_block, events=len(fresh))
         return len(fresh)
+
+    def _refresh_stakes(self, session: Session, accounts: set[str], block: int) -> None:
+        for account in accounts:
+            staked, locked, unbonding, release_at = self.staking.functions.accountOf(account).call(
+                block_identifier=block
+            )
+            session.merge(
+                AccountStake(
+                    account=account, staked=staked, locked=locked, unbonding=unbonding,
+                    unbonding_release_at=release_at, block_number=block,
+                )
+            )  # fmt: skip
 
     def _prune_blocks(self, session: Session, newest: int) -> None:
         """Keep event blocks (they date events) and the recent blocks (fork search)."""
@@ -323,9 +347,5 @@ class Indexer:
 
 
 def _delete_all(session: Session) -> None:
-    tables: Sequence[type[SQLModel]] = (
-        *PROJECTION_TABLES, ChainEvent, IndexedBlock, IndexerCursor,
-        DeviceResult, EventInterval, Reading,
-    )  # fmt: skip
-    for table in tables:
+    for table in ALL_TABLES:
         session.exec(delete(table))  # type: ignore[call-overload]

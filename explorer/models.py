@@ -2,7 +2,7 @@
 by block number, block hash and log index, so a replay is idempotent); the other chain
 tables are projections recomputed from it (`explorer.projection`). Oracle data (device
 records, per-interval curves, readings) comes from the oracles' public API
-(`explorer.records`).
+(`explorer.records`). Table names start with `explorer_`.
 
 Token amounts exceed 64 bits (18 decimals), so they are stored as decimal text
 (`TokenAmount`) and come back as Python ints, exact on SQLite and PostgreSQL alike.
@@ -44,7 +44,7 @@ def big_int_field(**kwargs: Any) -> Any:
 class IndexerCursor(SQLModel, table=True):
     """Which chain the database follows and the next block to index (one row)."""
 
-    __tablename__ = "indexer_cursor"
+    __tablename__ = "explorer_indexer_cursor"
 
     id: int = Field(default=1, primary_key=True)
     chain_id: int = Field(sa_type=BigInteger)
@@ -60,7 +60,7 @@ class IndexedBlock(SQLModel, table=True):
     """Hash and time of indexed blocks: every block holding a GridFlex event (their times
     date the events) and the last `reorg_depth` batch ends (to find a fork point)."""
 
-    __tablename__ = "indexed_blocks"
+    __tablename__ = "explorer_indexed_blocks"
 
     number: int = Field(primary_key=True, sa_type=BigInteger)
     hash: str
@@ -70,7 +70,7 @@ class IndexedBlock(SQLModel, table=True):
 class ChainEvent(SQLModel, table=True):
     """One decoded GridFlex log."""
 
-    __tablename__ = "chain_events"
+    __tablename__ = "explorer_chain_events"
     __table_args__ = (UniqueConstraint("block_number", "block_hash", "log_index"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -89,7 +89,7 @@ class ChainEvent(SQLModel, table=True):
 
 
 class Device(SQLModel, table=True):
-    __tablename__ = "devices"
+    __tablename__ = "explorer_devices"
 
     device_id: int = Field(primary_key=True, sa_type=BigInteger)
     owner: str = Field(index=True)
@@ -106,7 +106,7 @@ class Device(SQLModel, table=True):
 class Request(SQLModel, table=True):
     """A flexibility request with its clearing, report and settlement outcome."""
 
-    __tablename__ = "requests"
+    __tablename__ = "explorer_requests"
 
     request_id: int = Field(primary_key=True, sa_type=BigInteger)
     operator: str = Field(index=True)
@@ -141,9 +141,11 @@ class Request(SQLModel, table=True):
 
 
 class Bid(SQLModel, table=True):
-    __tablename__ = "bids"
+    __tablename__ = "explorer_bids"
 
-    request_id: int = Field(primary_key=True, sa_type=BigInteger, foreign_key="requests.request_id")
+    request_id: int = Field(
+        primary_key=True, sa_type=BigInteger, foreign_key="explorer_requests.request_id"
+    )
     bid_index: int = Field(primary_key=True)
     bidder: str = Field(index=True)
     power_w: int = Field(sa_type=BigInteger)
@@ -168,7 +170,7 @@ class Bid(SQLModel, table=True):
 class BidDevice(SQLModel, table=True):
     """Which devices a bid offered: the device page's way to its events."""
 
-    __tablename__ = "bid_devices"
+    __tablename__ = "explorer_bid_devices"
 
     request_id: int = Field(primary_key=True, sa_type=BigInteger)
     bid_index: int = Field(primary_key=True)
@@ -178,9 +180,11 @@ class BidDevice(SQLModel, table=True):
 class Report(SQLModel, table=True):
     """One posted report round (`ReportSubmitted`), voided or standing."""
 
-    __tablename__ = "reports"
+    __tablename__ = "explorer_reports"
 
-    request_id: int = Field(primary_key=True, sa_type=BigInteger, foreign_key="requests.request_id")
+    request_id: int = Field(
+        primary_key=True, sa_type=BigInteger, foreign_key="explorer_requests.request_id"
+    )
     round: int = Field(primary_key=True)
     devices_root: str
     readings_root: str
@@ -199,7 +203,7 @@ class LedgerEntry(SQLModel, table=True):
     """Money and stake moves per account: stake, unstake, locks, slashes, payouts, refunds,
     withdrawals. Derived from the events, one row per account affected."""
 
-    __tablename__ = "ledger"
+    __tablename__ = "explorer_ledger"
     __table_args__ = (Index("ix_ledger_account_time", "account", "timestamp"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -215,8 +219,23 @@ class LedgerEntry(SQLModel, table=True):
     tx_hash: str
 
 
+class AccountStake(SQLModel, table=True):
+    """`Staking.accountOf(account)` read at `block_number`, refreshed by the indexer for
+    every account a batch's staking events touched (exact where replaying slashes could
+    not tell `slash` from `slashUnlocked`)."""
+
+    __tablename__ = "explorer_account_stakes"
+
+    account: str = Field(primary_key=True)
+    staked: int = amount_field()
+    locked: int = amount_field()
+    unbonding: int = amount_field()
+    unbonding_release_at: int = big_int_field()
+    block_number: int = Field(sa_type=BigInteger)
+
+
 class Oracle(SQLModel, table=True):
-    __tablename__ = "oracles"
+    __tablename__ = "explorer_oracles"
 
     oracle_id: int = Field(primary_key=True)
     address: str
@@ -224,7 +243,7 @@ class Oracle(SQLModel, table=True):
 
 
 class Challenge(SQLModel, table=True):
-    __tablename__ = "challenges"
+    __tablename__ = "explorer_challenges"
 
     challenge_id: int = Field(primary_key=True, sa_type=BigInteger)
     request_id: int = Field(sa_type=BigInteger, index=True)
@@ -244,7 +263,7 @@ class Challenge(SQLModel, table=True):
 class DeviceResult(SQLModel, table=True):
     """One device's record in a posted report, as an oracle publishes it."""
 
-    __tablename__ = "device_results"
+    __tablename__ = "explorer_device_results"
 
     request_id: int = Field(primary_key=True, sa_type=BigInteger)
     round: int = Field(primary_key=True)
@@ -263,7 +282,7 @@ class EventInterval(SQLModel, table=True):
     """Baseline, metered and delivered energy of one device in one event interval,
     recomputed from the report's used readings with `gridflex.baselines`."""
 
-    __tablename__ = "event_intervals"
+    __tablename__ = "explorer_event_intervals"
 
     request_id: int = Field(primary_key=True, sa_type=BigInteger)
     device_id: int = Field(primary_key=True, sa_type=BigInteger)
@@ -276,7 +295,7 @@ class EventInterval(SQLModel, table=True):
 class Reading(SQLModel, table=True):
     """A device-signed interval reading served by an oracle."""
 
-    __tablename__ = "readings"
+    __tablename__ = "explorer_readings"
 
     device_id: int = Field(primary_key=True, sa_type=BigInteger)
     interval_start: int = Field(primary_key=True, sa_type=BigInteger)
@@ -287,3 +306,9 @@ class Reading(SQLModel, table=True):
 PROJECTION_TABLES: tuple[type[SQLModel], ...] = (
     Device, Request, Bid, BidDevice, Report, LedgerEntry, Oracle, Challenge,
 )  # fmt: skip
+ORACLE_DATA_TABLES: tuple[type[SQLModel], ...] = (DeviceResult, EventInterval, Reading)
+ALL_TABLES: tuple[type[SQLModel], ...] = (
+    IndexerCursor, IndexedBlock, ChainEvent, AccountStake,
+    *PROJECTION_TABLES, *ORACLE_DATA_TABLES,
+)  # fmt: skip
+"""Every explorer table (prefixed `explorer_`, so it can share a database with others)."""

@@ -1,14 +1,25 @@
-"""Explorer fixtures: an explorer database (SQLite in the test's directory) and an indexer
-for a deployment of the test's own."""
+"""Explorer fixtures: an explorer database (SQLite in the test's directory), and a small
+settled market on the session anvil indexed into it, served by a TestClient."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from market import Market, build_market, settle_request
 from sqlalchemy import Engine
+from support.chain import fresh_protocol
+from web3 import Web3
 
+from explorer.app import ExplorerContext, create_app
 from explorer.db import create_explorer_engine, init_db
+from explorer.indexer import Indexer
+from explorer.settings import ExplorerSettings
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1/test"
 
 
 @pytest.fixture
@@ -16,3 +27,31 @@ def engine(tmp_path: Path) -> Engine:
     engine = create_explorer_engine(f"sqlite:///{tmp_path / 'explorer.db'}")
     init_db(engine)
     return engine
+
+
+@dataclass
+class IndexedMarket:
+    market: Market
+    context: ExplorerContext
+    client: TestClient
+
+
+def explorer_context(w3: Web3, market: Market, database_url: str) -> ExplorerContext:
+    settings = ExplorerSettings(rpc_url=w3.provider.endpoint_uri, database_url=database_url)  # type: ignore[attr-defined]
+    engine = create_explorer_engine(settings.resolved_database_url)
+    init_db(engine)
+    return ExplorerContext(settings, engine, w3, market.governance.deployment)
+
+
+@pytest.fixture(scope="module")
+def indexed_market(w3: Web3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexedMarket]:
+    """Two settled requests (one under-delivered bid, slashed) indexed into SQLite."""
+    directory = tmp_path_factory.mktemp("explorer")
+    market = build_market(w3, fresh_protocol(w3, directory / "deployments"))
+    settle_request(market)
+    settle_request(market, (100, 20))
+    context = explorer_context(w3, market, f"sqlite:///{directory / 'explorer.db'}")
+    Indexer(context.engine, w3, context.deployment).sync()
+    with TestClient(create_app(context)) as client:
+        yield IndexedMarket(market, context, client)
+    context.engine.dispose()
