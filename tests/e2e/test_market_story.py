@@ -14,13 +14,13 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from support.chain import fresh_protocol, funded_account, wait_for
+from support.nodes import staked_owner
 from support.oracle_process import OracleServer, start_oracle
 from web3 import Web3
 
 from gridflex.chain.anvil import AnvilProcess, increase_time
 from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
-from gridflex.eip712 import secp256k1_device_key
 from node.devices.simulated import simulated_device
 from node.dispatch import CommandedDevice
 from node.runner import NodeDevice, NodeRunner
@@ -70,17 +70,7 @@ def oracle(anvil: AnvilProcess, tmp_path: Path, protocol: Protocol) -> Iterator[
 def _node(
     w3: Web3, protocol: Protocol, index: int, tmp_path: Path, rpc_url: str, oracle_url: str
 ) -> tuple[Protocol, list[NodeDevice], NodeRunner]:
-    account = funded_account(w3)
-    protocol.send(protocol.token.functions.transfer(account.address, 1_000 * FLEX))
-    owner = protocol.as_account(account)
-    owner.stake(1_000 * FLEX)
-    devices = []
-    for seat, (kind, capacity) in enumerate(NODE_DEVICES[index]):
-        key = bytes(Account.create().key)
-        proof = secp256k1_device_key(key, account.address, w3.eth.chain_id, owner.registry.address)
-        device_id = owner.register_device(kind, capacity, ZONE, proof)
-        model = simulated_device(kind, capacity, seed=100 * index + seat)
-        devices.append(NodeDevice(device_id, CommandedDevice(model), key))
+    owner, devices = staked_owner(w3, protocol, ZONE, NODE_DEVICES[index], seed=100 * index)
     runner = NodeRunner(
         owner, devices, ZONE, tmp_path / f"node-{index}", rpc_url, [oracle_url],
         price_fraction_bps=6_000 + 1_000 * index,  # node 0 is the cheapest, node 2 the dearest

@@ -2,33 +2,24 @@
 one committee oracle process (`gridflex oracle serve`, chain clock), two nodes
 (`NodeRunner`, simulated devices) that bid automatically at different prices, dispatch,
 sign and send readings as chain time moves interval by interval, the oracle's report on
-chain, and settlement after the dispute window. Then `gridflex explorer` as a child
-process, polled on `/health` as `make demo` does, until it has the oracle's records."""
+chain, and settlement after the dispute window."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-from eth_account import Account
 from support.chain import fresh_protocol, funded_account, wait_for
+from support.nodes import staked_owner
 from support.oracle_process import OracleServer, start_oracle
 from web3 import Web3
 
-from gridflex.chain.anvil import free_port, increase_time
+from gridflex.chain.anvil import increase_time
 from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
-from gridflex.eip712 import secp256k1_device_key
-from node.devices.simulated import simulated_device
-from node.dispatch import CommandedDevice
-from node.runner import NodeDevice, NodeRunner
+from node.runner import NodeRunner
 
 FLEX = 10**18
 EUR = 10**18
@@ -56,17 +47,7 @@ class SettledEvent:
 def _node(
     w3: Web3, protocol: Protocol, index: int, workdir: Path, rpc: str, oracle: str
 ) -> NodeRunner:
-    account = funded_account(w3)
-    protocol.send(protocol.token.functions.transfer(account.address, 1_000 * FLEX))
-    owner = protocol.as_account(account)
-    owner.stake(1_000 * FLEX)
-    devices = []
-    for seat, (kind, capacity) in enumerate(NODE_DEVICES[index]):
-        key = bytes(Account.create().key)
-        proof = secp256k1_device_key(key, account.address, w3.eth.chain_id, owner.registry.address)
-        device_id = owner.register_device(kind, capacity, ZONE, proof)
-        model = simulated_device(kind, capacity, seed=10 * index + seat)
-        devices.append(NodeDevice(device_id, CommandedDevice(model), key))
+    owner, devices = staked_owner(w3, protocol, ZONE, NODE_DEVICES[index], seed=10 * index)
     return NodeRunner(
         owner, devices, ZONE, workdir / f"node-{index}", rpc, [oracle],
         price_fraction_bps=6_000 + 2_000 * index,
@@ -135,60 +116,3 @@ def settled_event(w3: Web3, rpc_url: str, workdir: Path) -> Iterator[SettledEven
         for runner in runners:
             runner.close()
         oracle.stop()
-
-
-@dataclass
-class ExplorerServer:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-@contextmanager
-def explorer_process(
-    rpc_url: str, deployments_dir: Path, data_dir: Path, oracles: list[str], timeout: float = 60
-) -> Iterator[ExplorerServer]:
-    """`gridflex explorer` as a child; ready once `/health` shows the index at the head."""
-    port = free_port()
-    log_path = data_dir / "explorer.log"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if "GRIDFLEX" not in k and k != "DATABASE_URL"}
-    command = [
-        sys.executable, "-m", "gridflex.cli.main", "explorer", "--rpc-url", rpc_url,
-        "--deployments-dir", str(deployments_dir), "--data-dir", str(data_dir),
-        "--port", str(port), "--poll-seconds", "0.5",
-    ] + [arg for url in oracles for arg in ("--oracle", url)]  # fmt: skip
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            command, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = ExplorerServer(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"explorer exited {process.returncode}:\n{log_path.read_text()}")
-            try:
-                health = httpx.get(server.url + "/health", timeout=2).json()
-                if (
-                    health["indexed_block"] is not None
-                    and health["indexed_block"] >= health["chain_head"]
-                ):
-                    break
-            except (httpx.HTTPError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"explorer did not catch up:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield server
-    finally:
-        server.stop()

@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from settled_event import ExplorerServer, SettledEvent, explorer_process, settled_event
+from settled_event import SettledEvent, settled_event
 from support.chain import wait_for
+from support.explorer_process import ExplorerServer, explorer_process
 from web3 import Web3
 
 from gridflex.chain.anvil import AnvilProcess

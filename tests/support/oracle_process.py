@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from gridflex.chain.anvil import free_port
+from support.processes import terminate
 
 
 @dataclass
@@ -26,13 +27,7 @@ class OracleServer:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not exit within 10 s; always reaped."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook, no flush, no goodbye (a crash or an OOM kill)."""
