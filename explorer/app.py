@@ -5,10 +5,11 @@ caught up."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 from eth_account import Account
@@ -84,6 +85,16 @@ def create_app(context: ExplorerContext) -> FastAPI:
         version="1",
     )
     app.state.context = context
+
+    @app.middleware("http")
+    async def server_timing(request: Request, call_next: Any) -> Any:
+        """`Server-Timing: app;dur=<ms>` on every answer: the page budget is measurable
+        from outside (browser dev tools, `scripts/bench.py explorer`)."""
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        response.headers["Server-Timing"] = f"app;dur={elapsed_ms:.2f}"
+        return response
 
     @app.get("/health", response_model=Health, tags=["health"])
     def health(session: SessionDep) -> Health:

@@ -5,7 +5,7 @@ look lives in `static/explorer.css` (classes `series-0`, `series-1`, `shade`, ..
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 
 from markupsafe import Markup
@@ -42,7 +42,6 @@ class Frame:
     x_max: float
     y_min: float
     y_max: float
-    bands: list[Band] = field(default_factory=list)
 
     def x(self, value: float) -> float:
         span = (self.x_max - self.x_min) or 1

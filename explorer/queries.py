@@ -37,8 +37,8 @@ from gridflex.reports import Quality
 Amount = Annotated[int, PlainSerializer(str, return_type=str, when_used="json")]
 """Token base units; a decimal string in JSON."""
 
-DEVICE_READINGS_SHOWN = 2_000
-"""The device page charts the latest readings; the API pages through all of them."""
+DEVICE_READINGS_SHOWN = 672
+"""The device page charts the latest week of 15-minute readings; the API pages through all."""
 
 
 def _kind(kind: int) -> str:
