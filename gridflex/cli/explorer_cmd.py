@@ -3,10 +3,15 @@ thread and serves the settlement explorer (pages, JSON API, `/health`)."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def explorer(
@@ -59,9 +64,13 @@ def explorer(
     follower = Follower(context)
     follower.start()
     typer.echo(f"explorer on http://{host}:{port} (indexing {settings.rpc_url})")
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: with this
+    # handler SIGTERM ends as Ctrl-C does, so the follower stops and the exit code is 0.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        # uvicorn turns SIGINT and SIGTERM into a graceful shutdown and returns.
         uvicorn.run(create_app(context), host=host, port=port, log_config=None, access_log=False)
+    except KeyboardInterrupt:
+        pass
     finally:
         follower.stop()
         context.http.close()
