@@ -48,11 +48,17 @@ class RecordFetcher:
         self.engine = engine
         self.oracle_urls = list(oracle_urls)
         self.http = http
+        self._checked_stale = False
 
-    def sync(self) -> RecordSyncResult:
+    def sync(self, chain_rewound: bool = False) -> RecordSyncResult:
+        """`chain_rewound`: the indexer undid blocks this pass (reorg, reset), so records of
+        reports that left the chain are dropped first (also done on the first pass, for a
+        rollback that happened while the explorer was down)."""
+        if chain_rewound or not self._checked_stale:
+            self._drop_stale_records()
+            self._checked_stale = True
         if not self.oracle_urls:
             return RecordSyncResult(0, 0)
-        self._drop_stale_records()
         reports = sum(self._fetch_report(report) for report in self._missing_reports())
         readings = sum(self._fetch_readings(device_id) for device_id in self._device_ids())
         return RecordSyncResult(reports, readings)

@@ -63,8 +63,8 @@ class Follower:
         )  # fmt: skip
         self.records = RecordFetcher(self.context.engine, settings.oracle_urls, self.context.http)
 
-    def _after_sync(self, _result: SyncResult) -> None:
-        self.records.sync()
+    def _after_sync(self, result: SyncResult) -> None:
+        self.records.sync(chain_rewound=result.reset or result.rolled_back_to is not None)
 
     def start(self) -> None:
         self._thread = threading.Thread(

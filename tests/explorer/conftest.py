@@ -1,5 +1,6 @@
-"""Explorer fixtures: an explorer database (SQLite in the test's directory), and a small
-settled market on the session anvil indexed into it, served by a TestClient."""
+"""Explorer fixtures: an explorer database (SQLite in the test's directory); a small
+settled market on the session anvil indexed into it, served by a TestClient; and a real
+settled event (oracle process, nodes) shared by the browser and verification tests."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from market import Market, build_market, settle_request
+from settled_event import SettledEvent, settled_event
 from sqlalchemy import Engine
 from support.chain import fresh_protocol
 from web3 import Web3
@@ -18,6 +20,7 @@ from explorer.app import ExplorerContext, create_app
 from explorer.db import create_explorer_engine, init_db
 from explorer.indexer import Indexer
 from explorer.settings import ExplorerSettings
+from gridflex.chain.anvil import AnvilProcess
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1/test"
 
@@ -55,3 +58,12 @@ def indexed_market(w3: Web3, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     with TestClient(create_app(context)) as client:
         yield IndexedMarket(market, context, client)
     context.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def event(
+    w3: Web3, anvil: AnvilProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SettledEvent]:
+    """Built once per session: it takes real nodes and a real oracle through a window."""
+    with settled_event(w3, anvil.url, tmp_path_factory.mktemp("event")) as settled:
+        yield settled

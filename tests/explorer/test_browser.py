@@ -14,10 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from settled_event import SettledEvent, settled_event
+from settled_event import SettledEvent
 from support.chain import wait_for
 from support.explorer_process import ExplorerServer, explorer_process
-from web3 import Web3
 
 from gridflex.chain.anvil import AnvilProcess
 from gridflex.verify import read_posted_report
@@ -40,20 +39,14 @@ def chromium() -> str:
         if apt is None:
             pytest.fail(f"{CHROMIUM} is missing and apt-get is not available to install it")
         try:
-            subprocess.run([apt, "install", "-y", "chromium"], check=True, timeout=900)
+            if subprocess.run([apt, "install", "-y", "chromium"], timeout=900).returncode:
+                subprocess.run([apt, "update"], check=True, timeout=900)  # stale package lists
+                subprocess.run([apt, "install", "-y", "chromium"], check=True, timeout=900)
         except (OSError, subprocess.SubprocessError) as error:
             pytest.fail(f"{CHROMIUM} is missing and `apt-get install -y chromium` failed: {error}")
         if not Path(CHROMIUM).exists():
             pytest.fail(f"`apt-get install -y chromium` did not provide {CHROMIUM}")
     return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def event(
-    w3: Web3, anvil: AnvilProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SettledEvent]:
-    with settled_event(w3, anvil.url, tmp_path_factory.mktemp("event")) as settled:
-        yield settled
 
 
 @pytest.fixture(scope="module")
