@@ -5,24 +5,20 @@ settled event (oracle process, nodes) shared by the browser and verification tes
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from explorer_event import SettledEvent, settled_event
+from explorer_market import IndexedMarket, build_market, explorer_context, settle_request
 from fastapi.testclient import TestClient
-from market import Market, build_market, settle_request
-from settled_event import SettledEvent, settled_event
 from sqlalchemy import Engine
 from support.chain import fresh_protocol
 from web3 import Web3
 
-from explorer.app import ExplorerContext, create_app
+from explorer.app import create_app
 from explorer.db import create_explorer_engine, init_db
 from explorer.indexer import Indexer
-from explorer.settings import ExplorerSettings
 from gridflex.chain.anvil import AnvilProcess
-
-POSTGRES_URL = "postgresql://postgres@127.0.0.1/test"
 
 
 @pytest.fixture
@@ -30,20 +26,6 @@ def engine(tmp_path: Path) -> Engine:
     engine = create_explorer_engine(f"sqlite:///{tmp_path / 'explorer.db'}")
     init_db(engine)
     return engine
-
-
-@dataclass
-class IndexedMarket:
-    market: Market
-    context: ExplorerContext
-    client: TestClient
-
-
-def explorer_context(w3: Web3, market: Market, database_url: str) -> ExplorerContext:
-    settings = ExplorerSettings(rpc_url=w3.provider.endpoint_uri, database_url=database_url)  # type: ignore[attr-defined]
-    engine = create_explorer_engine(settings.resolved_database_url)
-    init_db(engine)
-    return ExplorerContext(settings, engine, w3, market.governance.deployment)
 
 
 @pytest.fixture(scope="module")

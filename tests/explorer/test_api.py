@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from conftest import POSTGRES_URL, IndexedMarket, explorer_context
+from explorer_market import POSTGRES_URL, IndexedMarket, explorer_context
 from fastapi.testclient import TestClient
 from web3 import Web3
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from conftest import IndexedMarket
+from explorer_market import IndexedMarket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from explorer_event import SettledEvent
 from playwright.sync_api import Browser, Page, sync_playwright
-from settled_event import SettledEvent
 from support.chain import wait_for
 from support.explorer_process import ExplorerServer, explorer_process
 

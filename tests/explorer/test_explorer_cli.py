@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import IndexedMarket
+from explorer_market import IndexedMarket
 from support.explorer_process import explorer_process
 
 from gridflex.chain.anvil import AnvilProcess, free_port

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from market import Market, after_revert, build_market, settle_request
+from explorer_market import Market, after_revert, build_market, settle_request
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 from support.chain import fresh_protocol

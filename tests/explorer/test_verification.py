@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from settled_event import SettledEvent
+from explorer_event import SettledEvent
 
 from explorer.verification import verify_device
 from gridflex.reports import pack_used_readings, unpack_used_readings

@@ -1,7 +1,7 @@
 """A small market on anvil for the explorer tests: owners with registered devices and
 stake, a grid operator with its own settlement token, and one request taken through bids,
 clearing, a report signed by two oracles (hand-made roots) and settlement. Fast: no oracle
-process, no node."""
+process, no node. Also the explorer over it (`explorer_context`, `IndexedMarket`)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ from dataclasses import dataclass, field
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from fastapi.testclient import TestClient
 from support.chain import funded_account
 from web3 import Web3
 
+from explorer.app import ExplorerContext
+from explorer.db import create_explorer_engine, init_db
+from explorer.settings import ExplorerSettings
 from gridflex.chain.anvil import increase_time
 from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, zone_id
 from gridflex.eip712 import ReportPayload, secp256k1_device_key, sign_report
 
+POSTGRES_URL = "postgresql://postgres@127.0.0.1/test"
 FLEX = 10**18
 EUR = 10**18
 ZONE = zone_id("NL-EXP-01")
@@ -103,3 +108,17 @@ def after_revert(market: Market) -> Market:
         [fresh(o) for o in market.owners], market.device_ids, market.oracles,
         list(market.request_ids),
     )  # fmt: skip
+
+
+@dataclass
+class IndexedMarket:
+    market: Market
+    context: ExplorerContext
+    client: TestClient
+
+
+def explorer_context(w3: Web3, market: Market, database_url: str) -> ExplorerContext:
+    settings = ExplorerSettings(rpc_url=w3.provider.endpoint_uri, database_url=database_url)  # type: ignore[attr-defined]
+    engine = create_explorer_engine(settings.resolved_database_url)
+    init_db(engine)
+    return ExplorerContext(settings, engine, w3, market.governance.deployment)
