@@ -11,6 +11,7 @@ import json
 from collections import defaultdict
 from typing import Annotated
 
+from eth_utils import to_checksum_address
 from pydantic import BaseModel, PlainSerializer
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -606,6 +607,7 @@ def device_list(session: Session) -> list[DeviceSummary]:
 
 
 def account_detail(session: Session, address: str) -> AccountDetail:
+    address = to_checksum_address(address)  # events carry checksummed addresses
     stake = session.get(AccountStake, address)
     ledger = session.exec(
         select(LedgerEntry)

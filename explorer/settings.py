@@ -23,8 +23,17 @@ class ExplorerSettings(BaseSettings):
         populate_by_name=True,
     )
 
-    rpc_url: str = "http://127.0.0.1:8545"
-    deployments_dir: Path = Path("deployments")
+    rpc_url: str = Field(
+        default="http://127.0.0.1:8545",
+        validation_alias=AliasChoices("rpc_url", "GRIDFLEX_EXPLORER_RPC_URL", "GRIDFLEX_RPC_URL"),
+    )
+    """The explorer's own setting, else the core `GRIDFLEX_RPC_URL`."""
+    deployments_dir: Path = Field(
+        default=Path("deployments"),
+        validation_alias=AliasChoices(
+            "deployments_dir", "GRIDFLEX_EXPLORER_DEPLOYMENTS_DIR", "GRIDFLEX_DEPLOYMENTS_DIR"
+        ),
+    )
     data_dir: Path = Path(".gridflex/explorer")
     """Where the default SQLite database lives."""
     database_url: str | None = Field(

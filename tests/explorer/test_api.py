@@ -60,7 +60,7 @@ def test_overview_account_device_and_csv(indexed_market: IndexedMarket) -> None:
     assert overview["history"][-1]["requests"] == 2
 
     owner = market.owners[1]
-    account = client.get(f"/api/accounts/{owner.address}").json()
+    account = client.get(f"/api/accounts/{owner.address.lower()}").json()  # any case
     staked, locked, *_ = market.governance.staking.functions.accountOf(owner.address).call()
     assert (int(account["stake"]["staked"]), int(account["stake"]["locked"])) == (staked, locked)
     assert int(account["slashed"]) > 0
