@@ -4,6 +4,9 @@ tables are projections recomputed from it (`explorer.projection`). Oracle data (
 records, per-interval curves, readings) comes from the oracles' public API
 (`explorer.records`). Table names start with `explorer_`.
 
+No foreign-key constraints: projections are deleted and rebuilt as a whole after a
+rollback, in any order; the joins run on primary keys and indexed columns.
+
 Token amounts exceed 64 bits (18 decimals), so they are stored as decimal text
 (`TokenAmount`) and come back as Python ints, exact on SQLite and PostgreSQL alike.
 """
@@ -143,9 +146,7 @@ class Request(SQLModel, table=True):
 class Bid(SQLModel, table=True):
     __tablename__ = "explorer_bids"
 
-    request_id: int = Field(
-        primary_key=True, sa_type=BigInteger, foreign_key="explorer_requests.request_id"
-    )
+    request_id: int = Field(primary_key=True, sa_type=BigInteger)
     bid_index: int = Field(primary_key=True)
     bidder: str = Field(index=True)
     power_w: int = Field(sa_type=BigInteger)
@@ -182,9 +183,7 @@ class Report(SQLModel, table=True):
 
     __tablename__ = "explorer_reports"
 
-    request_id: int = Field(
-        primary_key=True, sa_type=BigInteger, foreign_key="explorer_requests.request_id"
-    )
+    request_id: int = Field(primary_key=True, sa_type=BigInteger)
     round: int = Field(primary_key=True)
     devices_root: str
     readings_root: str

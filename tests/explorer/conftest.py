@@ -4,12 +4,20 @@ settled event (oracle process, nodes) shared by the browser and verification tes
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from explorer_event import SettledEvent, settled_event
-from explorer_market import IndexedMarket, build_market, explorer_context, settle_request
+from explorer_market import (
+    POSTGRES_URL,
+    IndexedMarket,
+    build_market,
+    explorer_context,
+    settle_request,
+)
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from support.chain import fresh_protocol
@@ -49,3 +57,18 @@ def event(
     """Built once per session: it takes real nodes and a real oracle through a window."""
     with settled_event(w3, anvil.url, tmp_path_factory.mktemp("event")) as settled:
         yield settled
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A database of this test's own on the local PostgreSQL server, dropped afterwards."""
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=2)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {error}")
+    name = f"explorer_test_{os.getpid()}"
+    with admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

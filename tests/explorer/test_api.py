@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-from collections.abc import Iterator
 
-import psycopg
 import pytest
-from explorer_market import POSTGRES_URL, IndexedMarket, explorer_context
+from explorer_market import IndexedMarket, explorer_context
 from fastapi.testclient import TestClient
 from web3 import Web3
 
@@ -102,21 +99,6 @@ def test_health_reports_the_index_at_the_chain_head(indexed_market: IndexedMarke
     health = indexed_market.client.get("/health").json()
     assert health["status"] == "ok"
     assert health["indexed_block"] == health["chain_head"]
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A database of this test's own on the local PostgreSQL server, dropped afterwards."""
-    try:
-        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=2)
-    except psycopg.OperationalError as error:
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {error}")
-    name = f"explorer_test_{os.getpid()}"
-    with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_same_answers_on_postgresql(

@@ -107,9 +107,22 @@ def test_indexer_projects_settlement_and_resumes_without_double_counting(
     assert replay.new_events == 0 and _snapshot(engine) == before
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_engine(request: pytest.FixtureRequest, engine: Engine) -> Iterator[Engine]:
+    """The SQLite engine, or one on a PostgreSQL database of the test's own."""
+    if request.param == "sqlite":
+        yield engine
+        return
+    postgres = create_explorer_engine(request.getfixturevalue("postgres_url"))
+    init_db(postgres)
+    yield postgres
+    postgres.dispose()
+
+
 def test_reverted_snapshot_is_undone_before_anything_counts_again(
-    engine: Engine, governance: Protocol, own_chain: Web3, tmp_path: Path
+    any_engine: Engine, governance: Protocol, own_chain: Web3, tmp_path: Path
 ) -> None:
+    engine = any_engine
     market = build_market(own_chain, governance)
     settle_request(market)
     indexer = _indexer(engine, governance)
