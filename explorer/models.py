@@ -207,7 +207,7 @@ class LedgerEntry(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     account: str
-    kind: str
+    kind: str = Field(index=True)
     amount: int = amount_field()
     token: str
     counterparty: str = ""

@@ -113,7 +113,8 @@ class Overview(BaseModel):
     delivered_wh: int
     tokens: list[TokenTotals]
     slashed_total: Amount
-    """Bond slashed for non-delivery (FLEX), all requests."""
+    """Stake slashed (FLEX): providers' bonds for non-delivery, oracles' bonds for voided
+    reports, devices' owners for equivocation."""
     history: list[HistoryPoint]
 
 
@@ -413,7 +414,11 @@ def overview(session: Session) -> Overview:
         totals.refunds += r.refund
         changes.append((r.created_at, 1, 0, 0, 0, 0))
         if r.closed_at is not None:
-            changes.append((r.closed_at, 0, r.delivered_wh, r.payouts, r.fees, r.slashed))
+            changes.append((r.closed_at, 0, r.delivered_wh, r.payouts, r.fees, 0))
+    slashes = session.exec(
+        select(LedgerEntry.timestamp, LedgerEntry.amount).where(LedgerEntry.kind == "slash")
+    ).all()
+    changes += [(timestamp, 0, 0, 0, 0, amount) for timestamp, amount in slashes]
     history: list[HistoryPoint] = []
     running = [0, 0, 0, 0, 0]
     for timestamp, *deltas in sorted(changes):
@@ -437,7 +442,7 @@ def overview(session: Session) -> Overview:
         requests_by_status=dict(by_status),
         delivered_wh=sum(r.delivered_wh for r in requests),
         tokens=list(tokens.values()),
-        slashed_total=sum(r.slashed for r in requests),
+        slashed_total=sum(amount for _, amount in slashes),
         history=history,
     )
 
