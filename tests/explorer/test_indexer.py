@@ -148,3 +148,28 @@ def test_reverted_snapshot_is_undone_before_anything_counts_again(
     assert _snapshot(engine) == _snapshot(fresh_engine)
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(Request)).one() == 2
+
+
+def test_a_restarted_chain_resets_the_index(
+    engine: Engine, governance: Protocol, own_chain: Web3, tmp_path: Path
+) -> None:
+    """Same chain id, new genesis (anvil restarted, protocol redeployed): nothing of the
+    old chain survives in the database."""
+    market = build_market(own_chain, governance)
+    settle_request(market)
+    _indexer(engine, governance).sync()
+    with AnvilProcess() as restarted:
+        w3 = Web3(Web3.HTTPProvider(restarted.url))
+        new_governance = fresh_protocol(w3, tmp_path / "restarted")
+        new_market = build_market(w3, new_governance)
+        result = _indexer(engine, new_governance).sync()
+        assert result.reset
+        with Session(engine) as session:
+            assert session.exec(select(func.count()).select_from(Request)).one() == 0
+            cursor = session.get(IndexerCursor, 1)
+            assert cursor is not None and cursor.chain_id == w3.eth.chain_id
+        settle_request(new_market)
+        _indexer(engine, new_governance).sync()
+        _check_against_chain(engine, new_market)
+        with Session(engine) as session:
+            assert session.exec(select(func.count()).select_from(Request)).one() == 1
