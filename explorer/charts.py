@@ -59,7 +59,7 @@ def _fmt(value: float) -> str:
         return f"{value / 1_000:.0f}k"
     if abs(value) >= 100 or value == int(value):
         return f"{value:.0f}"
-    return f"{value:.2f}"
+    return f"{value:.3g}"
 
 
 def _path(frame: Frame, series: Series) -> str:

@@ -90,7 +90,6 @@ def history_charts(overview: queries.Overview) -> list[Markup]:
     money = [
         running("payouts", [p.payouts / scale for p in points]),
         running("fees", [p.fees / scale for p in points], "series-1"),
-        running("slashed bonds (FLEX)", [p.slashed / scale for p in points], "series-2"),
     ]
     return [
         chart(
@@ -104,7 +103,10 @@ def history_charts(overview: queries.Overview) -> list[Markup]:
             x_label=_hour_label,
             y_unit="MWh",
         ),
-        chart("Paid to providers, fees and slashes (tokens, running total)", money,
+        chart("Paid to providers and fees (settlement tokens, running total)", money,
+              x_label=_hour_label),
+        chart("Stake slashed (FLEX, running total)",
+              [running("slashed", [p.slashed / scale for p in points], "series-2")],
               x_label=_hour_label),
     ]  # fmt: skip
 

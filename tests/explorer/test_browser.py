@@ -96,7 +96,7 @@ def test_overview_totals_match_the_chain(
     assert page.locator("#request-count").inner_text() == "1"
     paid = sum(event.protocol.claimable(event.token, owner) for owner in event.owners)
     assert _base_units(page, "td.payouts") == paid
-    assert page.locator("svg.chart").count() == 3
+    assert page.locator("svg.chart").count() == 4
     _shot(page, "overview")
 
 
