@@ -21,6 +21,11 @@ router = APIRouter(prefix="/api", tags=["api"])
 Id = Annotated[int, Path(ge=0, le=2**63 - 1)]
 Address = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{40}$")]
 MAX_READINGS_PAGE = 10_000
+SETTLEMENT_COLUMNS = (
+    "request_id", "bid_index", "bidder", "settlement_token", "awarded_w", "price_per_kwh",
+    "clearing_price", "delivered_wh", "utilization", "availability", "fee", "payout",
+    "slashed", "settled_at",
+)  # fmt: skip
 
 
 @router.get("/overview", response_model=queries.Overview)
@@ -116,9 +121,10 @@ def settlements_csv(session: SessionDep) -> StreamingResponse:
     rows = queries.settlements(session)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(queries.SettlementRow.model_fields)
+    writer.writerow(SETTLEMENT_COLUMNS)
     for row in rows:
-        writer.writerow(row.model_dump().values())
+        values = row.model_dump()
+        writer.writerow(values[column] for column in SETTLEMENT_COLUMNS)
     return StreamingResponse(
         iter([buffer.getvalue()]),
         media_type="text/csv",

@@ -256,6 +256,7 @@ class DeviceDetail(BaseModel):
     readings: list[ReadingView]
     """The latest readings, oldest first (at most `DEVICE_READINGS_SHOWN`)."""
     events: list[DeviceEvent]
+    earnings_by_token: dict[str, Amount]
 
 
 class ReadingList(BaseModel):
@@ -556,7 +557,11 @@ def device_detail(session: Session, device_id: int) -> DeviceDetail | None:
                 intervals=intervals.get(bid.request_id, []), earnings=share,
             )
         )  # fmt: skip
+    earnings: dict[str, int] = defaultdict(int)
+    for item in events:
+        earnings[item.settlement_token] += item.earnings
     return DeviceDetail(
+        earnings_by_token=dict(earnings),
         device=device_summary(device),
         readings_total=readings_total,
         readings=[

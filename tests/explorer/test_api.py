@@ -14,6 +14,7 @@ from web3 import Web3
 
 from explorer.app import create_app
 from explorer.indexer import Indexer
+from explorer.queries import SettlementRow
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +72,7 @@ def test_overview_account_device_and_csv(indexed_market: IndexedMarket) -> None:
     assert answer.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(answer.text)))
     assert len(rows) == 4
+    assert set(rows[0]) == set(SettlementRow.model_fields)  # every figure, nothing else
     assert sum(int(r["payout"]) for r in rows) == sum(_claimable_payouts(indexed_market).values())
 
 
