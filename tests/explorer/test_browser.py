@@ -99,6 +99,15 @@ def test_overview_totals_match_the_chain(
     assert page.locator("svg.chart").count() == 4
     _shot(page, "overview")
 
+    page.get_by_role("link", name="Devices", exact=True).first.click()
+    page.wait_for_url("**/devices")
+    assert page.locator("#devices tbody tr").count() == len(event.device_ids)
+    for device_id in event.device_ids:
+        capacity = event.protocol.device(device_id).capacity_w
+        row = page.locator("#devices tbody tr", has=page.locator(f"a[href='/devices/{device_id}']"))
+        assert f"{capacity / 1000:.1f}" in row.inner_text()
+    _shot(page, "devices")
+
 
 def test_request_to_device_to_verification(
     page: Page, explorer: ExplorerServer, event: SettledEvent
@@ -110,6 +119,9 @@ def test_request_to_device_to_verification(
 
     page.goto(explorer.url + "/")
     page.get_by_role("link", name="Requests", exact=True).first.click()
+    page.wait_for_url("**/requests")
+    assert page.locator("#requests tbody tr").count() == 1
+    _shot(page, "requests")
     page.get_by_role("link", name=f"#{event.request_id}", exact=True).click()
     page.wait_for_url(f"**/requests/{event.request_id}")
     assert page.locator("#request-status").inner_text() == "settled"
