@@ -7,19 +7,17 @@ import csv
 import io
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from explorer import queries
-from explorer.app import ContextDep, SessionDep
+from explorer.deps import Address, ContextDep, Id, SessionDep
 from explorer.verification import DeviceVerification, verify_device
 from gridflex.verify import VerifyInputError
 
 router = APIRouter(prefix="/api", tags=["api"])
 
-Id = Annotated[int, Path(ge=0, le=2**63 - 1)]
-Address = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{40}$")]
 MAX_READINGS_PAGE = 10_000
 SETTLEMENT_COLUMNS = (
     "request_id", "bid_index", "bidder", "settlement_token", "awarded_w", "price_per_kwh",

@@ -6,63 +6,17 @@ caught up."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import httpx
-from eth_account import Account
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
-from sqlalchemy import Engine
-from sqlmodel import Session
-from web3 import Web3
 
-from explorer import queries
-from explorer.settings import ExplorerSettings
-from gridflex.chain.client import ChainClient
-from gridflex.chain.deployments import Deployment
-from gridflex.chain.protocol import Protocol
+from explorer import api, pages, queries
+from explorer.deps import ExplorerContext, SessionDep
 
 STATIC_DIR = Path(__file__).parent / "static"
-ORACLE_TIMEOUT_SECONDS = 10.0
-
-
-@dataclass
-class ExplorerContext:
-    """What the app reads: its database, and for the verify check the chain and oracles."""
-
-    settings: ExplorerSettings
-    engine: Engine
-    w3: Web3
-    deployment: Deployment
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=ORACLE_TIMEOUT_SECONDS))
-    _protocol: Protocol | None = None
-
-    @property
-    def protocol(self) -> Protocol:
-        """A read-only handle (a throwaway account is only the `from` of eth_call)."""
-        if self._protocol is None:
-            self._protocol = Protocol(ChainClient(self.w3, Account.create()), self.deployment)
-        return self._protocol
-
-
-def get_context(request: Request) -> ExplorerContext:
-    context: ExplorerContext = request.app.state.context
-    return context
-
-
-ContextDep = Annotated[ExplorerContext, Depends(get_context)]
-
-
-def get_session(context: ContextDep) -> Iterator[Session]:
-    with Session(context.engine) as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 class Health(BaseModel):
@@ -74,8 +28,6 @@ class Health(BaseModel):
 
 
 def create_app(context: ExplorerContext) -> FastAPI:
-    from explorer import api, pages
-
     app = FastAPI(
         title="GridFlex explorer",
         summary=(

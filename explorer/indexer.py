@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -334,7 +334,12 @@ class Indexer:
 
     # ─── Following the chain ──────────────────────────────────────────────────────────
 
-    def follow(self, stop: threading.Event, poll_seconds: float, after_sync: Any = None) -> None:
+    def follow(
+        self,
+        stop: threading.Event,
+        poll_seconds: float,
+        after_sync: Callable[[SyncResult], None] | None = None,
+    ) -> None:
         """Sync every `poll_seconds` until `stop` is set; errors are logged and retried."""
         while not stop.is_set():
             try:

@@ -18,9 +18,8 @@ from markupsafe import Markup
 from starlette.requests import Request as HttpRequest
 
 from explorer import queries
-from explorer.api import Address, Id
-from explorer.app import ContextDep, SessionDep
 from explorer.charts import Band, Series, chart
+from explorer.deps import Address, ContextDep, Id, SessionDep
 from explorer.verification import verify_device
 from gridflex.verify import VerifyInputError
 

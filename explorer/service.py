@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import structlog
 from web3 import Web3
 
-from explorer.app import ExplorerContext
 from explorer.db import create_explorer_engine, init_db
+from explorer.deps import ExplorerContext
 from explorer.indexer import Indexer, SyncResult
 from explorer.records import RecordFetcher
 from explorer.settings import ExplorerSettings

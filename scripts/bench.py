@@ -454,8 +454,9 @@ def explorer(
     from fastapi.testclient import TestClient
     from web3 import Web3
 
-    from explorer.app import ExplorerContext, create_app
+    from explorer.app import create_app
     from explorer.db import create_explorer_engine, init_db
+    from explorer.deps import ExplorerContext
     from explorer.settings import ExplorerSettings
     from gridflex.chain.deployments import Deployment
 

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from support.chain import funded_account
 from web3 import Web3
 
-from explorer.app import ExplorerContext
 from explorer.db import create_explorer_engine, init_db
+from explorer.deps import ExplorerContext
 from explorer.settings import ExplorerSettings
 from gridflex.chain.anvil import increase_time
 from gridflex.chain.compiler import load_artifacts
