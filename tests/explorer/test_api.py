@@ -5,11 +5,13 @@ index at the chain head, and the same holds on PostgreSQL."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 
 import pytest
 from explorer_market import IndexedMarket, explorer_context
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from web3 import Web3
 
 from explorer.app import create_app
@@ -124,3 +126,13 @@ def test_same_answers_on_postgresql(
                 body.pop("progress", None)
             assert mine_body == theirs_body, path
     context.engine.dispose()
+
+
+def test_an_empty_database_serves_every_page(engine: Engine, indexed_market: IndexedMarket) -> None:
+    """Before the first indexing pass (a fresh explorer): pages answer, health says so."""
+    context = dataclasses.replace(indexed_market.context, engine=engine)
+    with TestClient(create_app(context)) as client:
+        assert client.get("/health").json()["status"] == "starting"
+        for path in ("/", "/requests", "/devices", "/api/overview", "/api/settlements.csv"):
+            assert client.get(path).status_code == 200, path
+        assert "not started" in client.get("/").text
