@@ -24,7 +24,8 @@ indexer's own projection with N synthetic settled requests (4 bids of 2 devices 
 report, settlement, device records with per-interval curves) and M signed readings spread
 over the devices; then every page and the main API answers are requested `--repeat` times
 in process (FastAPI TestClient) and the server time of each is read from the app's
-`Server-Timing` header (handler + template + database; no network). Reports p50/p95/max.
+`Server-Timing` header (handler + template + database; no network), after the startup heap
+is frozen as `gridflex explorer` does. Reports p50/p95/max.
 """
 
 from __future__ import annotations
@@ -457,6 +458,7 @@ def explorer(
     from explorer.app import create_app
     from explorer.db import create_explorer_engine, init_db
     from explorer.deps import ExplorerContext
+    from explorer.service import freeze_startup_heap
     from explorer.settings import ExplorerSettings
     from gridflex.chain.deployments import Deployment
 
@@ -484,6 +486,7 @@ def explorer(
         }
         timings: dict[str, dict[str, float]] = {}
         with TestClient(create_app(context)) as client:
+            freeze_startup_heap()  # as `gridflex explorer` does before serving
             for name, path in pages.items():
                 samples = []
                 for attempt in range(repeat + 3):

@@ -39,7 +39,7 @@ def explorer(
     import uvicorn
 
     from explorer.app import create_app
-    from explorer.service import Follower, build_context
+    from explorer.service import Follower, build_context, freeze_startup_heap
     from explorer.settings import ExplorerSettings
     from gridflex.errors import GridFlexError
 
@@ -67,8 +67,10 @@ def explorer(
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: with this
     # handler SIGTERM ends as Ctrl-C does, so the follower stops and the exit code is 0.
     signal.signal(signal.SIGTERM, _interrupt)
+    app = create_app(context)
+    freeze_startup_heap()
     try:
-        uvicorn.run(create_app(context), host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     except KeyboardInterrupt:
         pass
     finally:
