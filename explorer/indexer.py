@@ -24,7 +24,7 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 from web3 import Web3
 from web3.contract.contract import ContractEvent
-from web3.exceptions import BlockNotFound
+from web3.exceptions import BlockNotFound, Web3Exception
 
 from explorer.models import (
     ALL_TABLES,
@@ -312,14 +312,22 @@ class Indexer:
         return len(fresh)
 
     def _refresh_stakes(self, session: Session, accounts: set[str], block: int) -> None:
+        """Each account's stake as of `block`; a node without that block's state (not an
+        archive node, catching up from far back) answers for its head instead, which the
+        next batches that touch the account overwrite."""
         for account in accounts:
-            staked, locked, unbonding, release_at = self.staking.functions.accountOf(account).call(
-                block_identifier=block
-            )
+            read_at: int = block
+            stake_call = self.staking.functions.accountOf(account)
+            try:
+                staked, locked, unbonding, release_at = stake_call.call(block_identifier=block)
+            except (Web3Exception, ValueError) as error:
+                log.info("no historical state; stake read at the head", error=str(error))
+                read_at = int(self.w3.eth.block_number)
+                staked, locked, unbonding, release_at = stake_call.call(block_identifier=read_at)
             session.merge(
                 AccountStake(
                     account=account, staked=staked, locked=locked, unbonding=unbonding,
-                    unbonding_release_at=release_at, block_number=block,
+                    unbonding_release_at=release_at, block_number=read_at,
                 )
             )  # fmt: skip
 
