@@ -153,7 +153,16 @@ class Indexer:
         next_block = self._cursor().next_block
         while next_block <= head:
             to_block = min(head, next_block + self.batch_blocks - 1)
-            stored = self._index_batch(next_block, to_block, head)
+            try:
+                stored = self._index_batch(next_block, to_block, head)
+            except (Web3Exception, ValueError) as error:
+                if to_block == next_block:
+                    raise
+                # Providers cap eth_getLogs by range or result count: halve and go on.
+                self.batch_blocks = max(1, (to_block - next_block + 1) // 2)
+                log.info("eth_getLogs refused; smaller batches", blocks=self.batch_blocks,
+                         error=str(error))  # fmt: skip
+                continue
             if stored is None:  # the chain moved under us: check again next pass
                 break
             new_events += stored

@@ -173,3 +173,26 @@ def test_a_restarted_chain_resets_the_index(
         _check_against_chain(engine, new_market)
         with Session(engine) as session:
             assert session.exec(select(func.count()).select_from(Request)).one() == 1
+
+
+def test_batches_shrink_when_the_provider_refuses_a_range(
+    engine: Engine, governance: Protocol, own_chain: Web3
+) -> None:
+    """Hosted RPCs cap `eth_getLogs` ranges: a refused range is halved until accepted."""
+    market = build_market(own_chain, governance)
+    settle_request(market)
+    indexer = _indexer(engine, governance, batch_blocks=1_000)
+    real_get_logs = own_chain.eth.get_logs
+
+    def capped_get_logs(params: dict[str, int]) -> object:
+        if params["toBlock"] - params["fromBlock"] >= 8:
+            raise ValueError("query exceeds max block range 8")
+        return real_get_logs(params)  # type: ignore[arg-type]
+
+    own_chain.eth.get_logs = capped_get_logs  # type: ignore[method-assign,assignment]
+    try:
+        result = indexer.sync()
+    finally:
+        own_chain.eth.get_logs = real_get_logs  # type: ignore[method-assign]
+    assert indexer.batch_blocks <= 8 and result.indexed_block == result.chain_head
+    _check_against_chain(engine, market)
