@@ -59,7 +59,14 @@ class RecordFetcher:
             self._checked_stale = True
         if not self.oracle_urls:
             return RecordSyncResult(0, 0)
-        reports = sum(self._fetch_report(report) for report in self._missing_reports())
+        reports = 0
+        for report in self._missing_reports():
+            try:
+                reports += self._fetch_report(report)
+            except Exception as error:  # one bad answer must not hold back the others
+                log.warning(
+                    "report records not stored", request=report.request_id, error=str(error)
+                )
         readings = sum(self._fetch_readings(device_id) for device_id in self._device_ids())
         return RecordSyncResult(reports, readings)
 
