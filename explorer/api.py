@@ -13,7 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, TypeAdapter
 
 from explorer import queries
-from explorer.deps import Address, ContextDep, Id, SessionDep
+from explorer.deps import Address, ContextDep, Id, SessionDep, found, require_device_record
 from explorer.verification import DeviceVerification, verify_device
 from gridflex.verify import VerifyInputError
 
@@ -57,9 +57,7 @@ def requests(
 @router.get("/requests/{request_id}", response_model=queries.RequestDetail)
 def request(session: SessionDep, request_id: Id) -> Response:
     """One request: parameters, bids and awards, reports, device records, settlement."""
-    detail = queries.request_detail(session, request_id)
-    if detail is None:
-        raise HTTPException(404, f"no request {request_id} indexed")
+    detail = found(queries.request_detail(session, request_id), f"no request {request_id} indexed")
     return _json(detail)
 
 
@@ -71,9 +69,7 @@ def devices(session: SessionDep) -> Response:
 @router.get("/devices/{device_id}", response_model=queries.DeviceDetail)
 def device(session: SessionDep, device_id: Id) -> Response:
     """One device: registration, latest readings, each event's intervals and earnings."""
-    detail = queries.device_detail(session, device_id)
-    if detail is None:
-        raise HTTPException(404, f"no device {device_id} registered")
+    detail = found(queries.device_detail(session, device_id), f"no device {device_id} registered")
     return _json(detail)
 
 
@@ -109,8 +105,7 @@ async def verification(
 ) -> DeviceVerification:
     """Checks the device's record live against the on-chain roots (Merkle proofs), its
     used readings against the device-signed units, and recomputes the whole report."""
-    if not queries.has_device_record(session, request_id, device_id):
-        raise HTTPException(404, f"device {device_id} has no record in request {request_id}")
+    require_device_record(session, request_id, device_id)
     try:
         return await run_in_threadpool(
             verify_device, context.protocol, context.settings.oracle_urls, request_id,

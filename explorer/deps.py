@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import httpx
 from eth_account import Account
-from fastapi import Depends, Path, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy import Engine
 from sqlmodel import Session
 from web3 import Web3
 
+from explorer.queries import has_device_record
 from explorer.settings import ExplorerSettings
 from gridflex.chain.client import ChainClient
 from gridflex.chain.deployments import Deployment
@@ -59,3 +60,18 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 Id = Annotated[int, Path(ge=0, le=2**63 - 1)]
 Address = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{40}$")]
+
+T = TypeVar("T")
+
+
+def found(value: T | None, missing: str) -> T:
+    """`value`, or a 404 that says what is missing."""
+    if value is None:
+        raise HTTPException(404, missing)
+    return value
+
+
+def require_device_record(session: Session, request_id: int, device_id: int) -> None:
+    """404 before any chain or oracle call when the device has no record in the request."""
+    if not has_device_record(session, request_id, device_id):
+        raise HTTPException(404, f"device {device_id} has no record in request {request_id}")

@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
@@ -19,7 +19,7 @@ from starlette.requests import Request as HttpRequest
 
 from explorer import queries
 from explorer.charts import Band, Series, chart
-from explorer.deps import Address, ContextDep, Id, SessionDep
+from explorer.deps import Address, ContextDep, Id, SessionDep, found, require_device_record
 from explorer.verification import verify_device
 from gridflex.verify import VerifyInputError
 
@@ -207,9 +207,7 @@ def requests_page(
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
 def request_page(request: HttpRequest, session: SessionDep, request_id: Id) -> HTMLResponse:
-    detail = queries.request_detail(session, request_id)
-    if detail is None:
-        raise HTTPException(404, f"no request {request_id} indexed")
+    detail = found(queries.request_detail(session, request_id), f"no request {request_id} indexed")
     return _render(request, "request.html", d=detail, merit_chart=merit_order_chart(detail))
 
 
@@ -220,9 +218,7 @@ def devices_page(request: HttpRequest, session: SessionDep) -> HTMLResponse:
 
 @router.get("/devices/{device_id}", response_class=HTMLResponse)
 def device_page(request: HttpRequest, session: SessionDep, device_id: Id) -> HTMLResponse:
-    detail = queries.device_detail(session, device_id)
-    if detail is None:
-        raise HTTPException(404, f"no device {device_id} registered")
+    detail = found(queries.device_detail(session, device_id), f"no device {device_id} registered")
     return _render(
         request, "device.html", d=detail, readings_chart=readings_chart(detail),
         event_charts={e.request_id: event_chart(e) for e in detail.events},
@@ -238,8 +234,7 @@ def account_page(request: HttpRequest, session: SessionDep, address: Address) ->
 async def verify_page(
     request: HttpRequest, context: ContextDep, session: SessionDep, request_id: Id, device_id: Id
 ) -> HTMLResponse:
-    if not queries.has_device_record(session, request_id, device_id):
-        raise HTTPException(404, f"device {device_id} has no record in request {request_id}")
+    require_device_record(session, request_id, device_id)
     try:
         result = await run_in_threadpool(
             verify_device, context.protocol, context.settings.oracle_urls, request_id,
