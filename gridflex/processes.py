@@ -78,24 +78,36 @@ class ChildProcess:
             self._signal_group(signal.SIGKILL)
         self.process.wait(timeout=10)
 
-    def wait_http(self, path: str = "/health", timeout: float = 30.0) -> None:
-        """Block until `GET url+path` answers (any status), or fail with the child's log."""
-        assert self.url is not None, f"{self.name} has no URL"
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+        """Polls `condition` until true; fails with the child's log tail if it exits first
+        or `timeout` passes (then the child is stopped)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive:
                 raise ChildFailedError(
                     f"{self.name} exited with {self.process.returncode}:\n{self.log()[-4000:]}"
                 )
-            try:
-                httpx.get(self.url + path, timeout=1.0)
+            if condition():
                 return
-            except httpx.HTTPError:
-                time.sleep(0.1)
+            time.sleep(0.1)
         self.stop()
         raise ChildFailedError(
-            f"{self.name} did not answer within {timeout:.0f}s:\n{self.log()[-4000:]}"
+            f"{self.name}: no {what} within {timeout:.0f}s:\n{self.log()[-4000:]}"
         )
+
+    def wait_http(self, path: str = "/health", timeout: float = 30.0) -> None:
+        """Until `GET url+path` answers (any status)."""
+        assert self.url is not None, f"{self.name} has no URL"
+        url = self.url + path
+
+        def answers() -> bool:
+            try:
+                httpx.get(url, timeout=1.0)
+                return True
+            except httpx.HTTPError:
+                return False
+
+        self.wait_for(answers, f"answer at {path}", timeout)
 
 
 Child = TypeVar("Child", bound=ChildProcess)
@@ -137,3 +149,39 @@ def spawn(
     child._atexit = child.stop
     atexit.register(child._atexit)
     return child
+
+
+# ─── The explorer ─────────────────────────────────────────────────────────────────────
+
+
+def spawn_explorer(
+    *,
+    rpc_url: str,
+    deployments_dir: Path,
+    data_dir: Path,
+    oracles: Sequence[str],
+    port: int,
+    poll_seconds: float | None = None,
+) -> ChildProcess:
+    """`gridflex explorer` on 127.0.0.1:`port` (log in `<data_dir>/explorer.log`)."""
+    argv = gridflex_command(
+        "explorer", "--rpc-url", rpc_url, "--deployments-dir", str(deployments_dir),
+        "--data-dir", str(data_dir), "--port", str(port),
+        *(["--poll-seconds", str(poll_seconds)] if poll_seconds else []),
+        *(arg for url in oracles for arg in ("--oracle", url)),
+    )  # fmt: skip
+    return spawn(
+        "explorer", argv, log_path=data_dir / "explorer.log", cwd=data_dir,
+        url=f"http://127.0.0.1:{port}",
+    )  # fmt: skip
+
+
+def explorer_at_head(url: str) -> bool:
+    """The explorer's `/health` shows its index at the chain head (`indexed_block` is null
+    before its first pass)."""
+    try:
+        health = httpx.get(url + "/health", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    indexed = health.get("indexed_block")
+    return indexed is not None and indexed >= health.get("chain_head", 0)

@@ -7,7 +7,8 @@ state by `availability_for`):
 
 - EV charger: defer charging only, its capacity if a car is plugged in the whole window.
 - Battery: reduce consumption = discharge, limited by the energy above its reserve at window
-  start; increase consumption = charge, limited by the headroom below its full mark.
+  start; increase consumption = charge, limited by the headroom below its full mark; both
+  within the rated power left beside what it would do anyway.
 - Heat pump / HVAC: its capacity only if switching the compressor off (reduce) or on
   (increase) for the window keeps the building within the comfort band (first-order drift
   of the indoor temperature toward outdoors, the model's own time constant).
@@ -247,7 +248,14 @@ def _battery_availability(battery: HomeBattery) -> AvailabilityModel:
             energy = (soc - battery.RESERVE * battery.energy_capacity_wh) * battery.EFFICIENCY
         else:
             energy = (battery.FULL * battery.energy_capacity_wh - soc) / battery.EFFICIENCY
-        return max(0, min(battery.capacity_w, int(energy * 3600 // (end - start))))
+        # Rated power is shared with what the battery does anyway (a home battery already
+        # discharging 1.6 kW into the evening load can add only the rest).
+        natural_w = battery.read_interval_energy_wh(start, end - start) * 3600 // (end - start)
+        if direction == Direction.REDUCE_CONSUMPTION:
+            headroom_w = battery.capacity_w + natural_w
+        else:
+            headroom_w = battery.capacity_w - natural_w
+        return max(0, min(headroom_w, int(energy * 3600 // (end - start))))
 
     return available
 

@@ -11,8 +11,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gridflex.config_checks import checked_rpc_url, normalized_database_url
+
 MIB = 1024 * 1024
-SUPPORTED_DATABASE_SCHEMES = ("sqlite://", "postgresql://", "postgresql+psycopg://")
 
 
 class OracleSettings(BaseSettings):
@@ -80,18 +81,7 @@ class OracleSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, url: str | None) -> str | None:
-        if url is None:
-            return None
-        if url.startswith("postgres://"):
-            url = "postgresql://" + url.removeprefix("postgres://")
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        if not url.startswith(SUPPORTED_DATABASE_SCHEMES):
-            raise ValueError(
-                f"unsupported database URL {url.split(':', 1)[0]!r}: use sqlite:///path "
-                "or postgresql+psycopg://user@host/db"
-            )
-        return url
+        return None if url is None else normalized_database_url(url)
 
     @field_validator("plausibility_margin")
     @classmethod
@@ -103,9 +93,7 @@ class OracleSettings(BaseSettings):
     @field_validator("rpc_url")
     @classmethod
     def _http_rpc(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"rpc_url must be an http(s) JSON-RPC URL, got {url!r}")
-        return url
+        return checked_rpc_url(url)
 
     @field_validator("signer_key")
     @classmethod

@@ -3,6 +3,7 @@ summary (or JSON with --json); BENCHMARKS.md records the figures with these comm
 
     python scripts/bench.py ingest [--devices 50] [--days 40] [--batch 50] [--json]
     python scripts/bench.py settle [--devices 100000] [--seed 7] [--json]
+    python scripts/bench.py explorer [--requests 100] [--readings 10000] [--repeat 30] [--json]
     python scripts/bench.py demo [--devices 50] [--runs 3] [--json]
     python scripts/bench.py all [--write BENCHMARKS.md]      # `make bench`
 
@@ -19,6 +20,14 @@ from that array to both report roots: baselines with the day-of adjustment, capp
 delivery, device records, used readings, their leaves and the two StandardMerkleTree roots
 (`gridflex.report_batch`, equal to `gridflex.reports.build_report_trees`). `floor_s` is one
 numpy pass over the same array (`history.sum()`, best of three) in the same run.
+
+`explorer`: an explorer database (SQLite file, or `--database-url`) filled through the
+indexer's own projection with N synthetic settled requests (4 bids of 2 devices each,
+report, settlement, device records with per-interval curves) and M signed readings spread
+over the devices; then every page and the main API answers are requested `--repeat` times
+in process (FastAPI TestClient) and the server time of each is read from the app's
+`Server-Timing` header (handler + template + database; no network), after the startup heap
+is frozen as `gridflex explorer` does. Reports p50/p95/max.
 
 `demo`: `gridflex demo --json` as a subprocess, `--runs` times: the whole network (anvil,
 3 oracle processes, node processes) and the market story. `story_s` is the demo's own
@@ -43,7 +52,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import numpy as np
@@ -335,6 +344,191 @@ def settle(
     else:
         for key, value in result.items():
             print(f"{key:>22}: {value}")
+
+
+def _fill_explorer(engine: Any, requests: int, readings: int, devices: int) -> dict[str, Any]:
+    """Synthetic chain events folded by the indexer's projection, plus oracle data."""
+    from sqlmodel import Session
+
+    from explorer.models import (
+        ChainEvent,
+        DeviceResult,
+        EventInterval,
+        IndexedBlock,
+        IndexerCursor,
+        Reading,
+    )
+    from explorer.projection import apply_event
+
+    rng = random.Random(11)
+    owners = [f"0x{index + 1:040x}" for index in range(devices // 2)]
+    operator, token, oracle = "0x" + "a" * 40, "0x" + "b" * 40, "0x" + "c" * 40
+    zone = "0x" + "d" * 64
+    clock = 1_780_000_000
+    block = 0
+    events: list[ChainEvent] = []
+
+    def emit(contract: str, name: str, **args: Any) -> None:
+        nonlocal block, clock
+        block += 1
+        clock += 12
+        events.append(
+            ChainEvent(
+                block_number=block, block_hash=f"0x{block:064x}", log_index=0,
+                tx_hash=f"0x{block:064x}", timestamp=clock, contract=contract, name=name,
+                args=json.dumps(args),
+            )
+        )  # fmt: skip
+
+    emit("OracleCommittee", "OracleAdded", oracle=oracle, id=1, bond=10**21)
+    for device_id in range(1, devices + 1):
+        owner = owners[(device_id - 1) // 2]
+        emit("DeviceRegistry", "DeviceRegistered", deviceId=device_id, owner=owner, zone=zone,
+             kind=device_id % 6, capacityW=5_000 + 1_000 * (device_id % 5), keyType=0,
+             keyX="0x" + "0" * 64, keyY="0x" + "0" * 64)  # fmt: skip
+    for owner in owners:
+        emit("Staking", "Staked", account=owner, amount=1_000 * 10**18)
+    results, intervals = [], []
+    for request_id in range(1, requests + 1):
+        start = clock - clock % 900 + 7200
+        params = {
+            "zone": zone, "direction": 0, "powerW": 40_000, "windowStart": start,
+            "windowEnd": start + 3600, "intervalSeconds": 900, "priceCapPerKWh": 25 * 10**16,
+            "availabilityPricePerKWh": 10**16, "gateClosure": start - 1800,
+            "baselineMethod": 0, "pricingRule": 0, "settlementToken": token,
+        }  # fmt: skip
+        emit("FlexMarket", "RequestCreated", requestId=request_id, operator=operator,
+             zone=zone, params=params, escrow=105 * 10**17)  # fmt: skip
+        chosen = rng.sample(range(1, devices + 1), 8)
+        for bid_index in range(4):
+            pair = sorted(chosen[2 * bid_index : 2 * bid_index + 2])
+            bidder = owners[(pair[0] - 1) // 2]
+            emit("FlexMarket", "BidPlaced", requestId=request_id, bidIndex=bid_index,
+                 bidder=bidder, powerW=10_000, pricePerKWh=(10 + bid_index) * 10**16,
+                 bond=10**20, deviceIds=pair)  # fmt: skip
+            emit("Staking", "StakeLocked", account=bidder, by=oracle, amount=10**20)
+        for bid_index in range(4):
+            emit("FlexMarket", "Awarded", requestId=request_id, bidIndex=bid_index,
+                 bidder=owners[0], awardedW=10_000, pricePerKWh=10**17)  # fmt: skip
+        emit("FlexMarket", "RequestCleared", requestId=request_id, awardedW=40_000,
+             clearingPrice=13 * 10**16, acceptedBids=4)  # fmt: skip
+        root = f"0x{request_id:064x}"
+        emit("FlexMarket", "ReportSubmitted", requestId=request_id, round=0,
+             report={"devicesRoot": root, "readingsRoot": root}, deliveredWh=[9_000] * 4,
+             signerBitmap=1, disputeEndsAt=clock + 3600)  # fmt: skip
+        for bid_index in range(4):
+            emit("FlexMarket", "BidSettled", requestId=request_id, bidIndex=bid_index,
+                 bidder=owners[0], deliveredWh=9_000, utilization=9 * 10**17,
+                 availability=9 * 10**16, fee=99 * 10**14, slashed=0)  # fmt: skip
+        emit("FlexMarket", "RequestSettled", requestId=request_id, payouts=39_204 * 10**14,
+             fees=396 * 10**14, refund=654 * 10**16, slashed=0)  # fmt: skip
+        for bid_index in range(4):
+            for device_id in chosen[2 * bid_index : 2 * bid_index + 2]:
+                results.append(DeviceResult(
+                    request_id=request_id, round=0, device_id=device_id, bid_index=bid_index,
+                    baseline_wh=8_000, metered_wh=3_500, delivered_wh=4_500, quality=0,
+                    source="http://oracle", devices_root=root,
+                ))  # fmt: skip
+                for offset in range(0, 3600, 900):
+                    intervals.append(EventInterval(
+                        request_id=request_id, device_id=device_id, interval_start=start + offset,
+                        baseline_wh=2_000, metered_wh=875, delivered_wh=1_125,
+                    ))  # fmt: skip
+    per_device = readings // devices
+    first = clock - per_device * 900
+    with Session(engine) as session:
+        session.add(IndexerCursor(chain_id=31337, genesis_hash="0x0", deployed_at_block=0,
+                                  deployment_block_hash="0x0", next_block=block + 1,
+                                  chain_head=block))  # fmt: skip
+        session.add(IndexedBlock(number=block, hash=f"0x{block:064x}", timestamp=clock))
+        for event in events:
+            session.add(event)
+            apply_event(session, event)
+        session.add_all(results)
+        session.add_all(intervals)
+        session.add_all(
+            Reading(device_id=device_id, interval_start=first + 900 * i,
+                    energy_wh=rng.randint(-500, 2_500), unit_digest="0x" + "e" * 64)
+            for device_id in range(1, devices + 1) for i in range(per_device)
+        )  # fmt: skip
+        session.commit()
+    return {"events": len(events), "owner": owners[0], "device": 1, "request": requests // 2}
+
+
+@app.command()
+def explorer(
+    requests: Annotated[int, typer.Option(help="Settled requests indexed.")] = 100,
+    readings: Annotated[int, typer.Option(help="Signed readings indexed.")] = 10_000,
+    devices: Annotated[int, typer.Option(help="Devices the readings are spread over.")] = 20,
+    repeat: Annotated[int, typer.Option(help="Requests per page measured.")] = 30,
+    database_url: Annotated[str | None, typer.Option(help="Default: a SQLite file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Server time of each explorer page over a filled database (p50/p95/max, ms)."""
+    from fastapi.testclient import TestClient
+    from web3 import Web3
+
+    from explorer.app import create_app
+    from explorer.db import create_explorer_engine, init_db
+    from explorer.deps import ExplorerContext
+    from explorer.service import freeze_startup_heap
+    from explorer.settings import ExplorerSettings
+    from gridflex.chain.deployments import Deployment
+
+    with tempfile.TemporaryDirectory() as workdir:
+        settings = ExplorerSettings(data_dir=Path(workdir), database_url=database_url)
+        engine = create_explorer_engine(settings.resolved_database_url)
+        init_db(engine)
+        _log(f"filling: {requests} requests, {readings} readings over {devices} devices...")
+        filled = _fill_explorer(engine, requests, readings, devices)
+        context = ExplorerContext(
+            settings, engine, Web3(), Deployment(chain_id=31337, deployed_at_block=0)
+        )
+        pages = {
+            "overview": "/",
+            "requests": "/requests",
+            "request": f"/requests/{filled['request']}",
+            "devices": "/devices",
+            "device": f"/devices/{filled['device']}",
+            "account": f"/accounts/{filled['owner']}",
+            "api_overview": "/api/overview",
+            "api_request": f"/api/requests/{filled['request']}",
+            "api_device": f"/api/devices/{filled['device']}",
+            "api_readings_page": f"/api/devices/{filled['device']}/readings?limit=1000",
+            "settlements_csv": "/api/settlements.csv",
+        }
+        timings: dict[str, dict[str, float]] = {}
+        with TestClient(create_app(context)) as client:
+            freeze_startup_heap()  # as `gridflex explorer` does before serving
+            for name, path in pages.items():
+                samples = []
+                for attempt in range(repeat + 3):
+                    answer = client.get(path)
+                    answer.raise_for_status()
+                    if attempt >= 3:  # warm-up: first template compile, caches
+                        samples.append(float(answer.headers["Server-Timing"].split("dur=")[1]))
+                samples.sort()
+                timings[name] = {
+                    "p50_ms": round(samples[len(samples) // 2], 2),
+                    "p95_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.95))], 2),
+                    "max_ms": round(samples[-1], 2),
+                    "bytes": len(answer.content),
+                }
+        engine.dispose()
+    result = {
+        "benchmark": "explorer",
+        "database": "sqlite" if database_url is None else database_url.split(":", 1)[0],
+        "requests": requests,
+        "readings": readings,
+        "devices": devices,
+        "events": filled["events"],
+        "repeat": repeat,
+        "pages": timings,
+    }
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=2))
 
 
 @app.command()

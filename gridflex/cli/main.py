@@ -10,6 +10,7 @@ from rich.console import Console
 
 from gridflex.cli.demo import demo
 from gridflex.cli.deploy_cmd import deploy
+from gridflex.cli.explorer_cmd import explorer
 from gridflex.cli.grid_cmd import grid_app
 from gridflex.cli.node_cmd import node_app
 from gridflex.cli.oracle_cmd import oracle_app
@@ -34,6 +35,7 @@ app.command("deploy")(deploy)
 app.command("demo")(demo)
 app.command("verify")(verify)
 app.command("watch")(watch)
+app.command("explorer")(explorer)
 
 
 @app.callback()

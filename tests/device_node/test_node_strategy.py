@@ -191,12 +191,24 @@ def test_availability_models_follow_the_simulated_devices() -> None:
     assert battery_available is not None
     day_start = 20_003 * 86_400
     # At 06:00 the battery is nearly full: it can discharge at rated power for an hour but
-    # not charge much; at midnight it sits at its reserve: nothing to discharge.
+    # not charge much; at midnight it sits at its reserve: nothing to discharge. In the
+    # evening it already discharges into the house: only the rest of its rating is offered.
     morning = day_start + 6 * 3600
-    assert battery_available(morning, morning + 3600, Direction.REDUCE_CONSUMPTION) == 5_000
+    charging_w = battery.read_interval_energy_wh(morning, 3600)  # it would charge a little
+    assert battery_available(morning, morning + 3600, Direction.REDUCE_CONSUMPTION) == (
+        5_000 + charging_w  # stop charging, and discharge at rated power
+    )
     assert battery_available(morning, morning + 3600, Direction.INCREASE_CONSUMPTION) < 5_000
     night = day_start + 30 * 60
     assert battery_available(night, night + 3600, Direction.REDUCE_CONSUMPTION) == 0
+    evening = next(
+        t for t in range(day_start + 17 * 3600, day_start + 22 * 3600, 900)
+        if battery.read_interval_energy_wh(t, 3600) < -500
+    )  # fmt: skip
+    discharging_w = -battery.read_interval_energy_wh(evening, 3600)
+    assert battery_available(evening, evening + 3600, Direction.REDUCE_CONSUMPTION) <= (
+        5_000 - discharging_w
+    )
 
     heat_pump = HeatPump(3_000, seed=2)
     hp_available = availability_for(heat_pump, comfort_min_c=17.0, comfort_max_c=23.0)

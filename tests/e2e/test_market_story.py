@@ -14,13 +14,13 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from support.chain import fresh_protocol, funded_account, wait_for
+from support.nodes import staked_owner
 from support.oracle_process import OracleServer, start_oracle
 from web3 import Web3
 
 from gridflex.chain.anvil import AnvilProcess, increase_time
 from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
-from gridflex.eip712 import secp256k1_device_key
 from node.devices.simulated import simulated_device
 from node.dispatch import CommandedDevice
 from node.runner import NodeDevice, NodeRunner
@@ -33,6 +33,7 @@ EUR = 10**18
 ZONE = zone_id("NL-STORY-01")
 INTERVAL = 900
 REPORT_DELAY_S = 60
+STORY_TIME_OF_DAY = 12 * 3600
 NODE_DEVICES = (  # (kind, capacity W) per node: mixed
     ((DeviceKind.BATTERY, 5_000), (DeviceKind.INDUSTRIAL_LOAD, 8_000)),
     ((DeviceKind.INDUSTRIAL_LOAD, 10_000), (DeviceKind.BATTERY, 4_000)),
@@ -70,17 +71,7 @@ def oracle(anvil: AnvilProcess, tmp_path: Path, protocol: Protocol) -> Iterator[
 def _node(
     w3: Web3, protocol: Protocol, index: int, tmp_path: Path, rpc_url: str, oracle_url: str
 ) -> tuple[Protocol, list[NodeDevice], NodeRunner]:
-    account = funded_account(w3)
-    protocol.send(protocol.token.functions.transfer(account.address, 1_000 * FLEX))
-    owner = protocol.as_account(account)
-    owner.stake(1_000 * FLEX)
-    devices = []
-    for seat, (kind, capacity) in enumerate(NODE_DEVICES[index]):
-        key = bytes(Account.create().key)
-        proof = secp256k1_device_key(key, account.address, w3.eth.chain_id, owner.registry.address)
-        device_id = owner.register_device(kind, capacity, ZONE, proof)
-        model = simulated_device(kind, capacity, seed=100 * index + seat)
-        devices.append(NodeDevice(device_id, CommandedDevice(model), key))
+    owner, devices = staked_owner(w3, protocol, ZONE, NODE_DEVICES[index], seed=100 * index)
     runner = NodeRunner(
         owner, devices, ZONE, tmp_path / f"node-{index}", rpc_url, [oracle_url],
         price_fraction_bps=6_000 + 1_000 * index,  # node 0 is the cheapest, node 2 the dearest
@@ -139,6 +130,11 @@ def _tick_all(runners: list[NodeRunner]) -> None:
 def test_market_story(
     w3: Web3, anvil: AnvilProcess, protocol: Protocol, oracle: OracleServer, tmp_path: Path
 ) -> None:
+    # The simulated devices follow the time of day (an industrial shift, a heat pump's
+    # cycle): the story starts at 12:00 UTC chain time so its outcome does not depend on
+    # when the suite runs.
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    increase_time(w3, (STORY_TIME_OF_DAY - now) % 86_400)
     artifacts = load_artifacts()
     operators, tokens = [], []
     for _ in range(2):

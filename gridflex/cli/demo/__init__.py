@@ -116,12 +116,11 @@ def demo(
 
 
 def _serve_explorer(network: object, port: int) -> None:
-    from gridflex.cli.demo.network import DemoNetwork, wait_until
+    from gridflex.cli.demo.network import DemoNetwork
 
     assert isinstance(network, DemoNetwork)
     with console.status("starting the explorer and indexing the chain..."):
         url = network.start_explorer(port)
-        wait_until(network.explorer_caught_up, "the explorer's index", network, timeout=120)
     console.print(
         f"[bold]explorer: {url}[/]  (every request, bid, delivery and payout; "
         "verify any device record).  Ctrl-C stops everything."

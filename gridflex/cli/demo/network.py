@@ -23,13 +23,19 @@ import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from gridflex.chain.anvil import AnvilProcess, anvil_dev_account, free_port
+from gridflex.chain.anvil import AnvilProcess, anvil_dev_account, free_port, increase_time
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.deploy import ProtocolParams, deploy_protocol
 from gridflex.chain.deployments import save_deployment
 from gridflex.chain.protocol import DeviceKind, Protocol
-from gridflex.processes import ChildProcess, gridflex_command, spawn
+from gridflex.processes import (
+    ChildProcess,
+    explorer_at_head,
+    gridflex_command,
+    spawn,
+    spawn_explorer,
+)
 from node.keystore import create_node_keys, load_node
 from node.registration import register_devices
 from node.state import save_state
@@ -41,6 +47,7 @@ DEMO_SCRYPT_N = 2**10  # demo keystores only: fast to open, not to brute-force
 NODE_STAKE = 20_000 * FLEX  # covers the bond (10 FLEX per kW) of every device offered
 NODE_POLL_SECONDS = 0.4
 REPORT_DELAY_SECONDS = 60
+STORY_START_UTC = 15 * 3600  # requests for the evening peak (17:00) and the night (20:00)
 DEVICES_PER_NODE = 10
 MAX_NODES = 5
 # Bids ask this share of the price cap, one level per node: a visible merit order.
@@ -165,6 +172,10 @@ class DemoNetwork:
             client, deploy_protocol(client, ProtocolParams.local(), artifacts)
         )
         save_deployment(self.governance.deployment, self.deployments_dir)
+        # The devices follow the time of day: start every run at the same hour (the next
+        # STORY_START_UTC of chain time), so --seed S tells the same story whenever it runs.
+        now = self.chain_time()
+        increase_time(client.w3, (STORY_START_UTC - now) % 86_400)
         return self.governance
 
     # ─── Oracles ──────────────────────────────────────────────────────────────────────
@@ -287,29 +298,17 @@ class DemoNetwork:
     # ─── Explorer ─────────────────────────────────────────────────────────────────────
 
     def start_explorer(self, port: int) -> str:
-        url = f"http://127.0.0.1:{port}"
-        oracle_args = [arg for o in self.oracles[:3] for arg in ("--oracle", o.url)]
-        argv = gridflex_command(
-            "explorer", "--rpc-url", self.rpc_url,
-            "--deployments-dir", str(self.deployments_dir),
-            "--data-dir", str(self.workdir / "explorer"),
-            "--port", str(port), *oracle_args,
+        """`gridflex explorer` on this chain and the first oracles; returns its URL once its
+        index is at the chain head."""
+        self.explorer = spawn_explorer(
+            rpc_url=self.rpc_url, deployments_dir=self.deployments_dir,
+            data_dir=self.workdir / "explorer", oracles=self.oracle_urls[:3], port=port,
+            poll_seconds=1.0,
         )  # fmt: skip
-        self.explorer = spawn(
-            "explorer",
-            argv,
-            log_path=self.workdir / "logs" / "explorer.log",
-            cwd=self.workdir,
-            url=url,
-        )
         self._stack.callback(self.explorer.stop)
-        self.explorer.wait_http("/health", timeout=60)
+        url = self.explorer.url or ""
+        self.explorer.wait_for(lambda: explorer_at_head(url), "index at the chain head", 120)
         return url
-
-    def explorer_caught_up(self) -> bool:
-        assert self.explorer is not None and self.explorer.url is not None
-        health = httpx.get(self.explorer.url + "/health", timeout=5).json()
-        return int(health.get("indexed_block", -1)) >= self.protocol.client.w3.eth.block_number
 
     # ─── Readings at the oracles ──────────────────────────────────────────────────────
 

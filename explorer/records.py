@@ -1,0 +1,220 @@
+"""Oracle data for the pages: per-device records of every posted report (checked against
+the report's on-chain roots before they are stored), each event interval's baseline,
+metered and delivered energy (recomputed from the report's used readings with
+`gridflex.baselines`, the oracles' own rules), and the devices' signed readings (paginated
+`GET /v1/devices/{id}/readings`). Pages read these tables only; nothing here runs in a
+page handler."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+import structlog
+from sqlalchemy import Engine, delete, func
+from sqlmodel import Session, col, select
+
+from explorer.models import (
+    Bid,
+    Device,
+    DeviceResult,
+    EventInterval,
+    Reading,
+    Report,
+    Request,
+)
+from gridflex.baselines import EventWindow, compute_baseline, delivered_wh, device_cap_wh
+from gridflex.chain.protocol import BaselineMethod
+from gridflex.reports import unpack_used_readings
+from gridflex.verify import PublishedReport, VerifyInputError, fetch_published_report
+
+log = structlog.get_logger(__name__)
+
+READINGS_PAGE = 5_000
+READING_PAGES_PER_SYNC = 4
+"""Per device and pass, so one chatty device cannot hold the others back."""
+
+
+@dataclass(frozen=True)
+class RecordSyncResult:
+    reports_fetched: int
+    readings_fetched: int
+
+
+class RecordFetcher:
+    def __init__(self, engine: Engine, oracle_urls: Sequence[str], http: httpx.Client) -> None:
+        self.engine = engine
+        self.oracle_urls = list(oracle_urls)
+        self.http = http
+        self._checked_stale = False
+
+    def sync(self, chain_rewound: bool = False) -> RecordSyncResult:
+        """`chain_rewound`: the indexer undid blocks this pass (reorg, reset), so records of
+        reports that left the chain are dropped first (also done on the first pass, for a
+        rollback that happened while the explorer was down)."""
+        if chain_rewound or not self._checked_stale:
+            self._drop_stale_records()
+            self._checked_stale = True
+        if not self.oracle_urls:
+            return RecordSyncResult(0, 0)
+        reports = 0
+        for report in self._missing_reports():
+            try:
+                reports += self._fetch_report(report)
+            except Exception as error:  # one bad answer must not hold back the others
+                log.warning(
+                    "report records not stored", request=report.request_id, error=str(error)
+                )
+        readings = sum(self._fetch_readings(device_id) for device_id in self._device_ids())
+        return RecordSyncResult(reports, readings)
+
+    # ─── Report records ───────────────────────────────────────────────────────────────
+
+    def _drop_stale_records(self) -> None:
+        """Records of a report that a reorg or reverted snapshot removed or replaced."""
+        with Session(self.engine) as session:
+            current = {
+                (r.request_id, r.round, r.devices_root) for r in session.exec(select(Report))
+            }
+            stale = {
+                (row.request_id, row.round)
+                for row in session.exec(select(DeviceResult))
+                if (row.request_id, row.round, row.devices_root) not in current
+            }
+            for request_id, round_ in stale:
+                session.exec(  # type: ignore[call-overload]
+                    delete(DeviceResult).where(
+                        col(DeviceResult.request_id) == request_id,
+                        col(DeviceResult.round) == round_,
+                    )
+                )
+                session.exec(  # type: ignore[call-overload]
+                    delete(EventInterval).where(col(EventInterval.request_id) == request_id)
+                )
+            session.commit()
+
+    def _missing_reports(self) -> list[Report]:
+        with Session(self.engine) as session:
+            have = set(session.exec(select(DeviceResult.request_id, DeviceResult.round)).all())
+            return [
+                r
+                for r in session.exec(select(Report).where(col(Report.voided).is_(False))).all()
+                if (r.request_id, r.round) not in have
+            ]
+
+    def _fetch_report(self, report: Report) -> int:
+        """Stores the first oracle's data whose roots are the posted ones; 1 when stored."""
+        for url in self.oracle_urls:
+            try:
+                published = fetch_published_report(self.http, url, report.request_id, report.round)
+            except VerifyInputError as error:
+                log.info("oracle has no report yet", url=url, error=str(error))
+                continue
+            roots = ("0x" + published.devices_root.hex(), "0x" + published.readings_root.hex())
+            if roots != (report.devices_root, report.readings_root):
+                log.warning(
+                    "oracle serves other roots than posted", url=url, request=report.request_id
+                )
+                continue
+            self._store(report, published)
+            return 1
+        return 0
+
+    def _store(self, report: Report, published: PublishedReport) -> None:
+        with Session(self.engine) as session:
+            request = session.get(Request, report.request_id)
+            assert request is not None
+            bids = {
+                b.bid_index: b
+                for b in session.exec(select(Bid).where(Bid.request_id == report.request_id))
+            }
+            capacities = dict(session.exec(select(Device.device_id, Device.capacity_w)).all())
+            window = EventWindow(request.window_start, request.window_end, request.interval_seconds)
+            session.exec(  # type: ignore[call-overload]
+                delete(EventInterval).where(col(EventInterval.request_id) == report.request_id)
+            )
+            for device_id, data in published.devices.items():
+                record = data.record
+                session.add(
+                    DeviceResult(
+                        request_id=report.request_id, round=report.round, device_id=device_id,
+                        bid_index=record.bid_index, baseline_wh=record.baseline_wh,
+                        metered_wh=record.metered_wh, delivered_wh=record.delivered_wh,
+                        quality=int(record.quality), source=published.source,
+                        devices_root=report.devices_root,
+                    )
+                )  # fmt: skip
+                bid = bids.get(record.bid_index)
+                if bid is None:
+                    continue
+                readings = dict(unpack_used_readings(data.used_readings))
+                baseline = compute_baseline(
+                    BaselineMethod(request.baseline_method), readings, window
+                ).baseline_wh
+                metered = [readings.get(t, 0) for t in window.interval_starts]
+                offered = json.loads(bid.device_ids)
+                bid_capacity = sum(capacities.get(d, 0) for d in offered) or 1
+                cap = device_cap_wh(
+                    bid.awarded_w,
+                    capacities.get(device_id, 0),
+                    bid_capacity,
+                    window.interval_seconds,
+                )
+                delivered = delivered_wh(request.direction, baseline, metered, cap)
+                for start, base, meter, done in zip(
+                    window.interval_starts, baseline, metered, delivered, strict=True
+                ):
+                    session.add(
+                        EventInterval(
+                            request_id=report.request_id, device_id=device_id,
+                            interval_start=start, baseline_wh=base, metered_wh=meter,
+                            delivered_wh=done,
+                        )
+                    )  # fmt: skip
+            session.commit()
+
+    # ─── Readings ─────────────────────────────────────────────────────────────────────
+
+    def _device_ids(self) -> list[int]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(Device.device_id).order_by(Device.device_id)).all())
+
+    def _fetch_readings(self, device_id: int) -> int:
+        with Session(self.engine) as session:
+            last = session.exec(
+                select(func.max(Reading.interval_start)).where(Reading.device_id == device_id)
+            ).one()
+        fetched = 0
+        for url in self.oracle_urls:
+            cursor = last
+            try:
+                for _ in range(READING_PAGES_PER_SYNC):
+                    params: dict[str, int] = {"limit": READINGS_PAGE}
+                    if cursor is not None:
+                        params["cursor"] = cursor
+                    answer = self.http.get(f"{url}/v1/devices/{device_id}/readings", params=params)
+                    answer.raise_for_status()
+                    page = answer.json()
+                    rows = [
+                        Reading(
+                            device_id=device_id,
+                            interval_start=int(r["interval_start"]),
+                            energy_wh=int(r["energy_wh"]),
+                            unit_digest=r["unit_digest"],
+                        )
+                        for r in page["readings"]
+                    ]
+                    if rows:
+                        with Session(self.engine) as session:
+                            session.add_all(rows)
+                            session.commit()
+                        fetched += len(rows)
+                        cursor = rows[-1].interval_start
+                    if page["next_cursor"] is None:
+                        break
+                return fetched
+            except (httpx.HTTPError, ValueError, KeyError) as error:
+                log.info("oracle readings unavailable", url=url, device=device_id, error=str(error))
+        return fetched

@@ -1,0 +1,75 @@
+"""The verify check on a real settled event: the honest oracle's record verifies; the same
+record served with one number changed, or with a used reading the device never signed,
+fails with the reason, because the roots come from the chain, not from the oracle."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from explorer_event import SettledEvent
+
+from explorer.verification import verify_device
+from gridflex.reports import pack_used_readings, unpack_used_readings
+
+pytestmark = pytest.mark.integration
+
+
+def _tampering_client(tamper: Callable[[dict[str, Any]], None]) -> httpx.Client:
+    """Forwards to the real oracle; the device-record answers pass through `tamper`."""
+    upstream = httpx.Client(timeout=10)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        answer = upstream.get(str(request.url))
+        if "/devices/" not in request.url.path or answer.status_code != 200:
+            return httpx.Response(answer.status_code, content=answer.content)
+        body = answer.json()
+        tamper(body)
+        return httpx.Response(200, content=json.dumps(body).encode())
+
+    return httpx.Client(transport=httpx.MockTransport(handle))
+
+
+def _device(event: SettledEvent) -> int:
+    return event.device_ids[0]
+
+
+def test_the_honest_record_verifies(event: SettledEvent) -> None:
+    with httpx.Client(timeout=10) as http:
+        result = verify_device(
+            event.protocol, [event.oracle.url], event.request_id, _device(event), http
+        )
+    assert result.verdict == "verified", result.reasons
+    assert result.record_proof.ok and result.readings_proof.ok and result.request_verdict_ok
+    assert all(reading.ok for reading in result.readings)
+
+
+def test_a_changed_delivery_figure_fails_the_proof(event: SettledEvent) -> None:
+    def inflate(body: dict[str, Any]) -> None:
+        body["record"]["deliveredWh"] += 1_000
+
+    with _tampering_client(inflate) as http:
+        result = verify_device(
+            event.protocol, [event.oracle.url], event.request_id, _device(event), http
+        )
+    assert result.verdict == "failed"
+    assert not result.record_proof.ok
+    assert any("devicesRoot" in reason for reason in result.reasons)
+
+
+def test_a_used_reading_the_device_never_signed_fails(event: SettledEvent) -> None:
+    def rewrite(body: dict[str, Any]) -> None:
+        used = unpack_used_readings(bytes.fromhex(body["usedReadings"].removeprefix("0x")))
+        used[-1] = (used[-1][0], used[-1][1] + 500)
+        body["usedReadings"] = "0x" + pack_used_readings(used).hex()
+
+    with _tampering_client(rewrite) as http:
+        result = verify_device(
+            event.protocol, [event.oracle.url], event.request_id, _device(event), http
+        )
+    assert result.verdict == "failed"
+    assert not result.readings_proof.ok
+    assert [r.ok for r in result.readings][-1] is False
