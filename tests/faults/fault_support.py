@@ -1,17 +1,24 @@
 """What the fault tests share: a fleet of registered simulated devices on a deployment of
-the test's own (the node side signs with their keys)."""
+the test's own (the node side signs with their keys), a flexibility event taken to the end
+of its window with the devices' signed readings, and a JSON-RPC proxy that cuts the chain
+away from an oracle at the worst moment."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 from eth_account import Account
 from support.chain import fresh_protocol, funded_account
 from web3 import Web3
 
-from gridflex.attestation import meter_domain_separator
-from gridflex.chain.protocol import DeviceKind, Protocol, zone_id
+from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
+from gridflex.chain.anvil import increase_time
+from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, zone_id
 from gridflex.eip712 import secp256k1_device_key
 from node.devices.simulated import simulated_device
 from node.meter_loop import MeteredDevice
@@ -48,3 +55,155 @@ def deploy_fleet(w3: Web3, deployments_dir: Path) -> Fleet:
         capacities[device_id] = capacity_w
     domain = meter_domain_separator(chain_id, registry)
     return Fleet(governance, owner, devices, capacities, domain, deployments_dir)
+
+
+# ─── A flexibility event ───────────────────────────────────────────────────────────────
+
+INTERVAL = 900
+EVENT_INTERVALS = 2
+PRICE_PER_KWH = FLEX // 10
+
+
+@dataclass(frozen=True)
+class EndedEvent:
+    """A cleared request whose window has ended, with each device's signed readings:
+    the interval before the window at 80% of capacity, then 50% less in the window."""
+
+    request_id: int
+    escrow: int
+    operator: Protocol
+    units: list[MeterUnit]
+
+    def units_json(self) -> dict[str, list[dict[str, object]]]:
+        return {"units": [unit.to_json() for unit in self.units]}
+
+
+def end_an_event(fleet: Fleet, w3: Web3) -> EndedEvent:
+    """Request (the fleet's whole capacity, paid in FLEX), one bid of all devices, clearing
+    at gate closure, chain time moved just past the window end."""
+    governance, owner = fleet.governance, fleet.owner
+    operator = governance.as_account(funded_account(w3))
+    governance.grant_grid_operator(operator.address)
+    governance.send(governance.token.functions.transfer(operator.address, 1_000 * FLEX))
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    start = now - now % INTERVAL + 2 * 3600
+    end = start + EVENT_INTERVALS * INTERVAL
+    power_w = sum(fleet.capacities_w.values())
+    spec = RequestSpec(
+        zone=ZONE, power_w=power_w, window_start=start, window_end=end,
+        price_cap_per_kwh=FLEX // 4, gate_closure=start - 3600,
+        settlement_token=governance.token.address,
+    )  # fmt: skip
+    request_id, escrow = operator.create_request(spec)
+    owner.bid(request_id, power_w, PRICE_PER_KWH, list(fleet.capacities_w))
+    increase_time(w3, spec.gate_closure - int(w3.eth.get_block("latest")["timestamp"]))
+    governance.clear(request_id)
+    increase_time(w3, end + 1 - int(w3.eth.get_block("latest")["timestamp"]))
+    units = []
+    for device in fleet.devices:
+        baseline_wh = fleet.capacities_w[device.device_id] * 8 // 10 * INTERVAL // 3600
+        energy = (baseline_wh,) + (baseline_wh // 2,) * EVENT_INTERVALS
+        unit = MeterUnit(device.device_id, start - INTERVAL, INTERVAL, 0, energy)
+        units.append(sign_unit(unit, fleet.domain, device.signing_key))
+    return EndedEvent(request_id, escrow, operator, units)
+
+
+def reports_submitted(protocol: Protocol, request_id: int) -> list[dict[str, object]]:
+    """Every ReportSubmitted log of the request since the deployment."""
+    return list(
+        protocol.market.events.ReportSubmitted().get_logs(
+            from_block=protocol.deployment.deployed_at_block,
+            argument_filters={"requestId": request_id},
+        )
+    )
+
+
+# ─── A JSON-RPC proxy that fails on cue ────────────────────────────────────────────────
+
+
+@dataclass
+class RpcProxy:
+    """Forwards JSON-RPC to `upstream` until cut. Cut: every request is dropped without an
+    answer (the client sees the connection close, as with a crashed or unreachable node).
+
+    `cut_at_send` arms a cut at the next `eth_sendRawTransaction`: with `deliver=True` the
+    transaction reaches the chain first and only the answer is lost (the case that tempts
+    a naive client to post twice); with `deliver=False` it never arrives."""
+
+    upstream: str
+    cut: threading.Event = field(default_factory=threading.Event)
+    dropped: int = 0
+    sent_transactions: int = 0
+    _armed: bool | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._http = httpx.Client(timeout=30)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if proxy.forward(body, self):
+                    return
+                self.close_connection = True  # no answer at all
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def cut_at_send(self, *, deliver: bool) -> None:
+        self._armed = deliver
+
+    def restore(self) -> None:
+        self.cut.clear()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._http.close()
+
+    def forward(self, body: bytes, handler: BaseHTTPRequestHandler) -> bool:
+        """True when answered; False when the request is dropped."""
+        with self._lock:
+            sends = _is_send(body)
+            if self.cut.is_set() or (sends and self._armed is False):
+                self._drop_locked()
+                return False
+            if sends and self._armed:
+                self._http.post(self.upstream, content=body, headers=_JSON)
+                self.sent_transactions += 1
+                self._drop_locked()
+                return False
+        answer = self._http.post(self.upstream, content=body, headers=_JSON)
+        if sends:
+            with self._lock:
+                self.sent_transactions += 1
+        handler.send_response(answer.status_code)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-length", str(len(answer.content)))
+        handler.end_headers()
+        handler.wfile.write(answer.content)
+        return True
+
+    def _drop_locked(self) -> None:
+        self._armed = None
+        self.cut.set()
+        self.dropped += 1
+
+
+_JSON = {"content-type": "application/json"}
+
+
+def _is_send(body: bytes) -> bool:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return False
+    calls = payload if isinstance(payload, list) else [payload]
+    return any(
+        isinstance(call, dict) and call.get("method") == "eth_sendRawTransaction" for call in calls
+    )
