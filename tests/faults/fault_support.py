@@ -67,12 +67,16 @@ PRICE_PER_KWH = FLEX // 10
 @dataclass(frozen=True)
 class EndedEvent:
     """A cleared request whose window has ended, with each device's signed readings:
-    the interval before the window at 80% of capacity, then 50% less in the window."""
+    the interval before the window at 80% of capacity, then 90% of capacity less in the
+    window (a device exports what it stopped drawing and more)."""
 
     request_id: int
     escrow: int
     operator: Protocol
     units: list[MeterUnit]
+    delivered_wh: int
+    """What the one bid delivered (MBMA: baseline minus metered, under every cap)."""
+    duration_seconds: int = EVENT_INTERVALS * INTERVAL
 
     def units_json(self) -> dict[str, list[dict[str, object]]]:
         return {"units": [unit.to_json() for unit in self.units]}
@@ -99,13 +103,16 @@ def end_an_event(fleet: Fleet, w3: Web3) -> EndedEvent:
     increase_time(w3, spec.gate_closure - int(w3.eth.get_block("latest")["timestamp"]))
     governance.clear(request_id)
     increase_time(w3, end + 1 - int(w3.eth.get_block("latest")["timestamp"]))
-    units = []
+    units, delivered_wh = [], 0
     for device in fleet.devices:
-        baseline_wh = fleet.capacities_w[device.device_id] * 8 // 10 * INTERVAL // 3600
-        energy = (baseline_wh,) + (baseline_wh // 2,) * EVENT_INTERVALS
+        full_wh = fleet.capacities_w[device.device_id] * INTERVAL // 3600
+        baseline_wh = full_wh * 8 // 10
+        reduction_wh = full_wh * 9 // 10
+        energy = (baseline_wh,) + (baseline_wh - reduction_wh,) * EVENT_INTERVALS
         unit = MeterUnit(device.device_id, start - INTERVAL, INTERVAL, 0, energy)
         units.append(sign_unit(unit, fleet.domain, device.signing_key))
-    return EndedEvent(request_id, escrow, operator, units)
+        delivered_wh += reduction_wh * EVENT_INTERVALS
+    return EndedEvent(request_id, escrow, operator, units, delivered_wh)
 
 
 def reports_submitted(protocol: Protocol, request_id: int) -> list[dict[str, object]]:
