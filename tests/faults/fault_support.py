@@ -13,12 +13,12 @@ from pathlib import Path
 
 import httpx
 from eth_account import Account
-from support.chain import fresh_protocol, funded_account
+from support.chain import fresh_protocol, funded_account, wait_for
 from web3 import Web3
 
 from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
 from gridflex.chain.anvil import increase_time
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, zone_id
+from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
 from gridflex.eip712 import secp256k1_device_key
 from node.devices.simulated import simulated_device
 from node.meter_loop import MeteredDevice
@@ -113,6 +113,16 @@ def end_an_event(fleet: Fleet, w3: Web3) -> EndedEvent:
         units.append(sign_unit(unit, fleet.domain, device.signing_key))
         delivered_wh += reduction_wh * EVENT_INTERVALS
     return EndedEvent(request_id, escrow, operator, units, delivered_wh)
+
+
+def wait_for_status(protocol: Protocol, request_id: int, status: RequestStatus, what: str) -> None:
+    wait_for(lambda: protocol.request(request_id).status == status, what)
+
+
+def settle_after_dispute_window(protocol: Protocol, w3: Web3, request_id: int) -> None:
+    """Move chain time past the dispute window; wait for an oracle to finalize."""
+    increase_time(w3, int(protocol.market.functions.disputeWindow().call()) + 1)
+    wait_for_status(protocol, request_id, RequestStatus.SETTLED, "finalize by an oracle")
 
 
 def reports_submitted(protocol: Protocol, request_id: int) -> list[dict[str, object]]:

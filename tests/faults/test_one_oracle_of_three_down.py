@@ -10,8 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 from eth_account import Account
-from fault_support import PRICE_PER_KWH, Fleet, end_an_event, reports_submitted
-from support.chain import wait_for
+from fault_support import (
+    PRICE_PER_KWH,
+    Fleet,
+    end_an_event,
+    reports_submitted,
+    settle_after_dispute_window,
+    wait_for_status,
+)
 from support.committee import committee_urls, seat_committee, start_committee
 from web3 import Web3
 
@@ -44,9 +50,8 @@ def test_two_of_three_oracles_report_once_and_settle_when_one_is_down(
             assert stored.status_code == 200, stored.text
 
         increase_time(w3, REPORT_DELAY_S)
-        wait_for(
-            lambda: governance.request(event.request_id).status == RequestStatus.REPORTED,
-            "the report of the two oracles left",
+        wait_for_status(
+            governance, event.request_id, RequestStatus.REPORTED, "the two oracles' report"
         )
         (submitted,) = reports_submitted(governance, event.request_id)
         assert list(submitted["args"]["deliveredWh"]) == [event.delivered_wh]
@@ -54,12 +59,7 @@ def test_two_of_three_oracles_report_once_and_settle_when_one_is_down(
         poster = w3.eth.get_transaction(submitted["transactionHash"])["from"]
         assert poster in {signer.address for signer in signers[1:]}  # the next in line
 
-        dispute_window = int(governance.market.functions.disputeWindow().call())
-        increase_time(w3, dispute_window + 1)
-        wait_for(
-            lambda: governance.request(event.request_id).status == RequestStatus.SETTLED,
-            "finalize by an oracle left",
-        )
+        settle_after_dispute_window(governance, w3, event.request_id)
         assert len(reports_submitted(governance, event.request_id)) == 1
         awarded_w = sum(fleet.capacities_w.values())
         bond = awarded_w * int(governance.market.functions.bondPerKW().call()) // 1000

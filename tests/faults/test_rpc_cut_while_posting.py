@@ -11,7 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 from eth_account import Account
-from fault_support import Fleet, RpcProxy, end_an_event, reports_submitted
+from fault_support import (
+    Fleet,
+    RpcProxy,
+    end_an_event,
+    reports_submitted,
+    settle_after_dispute_window,
+    wait_for_status,
+)
 from support.chain import wait_for
 from support.committee import committee_urls, seat_committee, start_committee
 from web3 import Web3
@@ -51,16 +58,10 @@ def test_report_is_posted_exactly_once_when_the_rpc_is_cut_while_posting(
             assert status == (RequestStatus.REPORTED if deliver else RequestStatus.CLEARED)
 
             proxy.restore()
-            wait_for(
-                lambda: governance.request(event.request_id).status == RequestStatus.REPORTED,
-                "the report after the RPC is back",
+            wait_for_status(
+                governance, event.request_id, RequestStatus.REPORTED, "the report after the cut"
             )
-            dispute_window = int(governance.market.functions.disputeWindow().call())
-            increase_time(w3, dispute_window + 1)
-            wait_for(
-                lambda: governance.request(event.request_id).status == RequestStatus.SETTLED,
-                "finalize",
-            )
+            settle_after_dispute_window(governance, w3, event.request_id)
             assert len(reports_submitted(governance, event.request_id)) == 1
             # One submitReport and one finalize: no retry became a second post.
             assert w3.eth.get_transaction_count(signer.address) == transactions_before + 2
