@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 from eth_account import Account
-from support.chain import fresh_protocol, funded_account, wait_for
+from support.chain import fresh_protocol, funded_account, staked_owner, wait_for
 from web3 import Web3
 
 from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
@@ -42,9 +42,7 @@ class Fleet:
 
 def deploy_fleet(w3: Web3, deployments_dir: Path) -> Fleet:
     governance = fresh_protocol(w3, deployments_dir)
-    owner = governance.as_account(funded_account(w3))
-    governance.send(governance.token.functions.transfer(owner.address, 1_000 * FLEX))
-    owner.stake(1_000 * FLEX)
+    owner = staked_owner(governance, 1_000 * FLEX)
     chain_id, registry = owner.client.chain_id, owner.registry.address
     devices, capacities = [], {}
     for seed, (kind, capacity_w) in enumerate(DEVICE_KINDS_W):
