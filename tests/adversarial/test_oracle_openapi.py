@@ -5,6 +5,8 @@ a 5xx: a 5xx tells a node "retry", so a malformed unit would be resent forever."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +28,7 @@ EXAMPLES_PER_OPERATION = 100
 @pytest.fixture(scope="module")
 def oracle_schema(
     anvil: AnvilProcess, w3: Web3, tmp_path_factory: pytest.TempPathFactory
-) -> schemathesis.BaseSchema:
+) -> Iterator[schemathesis.BaseSchema]:
     workdir = tmp_path_factory.mktemp("schemathesis-oracle")
     fresh_protocol(w3, workdir / "deployments")
     settings_ = OracleSettings(
@@ -37,7 +39,8 @@ def oracle_schema(
         watcher_enabled=False,
     )
     app = create_app(settings_)
-    return schemathesis.openapi.from_asgi("/openapi.json", app)
+    yield schemathesis.openapi.from_asgi("/openapi.json", app)
+    app.state.service.close()
 
 
 OPERATIONS = [
