@@ -80,6 +80,7 @@ from gridflex.chain.deploy import ProtocolParams, deploy_protocol  # noqa: E402
 from gridflex.chain.deployments import save_deployment  # noqa: E402
 from gridflex.chain.protocol import BaselineMethod, DeviceKind, Protocol, zone_id  # noqa: E402
 from gridflex.eip712 import KeyType, secp256k1_device_key  # noqa: E402
+from gridflex.logging import configure_logging  # noqa: E402
 from gridflex.report_batch import (  # noqa: E402
     device_record_leaves,
     merkle_roots,
@@ -153,6 +154,7 @@ def _deploy_with_devices(
 @app.callback()
 def main() -> None:
     """Benchmarks on real parts; see each subcommand."""
+    configure_logging("WARNING")  # on stderr: stdout carries only the result (`--json`)
 
 
 @app.command()
