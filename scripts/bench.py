@@ -31,6 +31,7 @@ numpy pass over the same array (`history.sum()`, best of three) in the same run.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -380,15 +381,17 @@ def _paced_units(
     units_per_device = math.ceil(requests * units_per_request / len(keys))
     span_s = units_per_device * intervals_per_unit * INTERVAL_S
     first = (int(time.time()) - span_s - SECONDS_PER_DAY) // SECONDS_PER_DAY * SECONDS_PER_DAY
+    slots = (
+        (sequence, device_id, device_key)
+        for sequence in range(units_per_device)
+        for device_id, device_key in keys
+    )
     units = []
-    for sequence in range(units_per_device):
+    for sequence, device_id, device_key in itertools.islice(slots, requests * units_per_request):
         start = first + sequence * intervals_per_unit * INTERVAL_S
-        for device_id, device_key in keys:
-            energy = tuple(rng.randint(-2_500, 2_500) for _ in range(intervals_per_unit))
-            unit = MeterUnit(device_id, start, INTERVAL_S, sequence, energy)
-            units.append(sign_unit(unit, domain, device_key))
-            if len(units) == requests * units_per_request:
-                break
+        energy = tuple(rng.randint(-2_500, 2_500) for _ in range(intervals_per_unit))
+        unit = MeterUnit(device_id, start, INTERVAL_S, sequence, energy)
+        units.append(sign_unit(unit, domain, device_key))
     return [units[i : i + units_per_request] for i in range(0, len(units), units_per_request)]
 
 
@@ -408,6 +411,8 @@ def _post_paced(
         )
     except httpx.HTTPError as error:
         outcome, acked = type(error).__name__, False
+    except (ValueError, KeyError, TypeError):  # a 200 whose body is not the answer contract
+        outcome, acked = "malformed answer", False
     latency = time.perf_counter() - due
     with log.lock:
         log.latencies_s.append(latency)
@@ -506,9 +511,20 @@ def load(
             https = [stack.enter_context(httpx.Client(timeout=60)) for _ in range(clients)]
             started = time.perf_counter() + 0.5
             with ThreadPoolExecutor(clients) as pool:
-                for index, (batch, body) in enumerate(zip(batches, bodies, strict=True)):
-                    due = started + index * period_s
-                    pool.submit(_post_paced, url, batch, body, due, https[index % clients], log)
+                sends = [
+                    pool.submit(
+                        _post_paced,
+                        url,
+                        batch,
+                        body,
+                        started + index * period_s,
+                        https[index % clients],
+                        log,
+                    )
+                    for index, (batch, body) in enumerate(zip(batches, bodies, strict=True))
+                ]
+                for send in sends:
+                    send.result()  # a bug in the client must not vanish into a thread
             elapsed = time.perf_counter() - started
         finally:
             oracle.terminate()
