@@ -51,6 +51,7 @@ test-python: install
 test-deep: install
 	@$(SOLC_WHICH)
 	FOUNDRY_PROFILE=deep $(FORGE) test
+	$(PYTEST) -q -m deep
 
 # Writes .gas-snapshot (per-test gas) and snapshots/ (vm.snapshotGas* cheatcode groups);
 # both are committed and reviewed like code. `make gas-check` fails on a drift.

@@ -17,6 +17,7 @@ proves both give the same digest.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -54,6 +55,7 @@ METER_READINGS_TYPES = {
         {"name": "energyWh", "type": "bytes"},
     ]
 }
+UNIT_INTEGER_FIELDS = ("deviceId", "firstIntervalStart", "intervalSeconds", "sequence")
 SECP256K1_SIGNATURE_LENGTH = 65
 P256_SIGNATURE_LENGTH = 64
 
@@ -123,15 +125,39 @@ class MeterUnit:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> MeterUnit:
+    def from_json(cls, data: Any) -> MeterUnit:
+        """Parse `to_json`'s shape strictly: the numbers must be JSON integers (no bool,
+        float or numeric string, which `int()` would quietly accept or truncate),
+        `energyWh` a list of them, the signature 0x-hex (absent: unsigned).
+
+        Raises AttestationError saying what is wrong, and nothing else, whatever `data` is:
+        the oracle turns it into a 4xx with that reason."""
+        if not isinstance(data, Mapping):
+            raise AttestationError("malformed unit: expected a JSON object")
+        for name in UNIT_INTEGER_FIELDS:
+            if name not in data:
+                raise AttestationError(f"malformed unit: missing field {name!r}")
+            if type(data[name]) is not int:
+                raise AttestationError(f"malformed unit: {name} must be an integer")
+        if "energyWh" not in data:
+            raise AttestationError("malformed unit: missing field 'energyWh'")
+        energy_wh = data["energyWh"]
+        if not isinstance(energy_wh, list | tuple) or any(type(v) is not int for v in energy_wh):
+            raise AttestationError("malformed unit: energyWh must be integers, in a JSON list")
         signature = data.get("signature", "")
+        if not isinstance(signature, str):
+            raise AttestationError("malformed unit: signature must be a 0x-hex string")
+        try:
+            signature_bytes = bytes.fromhex(signature.removeprefix("0x"))
+        except ValueError as error:
+            raise AttestationError("malformed unit: signature must be a 0x-hex string") from error
         return cls(
-            device_id=int(data["deviceId"]),
-            first_interval_start=int(data["firstIntervalStart"]),
-            interval_seconds=int(data["intervalSeconds"]),
-            sequence=int(data["sequence"]),
-            energy_wh=tuple(int(v) for v in data["energyWh"]),
-            signature=bytes.fromhex(signature.removeprefix("0x")),
+            device_id=data["deviceId"],
+            first_interval_start=data["firstIntervalStart"],
+            interval_seconds=data["intervalSeconds"],
+            sequence=data["sequence"],
+            energy_wh=tuple(energy_wh),
+            signature=signature_bytes,
         )
 
 

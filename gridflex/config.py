@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal, TypeVar
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SettingsSourceError
+
+from gridflex.errors import ConfigurationError
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+SECRET_FIELD_WORDS = ("key", "password", "secret", "token")
 
 
 class Settings(BaseSettings):
@@ -29,6 +37,8 @@ class Settings(BaseSettings):
     """Where `<chainId>.json` deployment records are read and written."""
 
     log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+    """`console` (key=value lines, coloured on a terminal) or `json` (one object a line)."""
 
     @property
     def build_dir(self) -> Path:
@@ -39,4 +49,29 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Settings read once per process; tests build `Settings(...)` directly instead."""
-    return Settings()
+    return load_settings(Settings)
+
+
+def load_settings(settings_class: type[SettingsT], **overrides: Any) -> SettingsT:
+    """`settings_class(**overrides)`, or ConfigurationError with one line per bad setting
+    named as the user sets it (`GRIDFLEX_NODE_BATCH_SIZE: ...`), so a misconfigured
+    process stops at start with a message instead of a traceback."""
+    prefix = str(settings_class.model_config.get("env_prefix", ""))
+    try:
+        return settings_class(**overrides)
+    except ValidationError as error:
+        raise ConfigurationError(
+            "; ".join(_setting_problem(prefix, item) for item in error.errors())
+        ) from error
+    except SettingsSourceError as error:  # e.g. a list setting that is not valid JSON
+        raise ConfigurationError(str(error).replace('"', "")) from error
+
+
+def _setting_problem(prefix: str, item: Any) -> str:
+    field = ".".join(str(part) for part in item["loc"])
+    name = field if field.isupper() else f"{prefix}{field.upper()}"
+    message = str(item["msg"]).removeprefix("Value error, ")
+    given = repr(item.get("input"))
+    if any(word in field.lower() for word in SECRET_FIELD_WORDS) or given in message:
+        return f"{name}: {message}"
+    return f"{name}: {message} (got {given})"

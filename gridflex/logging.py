@@ -1,4 +1,7 @@
-"""Structured logging to stderr, so stdout stays free for command output and pipes."""
+"""Structured logging to stderr, so stdout stays free for command output and pipes:
+key=value lines for people (`console`, the default) or one JSON object per line for log
+collectors (`json`: GRIDFLEX_LOG_FORMAT=json or `gridflex --log-format json`), with the
+stdlib loggers (uvicorn, SQLAlchemy...) rendered the same way."""
 
 from __future__ import annotations
 
@@ -19,14 +22,37 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def configure_logging(level: str | int = "INFO") -> None:
-    """Route both structlog and stdlib `logging` to stderr at `level`, as key=value lines."""
+def configure_logging(level: str | int = "INFO", *, json_lines: bool = False) -> None:
+    """Route both structlog and stdlib `logging` to stderr at `level`, as key=value lines
+    or (`json_lines`) one JSON object per line with `timestamp`, `level` and `event`."""
     numeric_level = logging.getLevelName(level.upper()) if isinstance(level, str) else level
     if not isinstance(numeric_level, int):
         numeric_level = logging.INFO
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if json_lines
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    handler = logging.StreamHandler(_CurrentStderr())  # type: ignore[arg-type]
+    if json_lines:
+        handler.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    renderer,
+                ],
+                foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            )
+        )
     logging.basicConfig(
         level=numeric_level,
-        handlers=[logging.StreamHandler(_CurrentStderr())],  # type: ignore[arg-type]
+        handlers=[handler],
         format="%(message)s",
         force=True,
     )
@@ -35,10 +61,9 @@ def configure_logging(level: str | int = "INFO") -> None:
         logging.getLogger(noisy_logger).setLevel(max(numeric_level, logging.WARNING))
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+            *shared,
+            *([structlog.processors.format_exc_info] if json_lines else []),
+            renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]

@@ -3,10 +3,12 @@ meter loop and the sender are configured the same way and nothing is hard-coded.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SCRYPT_N = 2**18  # eth-account's default: ~0.5 s per keystore on a laptop
 
@@ -24,8 +26,8 @@ class NodeSettings(BaseSettings):
     data_dir: Path = Path(".gridflex/node")
     """Keystores, `state.json` (devices and their on-chain ids) and the outbox SQLite file."""
 
-    oracle_urls: list[str] = Field(default_factory=list)
-    """Base URLs of every oracle of the committee (JSON list in the env var)."""
+    oracle_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Base URLs of every oracle of the committee (comma-separated or a JSON list)."""
 
     rpc_url: str | None = None
     """Chain JSON-RPC; None falls back to GRIDFLEX_RPC_URL, then a local anvil."""
@@ -47,6 +49,34 @@ class NodeSettings(BaseSettings):
 
     scrypt_n: int = Field(default=DEFAULT_SCRYPT_N, ge=2)
     """scrypt cost of new keystores (tests lower it; decrypt reads it from the file)."""
+
+    @field_validator("oracle_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except ValueError as error:
+                    raise ValueError(f"not a JSON list of URLs ({error})") from error
+            return [url.strip() for url in text.split(",") if url.strip()]
+        return value
+
+    @field_validator("oracle_urls")
+    @classmethod
+    def _http_oracles(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"oracle URL {url!r} must start with http:// or https://")
+        return urls
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _http_rpc(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"rpc_url must be an http(s) JSON-RPC URL, got {url!r}")
+        return url
 
     @property
     def outbox_path(self) -> Path:

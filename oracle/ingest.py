@@ -35,12 +35,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from gridflex.attestation import AttestationError, MeterUnit, signed_by, unit_digest
 from oracle.clock import Clock
 from oracle.db import writer_engine
-from oracle.models import ConflictEvidence, MeterUnitRecord, Reading
+from oracle.models import INT64_MAX, ConflictEvidence, MeterUnitRecord, Reading
 from oracle.registry_cache import DeviceDirectory, RegisteredDevice
 
 log = structlog.get_logger(__name__)
 
-INT64_MAX = 2**63 - 1
 MAX_INTEGRITY_RETRIES = 3
 SPANS_PER_QUERY = 200
 
@@ -465,20 +464,10 @@ def _parse(raw: Mapping[str, Any] | MeterUnit) -> MeterUnit | UnitResult:
     if isinstance(raw, MeterUnit):
         unit = raw
     else:
-        if not isinstance(raw, Mapping):
-            return _rejected(Rejection.MALFORMED, "malformed unit: expected a JSON object")
         try:
-            unit = MeterUnit.from_json(raw)  # type: ignore[arg-type]
-        except KeyError as missing:
-            return _rejected(Rejection.MALFORMED, f"malformed unit: missing field {missing}")
-        except (TypeError, ValueError, AttributeError):
-            return _rejected(
-                Rejection.MALFORMED,
-                "malformed unit: deviceId, firstIntervalStart, intervalSeconds, sequence "
-                "must be integers, energyWh a list of integers, signature 0x-hex",
-            )
-        if any(type(value) is not int for value in raw["energyWh"]):  # no 1.5 -> 1
-            return _rejected(Rejection.MALFORMED, "malformed unit: energyWh must be integers")
+            unit = MeterUnit.from_json(raw)
+        except AttestationError as error:
+            return _rejected(Rejection.MALFORMED, error.reason)
     try:
         unit.check_shape()
     except AttestationError as error:

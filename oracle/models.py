@@ -18,6 +18,11 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+INT64_MAX = 2**63 - 1
+"""Largest id, sequence or time the store holds (BIGINT); larger input is refused (4xx)."""
+MAX_REPORT_ROUND = 2**16 - 1
+"""Report rounds are uint16 on chain (`FlexMarket.reportRound`)."""
+
 # BIGINT ids on PostgreSQL; INTEGER on SQLite, where only that type aliases the rowid.
 ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
 

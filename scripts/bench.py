@@ -3,6 +3,7 @@ summary (or JSON with --json); BENCHMARKS.md records the figures with these comm
 
     python scripts/bench.py ingest [--devices 50] [--days 40] [--batch 50] [--json]
     python scripts/bench.py settle [--devices 100000] [--seed 7] [--json]
+    python scripts/bench.py load [--rate 5000] [--duration 300] [--database-url URL] [--json]
     python scripts/bench.py explorer [--requests 100] [--readings 10000] [--repeat 30] [--json]
     python scripts/bench.py demo [--devices 50] [--runs 3] [--json]
     python scripts/bench.py all [--write BENCHMARKS.md]      # `make bench`
@@ -12,6 +13,14 @@ summary (or JSON with --json); BENCHMARKS.md records the figures with these comm
 POSTed over HTTP in batches. Reports readings/s and units/s through the API, plus on one
 core in this process: the oracle's verification path (digest + signature check against
 the registered key) and raw coincurve ecrecover of the same digests, for comparison.
+
+`load`: a sustained, paced ingest run against a real oracle process on loopback (SQLite
+file by default, or a fresh PostgreSQL database created on the server of `--database-url`
+and dropped afterwards): requests are sent on a fixed schedule at `--rate` readings/s for
+`--duration` seconds by a few client threads. Reports acknowledged readings, the achieved
+rate and p50/p95/p99/max latency, then stops the oracle and checks in its database that
+every acknowledged unit is stored and the readings table holds exactly the acknowledged
+readings: zero lost, none extra.
 
 `settle`: one 4-hour CAISO 10-in-10 event (16 intervals of 15 minutes, adjustment window
 13:00-16:00) for N devices from a seeded synthetic 45-day history holding only the
@@ -43,14 +52,23 @@ The hand-written analysis around it is left as it is.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import math
 import os
 import random
 import resource
+import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -85,6 +103,7 @@ from gridflex.chain.deploy import ProtocolParams, deploy_protocol  # noqa: E402
 from gridflex.chain.deployments import save_deployment  # noqa: E402
 from gridflex.chain.protocol import BaselineMethod, DeviceKind, Protocol, zone_id  # noqa: E402
 from gridflex.eip712 import KeyType, secp256k1_device_key  # noqa: E402
+from gridflex.logging import configure_logging  # noqa: E402
 from gridflex.report_batch import (  # noqa: E402
     device_record_leaves,
     merkle_roots,
@@ -101,7 +120,9 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _start_oracle(workdir: Path, rpc_url: str) -> tuple[subprocess.Popen[bytes], str]:
+def _start_oracle(
+    workdir: Path, rpc_url: str, database_url: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("GRIDFLEX") and k != "DATABASE_URL"
@@ -113,6 +134,8 @@ def _start_oracle(workdir: Path, rpc_url: str) -> tuple[subprocess.Popen[bytes],
         "GRIDFLEX_ORACLE_MAX_BODY_BYTES": str(64 * 1024 * 1024),
         "GRIDFLEX_LOG_LEVEL": "WARNING",
     }
+    if database_url is not None:
+        env["GRIDFLEX_ORACLE_DATABASE_URL"] = database_url
     process = subprocess.Popen(
         [sys.executable, "-m", "gridflex.cli.main", "oracle", "serve", "--port", str(port)],
         cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=(workdir / "oracle.log").open("wb"),
@@ -131,9 +154,30 @@ def _start_oracle(workdir: Path, rpc_url: str) -> tuple[subprocess.Popen[bytes],
     raise RuntimeError("oracle did not start")
 
 
+def _deploy_with_devices(
+    anvil: AnvilProcess, workdir: Path, devices: int
+) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """The protocol deployed on `anvil` (record in `workdir`) and `devices` batteries of
+    10 kW registered; returns the meter domain and (device id, signing key) pairs."""
+    artifacts = load_artifacts()
+    client = ChainClient.from_url(anvil.url, anvil_dev_account(0).key.hex(), artifacts)
+    protocol = Protocol(client, deploy_protocol(client, ProtocolParams.local(), artifacts))
+    save_deployment(protocol.deployment, workdir)
+    chain_id, registry = client.chain_id, protocol.registry.address
+    zone = zone_id("BENCH-01")
+    _log(f"registering {devices} devices...")
+    keys: list[tuple[int, bytes]] = []
+    for _ in range(devices):
+        device_key = Account.create().key
+        proof = secp256k1_device_key(device_key, protocol.address, chain_id, registry)
+        keys.append((protocol.register_device(DeviceKind.BATTERY, 10_000, zone, proof), device_key))
+    return meter_domain_separator(chain_id, registry), keys
+
+
 @app.callback()
 def main() -> None:
     """Benchmarks on real parts; see each subcommand."""
+    configure_logging("WARNING")  # on stderr: stdout carries only the result (`--json`)
 
 
 @app.command()
@@ -147,22 +191,7 @@ def ingest(
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp, AnvilProcess() as anvil:
         workdir = Path(tmp)
-        artifacts = load_artifacts()
-        client = ChainClient.from_url(anvil.url, anvil_dev_account(0).key.hex(), artifacts)
-        protocol = Protocol(client, deploy_protocol(client, ProtocolParams.local(), artifacts))
-        save_deployment(protocol.deployment, workdir)
-        chain_id, registry = client.chain_id, protocol.registry.address
-        domain = meter_domain_separator(chain_id, registry)
-        zone = zone_id("BENCH-01")
-
-        _log(f"registering {devices} devices...")
-        keys: list[tuple[int, bytes]] = []
-        for _ in range(devices):
-            device_key = Account.create().key
-            proof = secp256k1_device_key(device_key, protocol.address, chain_id, registry)
-            keys.append(
-                (protocol.register_device(DeviceKind.BATTERY, 10_000, zone, proof), device_key)
-            )
+        domain, keys = _deploy_with_devices(anvil, workdir, devices)
 
         _log(f"signing {devices * days} units of {INTERVALS_PER_DAY} intervals...")
         now = int(time.time())
@@ -344,6 +373,211 @@ def settle(
     else:
         for key, value in result.items():
             print(f"{key:>22}: {value}")
+
+
+# ─── Sustained ingest load ─────────────────────────────────────────────────────────────
+
+
+@dataclass
+class _LoadLog:
+    """What the client saw, appended from its worker threads."""
+
+    latencies_s: list[float] = field(default_factory=list)
+    """Per request: from its scheduled send time to the answer (no coordinated omission)."""
+    acked_units: list[MeterUnit] = field(default_factory=list)
+    acked_readings: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _paced_units(
+    keys: list[tuple[int, bytes]],
+    domain: bytes,
+    requests: int,
+    units_per_request: int,
+    intervals_per_unit: int,
+    rng: random.Random,
+) -> list[list[MeterUnit]]:
+    """Signed units for `requests` batches, every device's intervals consecutive and in the
+    past: what a fleet of nodes sends while catching up on its history."""
+    units_per_device = math.ceil(requests * units_per_request / len(keys))
+    span_s = units_per_device * intervals_per_unit * INTERVAL_S
+    first = (int(time.time()) - span_s - SECONDS_PER_DAY) // SECONDS_PER_DAY * SECONDS_PER_DAY
+    slots = (
+        (sequence, device_id, device_key)
+        for sequence in range(units_per_device)
+        for device_id, device_key in keys
+    )
+    units = []
+    for sequence, device_id, device_key in itertools.islice(slots, requests * units_per_request):
+        start = first + sequence * intervals_per_unit * INTERVAL_S
+        energy = tuple(rng.randint(-2_500, 2_500) for _ in range(intervals_per_unit))
+        unit = MeterUnit(device_id, start, INTERVAL_S, sequence, energy)
+        units.append(sign_unit(unit, domain, device_key))
+    return [units[i : i + units_per_request] for i in range(0, len(units), units_per_request)]
+
+
+def _post_paced(
+    url: str, batch: list[MeterUnit], body: bytes, due: float, http: httpx.Client, log: _LoadLog
+) -> None:
+    delay = due - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+    try:
+        response = http.post(
+            url + "/v1/readings", content=body, headers={"content-type": "application/json"}
+        )
+        outcome = str(response.status_code)
+        acked = response.status_code == 200 and all(
+            result["status"] in ("accepted", "duplicate") for result in response.json()["results"]
+        )
+    except httpx.HTTPError as error:
+        outcome, acked = type(error).__name__, False
+    except (ValueError, KeyError, TypeError):  # a 200 whose body is not the answer contract
+        outcome, acked = "malformed answer", False
+    latency = time.perf_counter() - due
+    with log.lock:
+        log.latencies_s.append(latency)
+        if acked:
+            log.acked_units += batch
+            log.acked_readings += sum(len(unit.energy_wh) for unit in batch)
+        else:
+            log.refused[outcome] = log.refused.get(outcome, 0) + 1
+
+
+def _stored(database_url: str, acked: list[MeterUnit], domain: bytes) -> dict[str, int]:
+    """Rows in the oracle's database, and how many acknowledged units are missing."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            readings = connection.execute(text("SELECT COUNT(*) FROM readings")).scalar_one()
+            digests = {
+                bytes(d) for (d,) in connection.execute(text("SELECT digest FROM meter_units"))
+            }
+    finally:
+        engine.dispose()
+    missing = sum(1 for unit in acked if unit_digest(unit, domain) not in digests)
+    return {"readings_rows": readings, "unit_rows": len(digests), "acked_units_missing": missing}
+
+
+@contextmanager
+def _fresh_postgres(server_url: str) -> Iterator[str]:
+    """A new database on the server of `server_url` (psycopg URL), dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin_url = make_url(server_url).set(drivername="postgresql")
+    name = f"gridflex_load_{secrets.token_hex(4)}"
+    admin = admin_url.render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, math.ceil(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+@app.command()
+def load(
+    rate: Annotated[float, typer.Option(help="Target readings per second.")] = 5_000,
+    duration: Annotated[float, typer.Option(help="Seconds of sustained load.")] = 300,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="A PostgreSQL server URL (postgresql://user@host:port/db): the run uses a fresh "
+            "database on that server. Default: a SQLite file."
+        ),
+    ] = None,
+    devices: Annotated[int, typer.Option(help="Registered devices sending.")] = 200,
+    units_per_request: Annotated[int, typer.Option(help="Signed units per HTTP request.")] = 10,
+    intervals_per_unit: Annotated[int, typer.Option(help="15-minute readings per unit.")] = 16,
+    clients: Annotated[int, typer.Option(help="Concurrent client connections.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Paced ingest at `rate` readings/s for `duration` s; proves no acknowledged loss."""
+    if database_url is not None and not database_url.startswith("postgres"):
+        raise typer.BadParameter(
+            "only PostgreSQL URLs; SQLite is the default", param_hint="--database-url"
+        )
+    readings_per_request = units_per_request * intervals_per_unit
+    requests = math.ceil(rate * duration / readings_per_request)
+    period_s = readings_per_request / rate
+    rng = random.Random(11)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        anvil = stack.enter_context(AnvilProcess())
+        store_url = (
+            stack.enter_context(_fresh_postgres(database_url))
+            if database_url is not None
+            else f"sqlite:///{workdir / 'oracle' / 'oracle.db'}"
+        )
+        domain, keys = _deploy_with_devices(anvil, workdir, devices)
+        _log(f"signing {requests * units_per_request} units of {intervals_per_unit} intervals...")
+        batches = _paced_units(keys, domain, requests, units_per_request, intervals_per_unit, rng)
+        bodies = [json.dumps({"units": [u.to_json() for u in b]}).encode() for b in batches]
+        oracle, url = _start_oracle(workdir, anvil.url, None if database_url is None else store_url)
+        log = _LoadLog()
+        try:
+            _log(f"{requests} requests of {readings_per_request} readings, one every "
+                 f"{period_s * 1000:.1f} ms, {clients} connections...")  # fmt: skip
+            https = [stack.enter_context(httpx.Client(timeout=60)) for _ in range(clients)]
+            started = time.perf_counter() + 0.5
+            with ThreadPoolExecutor(clients) as pool:
+                sends = [
+                    pool.submit(
+                        _post_paced,
+                        url,
+                        batch,
+                        body,
+                        started + index * period_s,
+                        https[index % clients],
+                        log,
+                    )
+                    for index, (batch, body) in enumerate(zip(batches, bodies, strict=True))
+                ]
+                for send in sends:
+                    send.result()  # a bug in the client must not vanish into a thread
+            elapsed = time.perf_counter() - started
+        finally:
+            oracle.terminate()
+            oracle.wait(timeout=30)
+        stored = _stored(store_url, log.acked_units, domain)
+
+    latencies = sorted(log.latencies_s)
+    result = {
+        "benchmark": "load",
+        "database": "postgresql" if database_url else "sqlite (WAL, synchronous=FULL)",
+        "target_readings_per_s": rate,
+        "duration_s": round(elapsed, 1),
+        "requests": requests,
+        "readings_per_request": readings_per_request,
+        "acked_readings": log.acked_readings,
+        "achieved_readings_per_s": round(log.acked_readings / elapsed),
+        "refused_requests": log.refused,
+        "latency_p50_ms": round(_percentile(latencies, 0.50) * 1000, 1),
+        "latency_p95_ms": round(_percentile(latencies, 0.95) * 1000, 1),
+        "latency_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
+        "latency_max_ms": round(latencies[-1] * 1000, 1),
+        **stored,
+        "lost_acked_readings": max(0, log.acked_readings - stored["readings_rows"]),
+    }
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>26}: {value}")
+    if stored["acked_units_missing"] or stored["readings_rows"] < log.acked_readings:
+        raise typer.Exit(1)
 
 
 def _fill_explorer(engine: Any, requests: int, readings: int, devices: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from gridflex.cli.node_cmd import node_app
 from gridflex.cli.oracle_cmd import oracle_app
 from gridflex.cli.verify_cmd import verify, watch
 from gridflex.config import get_settings
+from gridflex.errors import ConfigurationError
 from gridflex.logging import configure_logging
 
 console = Console()
@@ -44,9 +45,25 @@ def main(
         str | None,
         typer.Option("--log-level", help="DEBUG, INFO, WARNING... (default GRIDFLEX_LOG_LEVEL)"),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            help="console or json: one JSON object a line (default GRIDFLEX_LOG_FORMAT).",
+        ),
+    ] = None,
 ) -> None:
     """Configure structured logging (stderr) before any command runs."""
-    configure_logging(log_level or get_settings().log_level)
+    try:
+        settings = get_settings()
+    except ConfigurationError as error:
+        typer.secho(f"gridflex: configuration: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from error
+    chosen_format = log_format or settings.log_format
+    if chosen_format not in ("console", "json"):
+        typer.secho(f"gridflex: --log-format {chosen_format!r}: use console or json", err=True)
+        raise typer.Exit(2)
+    configure_logging(log_level or settings.log_level, json_lines=chosen_format == "json")
 
 
 def _interrupt_on_sigterm(signum: int, frame: object) -> None:

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gridflex.config import get_settings
+from gridflex.config import get_settings, load_settings
 from gridflex.errors import GridFlexError
 from node.config import NodeSettings
 
@@ -47,8 +47,11 @@ PasswordEnvOption = Annotated[
 
 
 def _settings(data_dir: Path | None) -> NodeSettings:
-
-    settings = NodeSettings()
+    """The node's settings, or a one-line error naming each bad setting (exit 1)."""
+    try:
+        settings = load_settings(NodeSettings)
+    except GridFlexError as error:
+        raise _fail(f"configuration: {error}") from error
     if data_dir is not None:
         settings.data_dir = data_dir
     return settings
@@ -325,6 +328,15 @@ def node_run(
         ),
     ] = 1.0,
     rpc_url: Annotated[str | None, typer.Option("--rpc-url", help="Chain JSON-RPC URL.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65_535,
+            help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics while running.",
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
     password_env: PasswordEnvOption = None,
 ) -> None:
@@ -338,6 +350,7 @@ def node_run(
     from node.devices.simulated import simulated_device
     from node.dispatch import CommandedDevice
     from node.keystore import load_node
+    from node.metrics import NodeMetrics
     from node.runner import NodeDevice, NodeRunner
 
     settings = _settings(data_dir)
@@ -368,21 +381,29 @@ def node_run(
         history_intervals=int(history_hours * 3600) // settings.interval_seconds,
         price_fraction_bps=settings.bid_price_fraction_bps,
     )  # fmt: skip
+    metrics = NodeMetrics()
+    if metrics_port is not None:
+        try:
+            metrics.serve(metrics_port)
+        except OSError as error:
+            runner.close()
+            raise _fail(f"--metrics-port {metrics_port}: {error.strerror or error}") from error
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         if once:
-            runner.tick()
+            metrics.observe_tick(runner, runner.tick())
             console.print(_run_status(runner))
             return
         if not console.is_terminal:
             while True:
                 report = runner.tick()
+                metrics.observe_tick(runner, report)
                 if report.bids_placed or report.orders_scheduled or report.units_signed:
                     log.info("tick", **_tick_fields(report))
                 time.sleep(poll_seconds)
         with Live(_run_status(runner), console=console, refresh_per_second=1) as live:
             while True:
-                runner.tick()
+                metrics.observe_tick(runner, runner.tick())
                 live.update(_run_status(runner))
                 time.sleep(poll_seconds)
     except KeyboardInterrupt:

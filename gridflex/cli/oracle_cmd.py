@@ -49,6 +49,7 @@ def serve(
     """Serve the oracle API with uvicorn (one worker: SQLite has one writer anyway)."""
     import uvicorn
 
+    from gridflex.config import load_settings
     from gridflex.errors import GridFlexError
     from oracle.api import create_app
     from oracle.config import OracleSettings
@@ -69,7 +70,7 @@ def serve(
     if signer_key_file is not None:
         overrides["signer_key"] = signer_key_file.read_text().strip()
     try:
-        settings = OracleSettings(**overrides)
+        settings = load_settings(OracleSettings, **overrides)
         app = create_app(settings)
     except (GridFlexError, ValueError) as error:
         typer.secho(f"oracle: {error}", fg=typer.colors.RED, err=True)

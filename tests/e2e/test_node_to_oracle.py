@@ -24,19 +24,15 @@ from typing import Any
 import httpx
 import pytest
 from e2e_support import (
-    DAY,
     INTERVALS_PER_DAY,
     PASSWORD,
-    OracleStore,
     RegisteredNode,
-    digests,
     expected_energy_wh,
-    last_midnight,
     node_cli,
-    outbox_dead_letters,
-    outbox_units,
 )
+from support.clock import DAY, last_midnight
 from support.oracle_process import OracleServer, start_oracle
+from support.stores import OracleStore, digests, outbox_dead_letters, outbox_units
 
 from gridflex.attestation import DeviceSigningKey, MeterUnit, verify_unit
 from gridflex.eip712 import KeyType

@@ -19,12 +19,13 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from support.chain import fresh_protocol, funded_account, wait_for
-from support.oracle_process import OracleServer, start_oracle
+from support.committee import committee_urls, seat_committee, start_committee
+from support.oracle_process import OracleServer
 from web3 import Web3
 
 from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
 from gridflex.baselines import device_cap_wh
-from gridflex.chain.anvil import AnvilProcess, free_port, increase_time
+from gridflex.chain.anvil import AnvilProcess, increase_time
 from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
 from gridflex.eip712 import ReportPayload, secp256k1_device_key
@@ -80,29 +81,18 @@ def oracles(
     anvil: AnvilProcess, tmp_path: Path, protocol: Protocol, oracle_keys: list[LocalAccount]
 ) -> Iterator[list[OracleServer]]:
     """Three committee oracles on chain time, seated with k = 1, 2, 2, peers of each other."""
-    for account, threshold in zip(oracle_keys, (1, 2, 2), strict=True):
-        protocol.client.w3.provider.make_request("anvil_setBalance", [account.address, hex(10**21)])
-        protocol.seat_oracle(account, threshold)
-    ports = [free_port() for _ in oracle_keys]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
-    servers: list[OracleServer] = []
-    try:
-        for index, (account, port) in enumerate(zip(oracle_keys, ports, strict=True)):
-            env = {
-                "GRIDFLEX_ORACLE_RPC_URL": anvil.url,
-                "GRIDFLEX_ORACLE_DEPLOYMENTS_DIR": str(tmp_path / "deployments"),
-                "GRIDFLEX_ORACLE_DATA_DIR": str(tmp_path / f"oracle-{index}"),
-                "GRIDFLEX_ORACLE_SIGNER_KEY": account.key.hex(),
-                "GRIDFLEX_ORACLE_PEERS": ",".join(u for u in urls if u != urls[index]),
-                "GRIDFLEX_ORACLE_CLOCK": "chain",
-                "GRIDFLEX_ORACLE_COMMITTEE_POLL_SECONDS": "0.3",
-                "GRIDFLEX_ORACLE_REPORT_DELAY_SECONDS": str(REPORT_DELAY_S),
-            }
-            servers.append(start_oracle(tmp_path, env, port=port))
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
+    seat_committee(protocol, oracle_keys)
+    servers = start_committee(
+        oracle_keys,
+        committee_urls(len(oracle_keys)),
+        tmp_path,
+        tmp_path / "deployments",
+        anvil.url,
+        REPORT_DELAY_S,
+    )
+    yield servers
+    for server in servers:
+        server.stop()
 
 
 def test_three_oracles_post_one_report_and_finalize_pays_the_bid_totals(

@@ -11,12 +11,11 @@ import pytest
 from oracle_testkit import (
     CHAIN_ID,
     DOMAIN,
-    POSTGRES_ADMIN_URL,
     SimulatedMeter,
     StaticDirectory,
-    postgres_available,
 )
 from sqlalchemy import Engine
+from support.postgres import POSTGRES_ADMIN_URL, postgres_available
 
 from oracle.clock import WallClock
 from oracle.config import OracleSettings

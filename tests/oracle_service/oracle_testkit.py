@@ -21,7 +21,6 @@ CHAIN_ID = 31337
 REGISTRY = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
 DOMAIN = meter_domain_separator(CHAIN_ID, REGISTRY)
 INTERVAL = 900
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
@@ -106,14 +105,3 @@ def row_counts(engine: Engine) -> dict[str, int]:
             ).scalar_one()
             for table in (MeterUnitRecord, Reading, ConflictEvidence)
         }
-
-
-def postgres_available() -> str | None:
-    """None when PostgreSQL answers on 127.0.0.1:5432, else why it does not."""
-    try:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2):
-            return None
-    except Exception as error:
-        return f"PostgreSQL not reachable on 127.0.0.1:5432 ({str(error).splitlines()[0]})"

@@ -18,6 +18,7 @@ from eth_account import Account
 from oracle_testkit import INTERVAL, SimulatedMeter, past_slot, row_counts
 from sqlalchemy import Engine, create_engine
 from support.oracle_process import OracleServer, start_oracle
+from support.postgres import POSTGRES_ADMIN_URL, postgres_available
 from web3 import Web3
 
 from gridflex.attestation import (
@@ -379,8 +380,6 @@ def test_health_is_503_when_the_chain_rpc_is_down(network: Network) -> None:
 def test_postgres_store_serves_and_reports_503_when_the_database_goes_away(
     network: Network, anvil: AnvilProcess
 ) -> None:
-    from oracle_testkit import POSTGRES_ADMIN_URL, postgres_available
-
     reason = postgres_available()
     if reason is not None:
         pytest.skip(reason)

@@ -26,6 +26,14 @@ def funded_account(w3: Web3, wei: int = 10**21) -> LocalAccount:
     return account
 
 
+def staked_owner(governance: Protocol, stake: int) -> Protocol:
+    """A fresh funded account, given `stake` FLEX by governance and staking all of it."""
+    owner = governance.as_account(funded_account(governance.client.w3))
+    governance.send(governance.token.functions.transfer(owner.address, stake))
+    owner.stake(stake)
+    return owner
+
+
 def fresh_protocol(
     w3: Web3,
     deployments_dir: Path | None = None,

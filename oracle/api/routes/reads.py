@@ -7,26 +7,36 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import Field
 from sqlmodel import select
 
 from oracle.api.deps import SessionDep
-from oracle.models import MeterUnitPublic, MeterUnitRecord, Reading, ReadingPage, ReadingPublic
+from oracle.models import (
+    INT64_MAX,
+    MeterUnitPublic,
+    MeterUnitRecord,
+    Reading,
+    ReadingPage,
+    ReadingPublic,
+)
 
 router = APIRouter(prefix="/v1", tags=["reads"])
 
 MAX_PAGE = 10_000
 DEFAULT_PAGE = 1_000
+UnixSeconds = Annotated[int, Field(ge=0, le=INT64_MAX, description="unix seconds")]
+"""Bounded to what the store holds: a larger number is a 422, not a database error."""
 
 
 @router.get("/devices/{device_id}/readings", response_model=ReadingPage)
 def device_readings(
     session: SessionDep,
-    device_id: Annotated[int, Path(ge=0)],
-    start: Annotated[int | None, Query(description="first interval start (unix s)")] = None,
-    end: Annotated[int | None, Query(description="interval starts before this (unix s)")] = None,
+    device_id: Annotated[int, Path(ge=0, le=INT64_MAX)],
+    start: Annotated[UnixSeconds | None, Query(description="first interval start")] = None,
+    end: Annotated[UnixSeconds | None, Query(description="interval starts before this")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     cursor: Annotated[
-        int | None, Query(description="`next_cursor` of the previous page (exclusive)")
+        UnixSeconds | None, Query(description="`next_cursor` of the previous page (exclusive)")
     ] = None,
 ) -> ReadingPage:
     """Readings in ascending interval order, each with the digest of the unit that signed it.

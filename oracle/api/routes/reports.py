@@ -14,14 +14,19 @@ from sqlalchemy.exc import OperationalError
 
 from oracle.api.deps import ServiceDep
 from oracle.measurement import MeasuredReport, ReportUnavailableError
+from oracle.models import INT64_MAX, MAX_REPORT_ROUND
 from oracle.service import OracleService
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
-RequestId = Annotated[int, Path(ge=0, description="FlexMarket request id")]
+RequestId = Annotated[int, Path(ge=0, le=INT64_MAX, description="FlexMarket request id")]
 Round = Annotated[
     int | None,
-    Query(ge=0, description="An earlier (voided) round; default the current round"),
+    Query(
+        ge=0,
+        le=MAX_REPORT_ROUND,
+        description="An earlier (voided) round; default the current round",
+    ),
 ]
 
 
@@ -56,7 +61,7 @@ def report(service: ServiceDep, request_id: RequestId, round: Round = None) -> d
 def device_proof(
     service: ServiceDep,
     request_id: RequestId,
-    device_id: Annotated[int, Path(ge=0)],
+    device_id: Annotated[int, Path(ge=0, le=INT64_MAX)],
     round: Round = None,
 ) -> dict[str, Any]:
     """One device's record with its proof against `devicesRoot`, its packed used readings
