@@ -80,7 +80,7 @@ format: install
 demo: install
 	$(VENV)/bin/gridflex demo
 
-# Every benchmark (gas, ingest, settle, demo, explorer, load), then rewrites the generated
+# Every benchmark (gas, ingest, settle, demo, explorer, a 60 s load run), then rewrites the generated
 # tables of BENCHMARKS.md with the machine and the command behind each figure (~15 min).
 bench: install
 	$(VENV)/bin/python scripts/bench.py all --write BENCHMARKS.md

@@ -922,6 +922,31 @@ def render_block(machine: dict[str, str], results: dict[str, dict]) -> str:
             "", "Phases of the median run:", "",
             _table(["phase", "s"], [[p["phase"], p["seconds"]] for p in r["median_phases"]]),
         ]  # fmt: skip
+    if "explorer" in results:
+        r = results["explorer"]
+        parts += [
+            "", "### Explorer pages (server time)", "",
+            f"Command: `python scripts/bench.py explorer --json` ({r['requests']} settled "
+            f"requests, {r['readings']:,} readings, {r['database']}, {r['repeat']} requests per "
+            "page; the app's `Server-Timing`). Target: under 300 ms.", "",
+            _table(["page", "p50 ms", "p95 ms", "max ms"],
+                   [[name, t["p50_ms"], t["p95_ms"], t["max_ms"]]
+                    for name, t in r["pages"].items()]),
+        ]  # fmt: skip
+    if "load" in results:
+        r = results["load"]
+        parts += [
+            "", "### Sustained ingest", "",
+            f"Command: `python scripts/bench.py load --duration {r['duration_s']:.0f} --json` "
+            "(the 5-minute runs on both stores are recorded further down with their "
+            "commands).", "",
+            _table(["store", "s", "acked readings", "readings/s", "p50 / p95 / p99 / max ms",
+                    "lost", "refused"],
+                   [[r["database"], r["duration_s"], f"{r['acked_readings']:,}",
+                     f"{r['achieved_readings_per_s']:,}",
+                     f"{r['latency_p50_ms']} / {r['latency_p95_ms']} / {r['latency_p99_ms']} / "
+                     f"{r['latency_max_ms']}", r["lost_acked_readings"], r["refused_requests"]]]),
+        ]  # fmt: skip
     parts.append(BLOCK_END)
     return "\n".join(parts)
 
@@ -943,6 +968,7 @@ def write_block(path: Path, block: str) -> None:
 def run_all(
     write: Annotated[Path | None, typer.Option(help="Markdown file to rewrite.")] = None,
     demo_runs: Annotated[int, typer.Option(help="Demo repetitions.")] = 3,
+    load_seconds: Annotated[int, typer.Option(help="Sustained ingest run length.")] = 60,
 ) -> None:
     """Every benchmark, then the generated tables (stdout, or --write FILE)."""
     machine = _machine()
@@ -950,6 +976,8 @@ def run_all(
     results["ingest"] = _run_json("ingest")
     results["settle"] = _run_json("settle", "--devices", "100000")
     results["demo"] = _run_json("demo", "--runs", str(demo_runs))
+    results["explorer"] = _run_json("explorer")
+    results["load"] = _run_json("load", "--duration", str(load_seconds))
     block = render_block(machine, results)
     if write is None:
         print(block)
