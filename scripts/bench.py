@@ -863,6 +863,11 @@ def _gas() -> dict[str, int]:
     return {name: int(value) for name, value in snapshot.items()}
 
 
+def _count(refused: int | dict[str, int]) -> int:
+    """Refused requests: a total, or counts by reason."""
+    return sum(refused.values()) if isinstance(refused, dict) else int(refused)
+
+
 def _table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
@@ -945,7 +950,8 @@ def render_block(machine: dict[str, str], results: dict[str, dict]) -> str:
                    [[r["database"], r["duration_s"], f"{r['acked_readings']:,}",
                      f"{r['achieved_readings_per_s']:,}",
                      f"{r['latency_p50_ms']} / {r['latency_p95_ms']} / {r['latency_p99_ms']} / "
-                     f"{r['latency_max_ms']}", r["lost_acked_readings"], r["refused_requests"]]]),
+                     f"{r['latency_max_ms']}", r["lost_acked_readings"],
+                     _count(r["refused_requests"])]]),
         ]  # fmt: skip
     parts.append(BLOCK_END)
     return "\n".join(parts)
