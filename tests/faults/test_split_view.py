@@ -32,6 +32,7 @@ from support.chain import funded_account, staked_owner
 from support.committee import committee_urls, seat_committee, start_committee
 from web3 import Web3
 
+from explorer.verification import verify_device
 from gridflex.attestation import DeviceSigningKey, MeterUnit, sign_unit, verify_unit
 from gridflex.chain.anvil import AnvilProcess, increase_time
 from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus
@@ -162,6 +163,14 @@ def test_split_view_readings_are_reconciled_into_one_report_that_slashes_the_equ
                 values = [dict(zip(u.interval_starts, u.energy_wh, strict=True)) for u in units]
                 interval = pair["intervalStart"]
                 assert values[0][interval] != values[1][interval]
+
+        # The explorer's verify page checks the CONFLICT record's evidence itself.
+        with httpx.Client(timeout=30) as http:
+            checked = verify_device(
+                governance, [o.url for o in oracles], request_id, event_device, http
+            )
+        assert checked.verdict == "verified", checked.reasons
+        assert checked.quality == "CONFLICT" and any(pair.ok for pair in checked.evidence)
 
         settle_after_dispute_window(governance, w3, request_id)
         settled = {
