@@ -57,6 +57,7 @@ log = structlog.get_logger(__name__)
 
 FIRST_BACKOFF_SECONDS = 1.0
 POST_STAGGER_POLLS = 3
+RECONCILE_RETRY_POLLS = 3
 DONE_STATUSES = (RequestStatus.SETTLED, RequestStatus.CANCELLED, RequestStatus.EXPIRED)
 
 
@@ -86,6 +87,8 @@ class _Follow:
     """The round the reconciliation state below is about."""
     reconcile_since: float | None = None
     """When this loop first tried to reconcile that round (the timeout counts from it)."""
+    reconcile_next: float = 0.0
+    """No new pass before this (a pass that fell short is retried a few polls later)."""
 
 
 @dataclass
@@ -241,6 +244,10 @@ class CommitteeLoop:
         now = time.monotonic()
         if follow.reconcile_round != round_ or follow.reconcile_since is None:
             follow.reconcile_round, follow.reconcile_since = round_, now
+            follow.reconcile_next = now
+        if now < follow.reconcile_next:
+            return False
+        follow.reconcile_next = now + RECONCILE_RETRY_POLLS * self.settings.committee_poll_seconds
         outcome = self.reconciler.reconcile(read_request_facts(self.protocol, request_id))
         threshold = int(self.protocol.committee.functions.threshold().call())
         needed = min(max(threshold - 1, 0), len(self.settings.peer_urls))

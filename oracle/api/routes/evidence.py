@@ -59,7 +59,14 @@ def report_conflicts(
     this oracle holds for that device within the readings the request's method can read
     (the first `MAX_EVIDENCE_PAGE` per device; the device route pages on)."""
     measured = _report(service, request_id, round)
-    state = read_request(service.reports.measurer.protocol, request_id)
+    try:
+        state = read_request(service.reports.measurer.protocol, request_id)
+    except Exception as error:  # chain RPC down between the two reads
+        raise HTTPException(
+            503,
+            f"chain unavailable: {str(error).splitlines()[0] if str(error) else error!r}",
+            headers={"Retry-After": str(service.settings.retry_after_seconds)},
+        ) from error
     window = EventWindow(state.window_start, state.window_end, state.interval_seconds)
     span = reading_span(state.baseline_method, window)
     devices = []
