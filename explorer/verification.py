@@ -17,18 +17,12 @@ Uses the shared check (`gridflex.verify`, `gridflex.merkle`, `gridflex.attestati
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import BaseModel
 
-from gridflex.attestation import (
-    AttestationError,
-    DeviceSigningKey,
-    MeterUnit,
-    meter_domain_separator,
-    verify_unit,
-)
+from gridflex.attestation import AttestationError, MeterUnit, meter_domain_separator, verify_unit
 from gridflex.chain.protocol import Protocol
 from gridflex.merkle import verify_proof
 from gridflex.reports import DeviceRecord, Quality, unpack_used_readings, used_readings_leaf
@@ -36,9 +30,13 @@ from gridflex.verify import (
     PostedReport,
     VerifyInputError,
     device_keys,
+    fetch_conflict_evidence,
     read_posted_report,
     verify_request,
 )
+
+if TYPE_CHECKING:
+    from gridflex.attestation import DeviceSigningKey
 
 
 class ProofCheck(BaseModel):
@@ -144,11 +142,10 @@ def _evidence(
 ) -> list[EvidencePairView]:
     """The oracle's conflict evidence for the device, each unit verified here."""
     try:
-        answer = http.get(f"{source}/v1/reports/{request_id}/conflicts", params={"round": round_})
-        body = answer.json() if answer.status_code == 200 else {}
-    except (httpx.HTTPError, ValueError):
+        body = fetch_conflict_evidence(http, source, request_id, round_)
+    except VerifyInputError:
         return []
-    devices = body.get("devices") if isinstance(body, dict) else None
+    devices = body.get("devices")
     pairs: list[EvidencePairView] = []
     for device in devices if isinstance(devices, list) else []:
         if not isinstance(device, dict) or device.get("deviceId") != device_id:

@@ -50,14 +50,13 @@ from oracle.clock import Clock
 from oracle.config import OracleSettings
 from oracle.ingest import Ingestor
 from oracle.measurement import MeasuredReport, ReportUnavailableError, read_request_facts
-from oracle.reconcile import Reconciler
+from oracle.reconcile import RECONCILE_RETRY_POLLS, Reconciler
 from oracle.report_book import ReportBook
 
 log = structlog.get_logger(__name__)
 
 FIRST_BACKOFF_SECONDS = 1.0
 POST_STAGGER_POLLS = 3
-RECONCILE_RETRY_POLLS = 3
 DONE_STATUSES = (RequestStatus.SETTLED, RequestStatus.CANCELLED, RequestStatus.EXPIRED)
 
 

@@ -50,6 +50,8 @@ MAX_PEER_RESPONSE_BYTES = 4 * 1024 * 1024
 MAX_JSON_DEPTH = 16
 MAX_REFUSED_DIGESTS = 100_000
 INGEST_CHUNK = 200
+RECONCILE_RETRY_POLLS = 3
+"""The committee loop retries a pass that fell short of k-1 peers after this many polls."""
 SIGNED_FIELDS = (
     "deviceId",
     "firstIntervalStart",
