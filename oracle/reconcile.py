@@ -17,7 +17,8 @@ Per peer and awarded device, over the request's `reading_span`:
 
 Bounded against a hostile peer: responses are read up to `MAX_PEER_RESPONSE_BYTES` and
 refused above `MAX_JSON_DEPTH` nesting before decoding; at most `MAX_READING_PAGES` pages
-per device and `MAX_UNITS_PER_PEER_PASS` fetched units per peer and pass; a digest the
+per device, `MAX_UNITS_PER_PEER_PASS` fetched units and `MAX_PEER_PASS_SECONDS` per peer
+and pass (the deadline is checked between chunks of an answer too); a digest the
 ingest refused is not fetched again (remembered up to `MAX_REFUSED_DIGESTS`). Nothing a
 peer sends is stored unless it is a valid unit signed by the registered device key.
 Idempotent: a second pass over the same holdings fetches nothing.
@@ -30,6 +31,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import accumulate
+from time import monotonic
 from typing import Any
 
 import httpx
@@ -50,6 +52,8 @@ MAX_PEER_RESPONSE_BYTES = 4 * 1024 * 1024
 MAX_JSON_DEPTH = 16
 MAX_REFUSED_DIGESTS = 100_000
 INGEST_CHUNK = 200
+MAX_PEER_PASS_SECONDS = 60.0
+"""Wall time one pass may spend on one peer (a slow-dripping peer cannot stall the loop)."""
 RECONCILE_RETRY_POLLS = 3
 """The committee loop retries a pass that fell short of k-1 peers after this many polls."""
 SIGNED_FIELDS = (
@@ -123,6 +127,7 @@ class Reconciler:
         self.peers = list(peers)
         self.http = http
         self._refused: set[str] = set()
+        self._deadline = 0.0
 
     def reconcile(self, facts: RequestFacts) -> ReconcileOutcome:
         """One pass with every peer; a peer counts when every answer of it was read in
@@ -132,6 +137,7 @@ class Reconciler:
         outcome = ReconcileOutcome()
         for peer in self.peers:
             one = PeerPass(peer)
+            self._deadline = monotonic() + MAX_PEER_PASS_SECONDS
             try:
                 for device_id in devices:
                     self._reconcile_device(peer, device_id, span, one)
@@ -202,7 +208,8 @@ class Reconciler:
     # ─── Reads ────────────────────────────────────────────────────────────────────────
 
     def _get(self, url: str, params: dict[str, Any] | None = None) -> Any | None:
-        """A peer's JSON answer, None on 404; bounded in bytes and depth."""
+        """A peer's JSON answer, None on 404; bounded in bytes, depth and time."""
+        self._check_deadline(url)
         with self.http.stream("GET", url, params=params) as answer:
             if answer.status_code == 404:
                 return None
@@ -213,7 +220,14 @@ class Reconciler:
                 body += chunk
                 if len(body) > MAX_PEER_RESPONSE_BYTES:
                     raise PeerMisbehavedError(f"{url} answer above {MAX_PEER_RESPONSE_BYTES} B")
+                self._check_deadline(url)
         return bounded_json(bytes(body))
+
+    def _check_deadline(self, url: str) -> None:
+        if monotonic() > self._deadline:
+            raise PeerMisbehavedError(
+                f"pass with the peer took over {MAX_PEER_PASS_SECONDS:.0f} s (at {url})"
+            )
 
     def _peer_readings(self, peer: str, device_id: int, span: ReadingSpan) -> dict[int, str]:
         """{interval start: unit digest} of the peer's readings the measurement can read."""

@@ -19,10 +19,12 @@ from test_measurement import facts
 
 from gridflex.attestation import MeterUnit, unit_digest
 from gridflex.reports import Quality
+from oracle import reconcile as reconcile_module
 from oracle.ingest import Ingestor
 from oracle.measurement import AwardedBid, measure_records
 from oracle.reconcile import (
     MAX_JSON_DEPTH,
+    MAX_PEER_PASS_SECONDS,
     MAX_PEER_RESPONSE_BYTES,
     MAX_READING_PAGES,
     PeerMisbehavedError,
@@ -177,6 +179,25 @@ def test_a_hostile_peer_answer_fails_the_pass_and_stores_nothing(
     assert outcome.passes[0].error
     assert row_counts(store_engine) == before
     assert sum(path.endswith("/readings") for path in peer.asked) <= MAX_READING_PAGES
+
+
+def test_a_slow_peer_is_given_up_after_the_pass_deadline(
+    ingestor: Ingestor,
+    store_engine: Engine,
+    meter: SimulatedMeter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each answer "takes" 25 s (the clock is stepped, nothing sleeps): the pass stops at
+    the deadline instead of asking for the next of the listed units."""
+    start = past_slot(6)
+    units = [meter.unit(start - INTERVAL + i * 2 * INTERVAL, [2_000, 100]) for i in range(10)]
+    peer = FakePeer(units)
+    clock = iter(range(0, 10_000, 25))
+    monkeypatch.setattr(reconcile_module, "monotonic", lambda: float(next(clock)))
+    outcome = _reconciler(store_engine, ingestor, peer).reconcile(facts(start, (BID,), intervals=1))
+    assert outcome.peers_reconciled == 0
+    assert "took over" in (outcome.passes[0].error or "")
+    assert len(peer.asked) <= MAX_PEER_PASS_SECONDS / 25 + 1
 
 
 def test_forged_and_missing_units_are_refused_once_and_not_fetched_again(
