@@ -98,9 +98,11 @@ class RecordFetcher:
     def _missing_reports(self) -> list[Report]:
         with Session(self.engine) as session:
             have = set(session.exec(select(DeviceResult.request_id, DeviceResult.round)).all())
+            # Voided rounds too: their records (a CONFLICT among them) are what a reader
+            # needs to see why a report was voided and who equivocated.
             return [
                 r
-                for r in session.exec(select(Report).where(col(Report.voided).is_(False))).all()
+                for r in session.exec(select(Report).order_by(col(Report.round))).all()
                 if (r.request_id, r.round) not in have
             ]
 
@@ -123,6 +125,8 @@ class RecordFetcher:
         return 0
 
     def _store(self, report: Report, published: PublishedReport) -> None:
+        """Device records of the round; the interval curves only for a standing report
+        (one set per request: a voided round's records must not replace them)."""
         with Session(self.engine) as session:
             request = session.get(Request, report.request_id)
             assert request is not None
@@ -132,9 +136,10 @@ class RecordFetcher:
             }
             capacities = dict(session.exec(select(Device.device_id, Device.capacity_w)).all())
             window = EventWindow(request.window_start, request.window_end, request.interval_seconds)
-            session.exec(  # type: ignore[call-overload]
-                delete(EventInterval).where(col(EventInterval.request_id) == report.request_id)
-            )
+            if not report.voided:
+                session.exec(  # type: ignore[call-overload]
+                    delete(EventInterval).where(col(EventInterval.request_id) == report.request_id)
+                )
             for device_id, data in published.devices.items():
                 record = data.record
                 session.add(
@@ -147,7 +152,7 @@ class RecordFetcher:
                     )
                 )  # fmt: skip
                 bid = bids.get(record.bid_index)
-                if bid is None:
+                if bid is None or report.voided:
                     continue
                 readings = dict(unpack_used_readings(data.used_readings))
                 baseline = compute_baseline(

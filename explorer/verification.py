@@ -8,13 +8,16 @@ Uses the shared check (`gridflex.verify`, `gridflex.merkle`, `gridflex.attestati
 2. the packed used readings' proof against the posted `readingsRoot`;
 3. each used reading against the units the device signed (its registered key);
 4. `gridflex.verify.verify_request` over the whole request (records recomputed from the
-   used readings, both roots, per-bid totals); its differences about this device count.
+   used readings, both roots, per-bid totals); its differences about this device count;
+5. for a CONFLICT record, the oracle's public evidence (`GET /v1/reports/{id}/conflicts`):
+   at least one pair of units that both verify against the device's registered key and
+   sign two different values for one interval, else the verdict fails.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import BaseModel
@@ -27,9 +30,13 @@ from gridflex.verify import (
     PostedReport,
     VerifyInputError,
     device_keys,
+    fetch_conflict_evidence,
     read_posted_report,
     verify_request,
 )
+
+if TYPE_CHECKING:
+    from gridflex.attestation import DeviceSigningKey
 
 
 class ProofCheck(BaseModel):
@@ -59,6 +66,25 @@ class SignedUnitView(BaseModel):
     reason: str | None
 
 
+class EvidenceUnitView(BaseModel):
+    unit_digest: str | None
+    first_interval_start: int
+    sequence: int
+    energy_wh: list[int]
+    value_at_interval: int | None
+    signature_ok: bool
+    reason: str | None
+
+
+class EvidencePairView(BaseModel):
+    """Two units the oracle holds for one interval of the device (equivocation evidence)."""
+
+    interval_start: int
+    units: list[EvidenceUnitView]
+    ok: bool
+    """Both verify against the device's key and their values at `interval_start` differ."""
+
+
 class DeviceVerification(BaseModel):
     request_id: int
     device_id: int
@@ -76,6 +102,8 @@ class DeviceVerification(BaseModel):
     request_verdict_ok: bool
     request_differences: list[str]
     signers: list[str]
+    evidence: list[EvidencePairView] = []
+    """For a CONFLICT record: the oracle's evidence pairs, each checked here."""
 
 
 def _hex(value: bytes) -> str:
@@ -101,6 +129,63 @@ def _device_body(
             return url, answer.json()
         errors.append(f"{url}: HTTP {answer.status_code}")
     raise VerifyInputError("no oracle serves this device record: " + "; ".join(errors))
+
+
+def _evidence(
+    http: httpx.Client,
+    source: str,
+    request_id: int,
+    round_: int,
+    device_id: int,
+    domain: bytes,
+    key: DeviceSigningKey,
+) -> list[EvidencePairView]:
+    """The oracle's conflict evidence for the device, each unit verified here."""
+    try:
+        body = fetch_conflict_evidence(http, source, request_id, round_)
+    except VerifyInputError:
+        return []
+    devices = body.get("devices")
+    pairs: list[EvidencePairView] = []
+    for device in devices if isinstance(devices, list) else []:
+        if not isinstance(device, dict) or device.get("deviceId") != device_id:
+            continue
+        for pair in device.get("conflicts") or []:
+            interval = pair.get("intervalStart") if isinstance(pair, dict) else None
+            if type(interval) is not int:
+                continue
+            views = [
+                _evidence_unit(pair.get(side), interval, device_id, domain, key)
+                for side in ("existing", "conflicting")
+            ]
+            values = {v.value_at_interval for v in views}
+            ok = all(v.signature_ok for v in views) and None not in values and len(values) == 2
+            pairs.append(EvidencePairView(interval_start=interval, units=views, ok=ok))
+    return pairs
+
+
+def _evidence_unit(
+    raw: Any, interval: int, device_id: int, domain: bytes, key: DeviceSigningKey
+) -> EvidenceUnitView:
+    try:
+        unit = MeterUnit.from_json(raw)
+        reason = None
+        if unit.device_id != device_id:
+            reason = f"signed for device {unit.device_id}"
+        else:
+            verify_unit(unit, domain, key)
+    except AttestationError as error:
+        return EvidenceUnitView(
+            unit_digest=None, first_interval_start=0, sequence=0, energy_wh=[],
+            value_at_interval=None, signature_ok=False, reason=str(error),
+        )  # fmt: skip
+    values = dict(zip(unit.interval_starts, unit.energy_wh, strict=True))
+    return EvidenceUnitView(
+        unit_digest=raw.get("digest") if isinstance(raw, dict) else None,
+        first_interval_start=unit.first_interval_start, sequence=unit.sequence,
+        energy_wh=list(unit.energy_wh), value_at_interval=values.get(interval),
+        signature_ok=reason is None, reason=reason,
+    )  # fmt: skip
 
 
 def verify_device(
@@ -172,6 +257,14 @@ def verify_device(
     if bad:
         reasons.append(f"{len(bad)} used reading(s) not backed by exactly one device-signed value")
     reasons += [d.message for d in request_verdict.differences if d.device_id == device_id]
+    evidence: list[EvidencePairView] = []
+    if record.quality == Quality.CONFLICT:
+        evidence = _evidence(http, source, request_id, posted.round, device_id, domain, key)
+        if not any(pair.ok for pair in evidence):
+            reasons.append(
+                "the record is CONFLICT but the oracle serves no verifiable evidence "
+                "(two values for one interval, both signed by the device)"
+            )
     return DeviceVerification(
         request_id=request_id, device_id=device_id, round=posted.round, source=source,
         verdict="failed" if reasons else "verified", reasons=reasons,
@@ -180,5 +273,5 @@ def verify_device(
         readings_proof=readings_check, readings=readings, units=units,
         request_verdict_ok=request_verdict.ok,
         request_differences=[d.message for d in request_verdict.differences],
-        signers=list(posted.signers),
+        signers=list(posted.signers), evidence=evidence,
     )  # fmt: skip

@@ -594,3 +594,13 @@ def verify_request(
     device_ids = sorted({d for bid in facts.bids for d in bid.device_capacity_w})
     domain = meter_domain_separator(protocol.client.chain_id, protocol.registry.address)
     return check_report(facts, posted, published, device_keys(protocol, device_ids), domain)
+
+
+def fetch_conflict_evidence(
+    http: httpx.Client, base_url: str, request_id: int, round_: int
+) -> dict[str, Any]:
+    """`GET /v1/reports/{id}/conflicts?round=`: the oracle's evidence behind the report's
+    CONFLICT records (both signed units per pair); VerifyInputError when it cannot be read
+    (through the same guarded fetch as every other oracle answer)."""
+    base = base_url.rstrip("/")
+    return _get(http, f"{base}/v1/reports/{request_id}/conflicts?round={round_}")

@@ -4,7 +4,17 @@ report and, after the dispute window, a settlement.
 Each tick, for every request it follows (found from `RequestCleared` events, rescanned from
 the deployment block at start so a restart loses nothing):
 
-- Cleared, window ended + `report_delay_seconds`: measure and sign (once, stored), fetch
+- Cleared, window ended + `report_delay_seconds`: reconcile with the peers first
+  (`oracle.reconcile`: fetch and ingest every signed unit a peer holds that we lack for the
+  readings the measurement can read, conflict evidence included), so that a provider who
+  showed each oracle a different value is measured CONFLICT by all of them and the honest
+  oracles sign one identical report. Signing waits until at least k-1 peers were
+  reconciled in one pass (with k-1 peers and ourselves, k oracles hold the same units), or
+  until `reconcile_timeout_seconds` have passed since the first attempt: then it signs
+  what it holds, so dead peers cannot freeze the committee. Until then
+  `GET /v1/reports/{id}` answers 425 (no signature leaves before reconciliation). Every
+  re-measurement (`remeasure_seconds`) is preceded by another pass.
+- Then measure and sign (once, stored), fetch
   each peer's `GET /v1/reports/{id}`, keep the signatures over *our* digest whose recovered
   signer is an active oracle (`committee.oracleOf(addr).active`); with `threshold()`
   distinct signatures, wait for our turn (signers ranked by address, a few polls apart),
@@ -38,7 +48,9 @@ from gridflex.chain.protocol import Protocol, RequestStatus
 from gridflex.errors import TransactionReverted
 from oracle.clock import Clock
 from oracle.config import OracleSettings
-from oracle.measurement import MeasuredReport, ReportUnavailableError
+from oracle.ingest import Ingestor
+from oracle.measurement import MeasuredReport, ReportUnavailableError, read_request_facts
+from oracle.reconcile import RECONCILE_RETRY_POLLS, Reconciler
 from oracle.report_book import ReportBook
 
 log = structlog.get_logger(__name__)
@@ -70,6 +82,12 @@ class _Follow:
     """When this oracle first held k signatures for the current round (stagger start)."""
     measured_at: float | None = None
     """When the stored report was last (re)measured by this loop."""
+    reconcile_round: int | None = None
+    """The round the reconciliation state below is about."""
+    reconcile_since: float | None = None
+    """When this loop first tried to reconcile that round (the timeout counts from it)."""
+    reconcile_next: float = 0.0
+    """No new pass before this (a pass that fell short is retried a few polls later)."""
 
 
 @dataclass
@@ -85,10 +103,18 @@ class CommitteeLoop:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _active_oracles: dict[str, tuple[bool, float]] = field(default_factory=dict)
+    ingestor: Ingestor | None = None
+    """Where units fetched from peers are verified and stored; None: no reconciliation."""
 
     def __post_init__(self) -> None:
         self._next_block = self.protocol.deployment.deployed_at_block
         self._http = httpx.Client(timeout=self.settings.peer_timeout_seconds)
+        self.reconciler = (
+            Reconciler(self.book.engine, self.ingestor, self.settings.peer_urls, self._http)
+            if self.ingestor is not None and self.settings.peer_urls
+            else None
+        )
+        self.book.require_reconciliation = self.reconciler is not None
 
     # ─── Lifecycle ────────────────────────────────────────────────────────────────────
 
@@ -161,6 +187,10 @@ class CommitteeLoop:
             return False
         if state.status != RequestStatus.CLEARED:
             return False
+        if self.clock.now() < state.window_end + self.settings.report_delay_seconds:
+            return False
+        if not self._reconciled(request_id, state.report_round):
+            return False
         try:
             report = self._current_report(request_id)
         except ReportUnavailableError as error:
@@ -193,10 +223,53 @@ class CommitteeLoop:
             return self.book.report_for(request_id)
         follow.measured_at = now
         before = self.book.report_for(request_id)
+        if self.reconciler is not None:  # late or peer-held units count as well
+            self.reconciler.reconcile(read_request_facts(self.protocol, request_id))
         report = self.book.refresh(request_id)
         if report.digest != before.digest:
             follow.quorum_since = None  # a new digest needs its own quorum
         return report
+
+    def _reconciled(self, request_id: int, round_: int) -> bool:
+        """True once this round may be signed: reconciled with at least k-1 peers in one
+        pass, or `reconcile_timeout_seconds` after the first attempt (then with whatever
+        peers answered). Reconciled rounds are remembered by the book."""
+        if self.reconciler is None or self.book.is_reconciled(request_id, round_):
+            return True
+        if self.book.load(request_id, round_) is not None:  # signed before a restart
+            self.book.mark_reconciled(request_id, round_)
+            return True
+        follow = self._follows.setdefault(request_id, _Follow())
+        now = time.monotonic()
+        if follow.reconcile_round != round_ or follow.reconcile_since is None:
+            follow.reconcile_round, follow.reconcile_since = round_, now
+            follow.reconcile_next = now
+        if now < follow.reconcile_next:
+            return False
+        follow.reconcile_next = now + RECONCILE_RETRY_POLLS * self.settings.committee_poll_seconds
+        outcome = self.reconciler.reconcile(read_request_facts(self.protocol, request_id))
+        threshold = int(self.protocol.committee.functions.threshold().call())
+        needed = min(max(threshold - 1, 0), len(self.settings.peer_urls))
+        timed_out = now - follow.reconcile_since >= self.settings.reconcile_timeout_seconds
+        if outcome.peers_reconciled < needed and not timed_out:
+            log.info(
+                "waiting to reconcile before signing",
+                request_id=request_id,
+                round=round_,
+                reconciled=outcome.peers_reconciled,
+                need=needed,
+            )
+            return False
+        if outcome.peers_reconciled < needed:
+            log.warning(
+                "signing without reconciling with k-1 peers (timeout)",
+                request_id=request_id,
+                round=round_,
+                reconciled=outcome.peers_reconciled,
+                need=needed,
+            )
+        self.book.mark_reconciled(request_id, round_)
+        return True
 
     def _my_turn(self, request_id: int, signatures: dict[str, bytes]) -> bool:
         """Stagger the posters: the signer with the lowest address posts at once, the next
@@ -308,7 +381,11 @@ class CommitteeLoop:
 
 
 def build_committee_loop(
-    settings: OracleSettings, book: ReportBook, protocol: Protocol, clock: Clock
+    settings: OracleSettings,
+    book: ReportBook,
+    protocol: Protocol,
+    clock: Clock,
+    ingestor: Ingestor | None = None,
 ) -> CommitteeLoop:
     """A loop with its own Web3 connection (the request threads keep theirs)."""
     assert settings.signer_key is not None
@@ -316,4 +393,6 @@ def build_committee_loop(
     client = ChainClient(w3, Account.from_key(settings.signer_key.get_secret_value()))
     for deployed in protocol.deployment.contracts.values():
         client.register_abi(deployed.abi)
-    return CommitteeLoop(settings, book, Protocol(client, protocol.deployment), clock)
+    return CommitteeLoop(
+        settings, book, Protocol(client, protocol.deployment), clock, ingestor=ingestor
+    )

@@ -72,6 +72,9 @@ class OracleSettings(BaseSettings):
     that arrive late (a node catching up after an outage) must still count."""
     """Period of the committee loop (measure, collect signatures, post, finalize)."""
     peer_timeout_seconds: float = Field(default=5.0, gt=0)
+    reconcile_timeout_seconds: float = Field(default=60.0, gt=0)
+    """How long the committee loop tries to reconcile its units with k-1 peers before it
+    signs a round with what it holds (oracle/committee.py)."""
     rpc_retry_max_seconds: float = Field(default=60.0, gt=0)
     """Longest back-off between two attempts on one request after RPC errors."""
     watcher_enabled: bool = True

@@ -4,8 +4,18 @@ method needs from the oracle store, applies the shared per-device rules
 per-bid totals and the two Merkle trees, and signs the EIP-712 report.
 
 Store reads, and why they are deterministic: only the readings the method can need
-(`reading_span`), and `conflict_evidence` for the intervals a device's measurement needs.
-Records are ordered by bid, then device; used readings by device.
+(`reading_span`), and `conflict_evidence` within that span. Records are ordered by bid,
+then device; used readings by device.
+
+Equivocation: a device with conflict evidence anywhere in its reading span is measured
+CONFLICT from no readings at all (`conflict_measurement`): zero delivery, empty used
+readings. Why not from the readings we hold: under a split view each oracle stored a
+different first value (and may have refused a whole unit that overlaps the other value),
+so anything computed from them differs between honest oracles and no report would reach
+k signatures. After reconciliation (`oracle.reconcile`) every honest oracle holds *some*
+evidence for the device, which is all this rule reads, so their records are identical.
+`gridflex verify` recomputes a CONFLICT record from its (empty) used readings and gets the
+same record.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ __all__ = [
     "ReportUnavailableError",
     "RequestFacts",
     "assemble_report",
+    "conflict_measurement",
     "measure_device",
     "measure_records",
     "read_conflicts",
@@ -91,7 +102,8 @@ def read_readings(
 def read_conflicts(
     engine: Engine, device_ids: Iterable[int], span: ReadingSpan
 ) -> set[tuple[int, int]]:
-    """(device, interval) pairs with conflict evidence within `span`'s bounds."""
+    """(device, interval) pairs with conflict evidence within `span` (time-of-day filter
+    included: evidence outside what the method can read does not void a measurement)."""
     conflicts: set[tuple[int, int]] = set()
     ids = sorted(device_ids)
     for chunk_start in range(0, len(ids), DEVICE_CHUNK):
@@ -103,6 +115,9 @@ def read_conflicts(
                 ConflictEvidence.interval_start < span.end,
             )
         )
+        if span.daily_seconds is not None:
+            offset = (ConflictEvidence.interval_start - span.start) % SECONDS_PER_DAY
+            query = query.where(offset < span.daily_seconds)
         with engine.connect() as connection:
             conflicts.update((int(d), int(t)) for d, t in connection.execute(query))
     return conflicts
@@ -119,14 +134,29 @@ def measure_records(
     span = reading_span(facts.baseline_method, facts.window)
     readings = read_readings(engine, device_ids, span)
     conflicts = read_conflicts(engine, device_ids, span)
+    equivocated = {device_id for device_id, _ in conflicts}
     records: list[DeviceRecord] = []
     used: dict[int, bytes] = {}
     for bid in sorted(facts.bids, key=lambda b: b.bid_index):
         for device_id in sorted(bid.device_capacity_w):
-            measured = measure_device(facts, bid, device_id, readings.get(device_id, {}), conflicts)
+            if device_id in equivocated:
+                measured = conflict_measurement(facts, bid, device_id)
+            else:
+                measured = measure_device(
+                    facts, bid, device_id, readings.get(device_id, {}), conflicts
+                )
             records.append(measured.record)
             used[device_id] = measured.used_readings
     return records, dict(sorted(used.items()))
+
+
+def conflict_measurement(facts: RequestFacts, bid: AwardedBid, device_id: int) -> DeviceMeasurement:
+    """The record of a device that signed two values for an interval its measurement can
+    read: CONFLICT, zero delivery, computed from no readings, so it depends only on the
+    fact of the equivocation (see the module docstring) and is what `gridflex verify`
+    recomputes from the record's empty used readings."""
+    event_conflicts = {(device_id, t) for t in facts.window.interval_starts}
+    return measure_device(facts, bid, device_id, {}, event_conflicts)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from gridflex.attestation import MeterUnit
+from gridflex.chain.protocol import RequestStatus
 from gridflex.eip712 import ReportPayload, sign_digest_secp256k1
 from gridflex.reports import DeviceRecord, build_report_trees, used_readings_leaf
 from oracle.clock import Clock
@@ -72,6 +73,10 @@ class ReportBook:
         self.clock = clock
         self.report_delay_seconds = report_delay_seconds
         self._measure_lock = threading.Lock()
+        self.require_reconciliation = False
+        """Set by the committee loop when it has peers: the current round of a cleared
+        request is measured and signed only after `mark_reconciled`."""
+        self._reconciled: set[tuple[int, int]] = set()
 
     @property
     def signer(self) -> str | None:
@@ -107,12 +112,29 @@ class ReportBook:
             raise ReportUnavailableError(
                 404, f"request {request_id} is {state.status.name.lower()}, nothing to measure"
             )
+        if (
+            self.require_reconciliation
+            and state.status == RequestStatus.CLEARED
+            and not self.is_reconciled(request_id, state.report_round)
+        ):
+            raise ReportUnavailableError(
+                425,
+                f"request {request_id} round {state.report_round}: reconciling units with "
+                "the committee before signing",
+                self.clock.now() + 2,
+            )
         with self._measure_lock:
             stored = self.load(request_id, state.report_round)
             if stored is not None:
                 return stored
             report = self.measurer.measure_request(request_id)
             return self.save(report)
+
+    def mark_reconciled(self, request_id: int, round_: int) -> None:
+        self._reconciled.add((request_id, round_))
+
+    def is_reconciled(self, request_id: int, round_: int) -> bool:
+        return (request_id, round_) in self._reconciled
 
     def save(self, report: MeasuredReport) -> MeasuredReport:
         """Store `report` unless one exists for its round already; returns the stored one."""

@@ -124,7 +124,9 @@ def build_service(settings: OracleSettings) -> OracleService:
     reports = ReportBook(
         Measurer(protocol, engine, signer_key), engine, clock, settings.report_delay_seconds
     )
-    committee = build_committee_loop(settings, reports, protocol, clock) if signer_key else None
+    committee = (
+        build_committee_loop(settings, reports, protocol, clock, ingestor) if signer_key else None
+    )
     watcher = (
         build_watcher(settings, reports, protocol, clock)
         if signer_key and settings.watcher_enabled

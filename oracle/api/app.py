@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
-from oracle.api.routes import health, ingest, reads, reports
+from oracle.api.routes import evidence, health, ingest, reads, reports
 from oracle.config import OracleSettings
 from oracle.service import OracleService, build_service
 
@@ -48,5 +48,6 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(reads.router)
     app.include_router(reports.router)
+    app.include_router(evidence.router)
     app.include_router(health.router)
     return app

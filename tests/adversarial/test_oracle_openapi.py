@@ -50,6 +50,8 @@ OPERATIONS = [
     ("GET", "/v1/reports/{request_id}"),
     ("GET", "/v1/reports/{request_id}/devices/{device_id}"),
     ("GET", "/v1/reports/{request_id}/signatures"),
+    ("GET", "/v1/reports/{request_id}/conflicts"),
+    ("GET", "/v1/devices/{device_id}/conflicts"),
     ("GET", "/health"),
     ("GET", "/metrics"),
 ]

@@ -314,6 +314,58 @@ def test_readings_are_paginated_and_each_unit_reverifies(network: Network) -> No
     assert missing.status_code == 404
 
 
+def test_conflict_evidence_is_public_and_both_units_reverify(network: Network) -> None:
+    """Finding 12: a CONFLICT must be checkable from public data. The oracle serves both
+    signed units of a contradiction; each verifies against the device's key, and they are
+    two different values for one interval."""
+    meter = network.new_meter()
+    start = past_slot(70)
+    first = meter.unit(start, [100, 200])
+    second = meter.unit(start + INTERVAL, [999])  # another value for the second interval
+    assert network.post([first]).status_code == 200
+    assert network.post([second]).status_code == 409
+    url = f"{network.oracle.url}/v1/devices/{meter.device_id}/conflicts"
+
+    answer = httpx.get(url, params={"start": start, "end": start + 2 * INTERVAL}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    (pair,) = answer.json()["conflicts"]
+    assert pair["intervalStart"] == start + INTERVAL
+    values = []
+    for side, unit in (("existing", first), ("conflicting", second)):
+        served = pair[side]
+        assert served["digest"] == "0x" + unit_digest(unit, network.domain).hex()
+        parsed = MeterUnit.from_json(served)
+        assert verify_unit(parsed, network.domain, meter.signing_key).hex() == served["digest"][2:]
+        values.append(
+            dict(zip(parsed.interval_starts, parsed.energy_wh, strict=True))[start + INTERVAL]
+        )
+    assert values == [200, 999]
+    assert answer.json()["nextAfter"] is None
+    outside = httpx.get(url, params={"start": start + 2 * INTERVAL}, timeout=10)
+    assert outside.json()["conflicts"] == []
+    paged = httpx.get(url, params={"limit": 1}, timeout=10).json()
+    assert paged["nextAfter"] == pair["id"]
+    assert httpx.get(url, params={"after": pair["id"]}, timeout=10).json()["conflicts"] == []
+
+    for bad in (
+        "/v1/devices/-1/conflicts",
+        f"/v1/devices/{2**63}/conflicts",
+        "/v1/devices/abc/conflicts",
+        f"/v1/devices/{meter.device_id}/conflicts?start=10&end=5",
+        f"/v1/devices/{meter.device_id}/conflicts?limit=0",
+        f"/v1/devices/{meter.device_id}/conflicts?limit=100000",
+        "/v1/reports/abc/conflicts",
+        "/v1/reports/-3/conflicts",
+        "/v1/reports/1/conflicts?round=70000",
+    ):
+        refused = httpx.get(network.oracle.url + bad, timeout=10)
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.json()["detail"]
+    unknown = httpx.get(f"{network.oracle.url}/v1/reports/{10**9}/conflicts", timeout=10)
+    assert unknown.status_code == 404
+    assert "unknown request" in unknown.json()["detail"]
+
+
 # ─── Operations ────────────────────────────────────────────────────────────────────────
 
 
