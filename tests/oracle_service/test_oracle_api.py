@@ -234,9 +234,101 @@ def test_oversized_batches_and_bodies_are_413_with_the_limit(network: Network) -
     assert f"at most {MAX_UNITS}" in response.json()["detail"]
 
     huge_body = json.dumps({"units": [], "padding": "x" * MAX_BODY}).encode()
-    response = httpx.post(network.oracle.url + "/v1/readings", content=huge_body)
+    response = httpx.post(
+        network.oracle.url + "/v1/readings", content=huge_body, headers=JSON_CONTENT
+    )
     assert response.status_code == 413
     assert f"larger than {MAX_BODY} bytes" in response.json()["detail"]
+    assert row_counts(network.store) == before
+
+
+# ─── Hostile bodies (issue 12, findings 8 and 10) ───────────────────────────────────────
+
+JSON_CONTENT = {"content-type": "application/json"}
+DEEP = 100_000
+
+
+def _still_serving(network: Network, slot: int) -> None:
+    """The oracle process is alive and stores a valid batch after the attack."""
+    assert network.oracle.alive, network.oracle.log()[-2000:]
+    assert httpx.get(network.oracle.url + "/health", timeout=15).status_code == 200
+    answer = network.post([network.battery.unit(past_slot(slot), [1, 2])])
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_body_nested_100000_levels_deep_is_a_422_and_the_oracle_keeps_serving(
+    network: Network,
+) -> None:
+    """The finding's payload: 195 KiB of brackets. It used to overflow the C stack of the
+    JSON decoder (py_ecc raises the recursion limit) and kill the oracle with SIGSEGV."""
+    before = row_counts(network.store)
+    for body in (
+        b"[" * DEEP + b"]" * DEEP,
+        b'{"units": ' + b"[" * DEEP + b"]" * DEEP + b"}",
+        b'{"units": [{"deviceId": ' + b"{" * DEEP,
+    ):
+        response = httpx.post(
+            network.oracle.url + "/v1/readings", content=body, headers=JSON_CONTENT, timeout=30
+        )
+        assert response.status_code == 422, response.text
+        assert "levels deep" in response.json()["detail"]
+        assert response.json()["results"] == []
+    assert row_counts(network.store) == before
+    _still_serving(network, 81)
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"content-type": "text/plain"}, "is not application/json"),
+        ({"content-type": "application/x-www-form-urlencoded"}, "is not application/json"),
+        ({"content-type": "multipart/form-data; boundary=x"}, "is not application/json"),
+        ({"content-type": "application/json; charset=latin-1"}, "must be UTF-8"),
+        ({}, "missing Content-Type"),
+    ],
+)
+def test_a_body_that_is_not_declared_json_is_a_415_and_nothing_is_stored(
+    network: Network, headers: dict[str, str], reason: str
+) -> None:
+    """A browser sends text/plain and form bodies cross-origin without a preflight: a web
+    page could post readings through its visitors. Such bodies are refused unread."""
+    before = row_counts(network.store)
+    unit = network.battery.unit(past_slot(82), [3])
+    body = json.dumps({"units": [unit.to_json()]}).encode()
+    response = httpx.post(
+        network.oracle.url + "/v1/readings", content=body, headers=headers, timeout=30
+    )
+    assert response.status_code == 415, response.text
+    assert reason in response.json()["detail"]
+    assert row_counts(network.store) == before
+    declared = httpx.post(
+        network.oracle.url + "/v1/readings",
+        content=body,
+        headers={"content-type": "Application/JSON; charset=utf-8"},
+        timeout=30,
+    )
+    assert declared.status_code == 200, declared.text
+
+
+def test_duplicate_json_keys_are_a_422_naming_the_key(network: Network) -> None:
+    """`{"energyWh": [1], "energyWh": [9999]}`: the last one used to win, so two readers
+    of the same bytes could disagree about what was sent."""
+    before = row_counts(network.store)
+    unit = network.battery.unit(past_slot(83), [4]).to_json()
+    signed = json.dumps(unit)
+    for body in (
+        signed[:-1] + ', "energyWh": [9999]}',
+        json.dumps({"units": [unit]})[:-1] + ', "units": []}',
+    ):
+        wrapped = body if body.startswith('{"units"') else '{"units": [' + body + "]}"
+        response = httpx.post(
+            network.oracle.url + "/v1/readings",
+            content=wrapped.encode(),
+            headers=JSON_CONTENT,
+            timeout=30,
+        )
+        assert response.status_code == 422, response.text
+        assert "duplicate key" in response.json()["detail"]
     assert row_counts(network.store) == before
 
 
