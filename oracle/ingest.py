@@ -472,6 +472,9 @@ def _parse(raw: Mapping[str, Any] | MeterUnit) -> MeterUnit | UnitResult:
         unit.check_shape()
     except AttestationError as error:
         return _rejected(Rejection.INVALID_FIELD, error.reason)
+    # Store only the signature form DisputeResolver accepts (same digest, same signer), so
+    # whoever posts a unit first cannot make the stored copy unusable in a dispute.
+    unit = unit.with_canonical_signature()
     if unit.sequence > INT64_MAX or unit.device_id > INT64_MAX:
         return _rejected(
             Rejection.INVALID_FIELD, "sequence and deviceId above 2**63-1 are not supported"

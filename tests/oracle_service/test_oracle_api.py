@@ -332,6 +332,79 @@ def test_duplicate_json_keys_are_a_422_naming_the_key(network: Network) -> None:
     assert row_counts(network.store) == before
 
 
+# ─── Non-canonical signatures (issue 12, finding 7) ─────────────────────────────────────
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+ECRECOVER = "0x0000000000000000000000000000000000000001"
+P256_VERIFY = "0x0000000000000000000000000000000000000100"
+
+
+def _malleated(signature: bytes, *, high_s: bool, raw_v: bool) -> bytes:
+    r, s = signature[:32], int.from_bytes(signature[32:64], "big")
+    if len(signature) == 64:
+        return r + (P256_N - s).to_bytes(32, "big")
+    v = signature[64]
+    if high_s:
+        s, v = SECP256K1_N - s, 55 - v  # 27 <-> 28
+    return r + s.to_bytes(32, "big") + bytes((v - 27 if raw_v else v,))
+
+
+def _contract_accepts(network: Network, meter: SimulatedMeter, digest: bytes, sig: bytes) -> bool:
+    """DisputeResolver's signature check: OpenZeppelin ECDSA.tryRecover (65 bytes,
+    s <= n/2, then the chain's ecrecover with v in {27, 28}) or OpenZeppelin
+    P256.verifyNative (64 bytes, s <= n/2, then the chain's 0x100 precompile). The range
+    checks are OpenZeppelin's, mirrored; the curve math is the anvil precompiles'."""
+    w3 = network.protocol.client.w3
+    key = meter.signing_key
+    s = int.from_bytes(sig[32:64], "big")
+    if len(sig) == 65:
+        if s > SECP256K1_N // 2:
+            return False
+        data = digest + sig[64].to_bytes(32, "big") + sig[:64]
+        answer = bytes(w3.eth.call({"to": ECRECOVER, "data": "0x" + data.hex()}))
+        return len(answer) == 32 and answer[12:] == key.key_x[12:]
+    if len(sig) == 64 and 0 < s <= P256_N // 2:
+        data = digest + sig + key.key_x + key.key_y
+        answer = bytes(w3.eth.call({"to": P256_VERIFY, "data": "0x" + data.hex()}))
+        return answer == (1).to_bytes(32, "big")
+    return False
+
+
+@pytest.mark.parametrize(
+    ("meter_name", "high_s", "raw_v"),
+    [
+        ("battery", False, True),  # v in {0, 1}
+        ("battery", True, False),  # high s, v flipped
+        ("battery", True, True),  # both
+        ("heat_pump", True, False),  # P-256 high s
+    ],
+)
+def test_a_malleated_signature_is_stored_in_the_form_the_dispute_resolver_accepts(
+    network: Network, meter_name: str, high_s: bool, raw_v: bool
+) -> None:
+    """Someone posts a malleated copy of a valid unit first. What the oracle stores (and
+    serves as dispute evidence) must still pass DisputeResolver's signature check; the
+    honest copy sent later is the same unit (a duplicate)."""
+    meter: SimulatedMeter = getattr(network, meter_name)
+    slot = 90 + (4 if meter_name == "heat_pump" else 2 * int(high_s) + int(raw_v))
+    honest = meter.unit(past_slot(slot), [7, 8])
+    digest = unit_digest(honest, network.domain)
+    assert _contract_accepts(network, meter, digest, honest.signature)
+    hostile = replace(honest, signature=_malleated(honest.signature, high_s=high_s, raw_v=raw_v))
+    assert hostile.signature != honest.signature
+    assert not _contract_accepts(network, meter, digest, hostile.signature)
+
+    first = network.post([hostile])
+    assert first.status_code == 200, first.text
+    stored = httpx.get(f"{network.oracle.url}/v1/units/0x{digest.hex()}", timeout=15).json()
+    stored_signature = bytes.fromhex(stored["signature"].removeprefix("0x"))
+    assert _contract_accepts(network, meter, digest, stored_signature)
+    assert stored_signature == honest.signature
+    second = network.post([honest])
+    assert second.status_code == 200 and second.json()["results"][0]["status"] == "duplicate"
+
+
 # ─── Registry changes reach the oracle ─────────────────────────────────────────────────
 
 
