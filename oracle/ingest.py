@@ -5,15 +5,16 @@ transaction or nothing at all. Pure logic (no HTTP): the API and the benchmarks 
 Per unit, in order of cost: shape and EIP-712 field ranges (which include the interval
 grid), an interval length the market settles (900 or 1800 s), then the device as it stood
 at the unit's intervals (the registry epoch in force at its first interval start, the one
-`DisputeResolver` judges it by; every interval of the unit inside that epoch; none before
-the registration): active, plausibility |energy| <= capacity x interval x margin, not
-older than `max_reading_age_seconds`, unit end not in the future beyond the skew, then the
-signature against that epoch's key (one fast struct hash per unit, one ecrecover or P-256
-verify). Then, set-based against the
-database: same digest already stored -> duplicate (idempotent resend); a different value
-for a stored (device, interval) -> conflict, kept as evidence; a stored reading of another
-interval length at the same start -> refused (one grid per device); the device's sequence
-used by different content -> replay.
+`DisputeResolver` judges it by; every interval of the unit inside that epoch; none longer
+than `history_before_registration_seconds` before the registration, whose epoch judges the
+backfilled history of a new device): active, plausibility |energy| <= capacity x interval
+x margin, not older than `max_reading_age_seconds`, unit end not in the future beyond the
+skew, then the signature against that epoch's key (one fast struct hash per unit, one
+ecrecover or P-256 verify). Then, set-based against the database: same digest already
+stored -> duplicate (idempotent resend); a different value for a stored (device, interval)
+-> conflict, kept as evidence; a stored reading of another interval length at the same
+start -> refused (one grid per device); the device's sequence used by different content
+-> replay.
 
 All-or-nothing: if any unit is rejected, no unit or reading of the batch is stored (only
 conflict evidence is), so a node's batch maps to one commit and one answer. The answer
@@ -146,6 +147,7 @@ class IngestLimits:
     margin: Fraction = Fraction(3, 2)
     future_skew_seconds: int = 120
     max_reading_age_seconds: int = 60 * 86_400
+    history_before_registration_seconds: int = 16 * 86_400
 
 
 @dataclass(slots=True)
@@ -234,10 +236,16 @@ class Ingestor:
             return Rejection.UNREGISTERED, f"unregistered device {unit.device_id}"
         device = history.at(unit.first_interval_start)
         if device is None:
-            return Rejection.BEFORE_REGISTRATION, (
-                f"unit starts at {unit.first_interval_start}, before device {unit.device_id} "
-                f"was registered (at {history.registered_at})"
-            )
+            # A new device's meter history, backfilled for its baselines: judged by the
+            # registration's epoch, and only so far back.
+            allowance = self._limits.history_before_registration_seconds
+            if unit.first_interval_start < history.registered_at - allowance:
+                return Rejection.BEFORE_REGISTRATION, (
+                    f"unit starts at {unit.first_interval_start}, more than {allowance} s "
+                    f"before device {unit.device_id} was registered (at "
+                    f"{history.registered_at})"
+                )
+            device = history.epochs[0]
         last_start = unit.end - unit.interval_seconds
         if device.until is not None and last_start >= device.until:
             return Rejection.SPANS_EPOCHS, (

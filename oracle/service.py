@@ -116,7 +116,10 @@ def build_service(settings: OracleSettings) -> OracleService:
         clock,
         meter_domain_separator(chain_id, registry_contract.address),
         IngestLimits(
-            settings.margin_ratio, settings.future_skew_seconds, settings.max_reading_age_seconds
+            settings.margin_ratio,
+            settings.future_skew_seconds,
+            settings.max_reading_age_seconds,
+            settings.history_before_registration_seconds,
         ),
     )
     signer_key = None if settings.signer_key is None else settings.signer_key.get_secret_value()

@@ -66,7 +66,9 @@ class Timeline:
     def chain_now(self) -> int:
         return int(self.protocol.client.w3.eth.get_block("latest")["timestamp"])
 
-    def oracle(self, tmp_path: Path, name: str) -> tuple[Ingestor, Engine]:
+    def oracle(
+        self, tmp_path: Path, name: str, limits: IngestLimits | None = None
+    ) -> tuple[Ingestor, Engine]:
         """A fresh oracle: its own store and registry cache, the chain's time as clock."""
         settings = OracleSettings(data_dir=tmp_path / name, chain_id=31337)
         engine = create_oracle_engine(settings)
@@ -74,7 +76,7 @@ class Timeline:
         w3 = self.protocol.client.w3
         cache = RegistryCache(w3, self.protocol.registry, 0, poll_seconds=0.01)
         clock = FixedClock(self.chain_now())
-        return Ingestor(engine, cache, clock, self.domain, IngestLimits()), engine
+        return Ingestor(engine, cache, clock, self.domain, limits or IngestLimits()), engine
 
 
 def grid_after(timestamp: int) -> int:
@@ -149,10 +151,33 @@ def test_a_unit_running_across_a_registry_change_or_before_registration_is_refus
     assert result.results[0].rejection == Rejection.SPANS_EPOCHS
     assert str(timeline.rotated_at) in (result.results[0].reason or "")
 
-    early = grid_after(timeline.registered_at) - INTERVAL  # starts before registration
-    result = ingestor.ingest_batch([old.unit(early, [1]).to_json()])
+
+def test_history_before_registration_is_bounded_and_judged_by_the_registration_key(
+    timeline: Timeline, tmp_path: Path
+) -> None:
+    """A new device's backfilled meter history is accepted up to
+    `history_before_registration_seconds` before its registration, signed by the key it
+    registered with; older history (a unit "from 1970") is refused, and with the bound at
+    0 everything before the registration is."""
+    old, new = timeline.meter(timeline.key_a), timeline.meter(timeline.key_b)
+    early = grid_after(timeline.registered_at) - 2 * INTERVAL
+    allowance = IngestLimits(history_before_registration_seconds=HOUR)
+    ingestor, _engine = timeline.oracle(tmp_path, "allowance", allowance)
+    assert _statuses(ingestor, [new.unit(early, [1])]) == [
+        (UnitStatus.REJECTED, Rejection.BAD_SIGNATURE)
+    ]
+    assert _statuses(ingestor, [old.unit(early, [1])]) == [(UnitStatus.ACCEPTED, None)]
+    too_early = timeline.registered_at - HOUR - INTERVAL
+    too_early -= too_early % INTERVAL
+    result = ingestor.ingest_batch([old.unit(too_early, [1]).to_json()])
     assert result.results[0].rejection == Rejection.BEFORE_REGISTRATION
-    assert "before device" in (result.results[0].reason or "")
+    assert f"more than {HOUR} s before device" in (result.results[0].reason or "")
+
+    strict, _engine = timeline.oracle(
+        tmp_path, "strict", IngestLimits(history_before_registration_seconds=0)
+    )
+    result = strict.ingest_batch([old.unit(early, [1]).to_json()])
+    assert result.results[0].rejection == Rejection.BEFORE_REGISTRATION
 
 
 def test_a_deactivation_after_signing_gives_every_oracle_the_same_verdict(
