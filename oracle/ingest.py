@@ -5,7 +5,7 @@ transaction or nothing at all. Pure logic (no HTTP): the API and the benchmarks 
 Per unit, in order of cost: shape and EIP-712 field ranges (which include the interval
 grid), an interval length the market settles (900 or 1800 s), then the device as it stood
 at the unit's intervals (the registry epoch in force at its first interval start, the one
-`DisputeResolver` judges it by; every interval of the unit inside that epoch; none longer
+`DisputeResolver` judges it by; the whole unit inside that epoch; none longer
 than `history_before_registration_seconds` before the registration, whose epoch judges the
 backfilled history of a new device): active, plausibility |energy| <= capacity x interval
 x margin, not older than `max_reading_age_seconds`, unit end not in the future beyond the
@@ -246,12 +246,13 @@ class Ingestor:
                     f"{history.registered_at})"
                 )
             device = history.epochs[0]
-        last_start = unit.end - unit.interval_seconds
-        if device.until is not None and last_start >= device.until:
+        if device.until is not None and unit.end > device.until:
+            # DisputeResolver refuses such a unit too (UnitSpansDeviceEpochs): it could
+            # never be used in a dispute.
             return Rejection.SPANS_EPOCHS, (
                 f"unit runs past {device.until}, when the registry changed device "
-                f"{unit.device_id} (owner, key, capacity or active flag): intervals from then "
-                "on are judged by the new state; sign them in a separate unit"
+                f"{unit.device_id} (owner, key, capacity or active flag): a unit must end "
+                "within the registry state it is judged by; sign later intervals separately"
             )
         rejection = self._check_unit(unit, device, now)
         if rejection is not None:

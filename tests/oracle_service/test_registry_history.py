@@ -146,7 +146,7 @@ def test_a_unit_running_across_a_registry_change_or_before_registration_is_refus
     ingestor, _engine = timeline.oracle(tmp_path, "bounds")
     old = timeline.meter(timeline.key_a)
     last_before = grid_after(timeline.rotated_at) - INTERVAL  # holds the rotation instant
-    straddling = old.unit(last_before - INTERVAL, [1, 2, 3])
+    straddling = old.unit(last_before - INTERVAL, [1, 2, 3])  # ends after the rotation
     result = ingestor.ingest_batch([straddling.to_json()])
     assert result.results[0].rejection == Rejection.SPANS_EPOCHS
     assert str(timeline.rotated_at) in (result.results[0].reason or "")
