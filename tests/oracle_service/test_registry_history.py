@@ -205,3 +205,51 @@ def test_a_deactivation_after_signing_gives_every_oracle_the_same_verdict(
     for oracle in (first, second):
         result = oracle.ingest_batch([later.to_json()])
         assert result.results[0].rejection == Rejection.INACTIVE
+
+
+def test_an_accepted_transfer_ends_the_sellers_key_for_later_intervals(
+    w3: Web3, tmp_path: Path
+) -> None:
+    """Issue 12, finding 2: after the buyer accepts (with its own key), the seller still
+    holds the device key; its units for intervals after the sale are refused, its units for
+    earlier intervals stay valid, and the buyer's key attests the later ones."""
+    protocol = fresh_protocol(w3)
+    if not any(f.get("name") == "acceptTransfer" for f in protocol.registry.abi):
+        pytest.skip("needs the two-step transfer of sec/registry (acceptTransfer)")
+    chain_id, registry = protocol.client.chain_id, protocol.registry.address
+    seller_key, buyer_key = bytes(Account.create().key), bytes(Account.create().key)
+    device_id = protocol.register_device(
+        DeviceKind.BATTERY,
+        10_000,
+        ZONE,
+        secp256k1_device_key(seller_key, protocol.address, chain_id, registry),
+    )
+    registered_at = int(protocol.registry.functions.epochAt(device_id, 0).call()[0])
+    increase_time(w3, 2 * HOUR)
+    buyer = Account.create()
+    w3.provider.make_request("anvil_setBalance", [buyer.address, hex(10**20)])
+    protocol.send(protocol.registry.functions.transfer(device_id, buyer.address))
+    buyer_protocol = protocol.as_account(buyer)
+    fresh_key = secp256k1_device_key(buyer_key, buyer.address, chain_id, registry)
+    buyer_protocol.send(
+        buyer_protocol.registry.functions.acceptTransfer(device_id, fresh_key.as_tuple())
+    )
+    count = int(protocol.registry.functions.epochCount(device_id).call())
+    sold_at = int(protocol.registry.functions.epochAt(device_id, count - 1).call()[0])
+    increase_time(w3, 2 * HOUR)
+
+    sequences = itertools.count()
+    domain = meter_domain_separator(chain_id, registry)
+    seller = SimulatedMeter(device_id, 10_000, seller_key, domain, sequences)
+    new_owner = SimulatedMeter(device_id, 10_000, buyer_key, domain, sequences)
+    line = Timeline(protocol, domain, device_id, seller_key, buyer_key, registered_at, sold_at)
+    ingestor, _engine = line.oracle(tmp_path, "transfer")
+    before, after = grid_after(registered_at), grid_after(sold_at)
+    assert before + INTERVAL <= sold_at
+    assert _statuses(ingestor, [seller.unit(after, [3])]) == [
+        (UnitStatus.REJECTED, Rejection.BAD_SIGNATURE)
+    ]
+    assert _statuses(ingestor, [seller.unit(before, [2]), new_owner.unit(after, [3])]) == [
+        (UnitStatus.ACCEPTED, None),
+        (UnitStatus.ACCEPTED, None),
+    ]
