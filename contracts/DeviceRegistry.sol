@@ -20,8 +20,39 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
     uint256 private constant SECP256K1_PROOF_LENGTH = 65;
     uint256 private constant P256_KEY_LENGTH = 64;
     uint256 private constant P256_PROOF_LENGTH = 64;
+    /// @dev `Current.flags`: the device accepts bids.
+    uint8 private constant ACTIVE = 1;
+    /// @dev `Current.flags`: the device changed owner at least once (when: `_meta`).
+    uint8 private constant TRANSFERRED = 2;
 
-    mapping(uint256 deviceId => Device) private _devices;
+    /// @dev The current epoch: slot 0 packs everything a bid checks but the zone, so a bid
+    ///      reads two slots per device and a registration writes no more than the state itself.
+    struct Current {
+        address owner;
+        uint32 capacityW;
+        DeviceKind kind;
+        KeyType keyType;
+        /// @dev ACTIVE and TRANSFERRED bits: one byte, so that `since` fits this slot too.
+        uint8 flags;
+        /// @dev When this epoch began (registration or the last owner action).
+        uint40 since;
+        bytes32 zone;
+        bytes32 keyX;
+        bytes32 keyY;
+    }
+
+    /// @dev Written at the first owner action after registration, not by `register`.
+    struct DeviceMeta {
+        /// @dev How many epochs ended (stored in `_past`, oldest first).
+        uint32 pastCount;
+        /// @dev When the device last changed owner (0: never).
+        uint40 lastTransferAt;
+    }
+
+    mapping(uint256 deviceId => Current) private _devices;
+    mapping(uint256 deviceId => DeviceMeta) private _meta;
+    /// @dev Append-only: epochs that ended, judged forever by the state they held.
+    mapping(uint256 deviceId => mapping(uint256 index => DeviceEpoch)) private _past;
     uint256 private _deviceCount;
 
     constructor() EIP712("GridFlex DeviceRegistry", "1") {}
@@ -38,13 +69,15 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         (KeyType keyType, bytes32 keyX, bytes32 keyY) = _verifiedKey(msg.sender, key);
 
         deviceId = ++_deviceCount;
-        Device storage d = _devices[deviceId];
+        Current storage d = _devices[deviceId];
         d.owner = msg.sender;
         // forge-lint: disable-next-line(unsafe-typecast) -- checked <= MAX_CAPACITY_W above
         d.capacityW = uint32(capacityW);
         d.kind = DeviceKind(kind);
         d.keyType = keyType;
-        d.active = true;
+        d.flags = ACTIVE;
+        // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
+        d.since = uint40(block.timestamp);
         d.zone = zone;
         d.keyX = keyX;
         if (keyY != bytes32(0)) d.keyY = keyY;
@@ -53,18 +86,21 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
 
     /// @notice Changes capacity and zone (e.g. after a hardware upgrade or a grid re-connection).
     function update(uint256 deviceId, uint48 capacityW, bytes32 zone) external {
-        Device storage d = _ownedDevice(deviceId);
+        Current storage d = _ownedDevice(deviceId);
         _checkCapacityAndZone(capacityW, zone);
+        _newEpoch(deviceId, d);
         // forge-lint: disable-next-line(unsafe-typecast) -- checked <= MAX_CAPACITY_W above
         d.capacityW = uint32(capacityW);
         d.zone = zone;
         emit DeviceUpdated(deviceId, zone, capacityW);
     }
 
-    /// @notice Replaces the signing key, with a fresh proof of possession.
+    /// @notice Replaces the signing key, with a fresh proof of possession. Readings of
+    ///         intervals before now stay judged by the old key (`deviceAt`).
     function rotateKey(uint256 deviceId, DeviceKey calldata key) external {
-        Device storage d = _ownedDevice(deviceId);
+        Current storage d = _ownedDevice(deviceId);
         (KeyType keyType, bytes32 keyX, bytes32 keyY) = _verifiedKey(msg.sender, key);
+        _newEpoch(deviceId, d);
         d.keyType = keyType;
         d.keyX = keyX;
         d.keyY = keyY;
@@ -73,32 +109,72 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
 
     /// @notice Deactivates (no new bids) or reactivates a device.
     function setActive(uint256 deviceId, bool active) external {
-        Device storage d = _ownedDevice(deviceId);
-        if (d.active == active) revert DeviceActiveStateUnchanged(deviceId, active);
-        d.active = active;
+        Current storage d = _ownedDevice(deviceId);
+        uint8 flags = d.flags;
+        if (((flags & ACTIVE) != 0) == active) revert DeviceActiveStateUnchanged(deviceId, active);
+        _newEpoch(deviceId, d);
+        d.flags = active ? flags | ACTIVE : flags & ~ACTIVE;
         emit DeviceActiveChanged(deviceId, active);
     }
 
     /// @notice Hands the device to a new owner (a house sale, an aggregator change).
     function transfer(uint256 deviceId, address newOwner) external {
-        Device storage d = _ownedDevice(deviceId);
+        Current storage d = _ownedDevice(deviceId);
         if (newOwner == address(0) || newOwner == d.owner) revert InvalidNewOwner(newOwner);
+        _newEpoch(deviceId, d);
         d.owner = newOwner;
+        d.flags |= TRANSFERRED;
         // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
-        d.lastTransferAt = uint40(block.timestamp);
+        _meta[deviceId].lastTransferAt = uint40(block.timestamp);
         emit DeviceTransferred(deviceId, msg.sender, newOwner);
     }
 
     // ─── Views ────────────────────────────────────────────────────────────────────────────
 
     function device(uint256 deviceId) external view returns (Device memory) {
-        Device memory d = _devices[deviceId];
+        Current memory d = _devices[deviceId];
         if (d.owner == address(0)) revert UnknownDevice(deviceId);
-        return d;
+        return Device({
+            owner: d.owner,
+            capacityW: d.capacityW,
+            kind: d.kind,
+            keyType: d.keyType,
+            active: d.flags & ACTIVE != 0,
+            lastTransferAt: _meta[deviceId].lastTransferAt,
+            zone: d.zone,
+            keyX: d.keyX,
+            keyY: d.keyY
+        });
     }
 
     function deviceCount() external view returns (uint256) {
         return _deviceCount;
+    }
+
+    function deviceAt(uint256 deviceId, uint256 timestamp) external view returns (DeviceEpoch memory epoch) {
+        (epoch,) = _epochAt(deviceId, timestamp);
+    }
+
+    function deviceEpochAt(uint256 deviceId, uint256 timestamp)
+        external
+        view
+        returns (DeviceEpoch memory epoch, uint256 validUntil)
+    {
+        return _epochAt(deviceId, timestamp);
+    }
+
+    function epochCount(uint256 deviceId) external view returns (uint256) {
+        if (_devices[deviceId].owner == address(0)) return 0;
+        return uint256(_meta[deviceId].pastCount) + 1;
+    }
+
+    function epochAt(uint256 deviceId, uint256 index) external view returns (DeviceEpoch memory) {
+        Current storage d = _devices[deviceId];
+        if (d.owner == address(0)) revert UnknownDevice(deviceId);
+        uint256 pastCount = _meta[deviceId].pastCount;
+        if (index < pastCount) return _past[deviceId][index];
+        if (index > pastCount) revert UnknownDeviceEpoch(deviceId, index, pastCount + 1);
+        return _epochOf(d);
     }
 
     function checkBidDevices(address owner, bytes32 zone, uint256 requestCreatedAt, uint256[] calldata deviceIds)
@@ -111,16 +187,21 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
             uint256 deviceId = deviceIds[i];
             if (deviceId <= previous) revert DevicesNotAscending(i, deviceId);
             previous = deviceId;
-            Device storage d = _devices[deviceId];
+            Current storage d = _devices[deviceId];
             if (d.owner != owner) {
                 if (d.owner == address(0)) revert UnknownDevice(deviceId);
                 revert DeviceNotOwned(deviceId, owner);
             }
-            if (!d.active) revert DeviceInactive(deviceId);
+            uint8 flags = d.flags;
+            if (flags & ACTIVE == 0) revert DeviceInactive(deviceId);
             if (d.zone != zone) revert DeviceWrongZone(deviceId, d.zone, zone);
-            uint256 lastTransferAt = d.lastTransferAt;
-            if (lastTransferAt != 0 && lastTransferAt >= requestCreatedAt) {
-                revert DeviceTransferredAfterRequest(deviceId, lastTransferAt, requestCreatedAt);
+            // A transfer starts an epoch, so lastTransferAt <= since: only a transferred device
+            // changed at or after the request's creation needs the third read.
+            if (flags & TRANSFERRED != 0 && d.since >= requestCreatedAt) {
+                uint256 lastTransferAt = _meta[deviceId].lastTransferAt;
+                if (lastTransferAt != 0 && lastTransferAt >= requestCreatedAt) {
+                    revert DeviceTransferredAfterRequest(deviceId, lastTransferAt, requestCreatedAt);
+                }
             }
             capacityW += d.capacityW;
         }
@@ -132,10 +213,64 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
 
     // ─── Internals ────────────────────────────────────────────────────────────────────────
 
-    function _ownedDevice(uint256 deviceId) private view returns (Device storage d) {
+    function _ownedDevice(uint256 deviceId) private view returns (Current storage d) {
         d = _devices[deviceId];
         if (d.owner == address(0)) revert UnknownDevice(deviceId);
         if (d.owner != msg.sender) revert NotDeviceOwner(deviceId, msg.sender, d.owner);
+    }
+
+    /// @dev Called before an owner action changes `d`: archives the current epoch and starts
+    ///      one now; an epoch that also began now is changed in place instead (no interval
+    ///      can have been read under a state that lasted 0 s).
+    function _newEpoch(uint256 deviceId, Current storage d) private {
+        if (d.since == block.timestamp) return;
+        DeviceMeta storage m = _meta[deviceId];
+        uint256 pastCount = m.pastCount;
+        _past[deviceId][pastCount] = _epochOf(d);
+        // forge-lint: disable-next-line(unsafe-typecast) -- one epoch per second at most
+        m.pastCount = uint32(pastCount + 1);
+        // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
+        d.since = uint40(block.timestamp);
+    }
+
+    function _epochOf(Current storage d) private view returns (DeviceEpoch memory) {
+        return DeviceEpoch({
+            since: d.since,
+            owner: d.owner,
+            capacityW: d.capacityW,
+            keyType: d.keyType,
+            active: d.flags & ACTIVE != 0,
+            zone: d.zone,
+            keyX: d.keyX,
+            keyY: d.keyY
+        });
+    }
+
+    /// @dev The epoch in force at `timestamp` and when it ended; a binary search over the
+    ///      ended epochs (O(log n) reads) unless it is the current one.
+    function _epochAt(uint256 deviceId, uint256 timestamp)
+        private
+        view
+        returns (DeviceEpoch memory epoch, uint256 validUntil)
+    {
+        Current storage d = _devices[deviceId];
+        if (d.owner == address(0)) revert UnknownDevice(deviceId);
+        uint256 currentSince = d.since;
+        if (timestamp >= currentSince) return (_epochOf(d), type(uint256).max);
+        uint256 pastCount = _meta[deviceId].pastCount;
+        mapping(uint256 => DeviceEpoch) storage past = _past[deviceId];
+        uint256 registeredAt = pastCount == 0 ? currentSince : past[0].since;
+        if (timestamp < registeredAt) revert DeviceNotYetRegistered(deviceId, timestamp, registeredAt);
+        // invariant: past[lo].since <= timestamp, and every index >= hi has since > timestamp
+        uint256 lo = 0;
+        uint256 hi = pastCount;
+        while (hi - lo > 1) {
+            uint256 mid = (lo + hi) / 2;
+            if (past[mid].since <= timestamp) lo = mid;
+            else hi = mid;
+        }
+        epoch = past[lo];
+        validUntil = hi < pastCount ? past[hi].since : currentSince;
     }
 
     function _checkCapacityAndZone(uint48 capacityW, bytes32 zone) private pure {

@@ -25,6 +25,7 @@ from explorer.models import (
     Report,
     Request,
 )
+from gridflex import safe_json
 from gridflex.baselines import EventWindow, compute_baseline, delivered_wh, device_cap_wh
 from gridflex.chain.protocol import BaselineMethod
 from gridflex.reports import unpack_used_readings
@@ -33,6 +34,8 @@ from gridflex.verify import PublishedReport, VerifyInputError, fetch_published_r
 log = structlog.get_logger(__name__)
 
 READINGS_PAGE = 5_000
+READINGS_PAGE_MAX_BYTES = 16 * 1024 * 1024
+"""Largest readings page decoded (5,000 readings are about 600 KiB)."""
 READING_PAGES_PER_SYNC = 4
 """Per device and pass, so one chatty device cannot hold the others back."""
 
@@ -201,7 +204,7 @@ class RecordFetcher:
                         params["cursor"] = cursor
                     answer = self.http.get(f"{url}/v1/devices/{device_id}/readings", params=params)
                     answer.raise_for_status()
-                    page = answer.json()
+                    page = safe_json.loads(answer.content, max_bytes=READINGS_PAGE_MAX_BYTES)
                     rows = [
                         Reading(
                             device_id=device_id,
@@ -220,6 +223,6 @@ class RecordFetcher:
                     if page["next_cursor"] is None:
                         break
                 return fetched
-            except (httpx.HTTPError, ValueError, KeyError) as error:
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
                 log.info("oracle readings unavailable", url=url, device=device_id, error=str(error))
         return fetched

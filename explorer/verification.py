@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import BaseModel
 
+from gridflex import safe_json
 from gridflex.attestation import AttestationError, MeterUnit, meter_domain_separator, verify_unit
 from gridflex.chain.protocol import Protocol
 from gridflex.merkle import verify_proof
 from gridflex.reports import DeviceRecord, Quality, unpack_used_readings, used_readings_leaf
 from gridflex.verify import (
+    MAX_ORACLE_ANSWER_BYTES,
     PostedReport,
     VerifyInputError,
     device_keys,
@@ -125,9 +127,17 @@ def _device_body(
         except httpx.HTTPError as error:
             errors.append(f"{url}: unreachable ({error})")
             continue
-        if answer.status_code == 200:
-            return url, answer.json()
-        errors.append(f"{url}: HTTP {answer.status_code}")
+        if answer.status_code != 200:
+            errors.append(f"{url}: HTTP {answer.status_code}")
+            continue
+        try:
+            body = safe_json.loads(answer.content, max_bytes=MAX_ORACLE_ANSWER_BYTES)
+        except safe_json.UnsafeJsonError as error:
+            errors.append(f"{url}: {error.reason}")
+            continue
+        if isinstance(body, dict):
+            return url, body
+        errors.append(f"{url}: the answer is not a JSON object")
     raise VerifyInputError("no oracle serves this device record: " + "; ".join(errors))
 
 

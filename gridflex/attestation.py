@@ -56,8 +56,14 @@ METER_READINGS_TYPES = {
     ]
 }
 UNIT_INTEGER_FIELDS = ("deviceId", "firstIntervalStart", "intervalSeconds", "sequence")
+SETTLED_INTERVAL_SECONDS = frozenset({900, 1800})
+"""The interval lengths a request can have (`FlexMarket._checkRequestParams`: 15-minute
+ERCOT/EU periods, 30-minute GB settlement periods): readings of other lengths settle nothing."""
 SECP256K1_SIGNATURE_LENGTH = 65
 P256_SIGNATURE_LENGTH = 64
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SECP256K1_HALF_ORDER = SECP256K1_ORDER // 2
+"""OpenZeppelin ECDSA refuses s above this (`InvalidSignatureS`), and v other than 27/28."""
 
 
 class AttestationError(ValueError):
@@ -114,6 +120,20 @@ class MeterUnit:
             raise AttestationError(f"a unit holds 1 to {MAX_INTERVALS_PER_UNIT} intervals")
         self.energy_bytes  # noqa: B018 -- packing checks the int64 range
 
+    def with_canonical_signature(self) -> MeterUnit:
+        """This unit with its signature in the contracts' form (`canonical_signature`)."""
+        signature = canonical_signature(self.signature)
+        if signature == self.signature:
+            return self
+        return MeterUnit(
+            self.device_id,
+            self.first_interval_start,
+            self.interval_seconds,
+            self.sequence,
+            self.energy_wh,
+            signature,
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "deviceId": self.device_id,
@@ -159,6 +179,32 @@ class MeterUnit:
             energy_wh=tuple(energy_wh),
             signature=signature_bytes,
         )
+
+
+def canonical_signature(signature: bytes) -> bytes:
+    """The one form of `signature` the contracts accept, for the same signer and digest.
+
+    ECDSA signatures are malleable: (r, s, v) and (r, n - s, v ^ 1) verify alike, and
+    signers write the recovery id as 0/1 or 27/28. `DisputeResolver` accepts only what
+    OpenZeppelin's ECDSA (65 bytes, s <= n/2, v in {27, 28}) and P256 (64 bytes,
+    s <= n/2) accept, so a unit stored in any other form could not be used in a dispute.
+    Normalizing changes the signature bytes only: the unit digest (the store's key) and
+    the signer stay the same. Anything else (other lengths, v not in {0, 1, 27, 28}) is
+    returned unchanged and then fails verification."""
+    if len(signature) == SECP256K1_SIGNATURE_LENGTH:
+        v = signature[64]
+        if v not in (0, 1, 27, 28):
+            return signature
+        recovery_id = v - 27 if v >= 27 else v
+        s = int.from_bytes(signature[32:64], "big")
+        if s > SECP256K1_HALF_ORDER:
+            s, recovery_id = SECP256K1_ORDER - s, recovery_id ^ 1
+        return signature[:32] + s.to_bytes(32, "big") + bytes((27 + recovery_id,))
+    if len(signature) == P256_SIGNATURE_LENGTH:
+        s = int.from_bytes(signature[32:], "big")
+        if P256_ORDER // 2 < s < P256_ORDER:
+            return signature[:32] + (P256_ORDER - s).to_bytes(32, "big")
+    return signature
 
 
 def meter_domain_separator(chain_id: int, registry: str) -> bytes:
@@ -228,13 +274,17 @@ def sign_unit(
 
 
 def recover_public_key(digest: bytes, signature: bytes) -> bytes:
-    """Uncompressed public key (64 bytes, no prefix) of a 65-byte r||s||v signature."""
+    """Uncompressed public key (64 bytes, no prefix) of a 65-byte r||s||v signature in the
+    contracts' form only (v in {27, 28}, s <= n/2: `canonical_signature`), so whatever
+    verifies here also verifies in `DisputeResolver`."""
     if len(signature) != SECP256K1_SIGNATURE_LENGTH:
         raise AttestationError("secp256k1 signature must be 65 bytes")
     v = signature[64]
-    recovery_id = v - 27 if v >= 27 else v
-    if recovery_id not in (0, 1):
-        raise AttestationError("bad signature recovery id")
+    if v not in (27, 28):
+        raise AttestationError("signature recovery id v must be 27 or 28")
+    recovery_id = v - 27
+    if int.from_bytes(signature[32:64], "big") > SECP256K1_HALF_ORDER:
+        raise AttestationError("high-s signature (s > n/2): not accepted by the contracts")
     try:
         public_key = PublicKey.from_signature_and_message(
             signature[:64] + bytes((recovery_id,)), digest, hasher=None

@@ -22,12 +22,14 @@ evidence is the oracle's, zero delivery is the conservative outcome.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from gridflex import safe_json
 from gridflex.attestation import (
     AttestationError,
     DeviceSigningKey,
@@ -489,19 +491,41 @@ def device_keys(protocol: Protocol, device_ids: Sequence[int]) -> dict[int, Devi
     return keys
 
 
+MAX_ORACLE_ANSWER_BYTES = 64 * 1024 * 1024
+"""Largest oracle answer decoded (a report holds one record per awarded device)."""
+
+
 def _get(http: httpx.Client, url: str) -> dict[str, Any]:
+    """The JSON object an oracle serves at `url`; VerifyInputError for anything else
+    (unreachable, an error status, or a body `gridflex.safe_json` refuses: a hostile
+    oracle cannot crash or stall the check, it is one oracle that failed)."""
     try:
         answer = http.get(url)
     except httpx.HTTPError as error:
         raise VerifyInputError(f"oracle unreachable: {url} ({error})") from error
+    try:
+        body = safe_json.loads(answer.content, max_bytes=MAX_ORACLE_ANSWER_BYTES)
+    except safe_json.UnsafeJsonError as error:
+        if answer.status_code != 200:
+            raise VerifyInputError(
+                f"oracle answered {answer.status_code} for {url}: {answer.text[:200]}"
+            ) from error
+        raise VerifyInputError(f"oracle answer for {url} refused: {error.reason}") from error
     if answer.status_code != 200:
-        try:
-            detail = answer.json().get("detail", answer.text)
-        except ValueError:
-            detail = answer.text
+        detail = body.get("detail", answer.text) if isinstance(body, dict) else answer.text
         raise VerifyInputError(f"oracle answered {answer.status_code} for {url}: {detail}")
-    body: dict[str, Any] = answer.json()
+    if not isinstance(body, dict):
+        raise VerifyInputError(f"oracle answer for {url} is not a JSON object")
     return body
+
+
+@contextmanager
+def _fields_of(url: str) -> Iterator[None]:
+    """A missing or ill-typed field of an oracle's answer becomes VerifyInputError."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise VerifyInputError(f"oracle answer for {url} is malformed: {error!r}"[:300]) from error
 
 
 def _bytes(value: str) -> bytes:
@@ -513,16 +537,18 @@ def fetch_report_summary(
 ) -> PublishedReport:
     """`GET /v1/reports/{id}?round=`: records and roots, no device data yet."""
     base = base_url.rstrip("/")
-    body = _get(http, f"{base}/v1/reports/{request_id}?round={round_}")
-    return PublishedReport(
-        source=base,
-        round=int(body["round"]),
-        signer=body.get("signer"),
-        delivered_wh=tuple(int(v) for v in body["deliveredWh"]),
-        devices_root=_bytes(body["devicesRoot"]),
-        readings_root=_bytes(body["readingsRoot"]),
-        records=tuple(DeviceRecord.from_json(r) for r in body["records"]),
-    )
+    url = f"{base}/v1/reports/{request_id}?round={round_}"
+    body = _get(http, url)
+    with _fields_of(url):
+        return PublishedReport(
+            source=base,
+            round=int(body["round"]),
+            signer=body.get("signer"),
+            delivered_wh=tuple(int(v) for v in body["deliveredWh"]),
+            devices_root=_bytes(body["devicesRoot"]),
+            readings_root=_bytes(body["readingsRoot"]),
+            records=tuple(DeviceRecord.from_json(r) for r in body["records"]),
+        )
 
 
 def fetch_device_data(
@@ -531,17 +557,18 @@ def fetch_device_data(
     """The same report with every device's used readings, proof and signed units."""
     devices: dict[int, DeviceData] = {}
     for record in report.records:
-        body = _get(
-            http,
+        url = (
             f"{report.source}/v1/reports/{request_id}/devices/{record.device_id}"
-            f"?round={report.round}",
+            f"?round={report.round}"
         )
-        devices[record.device_id] = DeviceData(
-            DeviceRecord.from_json(body["record"]),
-            _bytes(body["usedReadings"]),
-            tuple(_bytes(node) for node in body["readingsProof"]),
-            tuple(MeterUnit.from_json(unit) for unit in body["units"]),
-        )
+        body = _get(http, url)
+        with _fields_of(url):
+            devices[record.device_id] = DeviceData(
+                DeviceRecord.from_json(body["record"]),
+                _bytes(body["usedReadings"]),
+                tuple(_bytes(node) for node in body["readingsProof"]),
+                tuple(MeterUnit.from_json(unit) for unit in body["units"]),
+            )
     return dataclasses.replace(report, devices=devices)
 
 

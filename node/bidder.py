@@ -3,7 +3,10 @@
 `AutoBidder` is a `ChainWatcher` handler (`handler(event, db)`) that keeps, in the
 watcher's database and inside the watcher's transaction (so together with the cursor):
 
-- `open_requests`: requests created in the node's zone that are still open;
+- `open_requests`: requests created in the node's zone, with the node's metering interval
+  length, that are still open (a request of another length is measured only from readings
+  of its own length, which this node does not sign: it could deliver and still be measured
+  as missing data, so it does not bid);
 - `own_bids`: the bids this node placed (request, bid index, power, price, devices, award);
 - `commitments` (`CommitmentStore`): the devices' committed power.
 
@@ -94,12 +97,15 @@ class AutoBidder:
         db: sqlite3.Connection,
         *,
         price_fraction_bps: int = 8_000,
+        interval_seconds: int = 900,
     ) -> None:
         self.protocol = protocol
         self.devices = list(devices)
         self.zone = zone
         self.db = db
         self.price_fraction_bps = price_fraction_bps
+        self.interval_seconds = interval_seconds
+        """The node's metering interval: only requests of this length are bid on."""
         self.db.executescript(BIDDER_SCHEMA)
         self.commitments = CommitmentStore(db)
 
@@ -109,7 +115,14 @@ class AutoBidder:
         store = self.commitments if db is self.db else CommitmentStore(db)
         rid = str(event.request_id)
         if isinstance(event, RequestCreated):
-            if event.zone == self.zone:
+            if event.zone == self.zone and event.interval_seconds != self.interval_seconds:
+                log.info(
+                    "request skipped: other interval length",
+                    request_id=event.request_id,
+                    request_interval_seconds=event.interval_seconds,
+                    metering_interval_seconds=self.interval_seconds,
+                )
+            elif event.zone == self.zone:
                 db.execute(
                     "INSERT OR IGNORE INTO open_requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new')",
                     (
@@ -258,6 +271,7 @@ def watch_and_bid(
     devices: Sequence[DeviceStrategy],
     zone: bytes,
     rpc_url: str,
+    interval_seconds: int = 900,
     **watcher_options: object,
 ) -> tuple[ChainWatcher, AutoBidder]:
     """A ChainWatcher on `db_path` whose handler is an AutoBidder sharing its connection."""
@@ -267,6 +281,6 @@ def watch_and_bid(
         Path(str(db_path)), protocol.deployment, rpc_url, lambda event, db: None,
         **watcher_options,  # type: ignore[arg-type]
     )  # fmt: skip
-    bidder = AutoBidder(protocol, devices, zone, watcher.db)
+    bidder = AutoBidder(protocol, devices, zone, watcher.db, interval_seconds=interval_seconds)
     watcher.handler = bidder
     return watcher, bidder

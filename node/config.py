@@ -10,6 +10,8 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gridflex.attestation import SETTLED_INTERVAL_SECONDS
+
 DEFAULT_SCRYPT_N = 2**18  # eth-account's default: ~0.5 s per keystore on a laptop
 
 
@@ -42,7 +44,9 @@ class NodeSettings(BaseSettings):
     """Signed units per POST to an oracle (halved automatically on HTTP 413)."""
 
     interval_seconds: int = Field(default=900, gt=0)
-    """Metering interval; 15 minutes as in ERCOT and EU imbalance settlement."""
+    """Metering interval; 15 minutes as in ERCOT and EU imbalance settlement, 30 minutes
+    for GB settlement periods. The node bids only on requests of this length (a request is
+    measured from readings of its own length) and oracles refuse other lengths."""
 
     bid_price_fraction_bps: int = Field(default=8_000, ge=0, le=10_000)
     """Bids ask this share of a request's price cap (raised to a device's bidding floor)."""
@@ -70,6 +74,14 @@ class NodeSettings(BaseSettings):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"oracle URL {url!r} must start with http:// or https://")
         return urls
+
+    @field_validator("interval_seconds")
+    @classmethod
+    def _settled_interval(cls, seconds: int) -> int:
+        if seconds not in SETTLED_INTERVAL_SECONDS:
+            lengths = " or ".join(str(s) for s in sorted(SETTLED_INTERVAL_SECONDS))
+            raise ValueError(f"interval_seconds must be {lengths} (what the market settles)")
+        return seconds
 
     @field_validator("rpc_url")
     @classmethod

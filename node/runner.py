@@ -124,7 +124,7 @@ class NodeRunner:
         self.interval_seconds = interval_seconds
         self.watcher, self.bidder = watch_and_bid(
             self.data_dir / db_name, protocol, [d.strategy() for d in self.devices],
-            zone, rpc_url,
+            zone, rpc_url, interval_seconds,
         )  # fmt: skip
         self.bidder.price_fraction_bps = price_fraction_bps
         self.db = self.watcher.db

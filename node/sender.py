@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import structlog
 
+from gridflex import safe_json
 from node.errors import DrainTimeoutError
 from node.outbox import Outbox, OutboxUnit
 
@@ -35,6 +36,8 @@ log = structlog.get_logger(__name__)
 READINGS_PATH = "/v1/readings"
 ACKED_STATUSES = frozenset({"accepted", "duplicate"})
 BATCH_REFUSED_STATUSES = frozenset({400, 422})
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+"""Largest oracle answer decoded (a 500-unit batch's answer is about 30 KiB)."""
 
 
 @dataclass(frozen=True)
@@ -241,9 +244,13 @@ class Sender:
 
 
 def _json_or_none(response: httpx.Response) -> Any:
+    """The answer's JSON, or None when it is not JSON a node should read (malformed, too
+    large, nested too deeply, duplicate keys: `gridflex.safe_json`), logged. A hostile or
+    broken oracle then counts as unavailable; it never crashes the sender."""
     try:
-        return response.json()
-    except ValueError:
+        return safe_json.loads(response.content, max_bytes=MAX_ANSWER_BYTES)
+    except safe_json.UnsafeJsonError as error:
+        log.warning("oracle answer is not usable JSON", url=str(response.url), reason=error.reason)
         return None
 
 

@@ -43,6 +43,7 @@ from eth_keys import keys
 from eth_keys.exceptions import BadSignature
 from web3 import Web3
 
+from gridflex import safe_json
 from gridflex.chain.client import ChainClient
 from gridflex.chain.protocol import Protocol, RequestStatus
 from gridflex.errors import TransactionReverted
@@ -57,6 +58,8 @@ log = structlog.get_logger(__name__)
 
 FIRST_BACKOFF_SECONDS = 1.0
 POST_STAGGER_POLLS = 3
+MAX_PEER_ANSWER_BYTES = 64 * 1024 * 1024
+"""Largest peer report decoded (a report carries one record per awarded device)."""
 DONE_STATUSES = (RequestStatus.SETTLED, RequestStatus.CANCELLED, RequestStatus.EXPIRED)
 
 
@@ -299,7 +302,13 @@ class CommitteeLoop:
                 continue
             if answer.status_code != 200:
                 continue
-            body = answer.json()
+            try:  # a hostile or broken peer is skipped, never crashes or stalls the loop
+                body = safe_json.loads(answer.content, max_bytes=MAX_PEER_ANSWER_BYTES)
+            except safe_json.UnsafeJsonError as error:
+                log.warning("peer answer is not usable JSON", peer=peer, reason=error.reason)
+                continue
+            if not isinstance(body, dict):
+                continue
             signature_hex = body.get("signature")
             if body.get("digest") != "0x" + report.digest.hex() or not signature_hex:
                 if body.get("digest"):
@@ -311,7 +320,10 @@ class CommitteeLoop:
                         theirs=body.get("digest"),
                     )
                 continue
-            signature = bytes.fromhex(str(signature_hex).removeprefix("0x"))
+            try:
+                signature = bytes.fromhex(str(signature_hex).removeprefix("0x"))
+            except ValueError:
+                continue
             signer = recover_signer(report.digest, signature)
             if signer is None or signer in have or not self._is_active_oracle(signer):
                 continue

@@ -3,12 +3,18 @@ transaction or nothing at all. Pure logic (no HTTP): the API and the benchmarks 
 `Ingestor.ingest_batch`.
 
 Per unit, in order of cost: shape and EIP-712 field ranges (which include the interval
-grid), device registered and active, plausibility |energy| <= capacity x interval x margin,
-unit end not in the future beyond the skew, then the signature against the registered key
-(one fast struct hash per unit, one ecrecover or P-256 verify). Then, set-based against the
-database: same digest already stored -> duplicate (idempotent resend); a different value
-for a stored (device, interval) -> conflict, kept as evidence; the device's sequence used
-by different content -> replay.
+grid), an interval length the market settles (900 or 1800 s), then the device as it stood
+at the unit's intervals (the registry epoch in force at its first interval start, the one
+`DisputeResolver` judges it by; the whole unit inside that epoch; none longer
+than `history_before_registration_seconds` before the registration, whose epoch judges the
+backfilled history of a new device): active, plausibility |energy| <= capacity x interval
+x margin, not older than `max_reading_age_seconds`, unit end not in the future beyond the
+skew, then the signature against that epoch's key (one fast struct hash per unit, one
+ecrecover or P-256 verify). Then, set-based against the database: same digest already
+stored -> duplicate (idempotent resend); a different value for a stored (device, interval)
+-> conflict, kept as evidence; a stored reading of another interval length at the same
+start -> refused (one grid per device); the device's sequence used by different content
+-> replay.
 
 All-or-nothing: if any unit is rejected, no unit or reading of the batch is stored (only
 conflict evidence is), so a node's batch maps to one commit and one answer. The answer
@@ -32,11 +38,17 @@ import structlog
 from sqlalchemy import Engine, and_, insert, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from gridflex.attestation import AttestationError, MeterUnit, signed_by, unit_digest
+from gridflex.attestation import (
+    SETTLED_INTERVAL_SECONDS,
+    AttestationError,
+    MeterUnit,
+    signed_by,
+    unit_digest,
+)
 from oracle.clock import Clock
 from oracle.db import writer_engine
 from oracle.models import INT64_MAX, ConflictEvidence, MeterUnitRecord, Reading
-from oracle.registry_cache import DeviceDirectory, RegisteredDevice
+from oracle.registry_cache import DeviceDirectory, DeviceHistory, RegisteredDevice
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +77,10 @@ class Rejection(StrEnum):
     INACTIVE = "inactive_device"
     IMPLAUSIBLE = "implausible_energy"
     FUTURE = "future_timestamp"
+    TOO_OLD = "too_old"
+    BEFORE_REGISTRATION = "before_registration"
+    SPANS_EPOCHS = "spans_registry_change"
+    INTERVAL_MISMATCH = "interval_length_mismatch"
     BAD_SIGNATURE = "bad_signature"
     REPLAY = "replay"
     CONFLICT = "conflict"
@@ -130,6 +146,8 @@ class IngestLimits:
 
     margin: Fraction = Fraction(3, 2)
     future_skew_seconds: int = 120
+    max_reading_age_seconds: int = 60 * 86_400
+    history_before_registration_seconds: int = 16 * 86_400
 
 
 @dataclass(slots=True)
@@ -190,21 +208,16 @@ class Ingestor:
             now = self._clock.fresh_now()  # refuse "future" only on a fresh clock reading
         candidates: list[_Candidate] = []
         for index, unit in parsed:
-            device = devices[unit.device_id]
-            rejection = self._check_unit(unit, device, now)
+            digest = unit_digest(unit, self._domain_separator)
+            rejection = self._judge(unit, digest, devices[unit.device_id], now)
+            if rejection is not None and rejection[0] == Rejection.BAD_SIGNATURE:
+                # Maybe the registry changed since we cached it: one rate-limited reload.
+                fresh = self._registry.reload(unit.device_id)
+                if fresh is not None and fresh != devices[unit.device_id]:
+                    devices[unit.device_id] = fresh
+                    rejection = self._judge(unit, digest, fresh, now)
             if rejection is not None:
                 results[index] = UnitResult(index, UnitStatus.REJECTED, rejection[1], rejection[0])
-                continue
-            assert device is not None
-            digest = unit_digest(unit, self._domain_separator)
-            if not self._signature_matches(unit, digest, device):
-                results[index] = UnitResult(
-                    index,
-                    UnitStatus.REJECTED,
-                    "signature does not match the device's registered key "
-                    "(forged, or signed for another chain or registry)",
-                    Rejection.BAD_SIGNATURE,
-                )
                 continue
             candidates.append(_Candidate(index, unit, digest))
 
@@ -214,19 +227,64 @@ class Ingestor:
 
     # ─── Checks that need no database ─────────────────────────────────────────────────
 
-    def _check_unit(
-        self, unit: MeterUnit, device: RegisteredDevice | None, now: int
+    def _judge(
+        self, unit: MeterUnit, digest: bytes, history: DeviceHistory | None, now: int
     ) -> tuple[Rejection, str] | None:
-        if device is None:
+        """Every check that needs no database, against the device as it stood at the
+        unit's intervals; None when the unit may be stored."""
+        if history is None:
             return Rejection.UNREGISTERED, f"unregistered device {unit.device_id}"
+        device = history.at(unit.first_interval_start)
+        if device is None:
+            # A new device's meter history, backfilled for its baselines: judged by the
+            # registration's epoch, and only so far back.
+            allowance = self._limits.history_before_registration_seconds
+            if unit.first_interval_start < history.registered_at - allowance:
+                return Rejection.BEFORE_REGISTRATION, (
+                    f"unit starts at {unit.first_interval_start}, more than {allowance} s "
+                    f"before device {unit.device_id} was registered (at "
+                    f"{history.registered_at})"
+                )
+            device = history.epochs[0]
+        if device.until is not None and unit.end > device.until:
+            # DisputeResolver refuses such a unit too (UnitSpansDeviceEpochs): it could
+            # never be used in a dispute.
+            return Rejection.SPANS_EPOCHS, (
+                f"unit runs past {device.until}, when the registry changed device "
+                f"{unit.device_id} (owner, key, capacity or active flag): a unit must end "
+                "within the registry state it is judged by; sign later intervals separately"
+            )
+        rejection = self._check_unit(unit, device, now)
+        if rejection is not None:
+            return rejection
+        if not signed_by(unit, digest, device.key):
+            return Rejection.BAD_SIGNATURE, (
+                "signature does not match the key registered for the device at the unit's "
+                "intervals (forged, signed with a key rotated out or in later, or signed for "
+                "another chain or registry)"
+            )
+        return None
+
+    def _check_unit(
+        self, unit: MeterUnit, device: RegisteredDevice, now: int
+    ) -> tuple[Rejection, str] | None:
         if not device.active:
-            return Rejection.INACTIVE, f"device {unit.device_id} is deactivated in the registry"
+            return Rejection.INACTIVE, (
+                f"device {unit.device_id} is deactivated in the registry at the unit's intervals"
+            )
         limit = self._limits.margin * device.capacity_w * unit.interval_seconds / 3600
         peak = max(max(unit.energy_wh), -min(unit.energy_wh))
         if peak > limit:
             return Rejection.IMPLAUSIBLE, (
                 f"implausible energy: |{peak}| Wh in one {unit.interval_seconds} s interval "
                 f"exceeds capacity {device.capacity_w} W x margin {float(self._limits.margin)}"
+            )
+        oldest_allowed = now - self._limits.max_reading_age_seconds
+        if unit.first_interval_start < oldest_allowed:
+            return Rejection.TOO_OLD, (
+                f"unit starts at {unit.first_interval_start}, more than "
+                f"{self._limits.max_reading_age_seconds} s ago (now {now}): no report still "
+                "to be measured can use it"
             )
         latest_allowed = now + self._limits.future_skew_seconds
         if unit.end > latest_allowed:
@@ -235,13 +293,6 @@ class Ingestor:
                 f"skew {self._limits.future_skew_seconds} s)"
             )
         return None
-
-    def _signature_matches(self, unit: MeterUnit, digest: bytes, device: RegisteredDevice) -> bool:
-        if signed_by(unit, digest, device.key):
-            return True
-        # Maybe the key was rotated since we cached it: one rate-limited reload.
-        fresh = self._registry.reload(unit.device_id)
-        return fresh is not None and fresh.key != device.key and signed_by(unit, digest, fresh.key)
 
     # ─── Database phase ───────────────────────────────────────────────────────────────
 
@@ -292,7 +343,17 @@ class Ingestor:
                 candidate, stored_readings.get(unit.device_id), batch_units.get(unit.device_id)
             )
             sequence_key = (unit.device_id, unit.sequence)
-            if conflict is not None:
+            if conflict is not None and conflict.interval_seconds != unit.interval_seconds:
+                results[candidate.index] = UnitResult(
+                    candidate.index,
+                    UnitStatus.REJECTED,
+                    f"interval {conflict.interval_start} is already held as a "
+                    f"{conflict.interval_seconds} s reading of this device "
+                    f"(unit 0x{conflict.digest.hex()}), not {unit.interval_seconds} s: one "
+                    "interval grid per device",
+                    Rejection.INTERVAL_MISMATCH,
+                )
+            elif conflict is not None:
                 evidence.append(_evidence_row(candidate, conflict, detected_at))
                 results[candidate.index] = UnitResult(
                     candidate.index,
@@ -348,6 +409,7 @@ class Ingestor:
             Reading.device_id,
             Reading.interval_start,
             Reading.energy_wh,
+            Reading.interval_seconds,
             Reading.unit_id,
             MeterUnitRecord.digest,
         )
@@ -370,9 +432,9 @@ class Ingestor:
             )
             rows += connection.execute(query).all()
         stored: dict[int, dict[int, _StoredReading]] = {}
-        for device_id, interval_start, energy_wh, unit_id, digest in rows:
+        for device_id, interval_start, energy_wh, interval_seconds, unit_id, digest in rows:
             stored.setdefault(device_id, {})[interval_start] = _StoredReading(
-                interval_start, energy_wh, unit_id, digest, None
+                interval_start, energy_wh, interval_seconds, unit_id, digest, None
             )
         return stored
 
@@ -433,6 +495,7 @@ class Ingestor:
                 "device_id": candidate.unit.device_id,
                 "interval_start": interval_start,
                 "energy_wh": energy_wh,
+                "interval_seconds": candidate.unit.interval_seconds,
                 "unit_id": unit_id,
             }
             for candidate, unit_id in zip(fresh, unit_ids, strict=True)
@@ -454,6 +517,7 @@ class _StoredReading:
 
     interval_start: int
     energy_wh: int
+    interval_seconds: int
     unit_id: int | None
     digest: bytes
     unit: MeterUnit | None  # set when the other unit is in this batch (not stored)
@@ -472,6 +536,15 @@ def _parse(raw: Mapping[str, Any] | MeterUnit) -> MeterUnit | UnitResult:
         unit.check_shape()
     except AttestationError as error:
         return _rejected(Rejection.INVALID_FIELD, error.reason)
+    if unit.interval_seconds not in SETTLED_INTERVAL_SECONDS:
+        return _rejected(
+            Rejection.INVALID_FIELD,
+            f"intervalSeconds {unit.interval_seconds} is not a length the market settles "
+            f"({', '.join(str(s) for s in sorted(SETTLED_INTERVAL_SECONDS))})",
+        )
+    # Store only the signature form DisputeResolver accepts (same digest, same signer), so
+    # whoever posts a unit first cannot make the stored copy unusable in a dispute.
+    unit = unit.with_canonical_signature()
     if unit.sequence > INT64_MAX or unit.device_id > INT64_MAX:
         return _rejected(
             Rejection.INVALID_FIELD, "sequence and deviceId above 2**63-1 are not supported"
@@ -512,14 +585,21 @@ def _collect_rows(
         ):
             known.setdefault(
                 interval_start,
-                _StoredReading(interval_start, energy_wh, None, other.digest, other.unit),
+                _StoredReading(
+                    interval_start,
+                    energy_wh,
+                    other.unit.interval_seconds,
+                    None,
+                    other.digest,
+                    other.unit,
+                ),
             )
     rows: list[tuple[int, int]] = []
     for interval_start, energy_wh in zip(starts, unit.energy_wh, strict=True):
         prior = known.get(interval_start)
         if prior is None:
             rows.append((interval_start, energy_wh))
-        elif prior.energy_wh != energy_wh:
+        elif prior.energy_wh != energy_wh or prior.interval_seconds != unit.interval_seconds:
             return prior
     candidate.rows = rows
     return None

@@ -78,9 +78,11 @@ DEVICE_CHUNK = 500
 
 
 def read_readings(
-    engine: Engine, device_ids: Iterable[int], span: ReadingSpan
+    engine: Engine, device_ids: Iterable[int], span: ReadingSpan, interval_seconds: int
 ) -> dict[int, dict[int, int]]:
-    """{device: {interval start: Wh}} within `span` (time-of-day filter done in SQL)."""
+    """{device: {interval start: Wh}} within `span` (time-of-day filter done in SQL), of
+    readings `interval_seconds` long only: the request's length. A reading of another length
+    is another quantity (a 3,600 s reading holds four 900 s intervals' energy)."""
     readings: dict[int, dict[int, int]] = defaultdict(dict)
     ids = sorted(device_ids)
     for chunk_start in range(0, len(ids), DEVICE_CHUNK):
@@ -89,6 +91,7 @@ def read_readings(
             Reading.device_id.in_(chunk),  # type: ignore[attr-defined]
             Reading.interval_start >= span.start,
             Reading.interval_start < span.end,
+            Reading.interval_seconds == interval_seconds,
         )
         if span.daily_seconds is not None:
             offset = (Reading.interval_start - span.start) % SECONDS_PER_DAY
@@ -132,7 +135,7 @@ def measure_records(
     """Records (by bid, then device) and used readings (by device) of every awarded device."""
     device_ids = [d for bid in facts.bids for d in bid.device_capacity_w]
     span = reading_span(facts.baseline_method, facts.window)
-    readings = read_readings(engine, device_ids, span)
+    readings = read_readings(engine, device_ids, span, facts.window.interval_seconds)
     conflicts = read_conflicts(engine, device_ids, span)
     equivocated = {device_id for device_id, _ in conflicts}
     records: list[DeviceRecord] = []

@@ -3,8 +3,8 @@ shapes the read API returns.
 
 - `meter_units`: every accepted signed unit, verbatim (energy as compact JSON text), so
   anyone can re-verify it from `GET /v1/units/{digest}`.
-- `readings`: one row per (device, interval), written once, never updated: a second
-  different signed value is evidence of fraud, not an update.
+- `readings`: one row per (device, interval start) with its interval length, written once,
+  never updated: a second different signed value is evidence of fraud, not an update.
 - `conflict_evidence`: the signed units that contradict a stored reading (fraud proofs).
 
 Device ids and sequences are BIGINT: registry ids are sequential and nodes count sequences
@@ -74,6 +74,9 @@ class ReadingBase(SQLModel):
     device_id: int = Field(sa_type=BigInteger, primary_key=True)
     interval_start: int = Field(sa_type=BigInteger, primary_key=True)
     energy_wh: int = Field(sa_type=BigInteger)
+    interval_seconds: int
+    """Length of the interval the energy covers (its unit's `intervalSeconds`): measurement
+    reads only readings of the request's length, so a 3,600 s reading never counts as 900 s."""
 
 
 class Reading(ReadingBase, table=True):
@@ -88,6 +91,7 @@ class Reading(ReadingBase, table=True):
 
 class ReadingPublic(SQLModel):
     interval_start: int
+    interval_seconds: int
     energy_wh: int
     unit_digest: str
 

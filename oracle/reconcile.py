@@ -26,11 +26,9 @@ Idempotent: a second pass over the same holdings fetches nothing.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import accumulate
 from time import monotonic
 from typing import Any
 
@@ -38,6 +36,7 @@ import httpx
 import structlog
 from sqlalchemy import Engine, or_, select
 
+from gridflex import safe_json
 from gridflex.measurement import ReadingSpan, RequestFacts, reading_span
 from oracle.ingest import Ingestor, Rejection, UnitStatus
 from oracle.models import ConflictEvidence, MeterUnitRecord, Reading
@@ -103,17 +102,12 @@ class ReconcileOutcome:
 
 
 def bounded_json(body: bytes) -> Any:
-    """Decode a peer's answer after checking its nesting depth (the decoder recurses, and
-    py_ecc raises Python's recursion limit so deep input could overflow the C stack)."""
-    stripped = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", body)
-    brackets = stripped.translate(None, delete=bytes(set(range(256)) - set(b"[]{}")))
-    steps = (1 if char in b"[{" else -1 for char in brackets)
-    if max(accumulate(steps, initial=0)) > MAX_JSON_DEPTH:
-        raise PeerMisbehavedError(f"answer nested deeper than {MAX_JSON_DEPTH}")
+    """Decode a peer's answer with the shared guard (depth and duplicate keys checked before
+    decoding), as a PeerMisbehavedError so the pass with that peer ends."""
     try:
-        return json.loads(body)
+        return safe_json.loads(body, max_bytes=MAX_PEER_RESPONSE_BYTES, max_depth=MAX_JSON_DEPTH)
     except ValueError as error:
-        raise PeerMisbehavedError(f"answer is not JSON: {error}") from error
+        raise PeerMisbehavedError(f"answer refused: {error}") from error
 
 
 class Reconciler:

@@ -1,17 +1,26 @@
-"""Device keys as registered on-chain, cached so ingest verifies without an RPC per unit.
+"""Device histories as registered on-chain, cached so ingest verifies without an RPC per
+unit.
 
-A device is loaded with `DeviceRegistry.device(id)` the first time it is seen. Registry
-events (registration, update, key rotation, (de)activation, transfer) are polled from the
-last seen block; every one names its device id in the first indexed topic, so the cache
-simply forgets that device and reloads it on next sight. When a unit fails verification
-against a cached key, the caller asks for one reload (rate-limited per device, so forged
-units cannot turn into an RPC flood) to catch a rotation the poll has not seen yet.
+A unit is judged by the device as it stood at the unit's intervals, never by its current
+state: the registry appends an epoch (owner, key, capacity, active flag, from `since`) at
+every owner action, and `DisputeResolver` judges a unit by `DeviceRegistry.deviceAt`. So
+the oracle does too: after a rotation or a transfer, the old key's units for later
+intervals are refused while its units for earlier intervals stay valid, and a
+deactivation after signing cannot make one oracle accept a unit another refuses.
+
+A device's history is loaded with `epochCount(id)` + `epochAt(id, i)` the first time it is
+seen. Registry events (registration, update, key rotation, (de)activation, transfer) are
+polled from the last seen block; every one names its device id in the first indexed
+topic, so the cache simply forgets that device and reloads it on next sight. When a unit
+fails verification, the caller asks for one reload (rate-limited per device, so forged
+units cannot turn into an RPC flood) to catch a change the poll has not seen yet.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,7 +48,8 @@ class RegistryUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class RegisteredDevice:
-    """What ingest needs to know about one registered device."""
+    """One device as it stood during one registry epoch: what ingest needs to judge a unit
+    of intervals in [since, until)."""
 
     device_id: int
     key: DeviceSigningKey
@@ -47,19 +57,50 @@ class RegisteredDevice:
     """Checksummed signer address for secp256k1 keys, computed once per key."""
     capacity_w: int
     active: bool
+    owner: str | None = None
+    since: int = 0
+    """Start of this epoch (unix seconds, the owner action's block time)."""
+    until: int | None = None
+    """Start of the next epoch; None while this one is current."""
+
+
+@dataclass(frozen=True)
+class DeviceHistory:
+    """Every epoch of one device, oldest first (`DeviceRegistry.epochAt`)."""
+
+    device_id: int
+    epochs: tuple[RegisteredDevice, ...]
+
+    @classmethod
+    def single(cls, device: RegisteredDevice) -> DeviceHistory:
+        """A device with one epoch since `device.since` (tests, fixed directories)."""
+        return cls(device.device_id, (device,))
+
+    @property
+    def registered_at(self) -> int:
+        return self.epochs[0].since
+
+    @property
+    def current(self) -> RegisteredDevice:
+        return self.epochs[-1]
+
+    def at(self, timestamp: int) -> RegisteredDevice | None:
+        """The epoch in force at `timestamp` (`deviceAt`), None before registration."""
+        index = bisect_right([epoch.since for epoch in self.epochs], timestamp) - 1
+        return self.epochs[index] if index >= 0 else None
 
 
 class DeviceDirectory(Protocol):
     """What ingest asks about devices (RegistryCache on a chain; a fixed map in tests)."""
 
-    def get_many(self, device_ids: set[int]) -> dict[int, RegisteredDevice | None]: ...
+    def get_many(self, device_ids: set[int]) -> dict[int, DeviceHistory | None]: ...
 
-    def reload(self, device_id: int) -> RegisteredDevice | None: ...
+    def reload(self, device_id: int) -> DeviceHistory | None: ...
 
 
 @dataclass
 class _Entry:
-    device: RegisteredDevice | None  # None: not registered when last asked
+    device: DeviceHistory | None  # None: not registered when last asked
     loaded_at: float
     forced_poll_at: float = float("-inf")
 
@@ -78,7 +119,7 @@ class RegistryCache:
         self._entries: dict[int, _Entry] = {}
         self._lock = threading.RLock()
 
-    def get(self, device_id: int) -> RegisteredDevice | None:
+    def get(self, device_id: int) -> DeviceHistory | None:
         """The device, or None when it is not registered (re-asked at most once a second)."""
         with self._lock:
             entry = self._entries.get(device_id)
@@ -88,7 +129,7 @@ class RegistryCache:
                 return entry.device
             return self._load(device_id)
 
-    def reload(self, device_id: int) -> RegisteredDevice | None:
+    def reload(self, device_id: int) -> DeviceHistory | None:
         """Fresh copy after a failed verification. A copy younger than a second is kept
         unless a (globally rate-limited) event poll shows the device changed since."""
         with self._lock:
@@ -102,7 +143,7 @@ class RegistryCache:
                     return entry.device
             return self._load(device_id)
 
-    def get_many(self, device_ids: set[int]) -> dict[int, RegisteredDevice | None]:
+    def get_many(self, device_ids: set[int]) -> dict[int, DeviceHistory | None]:
         """Devices of one batch, after catching up on registry events if a poll is due."""
         self.poll_if_due()
         with self._lock:
@@ -143,17 +184,18 @@ class RegistryCache:
             if logs:
                 log.info("registry events applied", count=len(logs), next_block=self._next_block)
 
-    def _load(self, device_id: int) -> RegisteredDevice | None:
+    def _load(self, device_id: int) -> DeviceHistory | None:
+        functions = self._registry.functions
         try:
-            raw = self._registry.functions.device(device_id).call()
-        except ContractLogicError:  # UnknownDevice(deviceId)
-            device = None
+            count = int(functions.epochCount(device_id).call())
+            raws = [functions.epochAt(device_id, index).call() for index in range(count)]
+        except ContractLogicError:  # UnknownDevice: removed between the two calls
+            count, raws = 0, []
         except Exception as error:
             raise RegistryUnavailableError(f"registry lookup failed: {error}") from error
-        else:
-            device = registered_device(device_id, raw)
-        self._entries[device_id] = _Entry(device, time.monotonic())
-        return device
+        history = device_history(device_id, raws) if count else None
+        self._entries[device_id] = _Entry(history, time.monotonic())
+        return history
 
 
 def registered_device(device_id: int, raw: Any) -> RegisteredDevice:
@@ -167,3 +209,25 @@ def registered_device(device_id: int, raw: Any) -> RegisteredDevice:
         capacity_w=record.capacity_w,
         active=record.active,
     )
+
+
+def device_history(device_id: int, raw_epochs: list[Any]) -> DeviceHistory:
+    """From `epochAt` tuples (since, owner, capacityW, keyType, active, zone, keyX, keyY)."""
+    epochs = []
+    for index, raw in enumerate(raw_epochs):
+        since, owner, capacity_w, key_type, active, _zone, key_x, key_y = raw
+        key = DeviceSigningKey(KeyType(int(key_type)), bytes(key_x), bytes(key_y))
+        until = int(raw_epochs[index + 1][0]) if index + 1 < len(raw_epochs) else None
+        epochs.append(
+            RegisteredDevice(
+                device_id=device_id,
+                key=key,
+                signer_address=key.secp256k1_address if key.key_type == KeyType.SECP256K1 else None,
+                capacity_w=int(capacity_w),
+                active=bool(active),
+                owner=str(owner),
+                since=int(since),
+                until=until,
+            )
+        )
+    return DeviceHistory(device_id, tuple(epochs))

@@ -115,7 +115,12 @@ def build_service(settings: OracleSettings) -> OracleService:
         registry,
         clock,
         meter_domain_separator(chain_id, registry_contract.address),
-        IngestLimits(settings.margin_ratio, settings.future_skew_seconds),
+        IngestLimits(
+            settings.margin_ratio,
+            settings.future_skew_seconds,
+            settings.max_reading_age_seconds,
+            settings.history_before_registration_seconds,
+        ),
     )
     signer_key = None if settings.signer_key is None else settings.signer_key.get_secret_value()
     # Reads need no key: a throwaway account is only the `from` of eth_call.

@@ -17,6 +17,7 @@ from gridflex.attestation import (
     AttestationError,
     DeviceSigningKey,
     MeterUnit,
+    canonical_signature,
     meter_domain_separator,
     sign_unit,
     verify_unit,
@@ -136,3 +137,38 @@ def test_a_signed_unit_survives_its_json_round_trip_and_verifies(
     parsed = MeterUnit.from_json(unit.to_json())
     assert parsed == unit
     verify_unit(parsed, DOMAIN, REGISTERED)
+
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    energy=st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=8),
+    high_s=st.booleans(),
+    raw_v=st.booleans(),
+)
+def test_malleated_signatures_are_refused_and_normalize_back_to_the_signed_form(
+    energy: list[int], high_s: bool, raw_v: bool
+) -> None:
+    """Issue 12, finding 7: (r, n - s, v ^ 1) and v in {0, 1} verify for ecrecover but not
+    for DisputeResolver (OpenZeppelin ECDSA). Verification refuses them; normalization gives
+    back exactly the canonical signature (same digest, same signer)."""
+    unit = sign_unit(MeterUnit(7, 1_800_000_000, 900, 3, tuple(energy)), DOMAIN, DEVICE_KEY)
+    signature = unit.signature
+    s, v = int.from_bytes(signature[32:64], "big"), signature[64]
+    if high_s:
+        s, v = SECP256K1_N - s, 55 - v
+    if raw_v:
+        v -= 27
+    if not (high_s or raw_v):
+        return
+    malleated = MeterUnit(
+        unit.device_id, unit.first_interval_start, unit.interval_seconds, unit.sequence,
+        unit.energy_wh, signature[:32] + s.to_bytes(32, "big") + bytes((v,)),
+    )  # fmt: skip
+    with pytest.raises(AttestationError):
+        verify_unit(malleated, DOMAIN, REGISTERED)
+    assert canonical_signature(malleated.signature) == signature
+    assert malleated.with_canonical_signature() == unit
+    verify_unit(malleated.with_canonical_signature(), DOMAIN, REGISTERED)

@@ -234,3 +234,37 @@ def test_a_displaced_bid_frees_its_devices_and_an_overcommitted_bid_is_one_line(
     assert node.bids(third_id) == []
     watcher.close()
     fresh_watcher.close()
+
+
+def test_a_node_bids_only_on_requests_of_its_own_metering_interval_length(
+    owner: tuple[Protocol, list[DeviceStrategy]], operator: tuple[Protocol, str],
+    w3: Web3, anvil: AnvilProcess, tmp_path: Path,
+) -> None:  # fmt: skip
+    """A request is measured from readings of its own interval length (issue 12, finding
+    9). A node metering 900 s intervals awarded in an 1,800 s request used to be measured
+    from every other 900 s reading as if it were 30 minutes (half its delivery); now it
+    would be missing data, so it does not bid. A node metering 1,800 s bids there."""
+    node, devices = owner
+    op, token = operator
+    quarter = _spec(
+        w3, token, power_w=2_000, cap=EUR // 4, offset_s=2 * 86_400
+    )  # clear of earlier tests' awards
+    # after the quarter-hour request: one device backs one bid among overlapping windows
+    start = quarter.window_end - quarter.window_end % 1800 + 1800
+    half = RequestSpec(
+        **{**quarter.__dict__, "interval_seconds": 1800, "window_start": start,
+           "window_end": start + 3600}
+    )  # fmt: skip
+    quarter_id, _ = op.create_request(quarter)
+    half_id, _ = op.create_request(half)
+
+    bidders = {}
+    for interval in (900, 1800):
+        watcher, bidder = watch_and_bid(
+            tmp_path / f"outbox-{interval}.sqlite", node, devices, ZONE, anvil.url, interval
+        )
+        bidder.poll_once(watcher)
+        bidders[interval] = {b.request_id for b in bidder.own_bids()}
+        watcher.close()
+    assert quarter_id in bidders[900] and half_id not in bidders[900]
+    assert half_id in bidders[1800] and quarter_id not in bidders[1800]

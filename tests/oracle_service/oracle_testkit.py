@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select
 from gridflex.attestation import DeviceSigningKey, MeterUnit, meter_domain_separator, sign_unit
 from gridflex.eip712 import KeyType, p256_public_key_bytes
 from oracle.models import ConflictEvidence, MeterUnitRecord, Reading
-from oracle.registry_cache import RegisteredDevice
+from oracle.registry_cache import DeviceHistory, RegisteredDevice
 
 CHAIN_ID = 31337
 REGISTRY = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
@@ -78,16 +78,21 @@ class SimulatedMeter:
 
 
 class StaticDirectory:
-    """A fixed set of registered devices (the RegistryCache stand-in for store tests)."""
+    """A fixed set of registered devices (the RegistryCache stand-in for store tests); each
+    device has one registry epoch, from `since` (0 unless given)."""
 
     def __init__(self, devices: list[RegisteredDevice]) -> None:
         self.devices = {device.device_id: device for device in devices}
 
-    def get_many(self, device_ids: set[int]) -> dict[int, RegisteredDevice | None]:
-        return {device_id: self.devices.get(device_id) for device_id in device_ids}
+    def get_many(self, device_ids: set[int]) -> dict[int, DeviceHistory | None]:
+        return {device_id: self._history(device_id) for device_id in device_ids}
 
-    def reload(self, device_id: int) -> RegisteredDevice | None:
-        return self.devices.get(device_id)
+    def reload(self, device_id: int) -> DeviceHistory | None:
+        return self._history(device_id)
+
+    def _history(self, device_id: int) -> DeviceHistory | None:
+        device = self.devices.get(device_id)
+        return None if device is None else DeviceHistory.single(device)
 
 
 def past_slot(days_ago: int = 2) -> int:

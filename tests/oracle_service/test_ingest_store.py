@@ -21,6 +21,7 @@ from gridflex.attestation import meter_domain_separator
 from oracle.clock import WallClock
 from oracle.ingest import IngestLimits, Ingestor, Rejection, UnitStatus
 from oracle.models import ConflictEvidence, Reading
+from oracle.registry_cache import DeviceHistory
 
 
 def _statuses(result: object) -> list[str]:
@@ -244,9 +245,9 @@ def test_a_rotated_key_is_picked_up_when_a_unit_fails_the_cached_key(
     rotated = SimulatedMeter.secp256k1(5, 10_000)
 
     class RotatingDirectory(StaticDirectory):
-        def reload(self, device_id: int) -> object:
+        def reload(self, device_id: int) -> DeviceHistory | None:
             self.devices[device_id] = rotated.registered()
-            return self.devices[device_id]
+            return super().reload(device_id)
 
     directory = RotatingDirectory([old.registered()])
     ingestor = Ingestor(store_engine, directory, WallClock(), DOMAIN, IngestLimits())

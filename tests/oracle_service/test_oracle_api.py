@@ -27,7 +27,7 @@ from gridflex.attestation import (
     unit_digest,
     verify_unit,
 )
-from gridflex.chain.anvil import AnvilProcess, anvil_dev_account, free_port
+from gridflex.chain.anvil import AnvilProcess, anvil_dev_account, free_port, increase_time
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.deploy import ProtocolParams, deploy_protocol
@@ -81,6 +81,10 @@ def _oracle_env(network_dir: Path, rpc_url: str, **extra: str) -> dict[str, str]
         "GRIDFLEX_ORACLE_DEPLOYMENTS_DIR": str(network_dir),
         "GRIDFLEX_ORACLE_DATA_DIR": str(network_dir / "oracle"),
         "GRIDFLEX_ORACLE_REGISTRY_POLL_SECONDS": "0.2",
+        # These tests give each case its own day, up to ~95 days back, for devices
+        # registered just now; the time bounds are tested in test_registry_history.py.
+        "GRIDFLEX_ORACLE_MAX_READING_AGE_SECONDS": str(200 * 86_400),
+        "GRIDFLEX_ORACLE_HISTORY_BEFORE_REGISTRATION_SECONDS": str(200 * 86_400),
     } | extra
 
 
@@ -234,10 +238,175 @@ def test_oversized_batches_and_bodies_are_413_with_the_limit(network: Network) -
     assert f"at most {MAX_UNITS}" in response.json()["detail"]
 
     huge_body = json.dumps({"units": [], "padding": "x" * MAX_BODY}).encode()
-    response = httpx.post(network.oracle.url + "/v1/readings", content=huge_body)
+    response = httpx.post(
+        network.oracle.url + "/v1/readings", content=huge_body, headers=JSON_CONTENT
+    )
     assert response.status_code == 413
     assert f"larger than {MAX_BODY} bytes" in response.json()["detail"]
     assert row_counts(network.store) == before
+
+
+# ─── Hostile bodies (issue 12, findings 8 and 10) ───────────────────────────────────────
+
+JSON_CONTENT = {"content-type": "application/json"}
+DEEP = 100_000
+
+
+def _still_serving(network: Network, slot: int) -> None:
+    """The oracle process is alive and stores a valid batch after the attack."""
+    assert network.oracle.alive, network.oracle.log()[-2000:]
+    assert httpx.get(network.oracle.url + "/health", timeout=15).status_code == 200
+    answer = network.post([network.battery.unit(past_slot(slot), [1, 2])])
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_body_nested_100000_levels_deep_is_a_422_and_the_oracle_keeps_serving(
+    network: Network,
+) -> None:
+    """The finding's payload: 195 KiB of brackets. It used to overflow the C stack of the
+    JSON decoder (py_ecc raises the recursion limit) and kill the oracle with SIGSEGV."""
+    before = row_counts(network.store)
+    for body in (
+        b"[" * DEEP + b"]" * DEEP,
+        b'{"units": ' + b"[" * DEEP + b"]" * DEEP + b"}",
+        b'{"units": [{"deviceId": ' + b"{" * DEEP,
+    ):
+        response = httpx.post(
+            network.oracle.url + "/v1/readings", content=body, headers=JSON_CONTENT, timeout=30
+        )
+        assert response.status_code == 422, response.text
+        assert "levels deep" in response.json()["detail"]
+        assert response.json()["results"] == []
+    assert row_counts(network.store) == before
+    _still_serving(network, 81)
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"content-type": "text/plain"}, "is not application/json"),
+        ({"content-type": "application/x-www-form-urlencoded"}, "is not application/json"),
+        ({"content-type": "multipart/form-data; boundary=x"}, "is not application/json"),
+        ({"content-type": "application/json; charset=latin-1"}, "must be UTF-8"),
+        ({}, "missing Content-Type"),
+    ],
+)
+def test_a_body_that_is_not_declared_json_is_a_415_and_nothing_is_stored(
+    network: Network, headers: dict[str, str], reason: str
+) -> None:
+    """A browser sends text/plain and form bodies cross-origin without a preflight: a web
+    page could post readings through its visitors. Such bodies are refused unread."""
+    before = row_counts(network.store)
+    unit = network.battery.unit(past_slot(82), [3])
+    body = json.dumps({"units": [unit.to_json()]}).encode()
+    response = httpx.post(
+        network.oracle.url + "/v1/readings", content=body, headers=headers, timeout=30
+    )
+    assert response.status_code == 415, response.text
+    assert reason in response.json()["detail"]
+    assert row_counts(network.store) == before
+    declared = httpx.post(
+        network.oracle.url + "/v1/readings",
+        content=body,
+        headers={"content-type": "Application/JSON; charset=utf-8"},
+        timeout=30,
+    )
+    assert declared.status_code == 200, declared.text
+
+
+def test_duplicate_json_keys_are_a_422_naming_the_key(network: Network) -> None:
+    """`{"energyWh": [1], "energyWh": [9999]}`: the last one used to win, so two readers
+    of the same bytes could disagree about what was sent."""
+    before = row_counts(network.store)
+    unit = network.battery.unit(past_slot(83), [4]).to_json()
+    signed = json.dumps(unit)
+    for body in (
+        signed[:-1] + ', "energyWh": [9999]}',
+        json.dumps({"units": [unit]})[:-1] + ', "units": []}',
+    ):
+        wrapped = body if body.startswith('{"units"') else '{"units": [' + body + "]}"
+        response = httpx.post(
+            network.oracle.url + "/v1/readings",
+            content=wrapped.encode(),
+            headers=JSON_CONTENT,
+            timeout=30,
+        )
+        assert response.status_code == 422, response.text
+        assert "duplicate key" in response.json()["detail"]
+    assert row_counts(network.store) == before
+
+
+# ─── Non-canonical signatures (issue 12, finding 7) ─────────────────────────────────────
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+ECRECOVER = "0x0000000000000000000000000000000000000001"
+P256_VERIFY = "0x0000000000000000000000000000000000000100"
+
+
+def _malleated(signature: bytes, *, high_s: bool, raw_v: bool) -> bytes:
+    r, s = signature[:32], int.from_bytes(signature[32:64], "big")
+    if len(signature) == 64:
+        return r + (P256_N - s).to_bytes(32, "big")
+    v = signature[64]
+    if high_s:
+        s, v = SECP256K1_N - s, 55 - v  # 27 <-> 28
+    return r + s.to_bytes(32, "big") + bytes((v - 27 if raw_v else v,))
+
+
+def _contract_accepts(network: Network, meter: SimulatedMeter, digest: bytes, sig: bytes) -> bool:
+    """DisputeResolver's signature check: OpenZeppelin ECDSA.tryRecover (65 bytes,
+    s <= n/2, then the chain's ecrecover with v in {27, 28}) or OpenZeppelin
+    P256.verifyNative (64 bytes, s <= n/2, then the chain's 0x100 precompile). The range
+    checks are OpenZeppelin's, mirrored; the curve math is the anvil precompiles'."""
+    w3 = network.protocol.client.w3
+    key = meter.signing_key
+    s = int.from_bytes(sig[32:64], "big")
+    if len(sig) == 65:
+        if s > SECP256K1_N // 2:
+            return False
+        data = digest + sig[64].to_bytes(32, "big") + sig[:64]
+        answer = bytes(w3.eth.call({"to": ECRECOVER, "data": "0x" + data.hex()}))
+        return len(answer) == 32 and answer[12:] == key.key_x[12:]
+    if len(sig) == 64 and 0 < s <= P256_N // 2:
+        data = digest + sig + key.key_x + key.key_y
+        answer = bytes(w3.eth.call({"to": P256_VERIFY, "data": "0x" + data.hex()}))
+        return answer == (1).to_bytes(32, "big")
+    return False
+
+
+@pytest.mark.parametrize(
+    ("meter_name", "high_s", "raw_v"),
+    [
+        ("battery", False, True),  # v in {0, 1}
+        ("battery", True, False),  # high s, v flipped
+        ("battery", True, True),  # both
+        ("heat_pump", True, False),  # P-256 high s
+    ],
+)
+def test_a_malleated_signature_is_stored_in_the_form_the_dispute_resolver_accepts(
+    network: Network, meter_name: str, high_s: bool, raw_v: bool
+) -> None:
+    """Someone posts a malleated copy of a valid unit first. What the oracle stores (and
+    serves as dispute evidence) must still pass DisputeResolver's signature check; the
+    honest copy sent later is the same unit (a duplicate)."""
+    meter: SimulatedMeter = getattr(network, meter_name)
+    slot = 90 + (4 if meter_name == "heat_pump" else 2 * int(high_s) + int(raw_v))
+    honest = meter.unit(past_slot(slot), [7, 8])
+    digest = unit_digest(honest, network.domain)
+    assert _contract_accepts(network, meter, digest, honest.signature)
+    hostile = replace(honest, signature=_malleated(honest.signature, high_s=high_s, raw_v=raw_v))
+    assert hostile.signature != honest.signature
+    assert not _contract_accepts(network, meter, digest, hostile.signature)
+
+    first = network.post([hostile])
+    assert first.status_code == 200, first.text
+    stored = httpx.get(f"{network.oracle.url}/v1/units/0x{digest.hex()}", timeout=15).json()
+    stored_signature = bytes.fromhex(stored["signature"].removeprefix("0x"))
+    assert _contract_accepts(network, meter, digest, stored_signature)
+    assert stored_signature == honest.signature
+    second = network.post([honest])
+    assert second.status_code == 200 and second.json()["results"][0]["status"] == "duplicate"
 
 
 # ─── Registry changes reach the oracle ─────────────────────────────────────────────────
@@ -246,6 +415,12 @@ def test_oversized_batches_and_bodies_are_413_with_the_limit(network: Network) -
 def test_key_rotation_and_deactivation_are_followed_from_registry_events(
     network: Network,
 ) -> None:
+    """Registry changes reach the oracle process through the event poll, and a unit is
+    judged by the device as it stood at its intervals (issue 12, finding 2): after a
+    rotation, the old key's units for intervals before it stay valid and the new key's are
+    refused; after a deactivation, units of earlier intervals are still accepted (judged
+    by the current state, this oracle refused them while another that got them earlier
+    kept them: a split view). Later intervals: `test_registry_history.py`."""
     meter = network.new_meter(20_000)
     start = past_slot(50)
     assert network.post([meter.unit(start, [10])]).status_code == 200  # key now cached
@@ -255,19 +430,23 @@ def test_key_rotation_and_deactivation_are_followed_from_registry_events(
     rotation = secp256k1_device_key(
         new_key, protocol.address, protocol.client.chain_id, protocol.registry.address
     )
+    # A later second than the registration: two owner actions in one second share one
+    # registry epoch (the rotation would rewrite the registration's key).
+    increase_time(protocol.client.w3, 1)
     protocol.send(protocol.registry.functions.rotateKey(meter.device_id, rotation.as_tuple()))
+    time.sleep(0.5)  # > poll interval
     old_key, meter.key = meter.key, new_key
-    assert network.post([meter.unit(start + INTERVAL, [11])]).status_code == 200
+    backdated = network.post([meter.unit(start + INTERVAL, [11])])
+    assert backdated.status_code == 422
+    assert "rotated out or in later" in backdated.json()["results"][0]["reason"]
     meter.key = old_key
-    stale = network.post([meter.unit(start + 2 * INTERVAL, [12])])
-    assert stale.status_code == 422
+    assert network.post([meter.unit(start + 2 * INTERVAL, [12])]).status_code == 200
 
+    increase_time(protocol.client.w3, 1)
     protocol.send(protocol.registry.functions.setActive(meter.device_id, False))
     time.sleep(0.5)  # > poll interval
-    meter.key = new_key
     response = network.post([meter.unit(start + 3 * INTERVAL, [13])])
-    assert response.status_code == 422
-    assert "deactivated" in response.json()["results"][0]["reason"]
+    assert response.status_code == 200, response.text
 
 
 # ─── Public reads ──────────────────────────────────────────────────────────────────────

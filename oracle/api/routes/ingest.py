@@ -5,16 +5,18 @@
 - 409 (a conflict or a replay present) / 422 (any other rejection) `{"detail", "results"}`:
   nothing of the batch stored; rejected units carry a reason, the others are `valid`
   (resend without the rejected ones) or `duplicate`.
-- 413 batch or body too large, 422 malformed JSON: `{"detail", "results": []}`.
+- 413 batch or body too large, 415 not `Content-Type: application/json`, 422 malformed
+  JSON (also: nested deeper than `gridflex.safe_json.MAX_JSON_DEPTH`, duplicate keys):
+  `{"detail", "results": []}`.
 - 503 + Retry-After: database locked/down or chain unreachable; nothing stored, resend.
 
-The body is parsed with the stdlib JSON parser straight into MeterUnits: no pydantic
-model per unit on the hot path (48,000 integers a batch). The schema below is for /docs.
+The body is decoded by `gridflex.safe_json` (size and depth bounded before decoding, so no
+input can overflow the decoder's stack; duplicate keys refused) straight into MeterUnits:
+no pydantic model per unit on the hot path (48,000 integers a batch). The schema below is for /docs.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -22,6 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from gridflex import safe_json
 from gridflex.attestation import MAX_INTERVALS_PER_UNIT
 from oracle.api.deps import ServiceDep
 from oracle.ingest import StoreUnavailableError
@@ -79,6 +82,28 @@ class _BodyTooLargeError(Exception):
     pass
 
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def content_type_refusal(request: Request) -> str | None:
+    """Why the body's declared type is not JSON, or None when it is.
+
+    Only `application/json` (optionally `; charset=utf-8`): a form or `text/plain` body is
+    what a browser may send cross-origin without a preflight, so accepting it would let any
+    web page post readings through a visitor's browser."""
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return f"missing Content-Type; send {JSON_MEDIA_TYPE}"
+    media_type, _, parameters = declared.partition(";")
+    if media_type.strip().lower() != JSON_MEDIA_TYPE:
+        return f"Content-Type {declared[:80]!r} is not {JSON_MEDIA_TYPE}"
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            return f"JSON must be UTF-8, not charset {value.strip()[:40]!r}"
+    return None
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -98,6 +123,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     responses={
         409: {"model": IngestRefusal, "description": "conflict or replay; nothing stored"},
         413: {"model": IngestRefusal, "description": "too many units or body too large"},
+        415: {"model": IngestRefusal, "description": "Content-Type is not application/json"},
         422: {"model": IngestRefusal, "description": "malformed or rejected; nothing stored"},
         503: {"model": IngestRefusal, "description": "store or chain unavailable; resend"},
     },
@@ -106,16 +132,20 @@ async def post_readings(request: Request, service: ServiceDep) -> JSONResponse:
     """Verify and store a batch of signed meter units, all or nothing."""
     settings = service.settings
     metrics = service.metrics
+    wrong_type = content_type_refusal(request)
+    if wrong_type is not None:
+        metrics.batches.labels("malformed").inc()
+        return _refusal(415, wrong_type)
     try:
         body = await _read_body(request, settings.max_body_bytes)
     except _BodyTooLargeError:
         metrics.batches.labels("too_large").inc()
         return _refusal(413, f"request body larger than {settings.max_body_bytes} bytes")
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+        payload = safe_json.loads(body, max_bytes=settings.max_body_bytes)
+    except safe_json.UnsafeJsonError as error:
         metrics.batches.labels("malformed").inc()
-        return _refusal(422, f"malformed JSON: {error}")
+        return _refusal(422, error.reason)
     units = payload.get("units") if isinstance(payload, dict) else None
     if not isinstance(units, list):
         metrics.batches.labels("malformed").inc()

@@ -44,7 +44,12 @@ def device_readings(
     Keyset pagination on the primary key: a page costs the same wherever it starts.
     """
     query = (
-        select(Reading.interval_start, Reading.energy_wh, MeterUnitRecord.digest)
+        select(
+            Reading.interval_start,
+            Reading.energy_wh,
+            Reading.interval_seconds,
+            MeterUnitRecord.digest,
+        )
         .join(MeterUnitRecord, MeterUnitRecord.id == Reading.unit_id)  # type: ignore[arg-type]
         .where(Reading.device_id == device_id)
     )
@@ -57,8 +62,13 @@ def device_readings(
     rows = session.exec(query.order_by(Reading.interval_start).limit(limit + 1)).all()  # type: ignore[arg-type]
     page = rows[:limit]
     readings = [
-        ReadingPublic(interval_start=start_s, energy_wh=energy, unit_digest="0x" + digest.hex())
-        for start_s, energy, digest in page
+        ReadingPublic(
+            interval_start=start_s,
+            interval_seconds=seconds,
+            energy_wh=energy,
+            unit_digest="0x" + digest.hex(),
+        )
+        for start_s, energy, seconds, digest in page
     ]
     next_cursor = page[-1][0] if len(rows) > limit else None
     return ReadingPage(device_id=device_id, readings=readings, next_cursor=next_cursor)
