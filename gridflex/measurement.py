@@ -29,7 +29,7 @@ packed with `pack_used_readings`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -42,10 +42,11 @@ from gridflex.baselines import (
     compute_baseline,
     delivered_wh,
     device_cap_wh,
+    recomputable_on_chain,
 )
 from gridflex.chain.protocol import BaselineMethod, Protocol, RequestState, RequestStatus
 from gridflex.errors import GridFlexError, TransactionReverted
-from gridflex.reports import DeviceRecord, Quality
+from gridflex.reports import DeviceRecord, Quality, unpack_used_readings
 from gridflex.reports import pack_used_readings as pack
 
 log = structlog.get_logger(__name__)
@@ -261,19 +262,61 @@ def measure_device(
 ) -> DeviceMeasurement:
     """One device's record and packed used readings (pure: no I/O)."""
     window = facts.window
-    event = list(window.interval_starts)
-    baseline = compute_baseline(
-        BaselineMethod(facts.baseline_method),
-        readings,
-        window,
-        facts.excluded_days.get(device_id, frozenset()),
+    cap = device_cap_wh(
+        bid.awarded_w, bid.device_capacity_w[device_id], bid.capacity_w, window.interval_seconds
     )
-    needed = set(baseline.used_intervals) | set(event)
+    figures, needed = device_figures(
+        BaselineMethod(facts.baseline_method),
+        facts.direction,
+        window,
+        readings,
+        facts.excluded_days.get(device_id, frozenset()),
+        cap,
+        lambda intervals: any((device_id, t) in conflicts for t in intervals),
+    )
     used = pack((t, readings[t]) for t in needed if t in readings)
+    record = DeviceRecord(
+        device_id,
+        bid.bid_index,
+        figures.baseline_wh,
+        figures.metered_wh,
+        figures.delivered_wh,
+        figures.quality,
+    )
+    return DeviceMeasurement(record, used)
+
+
+@dataclass(frozen=True)
+class RecordFigures:
+    """The figures of a device record (`DeviceRecord` without its ids)."""
+
+    baseline_wh: int
+    metered_wh: int
+    delivered_wh: int
+    quality: Quality
+
+    @classmethod
+    def of(cls, record: DeviceRecord) -> RecordFigures:
+        return cls(record.baseline_wh, record.metered_wh, record.delivered_wh, record.quality)
+
+
+def device_figures(
+    method: BaselineMethod,
+    direction: int,
+    window: EventWindow,
+    readings: Mapping[int, int],
+    excluded_days: frozenset[int] | set[int] | tuple[int, ...],
+    cap_wh: int,
+    has_conflict: Callable[[set[int]], bool] = lambda _: False,
+) -> tuple[RecordFigures, set[int]]:
+    """A device's figures and the intervals its measurement needed (the rules of the module
+    docstring); `has_conflict` says whether conflicting signed values exist for any of them."""
+    event = list(window.interval_starts)
+    baseline = compute_baseline(method, readings, window, excluded_days)
+    needed = set(baseline.used_intervals) | set(event)
     metered_series = [readings.get(t, 0) for t in event]
-    baseline_total = sum(baseline.baseline_wh)
     delivered = 0
-    if any((device_id, t) in conflicts for t in needed):
+    if has_conflict(needed):
         quality = Quality.CONFLICT
     elif any(t not in readings for t in event):
         quality = Quality.INSUFFICIENT_DATA
@@ -281,11 +324,35 @@ def measure_device(
         quality = Quality(baseline.quality)
     else:
         quality = Quality(baseline.quality)
-        cap = device_cap_wh(
-            bid.awarded_w, bid.device_capacity_w[device_id], bid.capacity_w, window.interval_seconds
+        delivered = sum(delivered_wh(direction, baseline.baseline_wh, metered_series, cap_wh))
+    figures = RecordFigures(sum(baseline.baseline_wh), sum(metered_series), delivered, quality)
+    return figures, needed
+
+
+def recompute_from_used_readings(
+    method: int, direction: int, window: EventWindow, cap_wh: int, used_readings: bytes
+) -> RecordFigures:
+    """What follows from a report's own used readings of one device, as the chain judges it
+    (`BaselineMath.measureUsedReadings`, `DeliveryDispute.challengeArithmetic`): the device's
+    figures when its only readings are `used_readings`, with no excluded days and no
+    conflicts. An honest record equals it, except that a CONFLICT record delivers zero (the
+    chain cannot see conflicts). ValueError when the chain cannot judge the method/window
+    (`recomputable_on_chain`)."""
+    if not recomputable_on_chain(method, window):
+        raise ValueError("an X-of-Y record cannot be recomputed when 4 h + the window exceed a day")
+    readings = dict(unpack_used_readings(used_readings))
+    figures, _ = device_figures(BaselineMethod(method), direction, window, readings, (), cap_wh)
+    return figures
+
+
+def record_follows(record: DeviceRecord, recomputed: RecordFigures) -> bool:
+    """Whether a record is what the chain recomputes from its used readings: every figure,
+    except that a CONFLICT record must deliver zero instead (the conflict itself is the
+    oracles' claim, not arithmetic; `DeliveryDispute`)."""
+    if record.quality == Quality.CONFLICT:
+        return (record.baseline_wh, record.metered_wh, record.delivered_wh) == (
+            recomputed.baseline_wh,
+            recomputed.metered_wh,
+            0,
         )
-        delivered = sum(delivered_wh(facts.direction, baseline.baseline_wh, metered_series, cap))
-    record = DeviceRecord(
-        device_id, bid.bid_index, baseline_total, sum(metered_series), delivered, quality
-    )
-    return DeviceMeasurement(record, used)
+    return RecordFigures.of(record) == recomputed
