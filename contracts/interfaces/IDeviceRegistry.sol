@@ -38,6 +38,21 @@ interface IDeviceRegistry {
         bytes32 keyY;
     }
 
+    /// @notice The device as it stood from `since` until the next epoch: every owner action
+    ///         (register, update, rotateKey, setActive, transfer) appends one, so a past
+    ///         interval is judged forever by the owner and key that were in force then.
+    /// @dev Four slots (since..active packed in one). Two actions in one second share an epoch.
+    struct DeviceEpoch {
+        uint40 since;
+        address owner;
+        uint32 capacityW;
+        KeyType keyType;
+        bool active;
+        bytes32 zone;
+        bytes32 keyX;
+        bytes32 keyY;
+    }
+
     /// @notice A device key as given at registration or rotation.
     /// @dev secp256k1: `data` is the 20-byte signer address and `proof` a 65-byte r||s||v
     ///      signature. P-256: `data` is the 64-byte public key x||y and `proof` a 64-byte
@@ -77,6 +92,10 @@ interface IDeviceRegistry {
     error DeviceWrongZone(uint256 deviceId, bytes32 zone, bytes32 requestZone);
     /// @notice Thrown when a device changed owner at or after the request it is offered in.
     error DeviceTransferredAfterRequest(uint256 deviceId, uint256 lastTransferAt, uint256 requestCreatedAt);
+    /// @notice Thrown when asking for a device's state at a time before it was registered.
+    error DeviceNotYetRegistered(uint256 deviceId, uint256 timestamp, uint256 registeredAt);
+    /// @notice Thrown when asking for an epoch index the device does not have.
+    error UnknownDeviceEpoch(uint256 deviceId, uint256 index, uint256 epochCount);
     /// @notice Thrown when transferring to the zero address or to the current owner.
     error InvalidNewOwner(address newOwner);
 
@@ -113,6 +132,19 @@ interface IDeviceRegistry {
         external
         view
         returns (uint256 capacityW);
+    /// @notice The device as it stood at `timestamp`: the last epoch with since <= timestamp.
+    function deviceAt(uint256 deviceId, uint256 timestamp) external view returns (DeviceEpoch memory);
+    /// @notice deviceAt plus the end of that epoch: the next epoch's `since`, or
+    ///         type(uint256).max while it is the current one. A reading covering
+    ///         [start, end) was made under a single epoch iff end <= validUntil.
+    function deviceEpochAt(uint256 deviceId, uint256 timestamp)
+        external
+        view
+        returns (DeviceEpoch memory epoch, uint256 validUntil);
+    /// @notice How many epochs the device has (>= 1 once registered, 0 for unknown ids).
+    function epochCount(uint256 deviceId) external view returns (uint256);
+    /// @notice The `index`-th epoch of the device, oldest first.
+    function epochAt(uint256 deviceId, uint256 index) external view returns (DeviceEpoch memory);
     /// @notice EIP-712 digest that the device key signs to prove possession for `owner`.
     function keyProofDigest(address owner) external view returns (bytes32);
 }

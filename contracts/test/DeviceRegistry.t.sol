@@ -763,6 +763,139 @@ contract DeviceRegistryTest is Deployers {
 
     // ─── Fuzz ─────────────────────────────────────────────────────────────────────────────
 
+    // ─── history (deviceAt) ───────────────────────────────────────────────────────────────
+
+    function test_deviceAt_followsEveryOwnerAction() public {
+        uint256 t0 = block.timestamp;
+        uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
+        vm.warp(t0 + 100);
+        vm.prank(alice);
+        registry.update(id, 2_000, OTHER_ZONE);
+        vm.warp(t0 + 200);
+        IDeviceRegistry.DeviceKey memory key2 = secpKey(alice, DEV_KEY_2);
+        vm.prank(alice);
+        registry.rotateKey(id, key2);
+        vm.warp(t0 + 300);
+        vm.prank(alice);
+        registry.setActive(id, false);
+        vm.warp(t0 + 400);
+        vm.prank(alice);
+        registry.transfer(id, bob);
+        assertEq(registry.epochCount(id), 5, "one epoch per action");
+
+        IDeviceRegistry.DeviceEpoch memory e = registry.deviceAt(id, t0);
+        assertEq(uint256(e.since), t0, "registered");
+        assertEq(e.owner, alice, "owner at registration");
+        assertEq(uint256(e.capacityW), 1_000, "capacity at registration");
+        assertEq(e.zone, ZONE, "zone at registration");
+        assertEq(e.keyX, _secpKeyX(DEV_KEY), "first key");
+        assertEq(e.active, true, "active at registration");
+        e = registry.deviceAt(id, t0 + 99);
+        assertEq(uint256(e.since), t0, "still the first epoch one second before the update");
+        e = registry.deviceAt(id, t0 + 100);
+        assertEq(uint256(e.capacityW), 2_000, "updated capacity");
+        assertEq(e.zone, OTHER_ZONE, "updated zone");
+        assertEq(e.keyX, _secpKeyX(DEV_KEY), "key unchanged by update");
+        e = registry.deviceAt(id, t0 + 250);
+        assertEq(e.keyX, _secpKeyX(DEV_KEY_2), "rotated key");
+        assertEq(uint256(e.capacityW), 2_000, "rotation keeps capacity");
+        e = registry.deviceAt(id, t0 + 300);
+        assertEq(e.active, false, "deactivated");
+        e = registry.deviceAt(id, t0 + 400);
+        assertEq(e.owner, bob, "transferred");
+        e = registry.deviceAt(id, type(uint256).max);
+        assertEq(e.owner, bob, "the last epoch lasts forever");
+
+        (IDeviceRegistry.DeviceEpoch memory rotated, uint256 until) = registry.deviceEpochAt(id, t0 + 200);
+        assertEq(rotated.keyX, _secpKeyX(DEV_KEY_2), "epoch of the rotation");
+        assertEq(until, t0 + 300, "ends at the next action");
+        (, until) = registry.deviceEpochAt(id, t0 + 400);
+        assertEq(until, type(uint256).max, "current epoch is open-ended");
+        assertEq(registry.epochAt(id, 1).zone, OTHER_ZONE, "second epoch by index");
+    }
+
+    function test_deviceAt_sameSecondActionsShareOneEpoch() public {
+        uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
+        IDeviceRegistry.DeviceKey memory key2 = secpKey(alice, DEV_KEY_2);
+        vm.startPrank(alice);
+        registry.update(id, 3_000, ZONE);
+        registry.rotateKey(id, key2);
+        vm.stopPrank();
+        assertEq(registry.epochCount(id), 1, "overwritten in the same second");
+        IDeviceRegistry.DeviceEpoch memory e = registry.deviceAt(id, block.timestamp);
+        assertEq(uint256(e.capacityW), 3_000, "last write wins: capacity");
+        assertEq(e.keyX, _secpKeyX(DEV_KEY_2), "last write wins: key");
+
+        vm.warp(block.timestamp + 1);
+        vm.prank(alice);
+        registry.setActive(id, false);
+        assertEq(registry.epochCount(id), 2, "a new second appends");
+    }
+
+    function test_deviceAt_beforeRegistration_reverts() public {
+        vm.warp(1_000_000);
+        uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDeviceRegistry.DeviceNotYetRegistered.selector, id, 999_999, 1_000_000)
+        );
+        registry.deviceAt(id, 999_999);
+    }
+
+    function test_deviceAt_unknownDevice_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.UnknownDevice.selector, 7));
+        registry.deviceAt(7, block.timestamp);
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.UnknownDevice.selector, 7));
+        registry.epochAt(7, 0);
+        assertEq(registry.epochCount(7), 0, "no epochs");
+    }
+
+    function test_epochAt_outOfRange_reverts() public {
+        uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.UnknownDeviceEpoch.selector, id, 1, 1));
+        registry.epochAt(id, 1);
+    }
+
+    function test_deviceAt_currentMatchesDevice() public {
+        uint256 id = registerDevice(alice, DEV_KEY, 4_000, ZONE);
+        vm.warp(block.timestamp + 60);
+        vm.prank(alice);
+        registry.update(id, 5_000, OTHER_ZONE);
+        IDeviceRegistry.Device memory d = registry.device(id);
+        IDeviceRegistry.DeviceEpoch memory e = registry.deviceAt(id, block.timestamp);
+        assertEq(d.owner, e.owner, "owner");
+        assertEq(uint256(d.capacityW), uint256(e.capacityW), "capacity");
+        assertEq(d.zone, e.zone, "zone");
+        assertEq(d.keyX, e.keyX, "key");
+        assertEq(d.active, e.active, "active");
+    }
+
+    /// @dev Binary search against a linear scan over a long history (capacity = epoch index + 1).
+    function testFuzz_deviceAt_matchesLinearScan(uint8 epochs, uint256 query, uint256 gapSeed) public {
+        uint256 n = bound(epochs, 1, 40);
+        uint256 t0 = 1_000_000;
+        vm.warp(t0);
+        uint256 id = registerDevice(alice, DEV_KEY, 1, ZONE);
+        uint256[] memory since = new uint256[](n);
+        since[0] = t0;
+        for (uint256 i = 1; i < n; ++i) {
+            uint256 gap = bound(uint256(keccak256(abi.encode(gapSeed, i))), 1, 10_000);
+            since[i] = since[i - 1] + gap;
+            vm.warp(since[i]);
+            vm.prank(alice);
+            registry.update(id, uint48(i + 1), ZONE);
+        }
+        assertEq(registry.epochCount(id), n, "history length");
+        uint256 t = bound(query, t0, since[n - 1] + 10_000);
+        uint256 expected = 0;
+        for (uint256 i = 0; i < n; ++i) {
+            if (since[i] <= t) expected = i;
+        }
+        (IDeviceRegistry.DeviceEpoch memory e, uint256 until) = registry.deviceEpochAt(id, t);
+        assertEq(uint256(e.capacityW), expected + 1, "epoch found");
+        assertEq(uint256(e.since), since[expected], "since");
+        assertEq(until, expected + 1 < n ? since[expected + 1] : type(uint256).max, "valid until");
+    }
+
     function testFuzz_register_capacityBounds(uint48 capacityW) public {
         IDeviceRegistry.DeviceKey memory key = secpKey(alice, DEV_KEY);
         uint48 max = registry.MAX_CAPACITY_W();
