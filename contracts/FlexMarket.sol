@@ -172,8 +172,15 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         // forge-lint: disable-next-line(unsafe-typecast) -- bidIndex < maxBidsPerRequest <= 256
         r.bidCount = uint16(bidIndex + 1);
         _bidDevices[requestId][msg.sender] = keccak256(abi.encodePacked(deviceIds));
-        _bids[requestId][bidIndex] =
-            Bid({bidder: msg.sender, powerW: powerW, awardedW: 0, pricePerKWh: pricePerKWh, bond: bond});
+        _bids[requestId][bidIndex] = Bid({
+            bidder: msg.sender,
+            powerW: powerW,
+            awardedW: 0,
+            pricePerKWh: pricePerKWh,
+            bond: bond,
+            // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
+            placedAt: uint40(block.timestamp)
+        });
         emit BidPlaced(requestId, bidIndex, msg.sender, powerW, pricePerKWh, bond, deviceIds);
         if (bond > 0) staking.lock(msg.sender, bond);
     }

@@ -75,14 +75,17 @@ interface IFlexMarket {
         uint40 createdAt;
     }
 
-    /// @dev Two slots. Device ids are not stored: `devicesHashOf(requestId, bidder)` commits
-    ///      to them and `BidPlaced` lists them.
+    /// @dev Two slots (20+6+6 and 12+12+5 bytes). Device ids are not stored:
+    ///      `devicesHashOf(requestId, bidder)` commits to them and `BidPlaced` lists them.
     struct Bid {
         address bidder;
         uint48 powerW;
         uint48 awardedW;
         uint96 pricePerKWh;
         uint96 bond;
+        /// @dev block.timestamp of the bid: the time at which its devices' records
+        ///      (`DeviceRegistry.deviceAt`) are read, e.g. their capacities.
+        uint40 placedAt;
     }
 
     struct Report {

@@ -516,6 +516,7 @@ contract FlexMarketTest is MarketTestBase {
         assertEq(b.awardedW, 0, "awarded");
         assertEq(b.pricePerKWh, P10, "price");
         assertEq(b.bond, 600 * FLEX, "bond = 60 kW x 10 FLEX");
+        assertEq(b.placedAt, block.timestamp, "placed at the bid's block time");
         assertEq(lockedOf(alice), 600 * FLEX, "locked");
         assertEq(staking.freeStake(alice), PROVIDER_STAKE - 600 * FLEX, "free stake");
         assertEq(market.devicesHashOf(requestId, alice), keccak256(abi.encodePacked(devices)), "devices hash");

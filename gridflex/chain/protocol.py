@@ -378,7 +378,7 @@ class Protocol:
         count = self.request(request_id).bid_count
         offers = []
         for index in range(count):
-            bidder, power_w, _awarded, price, bond = self.market.functions.bidOf(
+            bidder, power_w, _awarded, price, bond, _placed_at = self.market.functions.bidOf(
                 request_id, index
             ).call()
             offers.append(BidOffer(index, bidder, power_w, price, bond))
