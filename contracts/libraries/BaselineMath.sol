@@ -282,10 +282,11 @@ library BaselineMath {
     ///         strictly ascending interval order: what `gridflex.reports.pack_used_readings`
     ///         writes. Anything else was never written by an honest measurement.
     function wellFormedUsedReadings(bytes calldata used) internal pure returns (bool) {
-        if (used.length % USED_READING_BYTES != 0) return false;
+        uint256 length = used.length;
+        if (length % USED_READING_BYTES != 0) return false;
         uint256 previous;
-        for (uint256 offset; offset < used.length; offset += USED_READING_BYTES) {
-            uint256 t = uint64(bytes8(used[offset:offset + 8]));
+        for (uint256 offset; offset < length; offset = _next(offset)) {
+            (uint256 t,) = _reading(used, offset);
             if (offset > 0 && t <= previous) return false;
             previous = t;
         }
@@ -404,20 +405,35 @@ library BaselineMath {
     ///      (adjustment intervals first, then event intervals); `ok` false for a reading no day
     ///      needs (off the grid, in the hour before the start, after the window, too old).
     function _slot(uint256 t, Layout memory l) private pure returns (bool ok, uint256 back, uint256 slot) {
-        uint256 interval = l.interval;
-        if (t >= l.base + l.span) return (false, 0, 0);
-        if (t < l.base) back = (l.base - t + SECONDS_PER_DAY - 1) / SECONDS_PER_DAY;
-        if (back > LOOKBACK_DAYS) return (false, 0, 0);
-        uint256 offset = t + back * SECONDS_PER_DAY - l.base;
-        if (offset >= l.span || offset % interval != 0) return (false, 0, 0);
-        if (offset < ADJUSTMENT_WINDOW_SECONDS) return (true, back, offset / interval);
-        if (offset < ADJUSTMENT_LEAD_SECONDS) return (false, 0, 0);
-        return (true, back, l.adjustment + (offset - ADJUSTMENT_LEAD_SECONDS) / interval);
+        // Unchecked: t < 2^64 and l.base > 4 h, so nothing below wraps or overflows.
+        unchecked {
+            uint256 base = l.base;
+            if (t >= base + l.span) return (false, 0, 0);
+            if (t < base) back = (base - t + SECONDS_PER_DAY - 1) / SECONDS_PER_DAY;
+            if (back > LOOKBACK_DAYS) return (false, 0, 0);
+            uint256 offset = t + back * SECONDS_PER_DAY - base;
+            uint256 interval = l.interval;
+            if (offset >= l.span || offset % interval != 0) return (false, 0, 0);
+            if (offset < ADJUSTMENT_WINDOW_SECONDS) return (true, back, offset / interval);
+            if (offset < ADJUSTMENT_LEAD_SECONDS) return (false, 0, 0);
+            return (true, back, l.adjustment + (offset - ADJUSTMENT_LEAD_SECONDS) / interval);
+        }
     }
 
+    /// @dev Reading at byte `offset` (a multiple of 16 below `used.length`, which the loops
+    ///      guarantee): uint64 interval start and int64 energy, big-endian.
     function _reading(bytes calldata used, uint256 offset) private pure returns (uint256 t, int256 energyWh) {
-        t = uint64(bytes8(used[offset:offset + 8]));
-        energyWh = int64(uint64(bytes8(used[offset + 8:offset + USED_READING_BYTES])));
+        assembly ("memory-safe") {
+            let word := calldataload(add(used.offset, offset))
+            t := shr(192, word)
+            energyWh := signextend(7, shr(128, word))
+        }
+    }
+
+    function _next(uint256 offset) private pure returns (uint256) {
+        unchecked {
+            return offset + USED_READING_BYTES;
+        }
     }
 
     function _mbmaReadings(bytes calldata used, Measurement memory m, int256[] memory metered)
@@ -427,7 +443,7 @@ library BaselineMath {
     {
         uint256 interval = m.intervalSeconds;
         uint256 first = m.windowStart - interval;
-        for (uint256 offset; offset < used.length; offset += USED_READING_BYTES) {
+        for (uint256 offset; offset + USED_READING_BYTES <= used.length; offset = _next(offset)) {
             (uint256 t, int256 energyWh) = _reading(used, offset);
             if (t == first) {
                 (before, found) = (energyWh, true);
@@ -445,7 +461,7 @@ library BaselineMath {
     {
         scan.counts = new uint256[](LOOKBACK_DAYS + 1);
         scan.actual = new int256[](l.adjustment);
-        for (uint256 offset; offset < used.length; offset += USED_READING_BYTES) {
+        for (uint256 offset; offset + USED_READING_BYTES <= used.length; offset = _next(offset)) {
             (uint256 t, int256 energyWh) = _reading(used, offset);
             (bool ok, uint256 back, uint256 slot) = _slot(t, l);
             if (!ok) continue;
@@ -499,7 +515,7 @@ library BaselineMath {
             dayAdjustment[i] = new int256[](l.adjustment);
             position[poolBack[i]] = i + 1;
         }
-        for (uint256 offset; offset < used.length; offset += USED_READING_BYTES) {
+        for (uint256 offset; offset + USED_READING_BYTES <= used.length; offset = _next(offset)) {
             (uint256 t, int256 energyWh) = _reading(used, offset);
             (bool ok, uint256 back, uint256 slot) = _slot(t, l);
             if (!ok || back == 0 || position[back] == 0) continue;
