@@ -6,10 +6,11 @@ Inputs, and why each is deterministic (two honest parties holding the same readi
 byte-identical records):
 
 - the chain (`RequestFacts`, `read_request_facts`): the request and its bids; each bid's
-  device ids from its `BidPlaced` event; device capacities from `DeviceRegistry.device`
-  read at the block of that event (the capacities the market checked the bid against,
-  whatever changed later); for the X-of-Y methods, each device's earlier event days from
-  past `Awarded` events of requests whose window started earlier;
+  device ids from its `BidPlaced` event; device capacities from the registry's history,
+  `DeviceRegistry.deviceAt(deviceId, bid.placedAt)` (whatever changed later; the same read
+  `DeliveryDispute` makes, so the device caps agree by construction); for the X-of-Y
+  methods, each device's earlier event days from past `Awarded` events of requests whose
+  window started earlier;
 - the device's readings: only those the method can need (`reading_span`); the method
   itself (`gridflex.baselines.compute_baseline`) says which it used. Recomputing from the
   used readings alone gives the same record (days outside them were not eligible or not
@@ -126,14 +127,14 @@ def read_request_facts(protocol: Protocol, request_id: int) -> RequestFacts:
     placed_by_index = {int(e["args"]["bidIndex"]): e for e in placed}
     bids = []
     for bid_index in range(state.bid_count):
-        awarded_w = int(protocol.client.call(market.functions.bidOf(request_id, bid_index))[2])
+        bid = protocol.client.call(market.functions.bidOf(request_id, bid_index))
+        awarded_w, placed_at = int(bid[2]), int(bid[5])
         if awarded_w == 0:
             continue
         event = placed_by_index[bid_index]
         device_ids = [int(d) for d in event["args"]["deviceIds"]]
         capacities = {
-            device_id: _capacity_at(protocol, device_id, int(event["blockNumber"]))
-            for device_id in device_ids
+            device_id: _capacity_at(protocol, device_id, placed_at) for device_id in device_ids
         }
         bids.append(AwardedBid(bid_index, awarded_w, capacities))
     window = EventWindow(state.window_start, state.window_end, state.interval_seconds)
@@ -165,16 +166,12 @@ def read_request(protocol: Protocol, request_id: int) -> RequestState:
         raise
 
 
-def _capacity_at(protocol: Protocol, device_id: int, block: int) -> int:
-    """Capacity when the bid was placed; the latest one if the node pruned that state."""
-    function = protocol.registry.functions.device(device_id)
-    try:
-        return int(protocol.client.call(function, block=block)[1])
-    except (TransactionReverted, ValueError) as error:
-        log.warning(
-            "registry state at bid block unavailable", device_id=device_id, error=str(error)
-        )
-        return int(protocol.client.call(function)[1])
+def _capacity_at(protocol: Protocol, device_id: int, placed_at: int) -> int:
+    """The device's capacity when the bid was placed, from the registry's device history
+    (`deviceAt(deviceId, bid.placedAt)`): exactly what `DeliveryDispute` reads to cap the
+    device, on any node (no archive state needed)."""
+    epoch = protocol.client.call(protocol.registry.functions.deviceAt(device_id, placed_at))
+    return int(epoch[2])
 
 
 def _earlier_event_days(

@@ -242,6 +242,33 @@ class ResolveResult:
     receipt: TxReceipt
 
 
+class ArithmeticFault(IntEnum):
+    """`IDeliveryDispute.Fault`: what an arithmetic fraud proof established."""
+
+    ARITHMETIC = 0
+    UNKNOWN_BID = 1
+    BID_NOT_AWARDED = 2
+    DEVICE_NOT_IN_BID = 3
+    MALFORMED_READINGS = 4
+    BID_TOTAL = 5
+
+
+@dataclass(frozen=True)
+class ArithmeticProofResult:
+    """A report voided by an arithmetic fraud proof, from `ArithmeticProven`. `expected` is
+    (baselineWh, meteredWh, deliveredWh, quality) recomputed on-chain (zeros for faults
+    other than ARITHMETIC)."""
+
+    request_id: int
+    round: int
+    device_id: int
+    fault: ArithmeticFault
+    challenger: str
+    expected: tuple[int, int, int, int]
+    slashed_total: int
+    receipt: TxReceipt
+
+
 def _unit_tuple(unit: MeterUnit) -> tuple[int, int, int, int, bytes, bytes]:
     return (
         unit.device_id,
@@ -265,6 +292,7 @@ class Protocol:
         self.committee = self._bind("OracleCommittee")
         self.market = self._bind("FlexMarket")
         self._dispute: Contract | None = None
+        self._delivery: Contract | None = None
 
     def _bind(self, name: str) -> Contract:
         address = self.deployment.address_of(name)  # KeyError naming what is deployed
@@ -277,6 +305,13 @@ class Protocol:
         if self._dispute is None:
             self._dispute = self._bind("DisputeResolver")
         return self._dispute
+
+    @property
+    def delivery(self) -> Contract:
+        """The DeliveryDispute (arithmetic fraud proofs), bound on first use like `dispute`."""
+        if self._delivery is None:
+            self._delivery = self._bind("DeliveryDispute")
+        return self._delivery
 
     def as_account(self, account: LocalAccount) -> Protocol:
         """The same deployment, signing as `account`."""
@@ -476,6 +511,77 @@ class Protocol:
             challenger=args["challenger"],
             response_deadline=int(args["responseDeadline"]),
             dispute_ends_at=int(args["disputeEndsAt"]),
+            receipt=receipt,
+        )
+
+    def challenge_arithmetic(
+        self,
+        request_id: int,
+        record: tuple[int, int, int, int, int, int],
+        record_proof: list[bytes],
+        used_readings: bytes,
+        readings_proof: list[bytes],
+        bid_device_ids: list[int],
+    ) -> ArithmeticProofResult:
+        """Proves that device `record` (DeviceRecord.values(), committed under the pending
+        report's devicesRoot with `record_proof`) does not follow from the device's
+        `used_readings` (committed under readingsRoot with `readings_proof`); the bid's
+        device ids give the device's cap. Voids the report at once and slashes its signers
+        (this account receives the challenger's share). Reverts (TransactionReverted) e.g.
+        `ArithmeticCorrect`, `NotDisputable`, `ChallengePending`, `RecordProofInvalid`."""
+        receipt = self.send(
+            self.delivery.functions.challengeArithmetic(
+                request_id,
+                tuple(record),
+                list(record_proof),
+                used_readings,
+                list(readings_proof),
+                list(bid_device_ids),
+            )
+        )
+        return self._arithmetic_result(receipt)
+
+    def challenge_bid_total(
+        self,
+        request_id: int,
+        delivered_wh: list[int],
+        bid_index: int,
+        records: list[tuple[tuple[int, int, int, int, int, int], list[bytes]]],
+        bid_device_ids: list[int],
+    ) -> ArithmeticProofResult:
+        """Proves that the report's per-bid figure `delivered_wh[bid_index]` is not the sum
+        of the bid's device records (one (record values, proof) per bid device, in the bid's
+        device order). Voids the report and slashes its signers. Reverts e.g.
+        `BidTotalCorrect`, `RecordsDoNotMatchBid`, `DeliveryHashMismatch`."""
+        receipt = self.send(
+            self.delivery.functions.challengeBidTotal(
+                request_id,
+                list(delivered_wh),
+                bid_index,
+                [(tuple(values), list(proof)) for values, proof in records],
+                list(bid_device_ids),
+            )
+        )
+        return self._arithmetic_result(receipt)
+
+    def _arithmetic_result(self, receipt: TxReceipt) -> ArithmeticProofResult:
+        events = self.delivery.events.ArithmeticProven().process_receipt(receipt, errors=DISCARD)
+        (event,) = events
+        args = event["args"]
+        expected = args["expected"]
+        return ArithmeticProofResult(
+            request_id=int(args["requestId"]),
+            round=int(args["round"]),
+            device_id=int(args["deviceId"]),
+            fault=ArithmeticFault(int(args["fault"])),
+            challenger=args["challenger"],
+            expected=(
+                int(expected["baselineWh"]),
+                int(expected["meteredWh"]),
+                int(expected["deliveredWh"]),
+                int(expected["quality"]),
+            ),
+            slashed_total=int(args["slashedTotal"]),
             receipt=receipt,
         )
 
