@@ -52,8 +52,9 @@ contract DeliveryDispute is IDeliveryDispute, ReentrancyGuard {
         uint256[] calldata bidDeviceIds
     ) external nonReentrant returns (uint256 slashedTotal) {
         IFlexMarket.Request memory r = _disputableRequest(requestId);
-        _proveCommitted(requestId, record, recordProof, usedReadings, readingsProof);
-        (Fault fault, BaselineMath.Figures memory expected) = _judge(requestId, r, record, usedReadings, bidDeviceIds);
+        _proveRecord(requestId, market.reportOf(requestId).devicesRoot, record, recordProof);
+        (Fault fault, BaselineMath.Figures memory expected) =
+            _findFault(requestId, r, record, usedReadings, readingsProof, bidDeviceIds);
         slashedTotal = _void(requestId, r, record.deviceId, fault, expected);
     }
 
@@ -126,19 +127,16 @@ contract DeliveryDispute is IDeliveryDispute, ReentrancyGuard {
         if (pending != 0) revert ChallengePending(requestId, pending);
     }
 
-    /// @dev The record under devicesRoot and the device's used readings under readingsRoot.
-    function _proveCommitted(
+    function _proveReadings(
         uint256 requestId,
-        DeviceRecord calldata record,
-        bytes32[] calldata recordProof,
+        uint256 deviceId,
         bytes calldata usedReadings,
         bytes32[] calldata readingsProof
     ) private view {
-        IFlexMarket.Report memory report = market.reportOf(requestId);
-        _proveRecord(requestId, report.devicesRoot, record, recordProof);
-        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(record.deviceId, keccak256(usedReadings)))));
-        if (!MerkleProof.verifyCalldata(readingsProof, report.readingsRoot, leaf)) {
-            revert ReadingsProofInvalid(requestId, record.deviceId, report.readingsRoot);
+        bytes32 readingsRoot = market.reportOf(requestId).readingsRoot;
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(deviceId, keccak256(usedReadings)))));
+        if (!MerkleProof.verifyCalldata(readingsProof, readingsRoot, leaf)) {
+            revert ReadingsProofInvalid(requestId, deviceId, readingsRoot);
         }
     }
 
@@ -176,26 +174,41 @@ contract DeliveryDispute is IDeliveryDispute, ReentrancyGuard {
         }
     }
 
-    /// @dev The fault of a proven record, or ArithmeticCorrect. Structural faults first (an
-    ///      honest report has records only for devices of awarded bids, under their own bid, and
-    ///      well-formed readings), then the recomputation.
+    /// @dev The fault of a proven record, or ArithmeticCorrect. A record that should not exist
+    ///      is a fault whatever readings it has (or lacks); otherwise its used readings must be
+    ///      the committed ones.
+    function _findFault(
+        uint256 requestId,
+        IFlexMarket.Request memory r,
+        DeviceRecord calldata record,
+        bytes calldata usedReadings,
+        bytes32[] calldata readingsProof,
+        uint256[] calldata bidDeviceIds
+    ) private view returns (Fault, BaselineMath.Figures memory expected) {
+        (bool structural, Fault fault, uint256 capWh) = _deviceCap(requestId, r, record, bidDeviceIds);
+        if (structural) return (fault, expected);
+        _proveReadings(requestId, record.deviceId, usedReadings, readingsProof);
+        return _judge(requestId, r, record, usedReadings, capWh);
+    }
+
+    /// @dev The fault of a proven, structurally sound record (well-formed readings, then the
+    ///      recomputation), or ArithmeticCorrect.
     function _judge(
         uint256 requestId,
         IFlexMarket.Request memory r,
         DeviceRecord calldata record,
         bytes calldata usedReadings,
-        uint256[] calldata bidDeviceIds
-    ) private view returns (Fault, BaselineMath.Figures memory expected) {
-        (bool structural, Fault fault, uint256 capWh) = _deviceCap(requestId, r, record, bidDeviceIds);
-        if (structural) return (fault, expected);
+        uint256 capWh
+    ) private pure returns (Fault, BaselineMath.Figures memory expected) {
         if (!BaselineMath.wellFormedUsedReadings(usedReadings)) return (Fault.MalformedReadings, expected);
         expected = _recompute(requestId, r, usedReadings, capWh);
         if (_follows(record, expected)) revert ArithmeticCorrect(requestId, record.deviceId);
         return (Fault.Arithmetic, expected);
     }
 
-    /// @dev The device's per-interval cap in its bid, or a structural fault of the record: an
-    ///      unknown or unawarded bid, a device not in it.
+    /// @dev The device's per-interval cap in its bid, or a structural fault of the record (an
+    ///      honest report has records only for devices of awarded bids, under their own bid):
+    ///      an unknown or unawarded bid, a device not in it.
     function _deviceCap(
         uint256 requestId,
         IFlexMarket.Request memory r,

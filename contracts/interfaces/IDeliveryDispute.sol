@@ -109,7 +109,8 @@ interface IDeliveryDispute {
     ///         proof per report (the next ones find it voided: NotDisputable).
     /// @param record the device record as committed under the report's devicesRoot
     /// @param recordProof Merkle proof of `record`
-    /// @param usedReadings the device's used readings as committed under readingsRoot
+    /// @param usedReadings the device's used readings as committed under readingsRoot (not
+    ///        read for a record of an unknown or unawarded bid or of a device not in its bid)
     /// @param readingsProof Merkle proof of (record.deviceId, keccak256(usedReadings))
     /// @param bidDeviceIds the device ids of the record's bid, as bid (`BidPlaced`)
     /// @return slashedTotal the oracle bonds slashed

@@ -177,20 +177,31 @@ contract DeliveryDisputeMbmaTest is DeliveryFixtures {
         assertVoidedAndSlashed(slashed, 0);
     }
 
-    function test_attack_recordForADeviceOutsideTheBid_voided() public {
-        // bob's device credited under alice's bid (a record that should not exist).
+    function test_attack_recordForADeviceOutsideTheBid_voided_evenWithoutItsReadings() public {
+        // bob's device credited under alice's bid (a record that should not exist); the report
+        // commits no used readings for it, and none are needed to prove it.
         IDeliveryDispute.DeviceRecord memory foreign = record(bobDevice, 0, B_BASELINE, B_METERED, B_DELIVERED, OK);
-        bytes32 rLeaf = readingsLeaf(bobDevice, usedB);
         (bytes32 root,, bytes32[] memory proofForeign) = pairTree(recordLeaf(honestA()), recordLeaf(foreign));
-        (bytes32 rRoot,, bytes32[] memory rProof) = pairTree(readingsLeaf(deviceA, usedA), rLeaf);
         uint256[] memory delivered = new uint256[](2);
         delivered[0] = uint256(A_DELIVERED + B_DELIVERED);
-        postRoots(requestId, delivered, root, rRoot);
+        postRoots(requestId, delivered, root, readingsRoot);
         expectProven(bobDevice, IDeliveryDispute.Fault.DeviceNotInBid);
         vm.prank(stranger);
         uint256 slashed =
-            delivery.challengeArithmetic(requestId, foreign, proofForeign, usedB, rProof, ids(deviceA, deviceB));
+            delivery.challengeArithmetic(requestId, foreign, proofForeign, "", new bytes32[](0), ids(deviceA, deviceB));
         assertVoidedAndSlashed(slashed, 0);
+    }
+
+    function test_attack_recordUnderABidNotAwarded_voided() public {
+        IDeliveryDispute.DeviceRecord memory ghost = record(bobDevice, 1, B_BASELINE, B_METERED, B_DELIVERED, OK);
+        (bytes32 root,, bytes32[] memory proofGhost) = pairTree(recordLeaf(honestA()), recordLeaf(ghost));
+        uint256[] memory delivered = new uint256[](2);
+        delivered[0] = uint256(A_DELIVERED);
+        delivered[1] = uint256(B_DELIVERED);
+        postRoots(requestId, delivered, root, readingsRoot);
+        expectProven(bobDevice, IDeliveryDispute.Fault.BidNotAwarded);
+        vm.prank(stranger);
+        delivery.challengeArithmetic(requestId, ghost, proofGhost, "", new bytes32[](0), ids(bobDevice));
     }
 
     function test_attack_malformedUsedReadings_voided() public {
