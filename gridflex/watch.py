@@ -1,9 +1,12 @@
 """The report watcher: follows every `ReportSubmitted` event (request and round) while its
 dispute window is open, asks a finder for a fraud proof, and challenges with it; then waits
 for the challenge's response deadline (chain time) and resolves it (voids the report,
-slashes its signers). With a rebuttal finder (an oracle's watcher) it also follows every
-`ChallengeOpened` event and rebuts a challenge with the device-signed unit carrying the
-used value when it holds one (the device equivocated).
+slashes its signers). An arithmetic proof (`DeliveryDispute`: a record that does not follow
+from the report's own used readings, a per-bid figure that is not the sum of its records)
+is one-phase: it voids the report and slashes its signers at once. With a rebuttal finder
+(an oracle's watcher) it also follows every `ChallengeOpened` event and rebuts a challenge
+with the device-signed unit carrying the used value when it holds one (the device
+equivocated).
 
 One loop for the oracle's built-in watcher (`oracle/watcher.py`: evidence from its own
 store) and `gridflex watch` (anyone: evidence from the public oracle APIs via
@@ -25,6 +28,7 @@ import structlog
 
 from gridflex.attestation import MeterUnit
 from gridflex.chain.protocol import (
+    ArithmeticProofResult,
     ChallengeResult,
     ChallengeState,
     ChallengeStatus,
@@ -35,8 +39,10 @@ from gridflex.chain.protocol import (
 )
 from gridflex.errors import TransactionReverted
 from gridflex.verify import (
-    ChallengeMaterial,
+    ArithmeticMaterial,
+    BidTotalMaterial,
     PostedReport,
+    Proof,
     check_report,
     device_keys,
     fetch_published_report,
@@ -48,9 +54,10 @@ log = structlog.get_logger(__name__)
 
 FIRST_BACKOFF_SECONDS = 1.0
 
-Finder = Callable[[PostedReport], ChallengeMaterial | None]
-"""A fraud proof against the posted report, or None when it checks out. Raising means
-"cannot tell yet" (retried)."""
+Finder = Callable[[PostedReport], Proof | None]
+"""A fraud proof against the posted report (a contradicted reading's challenge or a
+one-phase arithmetic proof), or None when it checks out. Raising means "cannot tell yet"
+(retried)."""
 
 RebuttalFinder = Callable[[ChallengeState], tuple[MeterUnit, int] | None]
 """A device-signed unit and the index of the challenged interval in it whose value is the
@@ -95,6 +102,8 @@ class ReportWatcher:
     challenged: list[ChallengeResult] = field(default_factory=list)
     resolved: list[ResolveResult] = field(default_factory=list)
     rebutted: list[RebutResult] = field(default_factory=list)
+    proven: list[ArithmeticProofResult] = field(default_factory=list)
+    """Reports this watcher voided with an arithmetic proof."""
     _pending: dict[tuple[int, int], _Pending] = field(default_factory=dict)
     _done: set[tuple[int, int]] = field(default_factory=set)
     _to_resolve: dict[int, _Retry] = field(default_factory=dict)
@@ -202,6 +211,8 @@ class ReportWatcher:
         if material is None:
             log.info("posted report checks out", request_id=posted.request_id, round=posted.round)
             return True
+        if isinstance(material, ArithmeticMaterial | BidTotalMaterial):
+            return self._prove_arithmetic(posted, material)
         try:
             result = self.protocol.challenge(
                 posted.request_id,
@@ -236,6 +247,49 @@ class ReportWatcher:
             used_wh=result.used_energy_wh,
             signed_wh=result.signed_energy_wh,
             response_deadline=result.response_deadline,
+        )
+        return True
+
+    def _prove_arithmetic(
+        self, posted: PostedReport, material: ArithmeticMaterial | BidTotalMaterial
+    ) -> bool:
+        """Submits a one-phase arithmetic proof; True when the report needs nothing more
+        from us (voided now, or no longer disputable)."""
+        try:
+            if isinstance(material, ArithmeticMaterial):
+                result = self.protocol.challenge_arithmetic(
+                    posted.request_id,
+                    material.record.values(),
+                    list(material.record_proof),
+                    material.used_readings,
+                    list(material.readings_proof),
+                    list(material.bid_device_ids),
+                )
+            else:
+                result = self.protocol.challenge_bid_total(
+                    posted.request_id,
+                    list(material.delivered_wh),
+                    material.bid_index,
+                    [(record.values(), list(proof)) for record, proof in material.records],
+                    list(material.bid_device_ids),
+                )
+        except TransactionReverted as error:
+            if error.error_name == "NotDisputable":
+                log.info("report no longer disputable", request_id=posted.request_id)
+                return True
+            if error.error_name in ("ArithmeticCorrect", "BidTotalCorrect", "RecordNotJudgeable"):
+                # Our recomputation and the chain's disagree: a bug to report, not to retry.
+                log.error("the chain does not confirm our arithmetic proof", error=str(error))
+                return True
+            raise  # e.g. ChallengePending: retried once it is settled
+        self.proven.append(result)
+        log.warning(
+            "report voided by an arithmetic proof, signers slashed",
+            request_id=result.request_id,
+            round=result.round,
+            device_id=result.device_id,
+            fault=result.fault.name,
+            slashed=result.slashed_total,
         )
         return True
 
@@ -344,11 +398,12 @@ class ReportWatcher:
 
 def public_finder(protocol: Protocol, oracle_urls: Sequence[str], http: httpx.Client) -> Finder:
     """Evidence from the public oracle APIs: `gridflex.verify` over every oracle that
-    answers; the first contradicted reading with a valid proof is the challenge."""
+    answers; an arithmetic proof first (one-phase), else the first contradicted reading
+    with a valid proof."""
     from gridflex.attestation import meter_domain_separator
     from gridflex.verify import VerifyInputError
 
-    def find(posted: PostedReport) -> ChallengeMaterial | None:
+    def find(posted: PostedReport) -> Proof | None:
         facts = read_facts(protocol, posted.request_id, posted.round)
         published = []
         for url in oracle_urls:
@@ -361,7 +416,7 @@ def public_finder(protocol: Protocol, oracle_urls: Sequence[str], http: httpx.Cl
         device_ids = sorted({d for bid in facts.bids for d in bid.device_capacity_w})
         domain = meter_domain_separator(protocol.client.chain_id, protocol.registry.address)
         verdict = check_report(facts, posted, published, device_keys(protocol, device_ids), domain)
-        return verdict.challenges[0] if verdict.challenges else None
+        return verdict.best_proof
 
     return find
 
