@@ -20,17 +20,39 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
     uint256 private constant SECP256K1_PROOF_LENGTH = 65;
     uint256 private constant P256_KEY_LENGTH = 64;
     uint256 private constant P256_PROOF_LENGTH = 64;
+    /// @dev `Current.flags`: the device accepts bids.
+    uint8 private constant ACTIVE = 1;
+    /// @dev `Current.flags`: the device changed owner at least once (when: `_meta`).
+    uint8 private constant TRANSFERRED = 2;
 
-    /// @dev What does not change with epochs, plus the epoch count.
-    struct DeviceMeta {
+    /// @dev The current epoch: slot 0 packs everything a bid checks but the zone, so a bid
+    ///      reads two slots per device and a registration writes no more than the state itself.
+    struct Current {
+        address owner;
+        uint32 capacityW;
         DeviceKind kind;
-        uint32 epochCount;
+        KeyType keyType;
+        /// @dev ACTIVE and TRANSFERRED bits: one byte, so that `since` fits this slot too.
+        uint8 flags;
+        /// @dev When this epoch began (registration or the last owner action).
+        uint40 since;
+        bytes32 zone;
+        bytes32 keyX;
+        bytes32 keyY;
+    }
+
+    /// @dev Written at the first owner action after registration, not by `register`.
+    struct DeviceMeta {
+        /// @dev How many epochs ended (stored in `_past`, oldest first).
+        uint32 pastCount;
+        /// @dev When the device last changed owner (0: never).
         uint40 lastTransferAt;
     }
 
+    mapping(uint256 deviceId => Current) private _devices;
     mapping(uint256 deviceId => DeviceMeta) private _meta;
-    /// @dev Append-only history; the last epoch is the device's current state.
-    mapping(uint256 deviceId => mapping(uint256 index => DeviceEpoch)) private _epochs;
+    /// @dev Append-only: epochs that ended, judged forever by the state they held.
+    mapping(uint256 deviceId => mapping(uint256 index => DeviceEpoch)) private _past;
     uint256 private _deviceCount;
 
     constructor() EIP712("GridFlex DeviceRegistry", "1") {}
@@ -47,78 +69,81 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         (KeyType keyType, bytes32 keyX, bytes32 keyY) = _verifiedKey(msg.sender, key);
 
         deviceId = ++_deviceCount;
-        _meta[deviceId].kind = DeviceKind(kind);
-        DeviceEpoch memory e = DeviceEpoch({
-            since: 0,
-            owner: msg.sender,
-            // forge-lint: disable-next-line(unsafe-typecast) -- checked <= MAX_CAPACITY_W above
-            capacityW: uint32(capacityW),
-            keyType: keyType,
-            active: true,
-            zone: zone,
-            keyX: keyX,
-            keyY: keyY
-        });
-        _record(deviceId, e);
+        Current storage d = _devices[deviceId];
+        d.owner = msg.sender;
+        // forge-lint: disable-next-line(unsafe-typecast) -- checked <= MAX_CAPACITY_W above
+        d.capacityW = uint32(capacityW);
+        d.kind = DeviceKind(kind);
+        d.keyType = keyType;
+        d.flags = ACTIVE;
+        // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
+        d.since = uint40(block.timestamp);
+        d.zone = zone;
+        d.keyX = keyX;
+        if (keyY != bytes32(0)) d.keyY = keyY;
         emit DeviceRegistered(deviceId, msg.sender, zone, DeviceKind(kind), capacityW, keyType, keyX, keyY);
     }
 
     /// @notice Changes capacity and zone (e.g. after a hardware upgrade or a grid re-connection).
     function update(uint256 deviceId, uint48 capacityW, bytes32 zone) external {
-        DeviceEpoch memory e = _ownedCurrent(deviceId);
+        Current storage d = _ownedDevice(deviceId);
         _checkCapacityAndZone(capacityW, zone);
+        _newEpoch(deviceId, d);
         // forge-lint: disable-next-line(unsafe-typecast) -- checked <= MAX_CAPACITY_W above
-        e.capacityW = uint32(capacityW);
-        e.zone = zone;
-        _record(deviceId, e);
+        d.capacityW = uint32(capacityW);
+        d.zone = zone;
         emit DeviceUpdated(deviceId, zone, capacityW);
     }
 
     /// @notice Replaces the signing key, with a fresh proof of possession. Readings of
-    ///         intervals before now stay judged by the old key.
+    ///         intervals before now stay judged by the old key (`deviceAt`).
     function rotateKey(uint256 deviceId, DeviceKey calldata key) external {
-        DeviceEpoch memory e = _ownedCurrent(deviceId);
-        (e.keyType, e.keyX, e.keyY) = _verifiedKey(msg.sender, key);
-        _record(deviceId, e);
-        emit DeviceKeyRotated(deviceId, e.keyType, e.keyX, e.keyY);
+        Current storage d = _ownedDevice(deviceId);
+        (KeyType keyType, bytes32 keyX, bytes32 keyY) = _verifiedKey(msg.sender, key);
+        _newEpoch(deviceId, d);
+        d.keyType = keyType;
+        d.keyX = keyX;
+        d.keyY = keyY;
+        emit DeviceKeyRotated(deviceId, keyType, keyX, keyY);
     }
 
     /// @notice Deactivates (no new bids) or reactivates a device.
     function setActive(uint256 deviceId, bool active) external {
-        DeviceEpoch memory e = _ownedCurrent(deviceId);
-        if (e.active == active) revert DeviceActiveStateUnchanged(deviceId, active);
-        e.active = active;
-        _record(deviceId, e);
+        Current storage d = _ownedDevice(deviceId);
+        uint8 flags = d.flags;
+        if (((flags & ACTIVE) != 0) == active) revert DeviceActiveStateUnchanged(deviceId, active);
+        _newEpoch(deviceId, d);
+        d.flags = active ? flags | ACTIVE : flags & ~ACTIVE;
         emit DeviceActiveChanged(deviceId, active);
     }
 
     /// @notice Hands the device to a new owner (a house sale, an aggregator change).
     function transfer(uint256 deviceId, address newOwner) external {
-        DeviceEpoch memory e = _ownedCurrent(deviceId);
-        if (newOwner == address(0) || newOwner == e.owner) revert InvalidNewOwner(newOwner);
-        e.owner = newOwner;
+        Current storage d = _ownedDevice(deviceId);
+        if (newOwner == address(0) || newOwner == d.owner) revert InvalidNewOwner(newOwner);
+        _newEpoch(deviceId, d);
+        d.owner = newOwner;
+        d.flags |= TRANSFERRED;
         // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
         _meta[deviceId].lastTransferAt = uint40(block.timestamp);
-        _record(deviceId, e);
         emit DeviceTransferred(deviceId, msg.sender, newOwner);
     }
 
     // ─── Views ────────────────────────────────────────────────────────────────────────────
 
-    function device(uint256 deviceId) external view returns (Device memory d) {
-        DeviceMeta memory m = _meta[deviceId];
-        if (m.epochCount == 0) revert UnknownDevice(deviceId);
-        DeviceEpoch memory e = _epochs[deviceId][m.epochCount - 1];
-        d = Device({
-            owner: e.owner,
-            capacityW: e.capacityW,
-            kind: m.kind,
-            keyType: e.keyType,
-            active: e.active,
-            lastTransferAt: m.lastTransferAt,
-            zone: e.zone,
-            keyX: e.keyX,
-            keyY: e.keyY
+    function device(uint256 deviceId) external view returns (Device memory) {
+        Current memory d = _devices[deviceId];
+        if (d.owner == address(0)) revert UnknownDevice(deviceId);
+        return Device({
+            owner: d.owner,
+            capacityW: d.capacityW,
+            kind: d.kind,
+            keyType: d.keyType,
+            active: d.flags & ACTIVE != 0,
+            lastTransferAt: _meta[deviceId].lastTransferAt,
+            zone: d.zone,
+            keyX: d.keyX,
+            keyY: d.keyY
         });
     }
 
@@ -139,14 +164,17 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
     }
 
     function epochCount(uint256 deviceId) external view returns (uint256) {
-        return _meta[deviceId].epochCount;
+        if (_devices[deviceId].owner == address(0)) return 0;
+        return uint256(_meta[deviceId].pastCount) + 1;
     }
 
     function epochAt(uint256 deviceId, uint256 index) external view returns (DeviceEpoch memory) {
-        uint256 count = _meta[deviceId].epochCount;
-        if (count == 0) revert UnknownDevice(deviceId);
-        if (index >= count) revert UnknownDeviceEpoch(deviceId, index, count);
-        return _epochs[deviceId][index];
+        Current storage d = _devices[deviceId];
+        if (d.owner == address(0)) revert UnknownDevice(deviceId);
+        uint256 pastCount = _meta[deviceId].pastCount;
+        if (index < pastCount) return _past[deviceId][index];
+        if (index > pastCount) revert UnknownDeviceEpoch(deviceId, index, pastCount + 1);
+        return _epochOf(d);
     }
 
     function checkBidDevices(address owner, bytes32 zone, uint256 requestCreatedAt, uint256[] calldata deviceIds)
@@ -159,18 +187,23 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
             uint256 deviceId = deviceIds[i];
             if (deviceId <= previous) revert DevicesNotAscending(i, deviceId);
             previous = deviceId;
-            DeviceMeta storage m = _meta[deviceId];
-            uint256 count = m.epochCount;
-            if (count == 0) revert UnknownDevice(deviceId);
-            DeviceEpoch storage e = _epochs[deviceId][count - 1];
-            if (e.owner != owner) revert DeviceNotOwned(deviceId, owner);
-            if (!e.active) revert DeviceInactive(deviceId);
-            if (e.zone != zone) revert DeviceWrongZone(deviceId, e.zone, zone);
-            uint256 lastTransferAt = m.lastTransferAt;
-            if (lastTransferAt != 0 && lastTransferAt >= requestCreatedAt) {
-                revert DeviceTransferredAfterRequest(deviceId, lastTransferAt, requestCreatedAt);
+            Current storage d = _devices[deviceId];
+            if (d.owner != owner) {
+                if (d.owner == address(0)) revert UnknownDevice(deviceId);
+                revert DeviceNotOwned(deviceId, owner);
             }
-            capacityW += e.capacityW;
+            uint8 flags = d.flags;
+            if (flags & ACTIVE == 0) revert DeviceInactive(deviceId);
+            if (d.zone != zone) revert DeviceWrongZone(deviceId, d.zone, zone);
+            // A transfer starts an epoch, so lastTransferAt <= since: only a transferred device
+            // changed at or after the request's creation needs the third read.
+            if (flags & TRANSFERRED != 0 && d.since >= requestCreatedAt) {
+                uint256 lastTransferAt = _meta[deviceId].lastTransferAt;
+                if (lastTransferAt != 0 && lastTransferAt >= requestCreatedAt) {
+                    revert DeviceTransferredAfterRequest(deviceId, lastTransferAt, requestCreatedAt);
+                }
+            }
+            capacityW += d.capacityW;
         }
     }
 
@@ -180,51 +213,64 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
 
     // ─── Internals ────────────────────────────────────────────────────────────────────────
 
-    /// @dev The current epoch of a device the caller owns, as a copy to modify and record.
-    function _ownedCurrent(uint256 deviceId) private view returns (DeviceEpoch memory e) {
-        uint256 count = _meta[deviceId].epochCount;
-        if (count == 0) revert UnknownDevice(deviceId);
-        e = _epochs[deviceId][count - 1];
-        if (e.owner != msg.sender) revert NotDeviceOwner(deviceId, msg.sender, e.owner);
+    function _ownedDevice(uint256 deviceId) private view returns (Current storage d) {
+        d = _devices[deviceId];
+        if (d.owner == address(0)) revert UnknownDevice(deviceId);
+        if (d.owner != msg.sender) revert NotDeviceOwner(deviceId, msg.sender, d.owner);
     }
 
-    /// @dev Appends `e` as the epoch starting now, or overwrites the last epoch if it also
-    ///      started now (no interval can have been read under a state that lasted 0 s).
-    function _record(uint256 deviceId, DeviceEpoch memory e) private {
+    /// @dev Called before an owner action changes `d`: archives the current epoch and starts
+    ///      one now; an epoch that also began now is changed in place instead (no interval
+    ///      can have been read under a state that lasted 0 s).
+    function _newEpoch(uint256 deviceId, Current storage d) private {
+        if (d.since == block.timestamp) return;
         DeviceMeta storage m = _meta[deviceId];
-        uint256 count = m.epochCount;
+        uint256 pastCount = m.pastCount;
+        _past[deviceId][pastCount] = _epochOf(d);
+        // forge-lint: disable-next-line(unsafe-typecast) -- one epoch per second at most
+        m.pastCount = uint32(pastCount + 1);
         // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
-        e.since = uint40(block.timestamp);
-        if (count != 0 && _epochs[deviceId][count - 1].since == block.timestamp) {
-            _epochs[deviceId][count - 1] = e;
-        } else {
-            _epochs[deviceId][count] = e;
-            // forge-lint: disable-next-line(unsafe-typecast) -- one epoch per second at most
-            m.epochCount = uint32(count + 1);
-        }
+        d.since = uint40(block.timestamp);
     }
 
-    /// @dev Binary search for the last epoch with since <= timestamp (O(log n) reads).
+    function _epochOf(Current storage d) private view returns (DeviceEpoch memory) {
+        return DeviceEpoch({
+            since: d.since,
+            owner: d.owner,
+            capacityW: d.capacityW,
+            keyType: d.keyType,
+            active: d.flags & ACTIVE != 0,
+            zone: d.zone,
+            keyX: d.keyX,
+            keyY: d.keyY
+        });
+    }
+
+    /// @dev The epoch in force at `timestamp` and when it ended; a binary search over the
+    ///      ended epochs (O(log n) reads) unless it is the current one.
     function _epochAt(uint256 deviceId, uint256 timestamp)
         private
         view
         returns (DeviceEpoch memory epoch, uint256 validUntil)
     {
-        uint256 count = _meta[deviceId].epochCount;
-        if (count == 0) revert UnknownDevice(deviceId);
-        mapping(uint256 => DeviceEpoch) storage history = _epochs[deviceId];
-        uint256 registeredAt = history[0].since;
+        Current storage d = _devices[deviceId];
+        if (d.owner == address(0)) revert UnknownDevice(deviceId);
+        uint256 currentSince = d.since;
+        if (timestamp >= currentSince) return (_epochOf(d), type(uint256).max);
+        uint256 pastCount = _meta[deviceId].pastCount;
+        mapping(uint256 => DeviceEpoch) storage past = _past[deviceId];
+        uint256 registeredAt = pastCount == 0 ? currentSince : past[0].since;
         if (timestamp < registeredAt) revert DeviceNotYetRegistered(deviceId, timestamp, registeredAt);
-        // invariant: history[lo].since <= timestamp, and every index >= hi has since > timestamp
+        // invariant: past[lo].since <= timestamp, and every index >= hi has since > timestamp
         uint256 lo = 0;
-        uint256 hi = count;
+        uint256 hi = pastCount;
         while (hi - lo > 1) {
             uint256 mid = (lo + hi) / 2;
-            if (history[mid].since <= timestamp) lo = mid;
+            if (past[mid].since <= timestamp) lo = mid;
             else hi = mid;
         }
-        epoch = history[lo];
-        validUntil = hi < count ? history[hi].since : type(uint256).max;
+        epoch = past[lo];
+        validUntil = hi < pastCount ? past[hi].since : currentSince;
     }
 
     function _checkCapacityAndZone(uint48 capacityW, bytes32 zone) private pure {

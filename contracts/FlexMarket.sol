@@ -18,8 +18,11 @@ import {SettlementMath} from "./libraries/SettlementMath.sol";
 ///         bid with bonded stake; clearing awards in merit order; the oracle committee reports
 ///         delivery; after the dispute window, settlement pays providers, slashes
 ///         non-delivery, takes the protocol fee and refunds the rest (pull payments).
-/// @dev Gas is bounded per request: at most `maxBidsPerRequest` bids (<= MAX_BIDS_CAP).
+/// @dev Gas is bounded per request: at most `maxBidsPerRequest` bids (<= MAX_BIDS_CAP); a
+///      full request still takes a cheaper bid, which displaces the worst one.
 ///      Clearing takes the merit order computed off-chain and checks it in O(bids).
+///      A device backs at most one live bid among requests with overlapping windows, so
+///      every report stays a function of its own request and no delivery is paid twice.
 ///      Reports store three hashes whatever the number of devices behind them.
 contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     using SafeERC20 for IERC20;
@@ -32,6 +35,9 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     uint8 public constant BASELINE_METHOD_COUNT = 3;
     uint256 public constant MAX_DEVICES_PER_BID = 64;
     uint16 public constant MAX_BIDS_CAP = 256;
+    /// @notice Live commitments (bids that may still have to deliver) a device may hold in
+    ///         requests whose windows have not ended; bounds the checks a bid pays per device.
+    uint256 public constant MAX_LIVE_COMMITMENTS_PER_DEVICE = 8;
     uint256 public constant MAX_WINDOW_INTERVALS = 96;
     uint16 public constant MAX_FEE_BPS = 1000;
     /// @notice 1,000,000 FLEX per kW. A bond above uint96 (about 79 MW at this rate) reverts
@@ -64,6 +70,9 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     /// @dev Non-zero once `bidder` bid on the request: one bid per bidder per request.
     mapping(uint256 requestId => mapping(address bidder => bytes32 devicesHash)) private _bidDevices;
     mapping(uint256 requestId => Report) private _reports;
+    /// @dev Filled from index 0; the first entry with requestId 0 ends the list. Dead
+    ///      entries are pruned lazily by the device's next bid.
+    mapping(uint256 deviceId => DeviceCommitment[MAX_LIVE_COMMITMENTS_PER_DEVICE]) private _commitments;
     mapping(address token => mapping(address account => uint256)) private _claimable;
     uint256 private _requestCount;
 
@@ -148,8 +157,11 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     // ─── Providers ────────────────────────────────────────────────────────────────────────
 
     /// @notice Offers `powerW` from the caller's devices at `pricePerKWh`; locks the bond.
+    ///         When the request is full, a bid priced strictly below the worst bid (highest
+    ///         price, latest among equals) takes its slot and releases its bond.
     /// @param deviceIds strictly ascending ids of devices the caller owns in the request's zone
-    /// @dev One bid per bidder per request, so no device can be offered twice in a request.
+    /// @dev One bid per bidder per request, so no device can be offered twice in a request;
+    ///      no device can back two live bids in requests with overlapping windows.
     function bid(uint256 requestId, uint48 powerW, uint96 pricePerKWh, uint256[] calldata deviceIds)
         external
         returns (uint256 bidIndex)
@@ -157,8 +169,8 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         Request storage r = _openRequest(requestId);
         if (block.timestamp >= r.gateClosure) revert GateClosed(requestId, r.gateClosure);
         if (_bidDevices[requestId][msg.sender] != bytes32(0)) revert AlreadyBid(requestId, msg.sender);
-        bidIndex = r.bidCount;
-        if (bidIndex >= maxBidsPerRequest) revert TooManyBids(requestId, maxBidsPerRequest);
+        Bid memory displaced;
+        (bidIndex, displaced) = _bidSlot(requestId, r, pricePerKWh);
         if (powerW < minBidW) revert PowerBelowMinimum(powerW, minBidW);
         if (pricePerKWh == 0 || pricePerKWh > r.priceCapPerKWh) revert InvalidBidPrice(pricePerKWh, r.priceCapPerKWh);
         uint256 deviceCount = deviceIds.length;
@@ -169,8 +181,16 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         if (powerW > capacityW) revert BidExceedsCapacity(powerW, capacityW);
 
         uint96 bond = SafeCast.toUint96(SettlementMath.bondFor(powerW, bondPerKW));
-        // forge-lint: disable-next-line(unsafe-typecast) -- bidIndex < maxBidsPerRequest <= 256
-        r.bidCount = uint16(bidIndex + 1);
+        uint24 sequence = r.bidsPlaced;
+        r.bidsPlaced = SafeCast.toUint24(uint256(sequence) + 1);
+        _commitDevices(deviceIds, r, requestId, bidIndex, sequence);
+        if (displaced.bidder == address(0)) {
+            // forge-lint: disable-next-line(unsafe-typecast) -- bidIndex < maxBidsPerRequest <= 256
+            r.bidCount = uint16(bidIndex + 1);
+        } else {
+            delete _bidDevices[requestId][displaced.bidder];
+            emit BidDisplaced(requestId, bidIndex, displaced.bidder, msg.sender);
+        }
         _bidDevices[requestId][msg.sender] = keccak256(abi.encodePacked(deviceIds));
         _bids[requestId][bidIndex] = Bid({
             bidder: msg.sender,
@@ -179,9 +199,11 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
             pricePerKWh: pricePerKWh,
             bond: bond,
             // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
-            placedAt: uint40(block.timestamp)
+            placedAt: uint40(block.timestamp),
+            sequence: sequence
         });
         emit BidPlaced(requestId, bidIndex, msg.sender, powerW, pricePerKWh, bond, deviceIds);
+        if (displaced.bond > 0) staking.unlock(displaced.bidder, displaced.bond);
         if (bond > 0) staking.lock(msg.sender, bond);
     }
 
@@ -189,7 +211,7 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
 
     /// @notice Awards bids in merit order until the requested power is met; anyone may call
     ///         it between gate closure and window start.
-    /// @param meritOrder every bid index once, sorted by price then bid index (bid time)
+    /// @param meritOrder every bid index once, sorted by price then `Bid.sequence` (bid time)
     function clear(uint256 requestId, uint16[] calldata meritOrder) external {
         Request storage r = _openRequest(requestId);
         if (block.timestamp < r.gateClosure) revert GateNotClosed(requestId, r.gateClosure);
@@ -201,17 +223,17 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         uint256 remainingW = r.powerW;
         uint256 accepted = 0;
         uint96 marginalPrice = 0;
-        uint96 previousPrice = 0;
+        uint256 previousKey = 0;
         for (uint256 position; position < bidCount; ++position) {
             uint256 index = meritOrder[position];
             if (index >= bidCount) revert InvalidMeritOrder(position);
             Bid storage b = bids[index];
             uint96 price = b.pricePerKWh;
-            // Strictly ascending (price, index) pairs over bidCount entries is a permutation.
-            if (
-                position > 0 && (price < previousPrice || (price == previousPrice && index <= meritOrder[position - 1]))
-            ) revert InvalidMeritOrder(position);
-            previousPrice = price;
+            // Strictly ascending (price, sequence) keys over bidCount entries is a permutation:
+            // sequences are unique in a request, so a repeated index repeats its key.
+            uint256 key = _meritKey(price, b.sequence);
+            if (position > 0 && key <= previousKey) revert InvalidMeritOrder(position);
+            previousKey = key;
             if (remainingW == 0) {
                 if (b.bond > 0) staking.unlock(b.bidder, b.bond);
             } else {
@@ -458,6 +480,19 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         return _reports[requestId];
     }
 
+    function overlappingCommitment(uint256 deviceId, uint256 windowStart, uint256 windowEnd)
+        external
+        view
+        returns (uint256 requestId)
+    {
+        DeviceCommitment[MAX_LIVE_COMMITMENTS_PER_DEVICE] storage list = _commitments[deviceId];
+        for (uint256 i; i < MAX_LIVE_COMMITMENTS_PER_DEVICE && list[i].requestId != 0; ++i) {
+            DeviceCommitment memory c = list[i];
+            if (c.windowStart < windowEnd && windowStart < c.windowEnd && _isLive(c)) return c.requestId;
+        }
+        return 0;
+    }
+
     function claimable(address token, address account) external view returns (uint256) {
         return _claimable[token][account];
     }
@@ -521,6 +556,94 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
             if (released > 0) staking.unlock(b.bidder, released);
         }
         emit Awarded(requestId, index, b.bidder, awardW, b.pricePerKWh);
+    }
+
+    /// @dev The slot a new bid at `price` takes: the next free one, or in a full request the
+    ///      worst bid's, which it displaces (returned, empty otherwise) if strictly cheaper.
+    ///      Scans at most MAX_BIDS_CAP slots (one storage slot each), paid by the displacing
+    ///      bid only: nothing is kept sorted at the expense of every other bid.
+    function _bidSlot(uint256 requestId, Request storage r, uint96 price)
+        private
+        view
+        returns (uint256 bidIndex, Bid memory displaced)
+    {
+        uint256 bidCount = r.bidCount;
+        uint256 maxBids = maxBidsPerRequest;
+        if (bidCount < maxBids) return (bidCount, displaced);
+        mapping(uint256 => Bid) storage bids = _bids[requestId];
+        uint256 worstKey = 0;
+        for (uint256 i; i < bidCount; ++i) {
+            Bid storage b = bids[i];
+            uint256 key = _meritKey(b.pricePerKWh, b.sequence);
+            if (key > worstKey) (worstKey, bidIndex) = (key, i);
+        }
+        displaced = bids[bidIndex];
+        if (price >= displaced.pricePerKWh) revert TooManyBids(requestId, maxBids);
+    }
+
+    /// @dev Merit order key: price first, then placement (a later bid ranks after).
+    function _meritKey(uint96 price, uint24 sequence) private pure returns (uint256) {
+        return (uint256(price) << 24) | sequence;
+    }
+
+    /// @dev Records the new bid as a live commitment of each of its devices; reverts when a
+    ///      device has a live commitment whose window overlaps the request's.
+    function _commitDevices(
+        uint256[] calldata deviceIds,
+        Request storage r,
+        uint256 requestId,
+        uint256 bidIndex,
+        uint24 sequence
+    ) private {
+        DeviceCommitment memory entry = DeviceCommitment({
+            requestId: SafeCast.toUint64(requestId),
+            // forge-lint: disable-next-line(unsafe-typecast) -- bidIndex < MAX_BIDS_CAP
+            bidIndex: uint16(bidIndex),
+            sequence: sequence,
+            windowStart: r.windowStart,
+            windowEnd: r.windowEnd
+        });
+        for (uint256 i; i < deviceIds.length; ++i) {
+            _commitDevice(deviceIds[i], entry);
+        }
+    }
+
+    /// @dev Compacts the device's list while checking it. An entry whose window has ended is
+    ///      dropped unread (a bid is always for a window that starts after now); one that
+    ///      overlaps is live or dropped; the others are only checked when the list is full.
+    function _commitDevice(uint256 deviceId, DeviceCommitment memory entry) private {
+        DeviceCommitment[MAX_LIVE_COMMITMENTS_PER_DEVICE] storage list = _commitments[deviceId];
+        uint256 count = 0;
+        while (count < MAX_LIVE_COMMITMENTS_PER_DEVICE && list[count].requestId != 0) ++count;
+        bool full = count == MAX_LIVE_COMMITMENTS_PER_DEVICE;
+        uint256 kept = 0;
+        for (uint256 i; i < count; ++i) {
+            DeviceCommitment memory c = list[i];
+            if (c.windowEnd <= block.timestamp) continue;
+            bool overlaps = c.windowStart < entry.windowEnd && entry.windowStart < c.windowEnd;
+            if ((overlaps || full) && !_isLive(c)) continue;
+            if (overlaps) revert DeviceOvercommitted(deviceId, c.requestId);
+            if (kept != i) list[kept] = c;
+            ++kept;
+        }
+        if (kept == MAX_LIVE_COMMITMENTS_PER_DEVICE) {
+            revert DeviceCommitmentsFull(deviceId, MAX_LIVE_COMMITMENTS_PER_DEVICE);
+        }
+        list[kept] = entry;
+        for (uint256 i = kept + 1; i < count; ++i) {
+            delete list[i];
+        }
+    }
+
+    /// @dev Live: the bid still holds its slot and may still have to deliver (its request is
+    ///      open and clearable, or it was awarded and the request is not yet settled).
+    function _isLive(DeviceCommitment memory c) private view returns (bool) {
+        Bid storage b = _bids[c.requestId][c.bidIndex];
+        if (b.sequence != c.sequence) return false; // displaced: the slot holds a later bid
+        Request storage r = _requests[c.requestId];
+        RequestStatus status = r.status;
+        if (status == RequestStatus.Open) return block.timestamp <= r.windowStart; // clearable
+        return (status == RequestStatus.Cleared || status == RequestStatus.Reported) && b.awardedW > 0;
     }
 
     /// @dev True when `report` is the one already pending (a retried post); reverts when a

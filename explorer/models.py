@@ -132,6 +132,8 @@ class Request(SQLModel, table=True):
     clearing_price: int = amount_field()
     accepted_bids: int = 0
     bid_count: int = 0
+    bids_placed: int = 0
+    """Bids ever placed, displaced ones included: the next bid's `sequence`."""
     report_round: int | None = None
     dispute_ends_at: int | None = Field(default=None, sa_type=BigInteger)
     payouts: int = amount_field()
@@ -155,6 +157,9 @@ class Bid(SQLModel, table=True):
     device_ids: str
     """JSON list of the offered device ids."""
     placed_at: int = Field(sa_type=BigInteger)
+    sequence: int = 0
+    """Order of placement in the request (`Bid.sequence` on-chain): the merit order's
+    tie-break, since a bid that displaced another took its slot (`bid_index`)."""
     awarded_w: int = big_int_field()
     settled: bool = False
     delivered_wh: int = big_int_field()

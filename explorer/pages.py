@@ -111,9 +111,9 @@ def history_charts(overview: queries.Overview) -> list[Markup]:
 
 
 def merit_order_chart(detail: queries.RequestDetail) -> Markup:
-    """Offers sorted by price (then bid order) against cumulative kW; the awarded part,
-    the requested quantity and the clearing price."""
-    offers = sorted(detail.bids, key=lambda b: (b.price_per_kwh, b.bid_index))
+    """Offers sorted by price (then placement, as clearing does) against cumulative kW; the
+    awarded part, the requested quantity and the clearing price."""
+    offers = sorted(detail.bids, key=lambda b: (b.price_per_kwh, b.sequence))
     scale = 10**TOKEN_DECIMALS
     offered, awarded = [(0.0, 0.0)], [(0.0, 0.0)]
     cumulative = 0.0

@@ -1,7 +1,9 @@
 """The chain tables as functions of `chain_events`: `apply_event` folds one event into
 them, `rebuild_projections` recomputes them all from the stored events (after a reorg).
 The fold only sets values the event states (status, amounts, awards); the few running
-counts (bid count) are recomputed from the rows, so replaying never double counts."""
+counts (bid count) are recomputed from the rows, so replaying never double counts. A
+`BidDisplaced` removes the displaced bid's rows; the `BidPlaced` that follows in the same
+transaction fills the slot, with the next placement `sequence`."""
 
 from __future__ import annotations
 
@@ -170,8 +172,10 @@ def _bid_placed(session: Session, event: ChainEvent, a: dict[str, Any]) -> None:
             request_id=a["requestId"], bid_index=a["bidIndex"], bidder=a["bidder"],
             power_w=a["powerW"], price_per_kwh=a["pricePerKWh"], bond=a["bond"],
             device_ids=json.dumps(a["deviceIds"]), placed_at=event.timestamp,
+            sequence=request.bids_placed,
         )
     )  # fmt: skip
+    request.bids_placed += 1
     for device_id in a["deviceIds"]:
         session.add(
             BidDevice(request_id=a["requestId"], bid_index=a["bidIndex"], device_id=device_id)
@@ -179,6 +183,24 @@ def _bid_placed(session: Session, event: ChainEvent, a: dict[str, Any]) -> None:
     session.flush()
     request.bid_count = session.exec(
         select(func.count()).select_from(Bid).where(Bid.request_id == request.request_id)
+    ).one()
+
+
+@handles("FlexMarket", "BidDisplaced")
+def _bid_displaced(session: Session, event: ChainEvent, a: dict[str, Any]) -> None:
+    request_id, bid_index = a["requestId"], a["bidIndex"]
+    session.exec(
+        delete(BidDevice).where(  # type: ignore[call-overload]
+            (col(BidDevice.request_id) == request_id) & (col(BidDevice.bid_index) == bid_index)
+        )
+    )
+    bid = session.get(Bid, (request_id, bid_index))
+    if bid is not None:
+        session.delete(bid)
+    session.flush()
+    request = _request(session, request_id)
+    request.bid_count = session.exec(
+        select(func.count()).select_from(Bid).where(Bid.request_id == request_id)
     ).one()
 
 

@@ -169,6 +169,8 @@ class SettledFigures(BaseModel):
 
 class BidView(SettledFigures):
     bid_index: int
+    sequence: int
+    """Order of placement (the merit order's tie-break; a displacing bid reuses a slot)."""
     bidder: str
     power_w: int
     price_per_kwh: Amount
@@ -343,7 +345,7 @@ def request_summary(r: Request) -> RequestSummary:
 
 def bid_view(bid: Bid, reported_wh: int | None = None) -> BidView:
     return BidView(
-        bid_index=bid.bid_index, bidder=bid.bidder, power_w=bid.power_w,
+        bid_index=bid.bid_index, sequence=bid.sequence, bidder=bid.bidder, power_w=bid.power_w,
         price_per_kwh=bid.price_per_kwh, bond=bid.bond, device_ids=json.loads(bid.device_ids),
         awarded_w=bid.awarded_w, reported_wh=reported_wh, settled=bid.settled,
         delivered_wh=bid.delivered_wh, utilization=bid.utilization,

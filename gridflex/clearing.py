@@ -13,10 +13,18 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class BidOffer:
     index: int
+    """The bid's slot; a bid that displaced another reuses its slot, so not bid time."""
     bidder: str
     power_w: int
     price_per_kwh: int
     bond: int
+    sequence: int | None = None
+    """`Bid.sequence`: order of placement in the request (None: the index, as when no bid
+    was ever displaced)."""
+
+    @property
+    def placement(self) -> int:
+        return self.index if self.sequence is None else self.sequence
 
 
 @dataclass(frozen=True)
@@ -34,8 +42,9 @@ class ClearingResult:
 
 
 def merit_order(offers: list[BidOffer]) -> list[int]:
-    """Bid indices by ascending price, then by bid index (bid time)."""
-    return [o.index for o in sorted(offers, key=lambda o: (o.price_per_kwh, o.index))]
+    """Bid indices by ascending price, then by placement (`Bid.sequence`, bid time): the
+    order `FlexMarket.clear` checks."""
+    return [o.index for o in sorted(offers, key=lambda o: (o.price_per_kwh, o.placement))]
 
 
 def clear(requested_w: int, offers: list[BidOffer]) -> ClearingResult:

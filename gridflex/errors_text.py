@@ -154,7 +154,15 @@ MESSAGES: dict[str, Explainer] = {
     ),
     "AlreadyBid": lambda a, u: f"{a['bidder']} already bid on request {a['requestId']}",
     "TooManyBids": lambda a, u: (
-        f"request {a['requestId']} is full: it takes at most {a['maxBids']} bids"
+        f"request {a['requestId']} is full ({a['maxBids']} bids): only a bid priced below "
+        "its worst bid gets in"
+    ),
+    "DeviceOvercommitted": lambda a, u: (
+        f"device {a['deviceId']} already backs a live bid in request {a['otherRequestId']}, "
+        "whose window overlaps this one"
+    ),
+    "DeviceCommitmentsFull": lambda a, u: (
+        f"device {a['deviceId']} already backs {a['max']} live bids in requests yet to be delivered"
     ),
     "InvalidDeviceCount": lambda a, u: (
         f"a bid needs between 1 and {a['max']} devices, got {a['count']}"

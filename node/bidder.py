@@ -9,8 +9,11 @@ watcher's database and inside the watcher's transaction (so together with the cu
 
 On `Awarded` for one of its own bids (bidder = owner and the recorded bid index) it keeps only
 the awarded power (`CommitmentStore.release(request_id, keep_w=awarded)`); on
+`BidDisplaced` of its own bid (a cheaper bid took its slot in a full request),
 `RequestCleared` without an award for its bid, `RequestCancelled`, `RequestExpired` and
-`RequestSettled` it releases the request's commitments.
+`RequestSettled` it releases the request's commitments. The market refuses a device in two
+live bids with overlapping windows (`DeviceOvercommitted`); the commitments keep the node
+from trying, and a refused bid is one `bid_failed` line and the request is skipped.
 
 Bids are placed by `bid_open()` after each poll (`AutoBidder.poll_once(watcher)`), not inside
 the handler: all requests created in a range are then known together, so `plan_bids` can
@@ -30,8 +33,10 @@ import structlog
 
 from gridflex.chain.protocol import Direction, Protocol
 from gridflex.errors import TransactionReverted
+from gridflex.errors_text import explain
 from node.chain_watch import (
     Awarded,
+    BidDisplaced,
     ChainWatcher,
     MarketEvent,
     RequestCancelled,
@@ -128,6 +133,18 @@ class AutoBidder:
                 store.release(event.request_id, keep_w=event.awarded_w)
                 log.info("bid_awarded", request_id=event.request_id, awarded_w=event.awarded_w)
             return
+        if isinstance(event, BidDisplaced):
+            own = self._own_bid(db, event.request_id)
+            if (
+                own is not None
+                and own.bid_index == event.bid_index
+                and own.awarded_w is None
+                and event.bidder.lower() == self.protocol.address.lower()
+            ):
+                db.execute("UPDATE own_bids SET awarded_w = 0 WHERE request_id = ?", (rid,))
+                store.release(event.request_id)
+                log.info("bid_displaced", request_id=event.request_id, by_bidder=event.by_bidder)
+            return
         if isinstance(event, RequestCleared):
             db.execute("DELETE FROM open_requests WHERE request_id = ?", (rid,))
             own = self._own_bid(db, event.request_id)
@@ -200,7 +217,7 @@ class AutoBidder:
                     plan.request_id, plan.power_w, plan.price_per_kwh, list(plan.device_ids)
                 )
             except TransactionReverted as error:
-                log.warning("bid_failed", request_id=plan.request_id, error=str(error))
+                log.warning("bid_failed", request_id=plan.request_id, error=explain(error))
                 self.db.execute(
                     "UPDATE open_requests SET bid_state = 'skipped' WHERE request_id = ?", (rid,)
                 )

@@ -80,6 +80,18 @@ class Awarded:
 
 
 @dataclass(frozen=True)
+class BidDisplaced:
+    """A full request took a cheaper bid: `bidder`'s bid in slot `bid_index` is gone (its
+    bond released, its devices free), the slot now `by_bidder`'s."""
+
+    meta: EventMeta
+    request_id: int
+    bid_index: int
+    bidder: str
+    by_bidder: str
+
+
+@dataclass(frozen=True)
 class RequestCleared:
     meta: EventMeta
     request_id: int
@@ -127,6 +139,7 @@ class RequestExpired:
 MarketEvent = (
     RequestCreated
     | Awarded
+    | BidDisplaced
     | RequestCleared
     | ReportSubmitted
     | RequestSettled
@@ -192,6 +205,9 @@ DECODERS: dict[str, Callable[[EventMeta, dict[str, Any]], MarketEvent]] = {
         a["bidder"],
         int(a["awardedW"]),
         int(a["pricePerKWh"]),
+    ),
+    "BidDisplaced": lambda m, a: BidDisplaced(
+        m, int(a["requestId"]), int(a["bidIndex"]), a["bidder"], a["byBidder"]
     ),
     "RequestCleared": lambda m, a: RequestCleared(
         m,

@@ -22,9 +22,13 @@ it can give its capacity share. `deliverable_split` therefore picks the devices 
 to capacity ratio first) that maximise the deliverable power and commits each to its
 capacity share: an idle heat pump is left out rather than dragging the bid below threshold.
 
-`plan_bids` is pure. Revenue stacking without double commitment: a device's committed power
-(existing `Commitment`s plus the planned ones) never exceeds its offer limit
-(`capacity_w * max_share_bps / 10_000` and never its capacity) at any instant; requests
+`plan_bids` is pure. Revenue stacking without double commitment: a device backs at most one
+bid among requests whose windows overlap, as the market enforces (a second bid reverts
+`DeviceOvercommitted`: each request's delivery is measured on its own, so a shared device
+would be paid twice for one kWh); stacking means requests at different times. A device with
+a commitment (existing or planned) overlapping a request's window is not offered in it; a
+bid's commitments never exceed the devices' offer limits
+(`capacity_w * max_share_bps / 10_000`, never the capacity); requests
 are taken by value, highest first, where value = (price cap + availability price) x the
 energy the node can offer in the window (kWh), so when two requests compete for the same
 capacity the more valuable one gets it. Bid price = max(highest minimum price of the
@@ -130,6 +134,17 @@ def peak_committed_w(
     return peak
 
 
+def overlaps_commitment(
+    commitments: Iterable[Commitment], device_id: int, start: int, end: int
+) -> bool:
+    """Whether `device_id` backs a bid whose window overlaps [start, end) (even at 0 W kept:
+    the market holds every device of a live bid)."""
+    return any(
+        c.device_id == device_id and c.window_start < end and start < c.window_end
+        for c in commitments
+    )
+
+
 def plan_bids(
     requests: Sequence[OpenRequest],
     devices: Sequence[DeviceStrategy],
@@ -152,8 +167,9 @@ def plan_bids(
             if device.min_price_per_kwh > request.price_cap_per_kwh:
                 continue
             start, end = request.window_start, request.window_end
-            free = device.offer_limit_w - peak_committed_w(committed, device.device_id, start, end)
-            power = min(free, device.available_w(start, end, request.direction))
+            if overlaps_commitment(committed, device.device_id, start, end):
+                continue
+            power = min(device.offer_limit_w, device.available_w(start, end, request.direction))
             if power > 0:
                 offers.append((device, power))
         return offers
@@ -369,7 +385,10 @@ class CommitmentStore:
 
     def release(self, request_id: int, keep_w: int = 0) -> None:
         """Frees the devices of `request_id` (lost, cancelled, expired, settled). With
-        `keep_w` > 0 (a partial award), keeps that much, taken device by device."""
+        `keep_w` > 0 (a partial award), keeps that much, taken device by device, and keeps
+        every device's row (at 0 W if need be): the market holds all devices of an awarded
+        bid until its request settles, so none of them may bid on an overlapping request."""
+        awarded = keep_w > 0
         with _transaction(self.db):
             rows = self.db.execute(
                 "SELECT device_id, power_w FROM commitments WHERE request_id = ? "
@@ -379,7 +398,7 @@ class CommitmentStore:
             for device_id, power_w in rows:
                 kept = min(power_w, keep_w)
                 keep_w -= kept
-                if kept:
+                if kept or awarded:
                     self.db.execute(
                         "UPDATE commitments SET power_w = ? WHERE request_id = ? AND device_id = ?",
                         (kept, str(request_id), device_id),

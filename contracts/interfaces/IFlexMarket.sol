@@ -73,9 +73,12 @@ interface IFlexMarket {
         uint128 clearingPrice;
         /// @dev Devices transferred at or after this time cannot be offered in the request.
         uint40 createdAt;
+        /// @dev Bids ever placed on the request, displaced ones included: the next bid's
+        ///      `sequence`.
+        uint24 bidsPlaced;
     }
 
-    /// @dev Two slots (20+6+6 and 12+12+5 bytes). Device ids are not stored:
+    /// @dev Two slots (20+6+6 and 12+12+5+3 bytes). Device ids are not stored:
     ///      `devicesHashOf(requestId, bidder)` commits to them and `BidPlaced` lists them.
     struct Bid {
         address bidder;
@@ -86,6 +89,19 @@ interface IFlexMarket {
         /// @dev block.timestamp of the bid: the time at which its devices' records
         ///      (`DeviceRegistry.deviceAt`) are read, e.g. their capacities.
         uint40 placedAt;
+        /// @dev Order of placement within the request (0 for the first bid): the merit
+        ///      order's tie-break. A displacing bid reuses a slot, so the index is not time.
+        uint24 sequence;
+    }
+
+    /// @dev One slot. A device's share in a bid that may still have to deliver: the bid in
+    ///      slot `bidIndex` of `requestId` if that slot still holds bid `sequence`.
+    struct DeviceCommitment {
+        uint64 requestId;
+        uint16 bidIndex;
+        uint24 sequence;
+        uint40 windowStart;
+        uint40 windowEnd;
     }
 
     struct Report {
@@ -128,15 +144,22 @@ interface IFlexMarket {
     error InvalidBidPrice(uint256 price, uint256 cap);
     /// @notice Thrown when a bidder bids twice on one request.
     error AlreadyBid(uint256 requestId, address bidder);
-    /// @notice Thrown when a request already holds the maximum number of bids.
+    /// @notice Thrown when a request holds the maximum number of bids and the new bid is not
+    ///         priced strictly below the worst one (which it would displace).
     error TooManyBids(uint256 requestId, uint256 maxBids);
+    /// @notice Thrown when a device already backs a live bid in a request whose delivery
+    ///         window overlaps this one's (one delivery is paid once).
+    error DeviceOvercommitted(uint256 deviceId, uint256 otherRequestId);
+    /// @notice Thrown when a device already holds MAX_LIVE_COMMITMENTS_PER_DEVICE live
+    ///         commitments in requests yet to be delivered.
+    error DeviceCommitmentsFull(uint256 deviceId, uint256 max);
     /// @notice Thrown when a bid lists no device or more than MAX_DEVICES_PER_BID.
     error InvalidDeviceCount(uint256 count, uint256 max);
     /// @notice Thrown when a bid offers more power than its devices' total capacity.
     error BidExceedsCapacity(uint256 powerW, uint256 capacityW);
     /// @notice Thrown when the caller is not the request's grid operator.
     error NotRequestOperator(uint256 requestId, address caller);
-    /// @notice Thrown when the merit order is not all bids sorted by price, then bid time.
+    /// @notice Thrown when the merit order is not all bids sorted by price, then sequence.
     error InvalidMeritOrder(uint256 position);
     /// @notice Thrown when a report comes before the delivery window ended.
     error WindowNotEnded(uint256 requestId, uint256 windowEnd);
@@ -173,6 +196,10 @@ interface IFlexMarket {
         uint96 bond,
         uint256[] deviceIds
     );
+    /// @notice A full request took a cheaper bid: `bidder`'s bid in slot `bidIndex` (the
+    ///         worst: highest price, latest among equals) is gone, its bond released, and the
+    ///         `BidPlaced` that follows for the same slot is `byBidder`'s.
+    event BidDisplaced(uint256 indexed requestId, uint256 indexed bidIndex, address indexed bidder, address byBidder);
     /// @notice The dispatch signal: `bidder`'s devices deliver `awardedW` during the window.
     event Awarded(
         uint256 indexed requestId, uint256 indexed bidIndex, address indexed bidder, uint48 awardedW, uint96 pricePerKWh
@@ -232,6 +259,13 @@ interface IFlexMarket {
     /// @notice keccak256 of the packed device ids of `bidder`'s bid, zero when it has none.
     function devicesHashOf(uint256 requestId, address bidder) external view returns (bytes32);
     function reportOf(uint256 requestId) external view returns (Report memory);
+    /// @notice The request of a live commitment of `deviceId` whose window overlaps
+    ///         [windowStart, windowEnd), 0 when none (a bid with it would not revert
+    ///         DeviceOvercommitted).
+    function overlappingCommitment(uint256 deviceId, uint256 windowStart, uint256 windowEnd)
+        external
+        view
+        returns (uint256 requestId);
     function claimable(address token, address account) external view returns (uint256);
     function requestCount() external view returns (uint256);
     function disputeWindow() external view returns (uint64);

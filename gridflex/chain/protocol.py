@@ -138,6 +138,8 @@ class RequestState:
     clearing_price: int
     # Devices transferred at or after this time cannot be offered in the request.
     created_at: int
+    # Bids ever placed, displaced ones included (the next bid's sequence).
+    bids_placed: int = 0
 
     @classmethod
     def from_chain(cls, raw: tuple[Any, ...]) -> RequestState:
@@ -409,14 +411,23 @@ class Protocol:
         (event,) = self.market.events.BidPlaced().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["bidIndex"])
 
+    def overlapping_commitment(self, device_id: int, window_start: int, window_end: int) -> int:
+        """The request in which `device_id` backs a live bid overlapping the window (0: none):
+        a bid with it there reverts `DeviceOvercommitted`."""
+        return int(
+            self.client.call(
+                self.market.functions.overlappingCommitment(device_id, window_start, window_end)
+            )
+        )
+
     def bids(self, request_id: int) -> list[BidOffer]:
         count = self.request(request_id).bid_count
         offers = []
         for index in range(count):
-            bidder, power_w, _awarded, price, bond, _placed_at = self.market.functions.bidOf(
-                request_id, index
-            ).call()
-            offers.append(BidOffer(index, bidder, power_w, price, bond))
+            bidder, power_w, _awarded, price, bond, _placed_at, sequence = (
+                self.market.functions.bidOf(request_id, index).call()
+            )
+            offers.append(BidOffer(index, bidder, power_w, price, bond, sequence))
         return offers
 
     def awarded_w(self, request_id: int) -> list[int]:

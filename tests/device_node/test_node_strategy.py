@@ -96,6 +96,15 @@ def test_no_device_is_ever_committed_beyond_its_offer_limit(
         for point in {c.window_start for c in mine}:
             level = sum(c.power_w for c in mine if c.window_start <= point < c.window_end)
             assert level <= device.offer_limit_w <= device.capacity_w
+    # One device, one bid among overlapping windows (the market's DeviceOvercommitted).
+    for planned in (c for p in plans for c in p.commitments):
+        assert not any(
+            other is not planned
+            and other.device_id == planned.device_id
+            and other.window_start < planned.window_end
+            and planned.window_start < other.window_end
+            for other in all_commitments
+        )
     for plan in plans:
         request = by_id[plan.request_id]
         assert request.zone == ZONE
@@ -157,10 +166,10 @@ def test_commitments_survive_a_restart_and_release_on_loss(tmp_path: Path) -> No
     db = sqlite3.connect(path, isolation_level=None)
     store = CommitmentStore(db)  # a new process
     assert store.all() == list(plan.commitments)
-    # Already bid on: not again; and the capacity is still taken for an overlapping one.
+    # Already bid on: not again; and the device is taken for an overlapping one, even with
+    # 2 kW of its capacity left (the market refuses one device in two overlapping bids).
     overlapping = _request(2, NOW + 9000, 1, 10_000, EUR // 5)
-    (rest,) = plan_bids([request, overlapping], [battery], store.all(), zone=ZONE, now=NOW)
-    assert (rest.request_id, rest.power_w) == (2, 2_000)
+    assert plan_bids([request, overlapping], [battery], store.all(), zone=ZONE, now=NOW) == []
     store.release(1, keep_w=3_000)  # partly awarded
     assert [c.power_w for c in store.all()] == [3_000]
     store.release(1)
@@ -282,3 +291,25 @@ def test_pv_curtails_what_it_would_produce_and_an_industrial_load_only_sheds() -
     draw_w = plant.read_interval_energy_wh(noon, 3600)
     assert plant_available(noon, noon + 3600, Direction.REDUCE_CONSUMPTION) == min(250_000, draw_w)
     assert plant_available(noon, noon + 3600, Direction.INCREASE_CONSUMPTION) == 0
+
+
+def test_a_device_backs_one_bid_among_overlapping_requests_and_stacks_in_time() -> None:
+    """Issue 12 finding 4: the node never plans a device into two requests whose windows
+    overlap (the chain would refuse the second bid), whatever capacity it has left; it
+    does stack requests at different times, and a device freed by a loss bids again."""
+    battery = DeviceStrategy(7, DeviceKind.BATTERY, 10_000)
+    load = DeviceStrategy(8, DeviceKind.INDUSTRIAL_LOAD, 10_000)
+    start = NOW + 7200
+    first = _request(1, start, 1, 4_000, EUR // 5)
+    overlapping = _request(2, start + 1800, 1, 4_000, EUR // 5)
+    later = _request(3, start + 3600, 1, 4_000, EUR // 5)  # starts when the first ends
+    plans = plan_bids([first, overlapping, later], [battery, load], [], zone=ZONE, now=NOW)
+    devices_by_request = {p.request_id: set(p.device_ids) for p in plans}
+    assert set(devices_by_request) == {1, 2, 3}
+    assert not devices_by_request[1] & devices_by_request[2], "one device in two overlapping"
+    assert not devices_by_request[2] & devices_by_request[3], "one device in two overlapping"
+    # A device with a commitment at 0 W (kept for a partly awarded bid) is still taken.
+    kept = [Commitment(1, 7, 0, start, start + 3600), Commitment(1, 8, 4_000, start, start + 3600)]
+    assert plan_bids([overlapping], [battery, load], kept, zone=ZONE, now=NOW) == []
+    (stacked,) = plan_bids([later], [battery, load], kept, zone=ZONE, now=NOW)
+    assert stacked.request_id == 3

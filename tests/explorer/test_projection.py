@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from explorer.models import ChainEvent, Challenge, LedgerEntry, Report, Request
+from explorer.models import Bid, BidDevice, ChainEvent, Challenge, LedgerEntry, Report, Request
 from explorer.projection import apply_event, rebuild_projections
 
 OPERATOR, BIDDER, ORACLE = "0x" + "a" * 40, "0x" + "b" * 40, "0x" + "c" * 40
@@ -102,3 +102,37 @@ def test_voided_report_then_second_round_settles(engine: Engine) -> None:
         rebuild_projections(session)
         session.commit()
         assert tables() == before
+
+
+def test_displaced_bid_leaves_its_slot_to_the_displacing_one(engine: Engine) -> None:
+    """Issue 12 finding 6: `BidDisplaced` then `BidPlaced` on the same slot; the explorer
+    shows the bid that holds the slot (not a duplicate key), its devices, and the placement
+    sequence that orders the merit chart; a rebuild from the events gives the same rows."""
+    rival = "0x" + "cd" * 20
+    with Session(engine) as session:
+        chain = Chain(session)
+        chain.request(1)
+        chain.emit("FlexMarket", "BidPlaced", requestId=1, bidIndex=0, bidder=BIDDER,
+                   powerW=10_000, pricePerKWh=2 * 10**17, bond=10**19, deviceIds=[4])  # fmt: skip
+        chain.emit("FlexMarket", "BidPlaced", requestId=1, bidIndex=1, bidder=OPERATOR,
+                   powerW=10_000, pricePerKWh=10**17, bond=10**19, deviceIds=[6])  # fmt: skip
+        chain.emit("FlexMarket", "BidDisplaced", requestId=1, bidIndex=0, bidder=BIDDER,
+                   byBidder=rival)  # fmt: skip
+        chain.emit("FlexMarket", "BidPlaced", requestId=1, bidIndex=0, bidder=rival,
+                   powerW=5_000, pricePerKWh=10**17, bond=5 * 10**18, deviceIds=[7])  # fmt: skip
+        session.commit()
+
+        def rows() -> tuple[object, ...]:
+            bids = session.exec(select(Bid).order_by(col(Bid.bid_index))).all()
+            devices = session.exec(select(BidDevice)).all()
+            return (
+                [(b.bid_index, b.bidder, b.sequence) for b in bids],
+                sorted((d.bid_index, d.device_id) for d in devices),
+                session.get(Request, 1).bid_count,  # type: ignore[union-attr]
+            )
+
+        assert rows() == ([(0, rival, 2), (1, OPERATOR, 1)], [(0, 7), (1, 6)], 2)
+        before = rows()
+        rebuild_projections(session)
+        session.commit()
+        assert rows() == before

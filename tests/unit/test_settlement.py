@@ -80,6 +80,20 @@ def test_merit_order_sorts_by_price_then_bid_time() -> None:
     assert merit_order(offers) == [1, 3, 0, 2]
 
 
+def test_merit_order_breaks_ties_by_sequence_not_slot() -> None:
+    """A bid that displaced another reuses its slot (issue 12 finding 6): slot 0 holds the
+    latest bid, so among equal prices it ranks after the earlier one in slot 2, as
+    `FlexMarket.clear` checks by (price, sequence)."""
+    offers = [
+        BidOffer(0, "late", 1_000, 30, 0, sequence=4),
+        BidOffer(1, "b", 1_000, 10, 0, sequence=1),
+        BidOffer(2, "early", 1_000, 30, 0, sequence=2),
+    ]
+    assert merit_order(offers) == [1, 2, 0]
+    result = clear(2_000, offers)
+    assert result.awarded_w == {1: 1_000, 2: 1_000, 0: 0}
+
+
 def test_clear_awards_last_bid_partially_and_keeps_its_bond_pro_rata() -> None:
     offers = [BidOffer(0, "a", 30_000, 20, 300), BidOffer(1, "b", 30_000, 15, 300)]
     result = clear(50_000, offers)

@@ -17,6 +17,7 @@ contract FlexMarketInvariantTest is Deployers {
 
     uint256 internal constant ACTORS = 5;
     uint256 internal constant ACTOR_STAKE = 5_000 * FLEX;
+    uint16 internal constant MAX_BIDS = 3;
 
     MarketHandler internal handler;
     address internal disputer = address(0xD15);
@@ -25,13 +26,15 @@ contract FlexMarketInvariantTest is Deployers {
         deployProtocol();
         vm.startPrank(governance);
         market.grantRole(market.DISPUTE_ROLE(), disputer);
-        vm.stopPrank();
         eur.mint(gridOperator, 1e30);
 
         uint256[] memory keys = new uint256[](3);
         for (uint256 i; i < 3; ++i) {
             keys[i] = oracleKeys[i];
         }
+        // Few slots, so that full requests and displacing bids are common.
+        market.setMaxBidsPerRequest(MAX_BIDS);
+        vm.stopPrank();
         handler = new MarketHandler(market, committee, eur, gridOperator, disputer, ZONE, keys);
         for (uint256 i; i < ACTORS; ++i) {
             address actor = address(uint160(0xAC7000 + i));
@@ -136,6 +139,39 @@ contract FlexMarketInvariantTest is Deployers {
                 assertEq(handler.creditedAtClose(requestId), r.escrow, "payouts + fees + refund == escrow");
             }
         }
+    }
+
+    /// @notice Issue 12 finding 4: no device (one per actor here) backs two live bids in
+    ///         requests whose windows overlap. Live: the request is open and still clearable,
+    ///         or the bid was awarded and the request is cleared or reported, before the
+    ///         window ends.
+    /// forge-config: default.invariant.fail-on-revert = true
+    function invariant_noDeviceInTwoOverlappingLiveBids() public view {
+        uint256 n = handler.requestTotal();
+        for (uint256 i; i < n; ++i) {
+            uint256 a = handler.requestAt(i);
+            IFlexMarket.Request memory ra = market.request(a);
+            for (uint256 j = i + 1; j < n; ++j) {
+                uint256 b = handler.requestAt(j);
+                IFlexMarket.Request memory rb = market.request(b);
+                if (!(ra.windowStart < rb.windowEnd && rb.windowStart < ra.windowEnd)) continue;
+                for (uint256 x; x < ra.bidCount; ++x) {
+                    address bidder = market.bidOf(a, x).bidder;
+                    if (!isLive(ra, market.bidOf(a, x))) continue;
+                    for (uint256 y; y < rb.bidCount; ++y) {
+                        IFlexMarket.Bid memory other = market.bidOf(b, y);
+                        assertTrue(!(other.bidder == bidder && isLive(rb, other)), "one device, two overlapping live bids");
+                    }
+                }
+            }
+        }
+    }
+
+    function isLive(IFlexMarket.Request memory r, IFlexMarket.Bid memory b) internal view returns (bool) {
+        if (block.timestamp >= r.windowEnd) return false;
+        if (r.status == IFlexMarket.RequestStatus.Open) return block.timestamp <= r.windowStart;
+        return (r.status == IFlexMarket.RequestStatus.Cleared || r.status == IFlexMarket.RequestStatus.Reported)
+            && b.awardedW > 0;
     }
 
     /// @notice Locks are exactly the bonds of live bids (all bids while open, awarded bids

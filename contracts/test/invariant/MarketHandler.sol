@@ -169,23 +169,54 @@ contract MarketHandler is TestBase {
         _bid(requestId, actorSeed, powerSeed, priceSeed);
     }
 
+    /// @dev A device committed in an overlapping live bid is skipped (the market's own view
+    ///      says so; with fail-on-revert a disagreement with `bid` is a finding). In a full
+    ///      request the price is drawn below the worst bid's, so the bid displaces it.
     function _bid(uint256 requestId, uint256 actorSeed, uint256 powerSeed, uint256 priceSeed) private {
-        IFlexMarket.Request memory r = market.request(requestId);
         uint256 bidders = bound(actorSeed >> 128, 1, 3);
         for (uint256 k; k < bidders; ++k) {
+            IFlexMarket.Request memory r = market.request(requestId);
             address actor = _actors[(actorSeed % _actors.length + k) % _actors.length];
             if (market.devicesHashOf(requestId, actor) != bytes32(0)) continue;
+            uint256[] memory devices = new uint256[](1);
+            devices[0] = deviceOf[actor];
+            if (market.overlappingCommitment(devices[0], r.windowStart, r.windowEnd) != 0) {
+                calls["bid.deviceCommitted"] += 1;
+                continue;
+            }
             uint256 seed = uint256(keccak256(abi.encode(powerSeed, priceSeed, k)));
             uint256 powerW = bound(seed, 1_000, DEVICE_W);
             uint256 bondPerKW = market.bondPerKW();
             uint256 free = staking.freeStake(actor);
             if (bondPerKW > 0 && powerW * bondPerKW / 1000 > free) powerW = free * 1000 / bondPerKW;
             if (powerW < market.minBidW()) continue;
+            uint256 maxPrice = r.priceCapPerKWh;
+            if (r.bidCount >= market.maxBidsPerRequest()) {
+                maxPrice = _worstPrice(requestId, r.bidCount) - 1;
+                if (maxPrice == 0) continue;
+                calls["bid.displacing"] += 1;
+            }
             calls["bid"] += 1;
-            uint256[] memory devices = new uint256[](1);
-            devices[0] = deviceOf[actor];
             vm.prank(actor);
-            market.bid(requestId, uint48(powerW), uint96(bound(seed >> 64, 1, r.priceCapPerKWh)), devices);
+            try market.bid(requestId, uint48(powerW), uint96(bound(seed >> 64, 1, maxPrice)), devices) {}
+            catch (bytes memory reason) {
+                // Only a device's full list of live commitments may refuse a valid bid.
+                if (bytes4(reason) != IFlexMarket.DeviceCommitmentsFull.selector) _bubble(reason);
+                calls["bid.commitmentsFull"] += 1;
+            }
+        }
+    }
+
+    function _worstPrice(uint256 requestId, uint256 count) private view returns (uint256 worst) {
+        for (uint256 i; i < count; ++i) {
+            uint256 price = market.bidOf(requestId, i).pricePerKWh;
+            if (price > worst) worst = price;
+        }
+    }
+
+    function _bubble(bytes memory reason) private pure {
+        assembly ("memory-safe") {
+            revert(add(reason, 0x20), mload(reason))
         }
     }
 
@@ -396,14 +427,15 @@ contract MarketHandler is TestBase {
         if (t > block.timestamp) vm.warp(t);
     }
 
-    /// @dev Merit order by (price, bid index): insertion sort, stable on ties.
+    /// @dev Merit order by (price, bid sequence): insertion sort.
     function _meritOrder(uint256 requestId, uint256 count) private view returns (uint16[] memory order) {
         order = new uint16[](count);
-        uint256[] memory prices = new uint256[](count);
+        uint256[] memory keys = new uint256[](count);
         for (uint256 i; i < count; ++i) {
-            prices[i] = market.bidOf(requestId, i).pricePerKWh;
+            IFlexMarket.Bid memory b = market.bidOf(requestId, i);
+            keys[i] = (uint256(b.pricePerKWh) << 24) | b.sequence;
             uint256 j = i;
-            while (j > 0 && prices[order[j - 1]] > prices[i]) {
+            while (j > 0 && keys[order[j - 1]] > keys[i]) {
                 order[j] = order[j - 1];
                 --j;
             }

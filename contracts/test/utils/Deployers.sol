@@ -197,16 +197,16 @@ abstract contract Deployers is TestBase {
         bidIndex = market.bid(requestId, powerW, price, deviceIds);
     }
 
-    /// @notice The merit order `clear` expects: by price, then bid index (insertion sort).
+    /// @notice The merit order `clear` expects: by price, then bid sequence (insertion sort).
     function meritOrder(uint256 requestId) internal view returns (uint16[] memory order) {
         uint256 count = market.request(requestId).bidCount;
         order = new uint16[](count);
+        uint256[] memory keys = new uint256[](count);
         for (uint256 i; i < count; ++i) {
-            order[i] = uint16(i);
+            IFlexMarket.Bid memory b = market.bidOf(requestId, i);
+            keys[i] = (uint256(b.pricePerKWh) << 24) | b.sequence;
             uint256 j = i;
-            while (
-                j > 0 && market.bidOf(requestId, order[j - 1]).pricePerKWh > market.bidOf(requestId, i).pricePerKWh
-            ) {
+            while (j > 0 && keys[order[j - 1]] > keys[i]) {
                 order[j] = order[j - 1];
                 --j;
             }

@@ -421,7 +421,7 @@ def run_fraud(
         from_block=protocol.deployment.deployed_at_block,
         argument_filters={"requestId": request_id, "bidIndex": bid.index},
     )
-    device_id = int(placed[0]["args"]["deviceIds"][0])
+    device_id = int(placed[-1]["args"]["deviceIds"][0])  # the bid now in the slot
     interval = spec.window_start + INTERVAL
     with phases.phase("two colluding oracles rewrite a reading the device never signed"):
         for oracle in colluders:
