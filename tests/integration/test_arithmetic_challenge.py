@@ -35,7 +35,7 @@ from gridflex.chain.protocol import (
 from gridflex.eip712 import ReportPayload, secp256k1_device_key, sign_report
 from gridflex.errors import TransactionReverted
 from gridflex.measurement import RecordFigures, measure_device, read_request_facts
-from gridflex.reports import DeviceRecord, Quality, build_report_trees
+from gridflex.reports import DeviceRecord, Quality, build_report_trees, unpack_used_readings
 from gridflex.verify import (
     ArithmeticMaterial,
     BidTotalMaterial,
@@ -231,6 +231,21 @@ def test_wrong_delivery_on_signed_readings_is_found_proven_by_the_watcher_and_vo
     assert isinstance(proof, ArithmeticMaterial)
     assert proof.record == inflated
     assert proof.expected == RecordFigures.of(honest[0])
+
+    # The reading fraud proof (all there was before DeliveryDispute) cannot touch it: every
+    # used reading is what the device signed.
+    device = inflated.device_id
+    unit = next(
+        u for u in units if u.device_id == device and event.window_start in u.interval_starts
+    )
+    used_index = [t for t, _ in unpack_used_readings(used[device])].index(event.window_start)
+    with pytest.raises(TransactionReverted) as agree:
+        governance.challenge(
+            event.request_id, device, used[device],
+            trees.readings_tree.proof(_readings_leaf(device, trees)), used_index, unit,
+            (event.window_start - unit.first_interval_start) // INTERVAL,
+        )  # fmt: skip
+    assert agree.value.error_name == "ValuesAgree"
 
     # The watcher (any funded account) submits it: one transaction voids and slashes.
     watcher_account = governance.as_account(funded_account(w3))
