@@ -69,7 +69,7 @@ contract DeliveryDispute is IDeliveryDispute, ReentrancyGuard {
         IFlexMarket.Request memory r = _disputableRequest(requestId);
         if (bidIndex >= r.bidCount) revert UnknownBid(requestId, bidIndex, r.bidCount);
         Fault fault = _bidTotalFault(requestId, deliveredWh, bidIndex, records, bidDeviceIds);
-        BaselineMath.Figures memory none;
+        BaselineMath.Figures memory none = BaselineMath.Figures(0, 0, 0, 0);
         slashedTotal = _void(requestId, r, bidDeviceIds[0], fault, none);
     }
 

@@ -284,7 +284,7 @@ library BaselineMath {
     function wellFormedUsedReadings(bytes calldata used) internal pure returns (bool) {
         uint256 length = used.length;
         if (length % USED_READING_BYTES != 0) return false;
-        uint256 previous;
+        uint256 previous = 0;
         for (uint256 offset; offset < length; offset = _next(offset)) {
             (uint256 t,) = _reading(used, offset);
             if (offset > 0 && t <= previous) return false;
@@ -312,15 +312,8 @@ library BaselineMath {
     function measureUsedReadings(bytes calldata used, Measurement memory m) internal pure returns (Figures memory f) {
         if (m.intervalSeconds == 0) revert BaselineMathZeroDivisor();
         int256[] memory metered = new int256[]((m.windowEnd - m.windowStart) / m.intervalSeconds);
-        int256[] memory baseline;
-        bool eventComplete;
-        if (m.method == METHOD_MBMA) {
-            (baseline, eventComplete, f.quality) = _mbmaFromUsed(used, m, metered);
-        } else if (m.method == METHOD_CAISO_10_OF_10 || m.method == METHOD_PJM_HIGH_4_OF_5) {
-            (baseline, eventComplete, f.quality) = _xOfYFromUsed(used, m, metered);
-        } else {
-            revert BaselineMathUnknownMethod(m.method);
-        }
+        (int256[] memory baseline, bool eventComplete, uint8 quality) = _baselineFromUsed(used, m, metered);
+        f.quality = quality;
         f.baselineWh = sum(baseline);
         f.meteredWh = sum(metered);
         if (!eventComplete) {
@@ -331,6 +324,19 @@ library BaselineMath {
                 f.deliveredWh += int256(delivered[i]);
             }
         }
+    }
+
+    /// @dev The method's baseline; fills `metered` with the event intervals found.
+    function _baselineFromUsed(bytes calldata used, Measurement memory m, int256[] memory metered)
+        private
+        pure
+        returns (int256[] memory, bool, uint8)
+    {
+        if (m.method == METHOD_MBMA) return _mbmaFromUsed(used, m, metered);
+        if (m.method == METHOD_CAISO_10_OF_10 || m.method == METHOD_PJM_HIGH_4_OF_5) {
+            return _xOfYFromUsed(used, m, metered);
+        }
+        revert BaselineMathUnknownMethod(m.method);
     }
 
     /// @dev Fills `metered` with the event intervals found; MBMA's baseline is the reading of
@@ -487,7 +493,7 @@ library BaselineMath {
     {
         (uint256 poolSize,, uint256 minDays) = _dayRule(method, l.weekend);
         uint256[] memory found = new uint256[](poolSize);
-        uint256 n;
+        uint256 n = 0;
         uint256 needed = l.adjustment + l.events;
         for (uint256 back = 1; back <= LOOKBACK_DAYS && n < poolSize; ++back) {
             if (scan.counts[back] == needed && isWeekend(l.eventDay - back) == l.weekend) found[n++] = back;
