@@ -14,7 +14,9 @@ byte-identical records):
 - the device's readings: only those the method can need (`reading_span`); the method
   itself (`gridflex.baselines.compute_baseline`) says which it used. Recomputing from the
   used readings alone gives the same record (days outside them were not eligible or not
-  needed), which is what lets anyone re-check a report from its public data;
+  needed), which is what lets anyone re-check a report from its public data, and the chain
+  judge it (`recompute_from_used_readings`, `DeliveryDispute`; for X-of-Y methods when
+  4 h + the window fit a day, so that no two history days share an interval);
 - the (device, interval) pairs with conflicting signed values.
 
 Per awarded device (records exist for devices of bids with `awardedW > 0` only):

@@ -583,6 +583,32 @@ contract DeliveryDisputeCaisoTest is DeliveryFixtures {
         prove(wrong, readings);
     }
 
+    function test_knownLimit_caisoWindowLongerThan20Hours_notJudgeable() public {
+        // 4 h of adjustment lead + a 21 h window overlap the next day's: the used readings no
+        // longer say which history days were averaged, so the chain refuses to judge.
+        IFlexMarket.RequestParams memory p = defaultParams();
+        p.powerW = 50_000;
+        p.baselineMethod = 1;
+        p.windowStart = uint40(start + 1 days);
+        p.windowEnd = p.windowStart + 21 hours;
+        p.gateClosure = uint40(block.timestamp + 1 hours);
+        requestId = createRequest(p);
+        vm.warp(p.gateClosure - 1);
+        vm.prank(alice);
+        market.bid(requestId, 50_000, 200_000, ids(device));
+        clearRequest(requestId);
+        start = p.windowStart;
+        bytes memory readings = used(tenWeekdays(), 2_000);
+        IDeliveryDispute.DeviceRecord memory r = record(device, 0, 1, 2, 3, OK);
+        post(r, readings);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDeliveryDispute.RecordNotJudgeable.selector, requestId, uint8(1), uint256(21 hours)
+            )
+        );
+        prove(r, readings);
+    }
+
     function test_knownLimit_caisoOmittedDay_looksLikeMissingData() public {
         // The oracles drop the most recent weekday from the used readings and average the
         // other nine with an older one: the chain sees ten complete days and cannot know an
