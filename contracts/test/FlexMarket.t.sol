@@ -698,8 +698,7 @@ contract FlexMarketTest is MarketTestBase {
         uint256 createdAt = market.request(requestId).createdAt;
         placeBid(alice, requestId, DEVICE_W, P10, ids(aliceDevice));
         vm.warp(block.timestamp + 5 minutes);
-        vm.prank(alice);
-        registry.transfer(aliceDevice, bob);
+        transferDevice(aliceDevice, alice, bob, 0xD0B0);
         vm.expectRevert(
             abi.encodeWithSelector(
                 IDeviceRegistry.DeviceTransferredAfterRequest.selector, aliceDevice, block.timestamp, createdAt
@@ -715,8 +714,7 @@ contract FlexMarketTest is MarketTestBase {
         uint256 requestId = createRequest(defaultParams());
         uint256 createdAt = market.request(requestId).createdAt;
         vm.warp(block.timestamp + 1);
-        vm.prank(alice);
-        registry.transfer(aliceDevice, bob);
+        transferDevice(aliceDevice, alice, bob, 0xD0B0);
         // bob's own device is fine, the one he just received is not
         vm.expectRevert(
             abi.encodeWithSelector(
@@ -730,8 +728,7 @@ contract FlexMarketTest is MarketTestBase {
     }
 
     function test_bid_revertsWhen_deviceTransferredInRequestCreationBlock() public {
-        vm.prank(alice);
-        registry.transfer(aliceDevice, bob);
+        transferDevice(aliceDevice, alice, bob, 0xD0B0);
         uint256 requestId = createRequest(defaultParams()); // same timestamp as the transfer
         vm.expectRevert(
             abi.encodeWithSelector(
@@ -743,8 +740,7 @@ contract FlexMarketTest is MarketTestBase {
     }
 
     function test_bid_deviceTransferredBeforeRequest_accepted() public {
-        vm.prank(alice);
-        registry.transfer(aliceDevice, bob);
+        transferDevice(aliceDevice, alice, bob, 0xD0B0);
         vm.warp(block.timestamp + 1);
         uint256 requestId = createRequest(defaultParams());
         placeBid(bob, requestId, 2 * DEVICE_W, P10, ids(aliceDevice, bobDevice));
@@ -759,8 +755,7 @@ contract FlexMarketTest is MarketTestBase {
     function test_bid_deviceTransferredAfterOneRequest_usableInTheNext() public {
         uint256 first = createRequest(defaultParams());
         vm.warp(block.timestamp + 1 minutes);
-        vm.prank(alice);
-        registry.transfer(aliceDevice, bob);
+        transferDevice(aliceDevice, alice, bob, 0xD0B0);
         vm.warp(block.timestamp + 1 minutes);
         uint256 second = createRequest(defaultParams());
         vm.expectRevert(
