@@ -911,6 +911,41 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         dispute.setResponseWindow(hi);
     }
 
+    function test_setChallengeBond_boundsAndRole() public {
+        assertEq(dispute.challengeBond(), 100 * FLEX, "default");
+        uint256 lo = dispute.MIN_CHALLENGE_BOND();
+        uint256 hi = dispute.MAX_CHALLENGE_BOND();
+        vm.startPrank(governance);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeResolver.ParameterOutOfBounds.selector, bytes32("challengeBond"), lo - 1, lo, hi)
+        );
+        dispute.setChallengeBond(lo - 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeResolver.ParameterOutOfBounds.selector, bytes32("challengeBond"), hi + 1, lo, hi)
+        );
+        dispute.setChallengeBond(hi + 1);
+        vm.expectEmit(true, true, true, true, address(dispute));
+        emit IDisputeResolver.ChallengeBondSet(lo);
+        dispute.setChallengeBond(lo);
+        vm.stopPrank();
+        assertEq(dispute.challengeBond(), lo, "set");
+        // a challenge locks the bond in force when it is opened, and releases exactly that
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        assertEq(uint256(dispute.challengeOf(id).bond), lo, "bond recorded");
+        vm.prank(governance);
+        dispute.setChallengeBond(hi);
+        vm.warp(dispute.challengeOf(id).responseDeadline);
+        dispute.resolve(id);
+        assertEq(lockedOf(challenger), 0, "released what was locked");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, challenger, dispute.DEFAULT_ADMIN_ROLE()
+            )
+        );
+        vm.prank(challenger);
+        dispute.setChallengeBond(lo);
+    }
+
     function test_setEquivocationPenalty_boundsAndRole() public {
         assertEq(dispute.equivocationPenalty(), 1_000 * FLEX, "default");
         uint256 lo = dispute.MIN_EQUIVOCATION_PENALTY();
