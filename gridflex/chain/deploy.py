@@ -108,6 +108,8 @@ def deploy_protocol(
         committee.functions.grantRole(committee.functions.DISPUTE_ROLE().call(), dispute.address)
     )
     client.send(staking.functions.grantRole(slasher, dispute.address))
+    # Challenger bonds: the resolver locks them at `challenge` and unlocks or slashes them.
+    client.send(staking.functions.grantRole(locker, dispute.address))
 
     contracts = {"FlexToken": token, "DeviceRegistry": registry, "Staking": staking}
     contracts |= {"OracleCommittee": committee, "FlexMarket": market, "DisputeResolver": dispute}
