@@ -97,6 +97,7 @@ contract DisputeResolver is IDisputeResolver, AccessControl, ReentrancyGuard {
     uint256 public challengeCount;
 
     mapping(uint256 challengeId => Challenge) private _challenges;
+
     /// @dev Per request, one slot: the pending count (any round) and the original dispute end
     ///      of the latest challenged round (rounds only grow: a round is challenged only
     ///      while it is the request's current one).
@@ -238,7 +239,9 @@ contract DisputeResolver is IDisputeResolver, AccessControl, ReentrancyGuard {
     {
         uint256 deviceId = a.deviceId;
         if (equivocated[deviceId]) revert DeviceEquivocated(deviceId);
-        if (a.intervalSeconds != b.intervalSeconds) revert IntervalLengthMismatch(a.intervalSeconds, b.intervalSeconds);
+        if (a.intervalSeconds != b.intervalSeconds) {
+            revert IntervalLengthMismatch(a.intervalSeconds, b.intervalSeconds);
+        }
         if (ia >= MAX_INTERVALS_PER_UNIT) revert UnitIndexOutOfRange(ia, a.energyWh.length / ENERGY_BYTES);
         // forge-lint: disable-next-line(unsafe-typecast) -- checked against the unit grid below
         uint64 intervalStart = uint64(uint256(a.firstIntervalStart) + ia * a.intervalSeconds);

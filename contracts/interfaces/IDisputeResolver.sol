@@ -113,7 +113,7 @@ interface IDisputeResolver {
     /// @notice Thrown when a unit's last interval has not ended yet: nothing metered it.
     error UnitNotEnded(uint256 deviceId, uint256 unitEnd, uint256 now_);
     /// @notice Thrown when the two units of an equivocation proof have different interval lengths.
-    error IntervalLengthMismatch(uint256 intervalSecondsA, uint256 intervalSecondsB);    /// @notice Thrown when the device was proven to equivocate: its units back no challenge.
+    error IntervalLengthMismatch(uint256 intervalSecondsA, uint256 intervalSecondsB); /// @notice Thrown when the device was proven to equivocate: its units back no challenge.
     error DeviceEquivocated(uint256 deviceId);
     /// @notice Thrown when the challenge is not pending (unknown, rebutted or resolved).
     error ChallengeNotPending(uint256 challengeId, ChallengeStatus status);

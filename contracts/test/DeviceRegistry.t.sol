@@ -153,9 +153,7 @@ contract DeviceRegistryTest is Deployers {
 
     function test_register_zeroCapacity_reverts() public {
         IDeviceRegistry.DeviceKey memory key = secpKey(alice, DEV_KEY);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDeviceRegistry.InvalidCapacity.selector, 0, registry.MAX_CAPACITY_W())
-        );
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.InvalidCapacity.selector, 0, registry.MAX_CAPACITY_W()));
         vm.prank(alice);
         registry.register(BATTERY, 0, ZONE, key);
     }
@@ -344,9 +342,7 @@ contract DeviceRegistryTest is Deployers {
             )
         );
         bytes32 structHash = keccak256(abi.encode(keccak256("DeviceKeyProof(address owner)"), alice));
-        assertEq(
-            registry.keyProofDigest(alice), keccak256(abi.encodePacked("\x19\x01", domain, structHash)), "digest"
-        );
+        assertEq(registry.keyProofDigest(alice), keccak256(abi.encodePacked("\x19\x01", domain, structHash)), "digest");
         assertEq(registry.DEVICE_KEY_PROOF_TYPEHASH(), keccak256("DeviceKeyProof(address owner)"), "typehash");
     }
 
@@ -888,7 +884,10 @@ contract DeviceRegistryTest is Deployers {
         registry.acceptTransfer(d1, key);
         vm.expectRevert(
             abi.encodeWithSelector(
-                IDeviceRegistry.DeviceTransferredAfterRequest.selector, d1, requestCreatedAt + 5 minutes, requestCreatedAt
+                IDeviceRegistry.DeviceTransferredAfterRequest.selector,
+                d1,
+                requestCreatedAt + 5 minutes,
+                requestCreatedAt
             )
         );
         registry.checkBidDevices(bob, ZONE, requestCreatedAt, ids(d1));
@@ -976,9 +975,7 @@ contract DeviceRegistryTest is Deployers {
     function test_deviceAt_beforeRegistration_reverts() public {
         vm.warp(1_000_000);
         uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDeviceRegistry.DeviceNotYetRegistered.selector, id, 999_999, 1_000_000)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.DeviceNotYetRegistered.selector, id, 999_999, 1_000_000));
         registry.deviceAt(id, 999_999);
     }
 

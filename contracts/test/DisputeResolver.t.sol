@@ -917,11 +917,15 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         uint256 hi = dispute.MAX_CHALLENGE_BOND();
         vm.startPrank(governance);
         vm.expectRevert(
-            abi.encodeWithSelector(IDisputeResolver.ParameterOutOfBounds.selector, bytes32("challengeBond"), lo - 1, lo, hi)
+            abi.encodeWithSelector(
+                IDisputeResolver.ParameterOutOfBounds.selector, bytes32("challengeBond"), lo - 1, lo, hi
+            )
         );
         dispute.setChallengeBond(lo - 1);
         vm.expectRevert(
-            abi.encodeWithSelector(IDisputeResolver.ParameterOutOfBounds.selector, bytes32("challengeBond"), hi + 1, lo, hi)
+            abi.encodeWithSelector(
+                IDisputeResolver.ParameterOutOfBounds.selector, bytes32("challengeBond"), hi + 1, lo, hi
+            )
         );
         dispute.setChallengeBond(hi + 1);
         vm.expectEmit(true, true, true, true, address(dispute));

@@ -87,9 +87,7 @@ contract OwnerActionsTest is SecurityBase {
         vm.prank(stranger);
         uint256 penalty = dispute.rebut(id, aliceUnit(), TAMPERED); // the honest unit
         assertEq(penalty, dispute.equivocationPenalty(), "alice's equivocation penalty");
-        assertEq(
-            aliceBefore - stakedOf(alice), penalty + dispute.challengeBond(), "alice pays penalty and her bond"
-        );
+        assertEq(aliceBefore - stakedOf(alice), penalty + dispute.challengeBond(), "alice pays penalty and her bond");
         assertEq(stakedOf(dave), daveBefore, "a later owner is untouched");
 
         vm.warp(dispute.challengeOf(id).responseDeadline);
@@ -272,9 +270,7 @@ contract OwnerActionsTest is SecurityBase {
         IDisputeResolver.MeterUnit memory resent = aliceUnit();
         resent.sequence = 77; // the same reading sent again
         resent = signSecp(resent, ALICE_DEVICE_KEY);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDisputeResolver.ValuesAgree.selector, aliceDevice, T0 + 900, SIGNED_WH)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IDisputeResolver.ValuesAgree.selector, aliceDevice, T0 + 900, SIGNED_WH));
         dispute.proveEquivocation(aliceUnit(), TAMPERED, resent, TAMPERED);
     }
 
@@ -315,9 +311,7 @@ contract OwnerActionsTest is SecurityBase {
         vm.expectRevert(abi.encodeWithSelector(IDisputeResolver.IntervalLengthMismatch.selector, 900, 1_800));
         dispute.proveEquivocation(aliceUnit(), TAMPERED, other, TAMPERED);
         // another interval of the unit
-        vm.expectRevert(
-            abi.encodeWithSelector(IDisputeResolver.UnitIntervalMismatch.selector, T0 + 1_800, T0 + 900)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IDisputeResolver.UnitIntervalMismatch.selector, T0 + 1_800, T0 + 900));
         dispute.proveEquivocation(aliceUnit(), TAMPERED, fakeUnit(), TAMPERED + 1);
         // another device's unit
         IDisputeResolver.MeterUnit memory bobs = signSecp(unit(bobDevice, T0, aliceSignedValues()), 0xD2);
@@ -325,7 +319,9 @@ contract OwnerActionsTest is SecurityBase {
         dispute.proveEquivocation(aliceUnit(), TAMPERED, bobs, TAMPERED);
         // an interval that has not ended: nothing metered it yet
         vm.warp(T0 + 1_000);
-        vm.expectRevert(abi.encodeWithSelector(IDisputeResolver.UnitNotEnded.selector, aliceDevice, T0 + 2_700, T0 + 1_000));
+        vm.expectRevert(
+            abi.encodeWithSelector(IDisputeResolver.UnitNotEnded.selector, aliceDevice, T0 + 2_700, T0 + 1_000)
+        );
         dispute.proveEquivocation(aliceUnit(), TAMPERED, fakeUnit(), TAMPERED);
         // before the device existed
         firstStart = T0 - 2 days;
