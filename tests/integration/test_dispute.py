@@ -316,7 +316,7 @@ def test_device_equivocation_is_rebutted_owner_slashed_honest_oracles_keep_their
     meter_domain = meter_domain_separator(chain_id, registry)
     oracle_accounts = [funded_account(w3) for _ in range(3)]
     for account, threshold in zip(oracle_accounts, (1, 2, 2), strict=True):
-        governance.seat_oracle(account, threshold)
+        governance.seat_oracle(account, threshold, challenge_bonds=0)  # they only rebut
     oracle_bond = int(governance.committee.functions.oracleBond().call())
     settlement_token = governance.client.deploy(
         artifacts["FlexToken"], governance.address, 10**9 * EUR
@@ -395,10 +395,13 @@ def test_device_equivocation_is_rebutted_owner_slashed_honest_oracles_keep_their
     assert governance.challenge_of(opened.challenge_id).status == ChallengeStatus.REBUTTED
     assert governance.dispute.functions.equivocated(device).call() is True
 
-    # The attacker's free stake paid (her bid bond untouched); the oracles keep everything.
+    # The attacker's free stake paid, and her challenge bond (her bid bond untouched); the
+    # oracles keep everything.
+    bond = governance.challenge_bond()
+    assert (rebutted.challenger, rebutted.bond_slashed) == (mallory.address, bond)
     staked, locked, _, _ = governance.staking.functions.accountOf(mallory.address).call()
-    assert (staked, locked) == (3_000 * FLEX - penalty, locked_before)
-    assert defender.balance_of(flex) == penalty * share_bps // 10_000
+    assert (staked, locked) == (3_000 * FLEX - penalty - bond, locked_before)
+    assert defender.balance_of(flex) == (penalty * share_bps + bond * share_bps) // 10_000
     assert mallory.balance_of(flex) == 0
     for account in oracle_accounts:
         stake = governance.staking.functions.accountOf(account.address).call()
