@@ -273,6 +273,7 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
     ///      one now; an epoch that also began now is changed in place instead (no interval
     ///      can have been read under a state that lasted 0 s).
     function _newEpoch(uint256 deviceId, Current storage d) private {
+        // slither-disable-next-line incorrect-equality -- same-second actions share one epoch
         if (d.since == block.timestamp) return;
         DeviceMeta storage m = _meta[deviceId];
         uint256 pastCount = m.pastCount;
@@ -320,6 +321,7 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         if (timestamp >= currentSince) return (true, 0, type(uint256).max);
         uint256 pastCount = _meta[deviceId].pastCount;
         mapping(uint256 => DeviceEpoch) storage past = _past[deviceId];
+        // slither-disable-next-line incorrect-equality -- a count: no epoch ended yet
         uint256 registeredAt = pastCount == 0 ? currentSince : past[0].since;
         if (timestamp < registeredAt) revert DeviceNotYetRegistered(deviceId, timestamp, registeredAt);
         // invariant: past[lo].since <= timestamp, and every index >= hi has since > timestamp

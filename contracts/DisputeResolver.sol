@@ -471,6 +471,7 @@ contract DisputeResolver is IDisputeResolver, AccessControl, ReentrancyGuard {
         uint256 unitStart = uint256(unit.firstIntervalStart) + unitIndex * interval;
         if (unitStart != intervalStart) revert UnitIntervalMismatch(unitStart, intervalStart);
         uint256 first = unit.firstIntervalStart;
+        // slither-disable-next-line divide-before-multiply -- exact: length % ENERGY_BYTES == 0
         uint256 end = first + count * interval;
         // Only a finished reading is final: every epoch appended later starts at or after now.
         if (end > block.timestamp) revert UnitNotEnded(deviceId, end, block.timestamp);
