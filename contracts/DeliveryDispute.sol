@@ -19,10 +19,10 @@ import {BaselineMath} from "./libraries/BaselineMath.sol";
 ///         and the readings it contradicts.
 /// @dev Holds FlexMarket.DISPUTE_ROLE (voidReport) and OracleCommittee.DISPUTE_ROLE
 ///      (slashSigners); no state, no funds, no governance of its own: the prover's share is
-///      DisputeResolver's `challengerShareBps`, one knob for both kinds of fraud proof. While a
-///      DisputeResolver challenge against the report is pending it refuses (ChallengePending):
-///      that challenge voids the report itself or is rebutted, and the dispute end it extended
-///      leaves time for an arithmetic proof after a rebuttal.
+///      DisputeResolver's `challengerShareBps`, one knob for both kinds of fraud proof. Reading
+///      challenges pending against the report do not block a proof; after the void they resolve
+///      Moot (DisputeResolver.resolve). A challenge's extension of the dispute end also extends
+///      the time for an arithmetic proof.
 contract DeliveryDispute is IDeliveryDispute, ReentrancyGuard {
     IFlexMarket public immutable market;
     IOracleCommittee public immutable committee;
@@ -116,15 +116,14 @@ contract DeliveryDispute is IDeliveryDispute, ReentrancyGuard {
         }
     }
 
-    /// @dev The request, if its report can still be voided (the market's own rule) and no
-    ///      DisputeResolver challenge against it is pending.
+    /// @dev The request, if its report can still be voided (the market's own rule). Reading
+    ///      challenges pending against it do not block a proof: once the round is voided they
+    ///      resolve Moot (bond back, nothing slashed twice).
     function _disputableRequest(uint256 requestId) private view returns (IFlexMarket.Request memory r) {
         r = market.request(requestId);
         if (r.status != IFlexMarket.RequestStatus.Reported || block.timestamp >= r.disputeEndsAt) {
             revert NotDisputable(requestId, r.status, r.disputeEndsAt);
         }
-        uint256 pending = resolver.pendingChallengeOf(requestId);
-        if (pending != 0) revert ChallengePending(requestId, pending);
     }
 
     function _proveReadings(

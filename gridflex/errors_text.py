@@ -227,6 +227,18 @@ MESSAGES: dict[str, Explainer] = {
         f"request was posted at {format_time(a['requestCreatedAt'])}"
     ),
     "InvalidNewOwner": lambda a, u: f"invalid new owner {a['newOwner']}",
+    "NotPendingOwner": lambda a, u: (
+        f"device {a['deviceId']} is not offered to {a['caller']}"
+        + (f" (it is offered to {a['pendingOwner']})" if int(a["pendingOwner"], 16) else "")
+    ),
+    "NoPendingTransfer": lambda a, u: f"device {a['deviceId']} is not offered to anyone",
+    "TransferKeyNotFresh": lambda a, u: (
+        f"accepting device {a['deviceId']} needs a new key of your own, not the seller's"
+    ),
+    "DeviceNotYetRegistered": lambda a, u: (
+        f"device {a['deviceId']} was registered at {format_time(a['registeredAt'])}, after "
+        f"{format_time(a['timestamp'])}"
+    ),
     # ─── Staking ──────────────────────────────────────────────────────────────────────
     "ZeroAmount": lambda a, u: "the amount must be above zero",
     "InsufficientFreeStake": lambda a, u: (
@@ -265,8 +277,20 @@ MESSAGES: dict[str, Explainer] = {
     "ValuesAgree": lambda a, u: (
         f"device {a['deviceId']} signed the value the report used: nothing to challenge"
     ),
-    "ChallengePending": lambda a, u: (
-        f"challenge {a['challengeId']} on request {a['requestId']} is still pending"
+    "ChallengeWindowClosed": lambda a, u: (
+        f"report round {a['round']} of request {a['requestId']} took challenges until "
+        f"{format_time(a['originalDisputeEndsAt'])} (its original dispute end)"
+    ),
+    "UnitSpansDeviceEpochs": lambda a, u: (
+        f"the unit of device {a['deviceId']} runs past {format_time(a['validUntil'])}, when "
+        "its owner or key changed: no single key signed it"
+    ),
+    "UnitNotEnded": lambda a, u: (
+        f"the unit of device {a['deviceId']} ends at {format_time(a['unitEnd'])}: not metered yet"
+    ),
+    "IntervalLengthMismatch": lambda a, u: (
+        f"the units cover intervals of {a['intervalSecondsA']} s and {a['intervalSecondsB']} s: "
+        "not the same interval"
     ),
     "DeviceEquivocated": lambda a, u: f"device {a['deviceId']} equivocated",
     "ChallengeNotPending": lambda a, u: f"challenge {a['challengeId']} is not pending",

@@ -13,7 +13,9 @@ store) and `gridflex watch` (anyone: evidence from the public oracle APIs via
 `gridflex.verify`); only the finders differ. Idempotent and restartable: events are
 rescanned from the deployment block; a report already voided (by us or anyone) is done
 (`NotDisputable`); a challenge already rebutted or resolved is done
-(`ChallengeNotPending`); errors back off and retry until the window closes.
+(`ChallengeNotPending`); errors back off and retry until the window closes. A challenge
+locks `challengeBond` of the challenger's free stake (lost if rebutted): without it the
+challenge fails with `InsufficientFreeStake`, logged with the bond it needs.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from gridflex.errors import TransactionReverted
 from gridflex.verify import (
     ArithmeticMaterial,
     BidTotalMaterial,
+    ChallengeMaterial,
     PostedReport,
     Proof,
     check_report,
@@ -198,21 +201,26 @@ class ReportWatcher:
             return True  # voided (by anyone) or settled: nothing left to dispute
         if self.now() >= state.dispute_ends_at:
             return True
-        pending = int(self.protocol.dispute.functions.pendingChallengeOf(posted.request_id).call())
-        if pending:
-            # A challenge (ours from before a restart, or anyone's) is pending: see it
-            # resolved when due (anyone may; the challenger is paid) and look again after.
-            if pending not in self._to_resolve:
-                deadline = self.protocol.challenge_of(pending).response_deadline
-                self._to_resolve[pending] = _Retry(pending, deadline)
-                log.info("challenge pending against report", challenge_id=pending)
-            return False
+        # Challenges run concurrently: anyone's pending challenge against this round is
+        # resolved when due (anyone may; the challenger is paid), and a decoy on another
+        # reading does not stop us from challenging ours.
+        pending = self.protocol.pending_challenges(posted.request_id, posted.round)
+        for challenge in pending:
+            if challenge.challenge_id not in self._to_resolve:
+                self._to_resolve[challenge.challenge_id] = _Retry(
+                    challenge.challenge_id, challenge.response_deadline
+                )
+                log.info("challenge pending against report", challenge_id=challenge.challenge_id)
         material = self.finder(posted)
         if material is None:
+            if pending:
+                return False  # look again once they are settled (a rebuttal leaves it open)
             log.info("posted report checks out", request_id=posted.request_id, round=posted.round)
             return True
         if isinstance(material, ArithmeticMaterial | BidTotalMaterial):
             return self._prove_arithmetic(posted, material)
+        if any(_same_reading(challenge, material) for challenge in pending):
+            return False  # ours (from before a restart) or anyone's: adopted, not duplicated
         try:
             result = self.protocol.challenge(
                 posted.request_id,
@@ -224,14 +232,21 @@ class ReportWatcher:
                 material.unit_index,
             )
         except TransactionReverted as error:
-            if error.error_name == "NotDisputable":
-                log.info("report no longer disputable", request_id=posted.request_id)
+            if error.error_name in {"NotDisputable", "ChallengeWindowClosed"}:
+                log.info("report no longer challengeable", request_id=posted.request_id)
                 return True
             if error.error_name == "DeviceEquivocated":
                 # The device signed two values before: its units prove nothing any more.
                 log.warning("device proven to equivocate", device_id=material.device_id)
                 return True
-            raise  # e.g. ChallengePending (someone else's): retried after it is settled
+            if error.error_name == "InsufficientFreeStake":
+                log.error(
+                    "cannot challenge: a challenge locks a bond of free stake",
+                    challenger=self.protocol.address,
+                    bond=self.protocol.challenge_bond(),
+                    request_id=posted.request_id,
+                )
+            raise  # retried with backoff until the window closes
         self.challenged.append(result)
         self._to_resolve[result.challenge_id] = _Retry(
             result.challenge_id, result.response_deadline
@@ -281,7 +296,7 @@ class ReportWatcher:
                 # Our recomputation and the chain's disagree: a bug to report, not to retry.
                 log.error("the chain does not confirm our arithmetic proof", error=str(error))
                 return True
-            raise  # e.g. ChallengePending: retried once it is settled
+            raise  # anything else: retried with backoff
         self.proven.append(result)
         log.warning(
             "report voided by an arithmetic proof, signers slashed",
@@ -326,6 +341,11 @@ class ReportWatcher:
                 self._backoff(retry, "resolve failed", error)
                 continue
             del self._to_resolve[challenge_id]
+            if result.moot:
+                log.info(
+                    "challenge moot: its round was settled otherwise", challenge_id=challenge_id
+                )
+                continue
             self.resolved.append(result)
             log.warning(
                 "challenge resolved: report voided, signers slashed",
@@ -394,6 +414,13 @@ class ReportWatcher:
             penalty=result.penalty,
         )
         return True
+
+
+def _same_reading(challenge: ChallengeState, material: ChallengeMaterial) -> bool:
+    """True when `challenge` disputes the reading `material` would (device and interval)."""
+    unit = material.unit
+    interval_start = unit.first_interval_start + material.unit_index * unit.interval_seconds
+    return challenge.device_id == material.device_id and challenge.interval_start == interval_start
 
 
 def public_finder(protocol: Protocol, oracle_urls: Sequence[str], http: httpx.Client) -> Finder:

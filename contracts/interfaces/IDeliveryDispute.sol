@@ -61,9 +61,6 @@ interface IDeliveryDispute {
     /// @notice Thrown when the request has no report in its dispute window: not Reported (never
     ///         reported, settled, or already voided by an earlier proof), or the window ended.
     error NotDisputable(uint256 requestId, IFlexMarket.RequestStatus status, uint256 disputeEndsAt);
-    /// @notice Thrown while a DisputeResolver challenge against the report is pending: it will
-    ///         void the report itself, or be rebutted; a void now would leave it unresolvable.
-    error ChallengePending(uint256 requestId, uint256 challengeId);
     /// @notice Thrown when the record's Merkle proof does not lead to the report's devicesRoot.
     error RecordProofInvalid(uint256 requestId, uint256 deviceId, bytes32 devicesRoot);
     /// @notice Thrown when the used readings' Merkle proof does not lead to the readingsRoot.

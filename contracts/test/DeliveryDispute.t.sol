@@ -351,22 +351,24 @@ contract DeliveryDisputeMbmaTest is DeliveryFixtures {
         challengeA(honestA(), new bytes32[](0));
     }
 
-    function test_revert_whileAReadingChallengeIsPending_thenAfterItsRebuttal() public {
+    function test_pendingReadingChallenge_doesNotBlockTheProof_andResolvesMootAfterTheVoid() public {
         IDeliveryDispute.DeviceRecord memory inflated = record(deviceA, 0, A_BASELINE, A_METERED, 40_400, OK);
         (bytes32[] memory proofA,) = post(inflated, honestB(), 51_566);
-        // alice's device signs another value for an interval the report used, and challenges.
+        // A decoy: alice's device signs another value for a used interval and challenges, to
+        // hold the report up (or to front-run the arithmetic proof).
         int64[] memory values = new int64[](1);
         values[0] = 2_001;
         IDisputeResolver.MeterUnit memory u = signSecp(unit(deviceA, start, values), 0xA1);
+        vm.prank(alice);
         uint256 challengeId = dispute.challenge(requestId, deviceA, usedA, readingsProofA, 1, u, 0);
-        vm.expectRevert(abi.encodeWithSelector(IDeliveryDispute.ChallengePending.selector, requestId, challengeId));
-        challengeA(inflated, proofA);
-        // The rebuttal (the used value was signed too) dismisses it; the extended window leaves
-        // time for the arithmetic proof.
-        values[0] = 2_000;
-        dispute.rebut(challengeId, signSecp(unit(deviceA, start, values), 0xA1), 0);
-        challengeA(inflated, proofA);
-        assertTrue(market.request(requestId).status == IFlexMarket.RequestStatus.Cleared, "voided");
+        uint256 slashed = challengeA(inflated, proofA);
+        assertVoidedAndSlashed(slashed, 0);
+        // The decoy cannot void or slash again: it resolves Moot once due.
+        vm.warp(dispute.challengeOf(challengeId).responseDeadline);
+        assertEq(dispute.resolve(challengeId), 0, "nothing slashed twice");
+        assertTrue(
+            dispute.challengeOf(challengeId).status == IDisputeResolver.ChallengeStatus.Moot, "moot after the void"
+        );
     }
 
     function test_constructor_zeroAddress() public {

@@ -113,6 +113,8 @@ def deploy_protocol(
         committee.functions.grantRole(committee.functions.DISPUTE_ROLE().call(), dispute.address)
     )
     client.send(staking.functions.grantRole(slasher, dispute.address))
+    # Challenger bonds: the resolver locks them at `challenge` and unlocks or slashes them.
+    client.send(staking.functions.grantRole(locker, dispute.address))
 
     # ─── DeliveryDispute (arithmetic fraud proofs, issue 12 finding 11) ──────────────────
     delivery = client.deploy(

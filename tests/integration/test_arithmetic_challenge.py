@@ -234,16 +234,17 @@ def test_wrong_delivery_on_signed_readings_is_found_proven_by_the_watcher_and_vo
 
     # The reading fraud proof (all there was before DeliveryDispute) cannot touch it: every
     # used reading is what the device signed.
+    # (A unit of the event interval alone: the history predates this test's registration.)
     device = inflated.device_id
-    unit = next(
-        u for u in units if u.device_id == device and event.window_start in u.interval_starts
-    )
     used_index = [t for t, _ in unpack_used_readings(used[device])].index(event.window_start)
+    event_unit = sign_unit(
+        MeterUnit(device, event.window_start, INTERVAL, 1, (readings[0][event.window_start],)),
+        event.meter_domain, event.device_keys[0],
+    )  # fmt: skip
     with pytest.raises(TransactionReverted) as agree:
         governance.challenge(
             event.request_id, device, used[device],
-            trees.readings_tree.proof(_readings_leaf(device, trees)), used_index, unit,
-            (event.window_start - unit.first_interval_start) // INTERVAL,
+            trees.readings_tree.proof(_readings_leaf(device, trees)), used_index, event_unit, 0,
         )  # fmt: skip
     assert agree.value.error_name == "ValuesAgree"
 
