@@ -72,6 +72,7 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     mapping(uint256 requestId => Report) private _reports;
     /// @dev Filled from index 0; the first entry with requestId 0 ends the list. Dead
     ///      entries are pruned lazily by the device's next bid.
+    // slither-disable-next-line uninitialized-state -- written through a storage pointer in _commitDevice
     mapping(uint256 deviceId => DeviceCommitment[MAX_LIVE_COMMITMENTS_PER_DEVICE]) private _commitments;
     mapping(address token => mapping(address account => uint256)) private _claimable;
     uint256 private _requestCount;

@@ -164,9 +164,12 @@ contract FlexMarketCommitmentsTest is MarketTestBase {
         market.cancelRequest(requestIds[3]);
         placeBid(alice, requestIds[max], 1_000, P10, ids(aliceDevice));
         assertEq(market.request(requestIds[max]).bidCount, 1, "room made");
-        // The live ones are all still held.
-        IFlexMarket.RequestParams memory p = shifted(5 hours);
-        assertEq(market.overlappingCommitment(aliceDevice, p.windowStart, p.windowEnd), requestIds[5], "kept");
+        // Compacted: every live one is still held, the cancelled one is gone.
+        for (uint256 i; i <= max; ++i) {
+            IFlexMarket.RequestParams memory p = shifted(i * 1 hours);
+            uint256 expected = i == 3 ? 0 : requestIds[i];
+            assertEq(market.overlappingCommitment(aliceDevice, p.windowStart, p.windowEnd), expected, "held");
+        }
     }
 
     // ─── Property ─────────────────────────────────────────────────────────────────────────
