@@ -47,6 +47,8 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         uint32 pastCount;
         /// @dev When the device last changed owner (0: never).
         uint40 lastTransferAt;
+        /// @dev Who the device is offered to (0: nobody).
+        address pendingOwner;
     }
 
     mapping(uint256 deviceId => Current) private _devices;
@@ -117,16 +119,46 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         emit DeviceActiveChanged(deviceId, active);
     }
 
-    /// @notice Hands the device to a new owner (a house sale, an aggregator change).
+    /// @notice Offers the device to a new owner (a house sale, an aggregator change); the
+    ///         device is unchanged until the recipient accepts.
     function transfer(uint256 deviceId, address newOwner) external {
         Current storage d = _ownedDevice(deviceId);
         if (newOwner == address(0) || newOwner == d.owner) revert InvalidNewOwner(newOwner);
+        _meta[deviceId].pendingOwner = newOwner;
+        emit TransferProposed(deviceId, msg.sender, newOwner);
+    }
+
+    function cancelTransfer(uint256 deviceId) external {
+        _ownedDevice(deviceId);
+        DeviceMeta storage m = _meta[deviceId];
+        address pending = m.pendingOwner;
+        if (pending == address(0)) revert NoPendingTransfer(deviceId);
+        m.pendingOwner = address(0);
+        emit TransferCancelled(deviceId, msg.sender, pending);
+    }
+
+    /// @notice Takes over an offered device with the caller's own key: one new epoch with the
+    ///         new owner and the new key, so the seller's key attests nothing from now on and
+    ///         the seller stays answerable for the intervals it owned (`deviceAt`).
+    function acceptTransfer(uint256 deviceId, DeviceKey calldata key) external {
+        Current storage d = _devices[deviceId];
+        address from = d.owner;
+        if (from == address(0)) revert UnknownDevice(deviceId);
+        DeviceMeta storage m = _meta[deviceId];
+        if (m.pendingOwner != msg.sender) revert NotPendingOwner(deviceId, msg.sender, m.pendingOwner);
+        (KeyType keyType, bytes32 keyX, bytes32 keyY) = _verifiedKey(msg.sender, key);
+        if (keyType == d.keyType && keyX == d.keyX && keyY == d.keyY) revert TransferKeyNotFresh(deviceId);
         _newEpoch(deviceId, d);
-        d.owner = newOwner;
+        d.owner = msg.sender;
         d.flags |= TRANSFERRED;
+        d.keyType = keyType;
+        d.keyX = keyX;
+        d.keyY = keyY;
+        m.pendingOwner = address(0);
         // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
-        _meta[deviceId].lastTransferAt = uint40(block.timestamp);
-        emit DeviceTransferred(deviceId, msg.sender, newOwner);
+        m.lastTransferAt = uint40(block.timestamp);
+        emit DeviceTransferred(deviceId, from, msg.sender);
+        emit DeviceKeyRotated(deviceId, keyType, keyX, keyY);
     }
 
     // ─── Views ────────────────────────────────────────────────────────────────────────────
@@ -161,6 +193,24 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         returns (DeviceEpoch memory epoch, uint256 validUntil)
     {
         return _epochAt(deviceId, timestamp);
+    }
+
+    function pendingOwnerOf(uint256 deviceId) external view returns (address) {
+        return _meta[deviceId].pendingOwner;
+    }
+
+    function signingKeyAt(uint256 deviceId, uint256 timestamp) external view returns (SigningKey memory key) {
+        (bool current, uint256 index, uint256 validUntil) = _locate(deviceId, timestamp);
+        key.validUntil = validUntil;
+        if (current) {
+            Current storage d = _devices[deviceId];
+            (key.owner, key.keyType, key.keyX) = (d.owner, d.keyType, d.keyX);
+            if (key.keyType == KeyType.P256) key.keyY = d.keyY;
+        } else {
+            DeviceEpoch storage e = _past[deviceId][index];
+            (key.owner, key.keyType, key.keyX) = (e.owner, e.keyType, e.keyX);
+            if (key.keyType == KeyType.P256) key.keyY = e.keyY;
+        }
     }
 
     function epochCount(uint256 deviceId) external view returns (uint256) {
@@ -223,6 +273,7 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
     ///      one now; an epoch that also began now is changed in place instead (no interval
     ///      can have been read under a state that lasted 0 s).
     function _newEpoch(uint256 deviceId, Current storage d) private {
+        // slither-disable-next-line incorrect-equality -- same-second actions share one epoch
         if (d.since == block.timestamp) return;
         DeviceMeta storage m = _meta[deviceId];
         uint256 pastCount = m.pastCount;
@@ -246,19 +297,31 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         });
     }
 
-    /// @dev The epoch in force at `timestamp` and when it ended; a binary search over the
-    ///      ended epochs (O(log n) reads) unless it is the current one.
+    /// @dev The epoch in force at `timestamp` and when it ended.
     function _epochAt(uint256 deviceId, uint256 timestamp)
         private
         view
         returns (DeviceEpoch memory epoch, uint256 validUntil)
     {
+        (bool current, uint256 index, uint256 until) = _locate(deviceId, timestamp);
+        return (current ? _epochOf(_devices[deviceId]) : _past[deviceId][index], until);
+    }
+
+    /// @dev Where the epoch in force at `timestamp` is (the current one, or `_past[index]`)
+    ///      and when it ended: a binary search over the ended epochs (O(log n) reads) unless
+    ///      it is the current one.
+    function _locate(uint256 deviceId, uint256 timestamp)
+        private
+        view
+        returns (bool current, uint256 index, uint256 validUntil)
+    {
         Current storage d = _devices[deviceId];
         if (d.owner == address(0)) revert UnknownDevice(deviceId);
         uint256 currentSince = d.since;
-        if (timestamp >= currentSince) return (_epochOf(d), type(uint256).max);
+        if (timestamp >= currentSince) return (true, 0, type(uint256).max);
         uint256 pastCount = _meta[deviceId].pastCount;
         mapping(uint256 => DeviceEpoch) storage past = _past[deviceId];
+        // slither-disable-next-line incorrect-equality -- a count: no epoch ended yet
         uint256 registeredAt = pastCount == 0 ? currentSince : past[0].since;
         if (timestamp < registeredAt) revert DeviceNotYetRegistered(deviceId, timestamp, registeredAt);
         // invariant: past[lo].since <= timestamp, and every index >= hi has since > timestamp
@@ -269,8 +332,7 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
             if (past[mid].since <= timestamp) lo = mid;
             else hi = mid;
         }
-        epoch = past[lo];
-        validUntil = hi < pastCount ? past[hi].since : currentSince;
+        return (false, lo, hi < pastCount ? past[hi].since : currentSince);
     }
 
     function _checkCapacityAndZone(uint48 capacityW, bytes32 zone) private pure {

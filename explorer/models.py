@@ -258,7 +258,7 @@ class Challenge(SQLModel, table=True):
     signed_energy_wh: int = Field(sa_type=BigInteger)
     challenger: str
     status: str = "pending"
-    """pending, rebutted or resolved."""
+    """pending, rebutted, resolved or moot (its round was settled by another challenge)."""
 
 
 # ─── Oracle data ──────────────────────────────────────────────────────────────────────

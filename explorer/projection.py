@@ -351,3 +351,11 @@ def _challenge_resolved(session: Session, event: ChainEvent, a: dict[str, Any]) 
     challenge = session.get(Challenge, a["challengeId"])
     if challenge is not None:
         challenge.status = "resolved"
+
+
+@handles("DisputeResolver", "ChallengeMooted")
+def _challenge_mooted(session: Session, event: ChainEvent, a: dict[str, Any]) -> None:
+    """Its round was voided by another challenge (or finalized): the bond came back."""
+    challenge = session.get(Challenge, a["challengeId"])
+    if challenge is not None:
+        challenge.status = "moot"

@@ -273,6 +273,17 @@ def _insufficient(window: EventWindow) -> BaselineResult:
     return BaselineResult((0,) * len(event), Quality.INSUFFICIENT_DATA, tuple(event), ())
 
 
+def recomputable_on_chain(method: int, window: EventWindow) -> bool:
+    """Whether the chain can recompute a record of `method` from its used readings alone
+    (`BaselineMath.measureUsedReadings`): always for MBMA; for the X-of-Y methods when the
+    adjustment lead (4 h) plus the window fit one day, so that no two history days share an
+    interval and the used readings say which days were averaged."""
+    if BaselineMethod(method) == BaselineMethod.MBMA:
+        return True
+    lead = ADJUSTMENT_GAP_SECONDS + ADJUSTMENT_WINDOW_SECONDS
+    return window.end - window.start + lead <= SECONDS_PER_DAY
+
+
 # ---------------------------------------------------------------------------------------
 # Delivery
 # ---------------------------------------------------------------------------------------

@@ -227,6 +227,18 @@ MESSAGES: dict[str, Explainer] = {
         f"request was posted at {format_time(a['requestCreatedAt'])}"
     ),
     "InvalidNewOwner": lambda a, u: f"invalid new owner {a['newOwner']}",
+    "NotPendingOwner": lambda a, u: (
+        f"device {a['deviceId']} is not offered to {a['caller']}"
+        + (f" (it is offered to {a['pendingOwner']})" if int(a["pendingOwner"], 16) else "")
+    ),
+    "NoPendingTransfer": lambda a, u: f"device {a['deviceId']} is not offered to anyone",
+    "TransferKeyNotFresh": lambda a, u: (
+        f"accepting device {a['deviceId']} needs a new key of your own, not the seller's"
+    ),
+    "DeviceNotYetRegistered": lambda a, u: (
+        f"device {a['deviceId']} was registered at {format_time(a['registeredAt'])}, after "
+        f"{format_time(a['timestamp'])}"
+    ),
     # ─── Staking ──────────────────────────────────────────────────────────────────────
     "ZeroAmount": lambda a, u: "the amount must be above zero",
     "InsufficientFreeStake": lambda a, u: (
@@ -265,8 +277,20 @@ MESSAGES: dict[str, Explainer] = {
     "ValuesAgree": lambda a, u: (
         f"device {a['deviceId']} signed the value the report used: nothing to challenge"
     ),
-    "ChallengePending": lambda a, u: (
-        f"challenge {a['challengeId']} on request {a['requestId']} is still pending"
+    "ChallengeWindowClosed": lambda a, u: (
+        f"report round {a['round']} of request {a['requestId']} took challenges until "
+        f"{format_time(a['originalDisputeEndsAt'])} (its original dispute end)"
+    ),
+    "UnitSpansDeviceEpochs": lambda a, u: (
+        f"the unit of device {a['deviceId']} runs past {format_time(a['validUntil'])}, when "
+        "its owner or key changed: no single key signed it"
+    ),
+    "UnitNotEnded": lambda a, u: (
+        f"the unit of device {a['deviceId']} ends at {format_time(a['unitEnd'])}: not metered yet"
+    ),
+    "IntervalLengthMismatch": lambda a, u: (
+        f"the units cover intervals of {a['intervalSecondsA']} s and {a['intervalSecondsB']} s: "
+        "not the same interval"
     ),
     "DeviceEquivocated": lambda a, u: f"device {a['deviceId']} equivocated",
     "ChallengeNotPending": lambda a, u: f"challenge {a['challengeId']} is not pending",
@@ -302,6 +326,46 @@ MESSAGES: dict[str, Explainer] = {
         f"the rebuttal unit says {a['unitEnergyWh']} Wh, the challenged reading "
         f"{a['usedEnergyWh']} Wh: it does not prove equivocation"
     ),
+    # ─── DeliveryDispute (arithmetic fraud proofs) ────────────────────────────────────
+    "RecordProofInvalid": lambda a, u: (
+        f"the record proof for device {a['deviceId']} does not match the report"
+    ),
+    "BidDevicesMismatch": lambda a, u: (
+        f"the device list given is not the one bid {a['bidIndex']} of request "
+        f"{a['requestId']} committed to"
+    ),
+    "RecordNotJudgeable": lambda a, u: (
+        f"request {a['requestId']}'s window ({a['windowSeconds']} s) is too long for the "
+        "chain to recompute an X-of-Y baseline (4 h lead + window must fit a day)"
+    ),
+    "ArithmeticCorrect": lambda a, u: (
+        f"device {a['deviceId']}'s record follows from its used readings: nothing to challenge"
+    ),
+    "UnknownBid": lambda a, u: (
+        f"request {a['requestId']} has {a['bidCount']} bids, no bid {a['bidIndex']}"
+    ),
+    "BidNotAwarded": lambda a, u: (
+        f"bid {a['bidIndex']} of request {a['requestId']} was not awarded: its figure is not paid"
+    ),
+    "RecordsDoNotMatchBid": lambda a, u: (
+        f"give one record per device of bid {a['bidIndex']}, in its order "
+        f"(position {a['position']} differs)"
+    ),
+    "BidTotalCorrect": lambda a, u: (
+        f"bid {a['bidIndex']}'s figure ({a['deliveredWh']} Wh) is the sum of its records: "
+        "nothing to challenge"
+    ),
+    "BaselineMathNotJudgeable": lambda a, u: (
+        f"a {a['windowSeconds']} s window is too long to recompute baseline method "
+        f"{a['method']} on-chain"
+    ),
+    "BaselineMathUnknownMethod": lambda a, u: f"unknown baseline method {a['method']}",
+    "BaselineMathNoValues": lambda a, u: "a baseline needs at least one value",
+    "BaselineMathLengthMismatch": lambda a, u: (
+        f"expected {a['expected']} values, got {a['actual']}"
+    ),
+    "BaselineMathUnknownDirection": lambda a, u: f"unknown direction {a['direction']}",
+    "BaselineMathZeroDivisor": lambda a, u: "division by zero (no capacity or interval)",
     # ─── OpenZeppelin ─────────────────────────────────────────────────────────────────
     "AccessControlBadConfirmation": lambda a, u: "a role can only be renounced by its holder",
     "ECDSAInvalidSignature": lambda a, u: "invalid signature",

@@ -6,14 +6,17 @@ Inputs, and why each is deterministic (two honest parties holding the same readi
 byte-identical records):
 
 - the chain (`RequestFacts`, `read_request_facts`): the request and its bids; each bid's
-  device ids from its `BidPlaced` event; device capacities from `DeviceRegistry.device`
-  read at the block of that event (the capacities the market checked the bid against,
-  whatever changed later); for the X-of-Y methods, each device's earlier event days from
-  past `Awarded` events of requests whose window started earlier;
+  device ids from its `BidPlaced` event; device capacities from the registry's history,
+  `DeviceRegistry.deviceAt(deviceId, bid.placedAt)` (whatever changed later; the same read
+  `DeliveryDispute` makes, so the device caps agree by construction); for the X-of-Y
+  methods, each device's earlier event days from past `Awarded` events of requests whose
+  window started earlier;
 - the device's readings: only those the method can need (`reading_span`); the method
   itself (`gridflex.baselines.compute_baseline`) says which it used. Recomputing from the
   used readings alone gives the same record (days outside them were not eligible or not
-  needed), which is what lets anyone re-check a report from its public data;
+  needed), which is what lets anyone re-check a report from its public data, and the chain
+  judge it (`recompute_from_used_readings`, `DeliveryDispute`; for X-of-Y methods when
+  4 h + the window fit a day, so that no two history days share an interval);
 - the (device, interval) pairs with conflicting signed values.
 
 Per awarded device (records exist for devices of bids with `awardedW > 0` only):
@@ -29,7 +32,7 @@ packed with `pack_used_readings`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -42,10 +45,11 @@ from gridflex.baselines import (
     compute_baseline,
     delivered_wh,
     device_cap_wh,
+    recomputable_on_chain,
 )
 from gridflex.chain.protocol import BaselineMethod, Protocol, RequestState, RequestStatus
 from gridflex.errors import GridFlexError, TransactionReverted
-from gridflex.reports import DeviceRecord, Quality
+from gridflex.reports import DeviceRecord, Quality, unpack_used_readings
 from gridflex.reports import pack_used_readings as pack
 
 log = structlog.get_logger(__name__)
@@ -125,14 +129,14 @@ def read_request_facts(protocol: Protocol, request_id: int) -> RequestFacts:
     placed_by_index = {int(e["args"]["bidIndex"]): e for e in placed}
     bids = []
     for bid_index in range(state.bid_count):
-        awarded_w = int(protocol.client.call(market.functions.bidOf(request_id, bid_index))[2])
+        bid = protocol.client.call(market.functions.bidOf(request_id, bid_index))
+        awarded_w, placed_at = int(bid[2]), int(bid[5])
         if awarded_w == 0:
             continue
         event = placed_by_index[bid_index]
         device_ids = [int(d) for d in event["args"]["deviceIds"]]
         capacities = {
-            device_id: _capacity_at(protocol, device_id, int(event["blockNumber"]))
-            for device_id in device_ids
+            device_id: _capacity_at(protocol, device_id, placed_at) for device_id in device_ids
         }
         bids.append(AwardedBid(bid_index, awarded_w, capacities))
     window = EventWindow(state.window_start, state.window_end, state.interval_seconds)
@@ -164,16 +168,12 @@ def read_request(protocol: Protocol, request_id: int) -> RequestState:
         raise
 
 
-def _capacity_at(protocol: Protocol, device_id: int, block: int) -> int:
-    """Capacity when the bid was placed; the latest one if the node pruned that state."""
-    function = protocol.registry.functions.device(device_id)
-    try:
-        return int(protocol.client.call(function, block=block)[1])
-    except (TransactionReverted, ValueError) as error:
-        log.warning(
-            "registry state at bid block unavailable", device_id=device_id, error=str(error)
-        )
-        return int(protocol.client.call(function)[1])
+def _capacity_at(protocol: Protocol, device_id: int, placed_at: int) -> int:
+    """The device's capacity when the bid was placed, from the registry's device history
+    (`deviceAt(deviceId, bid.placedAt)`): exactly what `DeliveryDispute` reads to cap the
+    device, on any node (no archive state needed)."""
+    epoch = protocol.client.call(protocol.registry.functions.deviceAt(device_id, placed_at))
+    return int(epoch[2])
 
 
 def _earlier_event_days(
@@ -261,19 +261,61 @@ def measure_device(
 ) -> DeviceMeasurement:
     """One device's record and packed used readings (pure: no I/O)."""
     window = facts.window
-    event = list(window.interval_starts)
-    baseline = compute_baseline(
-        BaselineMethod(facts.baseline_method),
-        readings,
-        window,
-        facts.excluded_days.get(device_id, frozenset()),
+    cap = device_cap_wh(
+        bid.awarded_w, bid.device_capacity_w[device_id], bid.capacity_w, window.interval_seconds
     )
-    needed = set(baseline.used_intervals) | set(event)
+    figures, needed = device_figures(
+        BaselineMethod(facts.baseline_method),
+        facts.direction,
+        window,
+        readings,
+        facts.excluded_days.get(device_id, frozenset()),
+        cap,
+        lambda intervals: any((device_id, t) in conflicts for t in intervals),
+    )
     used = pack((t, readings[t]) for t in needed if t in readings)
+    record = DeviceRecord(
+        device_id,
+        bid.bid_index,
+        figures.baseline_wh,
+        figures.metered_wh,
+        figures.delivered_wh,
+        figures.quality,
+    )
+    return DeviceMeasurement(record, used)
+
+
+@dataclass(frozen=True)
+class RecordFigures:
+    """The figures of a device record (`DeviceRecord` without its ids)."""
+
+    baseline_wh: int
+    metered_wh: int
+    delivered_wh: int
+    quality: Quality
+
+    @classmethod
+    def of(cls, record: DeviceRecord) -> RecordFigures:
+        return cls(record.baseline_wh, record.metered_wh, record.delivered_wh, record.quality)
+
+
+def device_figures(
+    method: BaselineMethod,
+    direction: int,
+    window: EventWindow,
+    readings: Mapping[int, int],
+    excluded_days: frozenset[int] | set[int] | tuple[int, ...],
+    cap_wh: int,
+    has_conflict: Callable[[set[int]], bool] = lambda _: False,
+) -> tuple[RecordFigures, set[int]]:
+    """A device's figures and the intervals its measurement needed (the rules of the module
+    docstring); `has_conflict` says whether conflicting signed values exist for any of them."""
+    event = list(window.interval_starts)
+    baseline = compute_baseline(method, readings, window, excluded_days)
+    needed = set(baseline.used_intervals) | set(event)
     metered_series = [readings.get(t, 0) for t in event]
-    baseline_total = sum(baseline.baseline_wh)
     delivered = 0
-    if any((device_id, t) in conflicts for t in needed):
+    if has_conflict(needed):
         quality = Quality.CONFLICT
     elif any(t not in readings for t in event):
         quality = Quality.INSUFFICIENT_DATA
@@ -281,11 +323,35 @@ def measure_device(
         quality = Quality(baseline.quality)
     else:
         quality = Quality(baseline.quality)
-        cap = device_cap_wh(
-            bid.awarded_w, bid.device_capacity_w[device_id], bid.capacity_w, window.interval_seconds
+        delivered = sum(delivered_wh(direction, baseline.baseline_wh, metered_series, cap_wh))
+    figures = RecordFigures(sum(baseline.baseline_wh), sum(metered_series), delivered, quality)
+    return figures, needed
+
+
+def recompute_from_used_readings(
+    method: int, direction: int, window: EventWindow, cap_wh: int, used_readings: bytes
+) -> RecordFigures:
+    """What follows from a report's own used readings of one device, as the chain judges it
+    (`BaselineMath.measureUsedReadings`, `DeliveryDispute.challengeArithmetic`): the device's
+    figures when its only readings are `used_readings`, with no excluded days and no
+    conflicts. An honest record equals it, except that a CONFLICT record delivers zero (the
+    chain cannot see conflicts). ValueError when the chain cannot judge the method/window
+    (`recomputable_on_chain`)."""
+    if not recomputable_on_chain(method, window):
+        raise ValueError("an X-of-Y record cannot be recomputed when 4 h + the window exceed a day")
+    readings = dict(unpack_used_readings(used_readings))
+    figures, _ = device_figures(BaselineMethod(method), direction, window, readings, (), cap_wh)
+    return figures
+
+
+def record_follows(record: DeviceRecord, recomputed: RecordFigures) -> bool:
+    """Whether a record is what the chain recomputes from its used readings: every figure,
+    except that a CONFLICT record must deliver zero instead (the conflict itself is the
+    oracles' claim, not arithmetic; `DeliveryDispute`)."""
+    if record.quality == Quality.CONFLICT:
+        return (record.baseline_wh, record.metered_wh, record.delivered_wh) == (
+            recomputed.baseline_wh,
+            recomputed.metered_wh,
+            0,
         )
-        delivered = sum(delivered_wh(facts.direction, baseline.baseline_wh, metered_series, cap))
-    record = DeviceRecord(
-        device_id, bid.bid_index, baseline_total, sum(metered_series), delivered, quality
-    )
-    return DeviceMeasurement(record, used)
+    return RecordFigures.of(record) == recomputed

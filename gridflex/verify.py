@@ -14,6 +14,13 @@ Checks, each failure a `Difference` naming the device, bid or interval:
    (`gridflex.measurement.measure_device`) equals the published one;
 3. both Merkle roots and the per-bid totals recomputed from 2. equal the chain's.
 
+What the chain itself can judge (`DeliveryDispute`) comes with the arguments of a one-phase
+proof: a record that does not follow from its own used readings (`ArithmeticMaterial`,
+`challengeArithmetic`), a record that should not exist (device not in an awarded bid), a
+per-bid figure that is not the sum of its records (`BidTotalMaterial`,
+`challengeBidTotal`). `Verdict.best_proof` prefers those to a contradicted reading (a
+two-phase challenge that the device could rebut by equivocating).
+
 Recomputing from the used readings alone gives the oracle's record (see
 `gridflex.measurement`). A record published as CONFLICT is recomputed as a conflict: the
 evidence is the oracle's, zero delivery is the conservative outcome.
@@ -22,6 +29,7 @@ evidence is the oracle's, zero delivery is the conservative outcome.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,14 +45,19 @@ from gridflex.attestation import (
     meter_domain_separator,
     verify_unit,
 )
+from gridflex.baselines import device_cap_wh, recomputable_on_chain
 from gridflex.chain.protocol import Protocol
 from gridflex.eip712 import KeyType
 from gridflex.errors import GridFlexError
 from gridflex.measurement import (
+    AwardedBid,
+    RecordFigures,
     ReportUnavailableError,
     RequestFacts,
     measure_device,
     read_request_facts,
+    recompute_from_used_readings,
+    record_follows,
 )
 from gridflex.merkle import MerkleTree, verify_proof
 from gridflex.reports import (
@@ -135,6 +148,55 @@ class ChallengeMaterial:
 
 
 @dataclass(frozen=True)
+class ArithmeticMaterial:
+    """The arguments of `DeliveryDispute.challengeArithmetic` (and
+    `Protocol.challenge_arithmetic`); `expected` is what the chain recomputes (None for a
+    record that should not exist)."""
+
+    record: DeviceRecord
+    record_proof: tuple[bytes, ...]
+    used_readings: bytes
+    readings_proof: tuple[bytes, ...]
+    bid_device_ids: tuple[int, ...]
+    expected: RecordFigures | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "record": self.record.to_json(),
+            "recordProof": [_hex(node) for node in self.record_proof],
+            "usedReadings": _hex(self.used_readings),
+            "readingsProof": [_hex(node) for node in self.readings_proof],
+            "bidDeviceIds": list(self.bid_device_ids),
+        }
+
+
+@dataclass(frozen=True)
+class BidTotalMaterial:
+    """The arguments of `DeliveryDispute.challengeBidTotal`: every record of the bid, in
+    the bid's device order, with its proof under devicesRoot."""
+
+    delivered_wh: tuple[int, ...]
+    bid_index: int
+    records: tuple[tuple[DeviceRecord, tuple[bytes, ...]], ...]
+    bid_device_ids: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "deliveredWh": list(self.delivered_wh),
+            "bidIndex": self.bid_index,
+            "records": [
+                {"record": r.to_json(), "proof": [_hex(n) for n in proof]}
+                for r, proof in self.records
+            ],
+            "bidDeviceIds": list(self.bid_device_ids),
+        }
+
+
+Proof = ChallengeMaterial | ArithmeticMaterial | BidTotalMaterial
+"""Anything a watcher can submit against a report."""
+
+
+@dataclass(frozen=True)
 class Difference:
     """One thing that does not check out: `expected` is the recomputed or signed value,
     `reported` what the report (chain or oracle) says."""
@@ -148,6 +210,8 @@ class Difference:
     interval_start: int | None = None
     field: str | None = None
     challenge: ChallengeMaterial | None = None
+    proof: ArithmeticMaterial | BidTotalMaterial | None = None
+    """A one-phase on-chain proof of this difference (DeliveryDispute)."""
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -162,6 +226,8 @@ class Difference:
         }
         if self.challenge is not None:
             data["challenge"] = self.challenge.to_json()
+        if self.proof is not None:
+            data["proof"] = self.proof.to_json()
         return data
 
 
@@ -180,6 +246,17 @@ class Verdict:
     @property
     def challenges(self) -> list[ChallengeMaterial]:
         return [d.challenge for d in self.differences if d.challenge is not None]
+
+    @property
+    def arithmetic_proofs(self) -> list[ArithmeticMaterial | BidTotalMaterial]:
+        return [d.proof for d in self.differences if d.proof is not None]
+
+    @property
+    def best_proof(self) -> Proof | None:
+        """A one-phase arithmetic proof if there is one (it voids at once and cannot be
+        rebutted), else a contradicted reading's challenge, else None."""
+        proofs: list[Proof] = [*self.arithmetic_proofs, *self.challenges]
+        return proofs[0] if proofs else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -262,6 +339,13 @@ def check_report(
         )
         if readings_tree.root == posted.readings_root:
             proof_tree = readings_tree
+
+    records_tree = None
+    if primary.records:
+        tree = MerkleTree.from_leaf_hashes([r.leaf() for r in primary.records])
+        if tree.root == posted.devices_root:
+            records_tree = tree
+    provable = _Provable(facts, posted, primary, records_tree, proof_tree).differences()
 
     expected_records: list[DeviceRecord] = []
     expected_used: dict[int, bytes] = {}
@@ -360,6 +444,7 @@ def check_report(
                     field="deliveredWh",
                 )
             )
+    differences = _attach_proofs(differences, provable)
     return Verdict(
         posted.request_id,
         posted.round,
@@ -370,6 +455,141 @@ def check_report(
         readings_checked,
         posted.signers,
     )
+
+
+@dataclass(frozen=True)
+class _Provable:
+    """What `DeliveryDispute` can prove against the posted report from the published
+    records and used readings (only when the published trees are the posted ones)."""
+
+    facts: RequestFacts
+    posted: PostedReport
+    primary: PublishedReport
+    records_tree: MerkleTree | None
+    readings_tree: MerkleTree | None
+
+    def differences(self) -> list[Difference]:
+        if self.records_tree is None:
+            return []
+        found = []
+        bids = {bid.bid_index: bid for bid in self.facts.bids}
+        for record in self.primary.records:
+            material = self._record_proof(record, bids.get(record.bid_index))
+            if material is not None:
+                found.append(
+                    Difference(
+                        "arithmetic",
+                        f"device {record.device_id}: the record does not follow from the "
+                        "report's own data (provable on-chain)",
+                        device_id=record.device_id,
+                        bid_index=record.bid_index,
+                        proof=material,
+                    )
+                )
+        for bid in self.facts.bids:
+            total = self._bid_total_proof(bid)
+            if total is not None:
+                found.append(
+                    Difference(
+                        "bid-total-records",
+                        f"bid {bid.bid_index}: the paid figure is not the sum of its device "
+                        "records (provable on-chain)",
+                        bid_index=bid.bid_index,
+                        proof=total,
+                    )
+                )
+        return found
+
+    def _record_proof(
+        self, record: DeviceRecord, bid: AwardedBid | None
+    ) -> ArithmeticMaterial | None:
+        assert self.records_tree is not None
+        record_proof = tuple(self.records_tree.proof(record.leaf()))
+        if bid is None or record.device_id not in bid.device_capacity_w:
+            # No such awarded bid, or not this bid's device: the record should not exist.
+            device_ids = tuple(sorted(bid.device_capacity_w)) if bid is not None else ()
+            return ArithmeticMaterial(record, record_proof, b"", (), device_ids)
+        data = self.primary.devices.get(record.device_id)
+        if data is None or self.readings_tree is None:
+            return None
+        window = self.facts.window
+        if not recomputable_on_chain(self.facts.baseline_method, window):
+            return None
+        leaf = used_readings_leaf(record.device_id, data.used_readings)
+        readings_proof = tuple(self.readings_tree.proof(leaf))
+        device_ids = tuple(sorted(bid.device_capacity_w))
+        if not _well_formed(data.used_readings):
+            return ArithmeticMaterial(
+                record, record_proof, data.used_readings, readings_proof, device_ids
+            )
+        cap = device_cap_wh(
+            bid.awarded_w,
+            bid.device_capacity_w[record.device_id],
+            bid.capacity_w,
+            window.interval_seconds,
+        )
+        expected = recompute_from_used_readings(
+            self.facts.baseline_method, self.facts.direction, window, cap, data.used_readings
+        )
+        if record_follows(record, expected):
+            return None
+        return ArithmeticMaterial(
+            record, record_proof, data.used_readings, readings_proof, device_ids, expected
+        )
+
+    def _bid_total_proof(self, bid: AwardedBid) -> BidTotalMaterial | None:
+        assert self.records_tree is not None
+        by_device = {r.device_id: r for r in self.primary.records}
+        device_ids = tuple(sorted(bid.device_capacity_w))
+        if any(d not in by_device for d in device_ids):
+            return None  # an omitted record cannot be shown on-chain
+        records = [by_device[d] for d in device_ids]
+        total = sum(max(r.delivered_wh, 0) for r in records)
+        posted = self.posted.delivered_wh
+        if bid.bid_index >= len(posted):
+            return None
+        misfiled = any(r.bid_index != bid.bid_index for r in records)
+        if total == posted[bid.bid_index] and not misfiled:
+            return None
+        return BidTotalMaterial(
+            posted,
+            bid.bid_index,
+            tuple((r, tuple(self.records_tree.proof(r.leaf()))) for r in records),
+            device_ids,
+        )
+
+
+_PROVES = {"arithmetic": ("record", "unexpected-device"), "bid-total-records": ("bid-total",)}
+"""Which difference kinds an on-chain proof backs (it is attached to the first of them)."""
+
+
+def _attach_proofs(differences: list[Difference], provable: list[Difference]) -> list[Difference]:
+    """Each on-chain proof attached to the difference it proves (same device or bid), or
+    added as a difference of its own when the recomputation found none."""
+    merged = list(differences)
+    for proven in provable:
+        index = next((i for i, d in enumerate(merged) if _proves(proven, d)), None)
+        if index is None:
+            merged.append(proven)
+        else:
+            merged[index] = dataclasses.replace(merged[index], proof=proven.proof)
+    return merged
+
+
+def _proves(proven: Difference, difference: Difference) -> bool:
+    if difference.proof is not None or difference.kind not in _PROVES[proven.kind]:
+        return False
+    if proven.kind == "arithmetic":
+        return difference.device_id == proven.device_id
+    return difference.bid_index == proven.bid_index
+
+
+def _well_formed(used_readings: bytes) -> bool:
+    """`BaselineMath.wellFormedUsedReadings`: whole 16-byte pairs, strictly ascending."""
+    if len(used_readings) % 16:
+        return False
+    starts = [t for t, _ in unpack_used_readings(used_readings)]
+    return all(a < b for a, b in itertools.pairwise(starts))
 
 
 def _check_reading(

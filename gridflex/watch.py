@@ -1,16 +1,21 @@
 """The report watcher: follows every `ReportSubmitted` event (request and round) while its
 dispute window is open, asks a finder for a fraud proof, and challenges with it; then waits
 for the challenge's response deadline (chain time) and resolves it (voids the report,
-slashes its signers). With a rebuttal finder (an oracle's watcher) it also follows every
-`ChallengeOpened` event and rebuts a challenge with the device-signed unit carrying the
-used value when it holds one (the device equivocated).
+slashes its signers). An arithmetic proof (`DeliveryDispute`: a record that does not follow
+from the report's own used readings, a per-bid figure that is not the sum of its records)
+is one-phase: it voids the report and slashes its signers at once. With a rebuttal finder
+(an oracle's watcher) it also follows every `ChallengeOpened` event and rebuts a challenge
+with the device-signed unit carrying the used value when it holds one (the device
+equivocated).
 
 One loop for the oracle's built-in watcher (`oracle/watcher.py`: evidence from its own
 store) and `gridflex watch` (anyone: evidence from the public oracle APIs via
 `gridflex.verify`); only the finders differ. Idempotent and restartable: events are
 rescanned from the deployment block; a report already voided (by us or anyone) is done
 (`NotDisputable`); a challenge already rebutted or resolved is done
-(`ChallengeNotPending`); errors back off and retry until the window closes.
+(`ChallengeNotPending`); errors back off and retry until the window closes. A challenge
+locks `challengeBond` of the challenger's free stake (lost if rebutted): without it the
+challenge fails with `InsufficientFreeStake`, logged with the bond it needs.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import structlog
 
 from gridflex.attestation import MeterUnit
 from gridflex.chain.protocol import (
+    ArithmeticProofResult,
     ChallengeResult,
     ChallengeState,
     ChallengeStatus,
@@ -35,8 +41,11 @@ from gridflex.chain.protocol import (
 )
 from gridflex.errors import TransactionReverted
 from gridflex.verify import (
+    ArithmeticMaterial,
+    BidTotalMaterial,
     ChallengeMaterial,
     PostedReport,
+    Proof,
     check_report,
     device_keys,
     fetch_published_report,
@@ -48,9 +57,10 @@ log = structlog.get_logger(__name__)
 
 FIRST_BACKOFF_SECONDS = 1.0
 
-Finder = Callable[[PostedReport], ChallengeMaterial | None]
-"""A fraud proof against the posted report, or None when it checks out. Raising means
-"cannot tell yet" (retried)."""
+Finder = Callable[[PostedReport], Proof | None]
+"""A fraud proof against the posted report (a contradicted reading's challenge or a
+one-phase arithmetic proof), or None when it checks out. Raising means "cannot tell yet"
+(retried)."""
 
 RebuttalFinder = Callable[[ChallengeState], tuple[MeterUnit, int] | None]
 """A device-signed unit and the index of the challenged interval in it whose value is the
@@ -95,6 +105,8 @@ class ReportWatcher:
     challenged: list[ChallengeResult] = field(default_factory=list)
     resolved: list[ResolveResult] = field(default_factory=list)
     rebutted: list[RebutResult] = field(default_factory=list)
+    proven: list[ArithmeticProofResult] = field(default_factory=list)
+    """Reports this watcher voided with an arithmetic proof."""
     _pending: dict[tuple[int, int], _Pending] = field(default_factory=dict)
     _done: set[tuple[int, int]] = field(default_factory=set)
     _to_resolve: dict[int, _Retry] = field(default_factory=dict)
@@ -189,19 +201,26 @@ class ReportWatcher:
             return True  # voided (by anyone) or settled: nothing left to dispute
         if self.now() >= state.dispute_ends_at:
             return True
-        pending = int(self.protocol.dispute.functions.pendingChallengeOf(posted.request_id).call())
-        if pending:
-            # A challenge (ours from before a restart, or anyone's) is pending: see it
-            # resolved when due (anyone may; the challenger is paid) and look again after.
-            if pending not in self._to_resolve:
-                deadline = self.protocol.challenge_of(pending).response_deadline
-                self._to_resolve[pending] = _Retry(pending, deadline)
-                log.info("challenge pending against report", challenge_id=pending)
-            return False
+        # Challenges run concurrently: anyone's pending challenge against this round is
+        # resolved when due (anyone may; the challenger is paid), and a decoy on another
+        # reading does not stop us from challenging ours.
+        pending = self.protocol.pending_challenges(posted.request_id, posted.round)
+        for challenge in pending:
+            if challenge.challenge_id not in self._to_resolve:
+                self._to_resolve[challenge.challenge_id] = _Retry(
+                    challenge.challenge_id, challenge.response_deadline
+                )
+                log.info("challenge pending against report", challenge_id=challenge.challenge_id)
         material = self.finder(posted)
         if material is None:
+            if pending:
+                return False  # look again once they are settled (a rebuttal leaves it open)
             log.info("posted report checks out", request_id=posted.request_id, round=posted.round)
             return True
+        if isinstance(material, ArithmeticMaterial | BidTotalMaterial):
+            return self._prove_arithmetic(posted, material)
+        if any(_same_reading(challenge, material) for challenge in pending):
+            return False  # ours (from before a restart) or anyone's: adopted, not duplicated
         try:
             result = self.protocol.challenge(
                 posted.request_id,
@@ -213,14 +232,21 @@ class ReportWatcher:
                 material.unit_index,
             )
         except TransactionReverted as error:
-            if error.error_name == "NotDisputable":
-                log.info("report no longer disputable", request_id=posted.request_id)
+            if error.error_name in {"NotDisputable", "ChallengeWindowClosed"}:
+                log.info("report no longer challengeable", request_id=posted.request_id)
                 return True
             if error.error_name == "DeviceEquivocated":
                 # The device signed two values before: its units prove nothing any more.
                 log.warning("device proven to equivocate", device_id=material.device_id)
                 return True
-            raise  # e.g. ChallengePending (someone else's): retried after it is settled
+            if error.error_name == "InsufficientFreeStake":
+                log.error(
+                    "cannot challenge: a challenge locks a bond of free stake",
+                    challenger=self.protocol.address,
+                    bond=self.protocol.challenge_bond(),
+                    request_id=posted.request_id,
+                )
+            raise  # retried with backoff until the window closes
         self.challenged.append(result)
         self._to_resolve[result.challenge_id] = _Retry(
             result.challenge_id, result.response_deadline
@@ -236,6 +262,49 @@ class ReportWatcher:
             used_wh=result.used_energy_wh,
             signed_wh=result.signed_energy_wh,
             response_deadline=result.response_deadline,
+        )
+        return True
+
+    def _prove_arithmetic(
+        self, posted: PostedReport, material: ArithmeticMaterial | BidTotalMaterial
+    ) -> bool:
+        """Submits a one-phase arithmetic proof; True when the report needs nothing more
+        from us (voided now, or no longer disputable)."""
+        try:
+            if isinstance(material, ArithmeticMaterial):
+                result = self.protocol.challenge_arithmetic(
+                    posted.request_id,
+                    material.record.values(),
+                    list(material.record_proof),
+                    material.used_readings,
+                    list(material.readings_proof),
+                    list(material.bid_device_ids),
+                )
+            else:
+                result = self.protocol.challenge_bid_total(
+                    posted.request_id,
+                    list(material.delivered_wh),
+                    material.bid_index,
+                    [(record.values(), list(proof)) for record, proof in material.records],
+                    list(material.bid_device_ids),
+                )
+        except TransactionReverted as error:
+            if error.error_name == "NotDisputable":
+                log.info("report no longer disputable", request_id=posted.request_id)
+                return True
+            if error.error_name in ("ArithmeticCorrect", "BidTotalCorrect", "RecordNotJudgeable"):
+                # Our recomputation and the chain's disagree: a bug to report, not to retry.
+                log.error("the chain does not confirm our arithmetic proof", error=str(error))
+                return True
+            raise  # anything else: retried with backoff
+        self.proven.append(result)
+        log.warning(
+            "report voided by an arithmetic proof, signers slashed",
+            request_id=result.request_id,
+            round=result.round,
+            device_id=result.device_id,
+            fault=result.fault.name,
+            slashed=result.slashed_total,
         )
         return True
 
@@ -272,6 +341,11 @@ class ReportWatcher:
                 self._backoff(retry, "resolve failed", error)
                 continue
             del self._to_resolve[challenge_id]
+            if result.moot:
+                log.info(
+                    "challenge moot: its round was settled otherwise", challenge_id=challenge_id
+                )
+                continue
             self.resolved.append(result)
             log.warning(
                 "challenge resolved: report voided, signers slashed",
@@ -342,13 +416,21 @@ class ReportWatcher:
         return True
 
 
+def _same_reading(challenge: ChallengeState, material: ChallengeMaterial) -> bool:
+    """True when `challenge` disputes the reading `material` would (device and interval)."""
+    unit = material.unit
+    interval_start = unit.first_interval_start + material.unit_index * unit.interval_seconds
+    return challenge.device_id == material.device_id and challenge.interval_start == interval_start
+
+
 def public_finder(protocol: Protocol, oracle_urls: Sequence[str], http: httpx.Client) -> Finder:
     """Evidence from the public oracle APIs: `gridflex.verify` over every oracle that
-    answers; the first contradicted reading with a valid proof is the challenge."""
+    answers; an arithmetic proof first (one-phase), else the first contradicted reading
+    with a valid proof."""
     from gridflex.attestation import meter_domain_separator
     from gridflex.verify import VerifyInputError
 
-    def find(posted: PostedReport) -> ChallengeMaterial | None:
+    def find(posted: PostedReport) -> Proof | None:
         facts = read_facts(protocol, posted.request_id, posted.round)
         published = []
         for url in oracle_urls:
@@ -361,7 +443,7 @@ def public_finder(protocol: Protocol, oracle_urls: Sequence[str], http: httpx.Cl
         device_ids = sorted({d for bid in facts.bids for d in bid.device_capacity_w})
         domain = meter_domain_separator(protocol.client.chain_id, protocol.registry.address)
         verdict = check_report(facts, posted, published, device_keys(protocol, device_ids), domain)
-        return verdict.challenges[0] if verdict.challenges else None
+        return verdict.best_proof
 
     return find
 

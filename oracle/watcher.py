@@ -33,8 +33,8 @@ from gridflex.chain.client import ChainClient
 from gridflex.chain.protocol import ChallengeState, Protocol
 from gridflex.reports import unpack_used_readings
 from gridflex.verify import (
-    ChallengeMaterial,
     PostedReport,
+    Proof,
     VerifyInputError,
     check_report,
     device_keys,
@@ -59,7 +59,7 @@ class OracleEvidenceFinder:
         self.protocol = protocol
         self.http = httpx.Client(timeout=settings.peer_timeout_seconds)
 
-    def __call__(self, posted: PostedReport) -> ChallengeMaterial | None:
+    def __call__(self, posted: PostedReport) -> Proof | None:
         own = self.book.report_for(posted.request_id, posted.round)  # 425 -> retried later
         if (own.payload.devices_root, own.payload.readings_root) == (
             posted.devices_root,
@@ -94,8 +94,9 @@ class OracleEvidenceFinder:
                 intervals = [t for t, _ in unpack_used_readings(data.used_readings)]
                 units.extend(self.book.signed_units(device_id, intervals))
             verdict = check_report(facts, posted, [published], keys, domain, units=units)
-            if verdict.challenges:
-                return verdict.challenges[0]
+            proof = verdict.best_proof  # arithmetic (one-phase) first, then a reading
+            if proof is not None:
+                return proof
             log.warning(
                 "posted report differs but no signed unit we hold contradicts it",
                 request_id=posted.request_id,

@@ -53,6 +53,17 @@ interface IDeviceRegistry {
         bytes32 keyY;
     }
 
+    /// @notice Who answered for a device at some time and which key signed for it then, until
+    ///         `validUntil` (the next epoch's start, type(uint256).max for the current one).
+    struct SigningKey {
+        address owner;
+        KeyType keyType;
+        bytes32 keyX;
+        /// @dev P-256 only (zero for secp256k1 keys).
+        bytes32 keyY;
+        uint256 validUntil;
+    }
+
     /// @notice A device key as given at registration or rotation.
     /// @dev secp256k1: `data` is the 20-byte signer address and `proof` a 65-byte r||s||v
     ///      signature. P-256: `data` is the 64-byte public key x||y and `proof` a 64-byte
@@ -98,6 +109,13 @@ interface IDeviceRegistry {
     error UnknownDeviceEpoch(uint256 deviceId, uint256 index, uint256 epochCount);
     /// @notice Thrown when transferring to the zero address or to the current owner.
     error InvalidNewOwner(address newOwner);
+    /// @notice Thrown when accepting a transfer that was not proposed to the caller.
+    error NotPendingOwner(uint256 deviceId, address caller, address pendingOwner);
+    /// @notice Thrown when cancelling while no transfer of the device is proposed.
+    error NoPendingTransfer(uint256 deviceId);
+    /// @notice Thrown when a transfer is accepted with the device's current key: the new owner
+    ///         must bring its own, so the seller's key cannot attest intervals after the sale.
+    error TransferKeyNotFresh(uint256 deviceId);
 
     event DeviceRegistered(
         uint256 indexed deviceId,
@@ -112,7 +130,12 @@ interface IDeviceRegistry {
     event DeviceUpdated(uint256 indexed deviceId, bytes32 indexed zone, uint48 capacityW);
     event DeviceKeyRotated(uint256 indexed deviceId, KeyType keyType, bytes32 keyX, bytes32 keyY);
     event DeviceActiveChanged(uint256 indexed deviceId, bool active);
+    /// @notice The device changed owner (the recipient accepted); its key changed too.
     event DeviceTransferred(uint256 indexed deviceId, address indexed from, address indexed to);
+    /// @notice `from` offered the device to `to`; nothing changes until `to` accepts.
+    event TransferProposed(uint256 indexed deviceId, address indexed from, address indexed to);
+    /// @notice The owner withdrew its offer of the device to `to`.
+    event TransferCancelled(uint256 indexed deviceId, address indexed from, address indexed to);
 
     /// @param kind a DeviceKind value
     function register(uint8 kind, uint48 capacityW, bytes32 zone, DeviceKey calldata key)
@@ -121,7 +144,17 @@ interface IDeviceRegistry {
     function update(uint256 deviceId, uint48 capacityW, bytes32 zone) external;
     function rotateKey(uint256 deviceId, DeviceKey calldata key) external;
     function setActive(uint256 deviceId, bool active) external;
+    /// @notice Offers the device to `newOwner` (replacing an earlier offer); ownership moves
+    ///         only when `newOwner` calls `acceptTransfer`, so no one can be handed a device
+    ///         (and its owner's liabilities) it did not ask for.
     function transfer(uint256 deviceId, address newOwner) external;
+    /// @notice Withdraws the pending offer (owner only).
+    function cancelTransfer(uint256 deviceId) external;
+    /// @notice Completes an offered transfer: the caller becomes the owner with `key` (a fresh
+    ///         proof of possession bound to the caller, a key other than the current one).
+    function acceptTransfer(uint256 deviceId, DeviceKey calldata key) external;
+    /// @notice Who the device is offered to (zero when no transfer is pending).
+    function pendingOwnerOf(uint256 deviceId) external view returns (address);
 
     function device(uint256 deviceId) external view returns (Device memory);
     function deviceCount() external view returns (uint256);
@@ -141,6 +174,9 @@ interface IDeviceRegistry {
         external
         view
         returns (DeviceEpoch memory epoch, uint256 validUntil);
+    /// @notice The owner and signing key of the epoch at `timestamp` (deviceEpochAt, reading
+    ///         only what a signature check needs: what fraud proofs call).
+    function signingKeyAt(uint256 deviceId, uint256 timestamp) external view returns (SigningKey memory);
     /// @notice How many epochs the device has (>= 1 once registered, 0 for unknown ids).
     function epochCount(uint256 deviceId) external view returns (uint256);
     /// @notice The `index`-th epoch of the device, oldest first.

@@ -14,9 +14,17 @@ import {IDeviceRegistry} from "./IDeviceRegistry.sol";
 ///         same interval with exactly the used value. The device then signed two values
 ///         (equivocation): the challenge is dismissed, the report stands, the device owner's
 ///         free stake is slashed (`equivocationPenalty`, part to the rebutter) and the device
-///         can no longer back a challenge. Without a rebuttal, after the deadline anyone may
-///         `resolve`: the report is voided (the committee posts a corrected one in the next
-///         round) and its signers' bonds are slashed, part to the challenger.
+///         can no longer back a challenge; the challenger's bond is slashed too. Without a
+///         rebuttal, after the deadline anyone may `resolve`: the report is voided (the
+///         committee posts a corrected one in the next round), its signers' bonds are slashed,
+///         part to the challenger, and the challenger's bond is released.
+///         Every unit is judged by the device as it stood at the unit's first interval
+///         (`IDeviceRegistry.deviceAt`): its key then, its owner then. A later rotation,
+///         transfer, deactivation or update changes nothing about who was right, and an
+///         equivocation is paid by whoever owned the device when it was metered.
+///         `proveEquivocation` needs no report at all: two units signed for one interval
+///         with different values slash the owner at that interval, so a provider who shows
+///         oracles split views pays even when the request then expires without a report.
 /// @dev Formats (gridflex/attestation.py, gridflex/reports.py):
 ///      - used readings of one device: `abi.encodePacked(uint64 intervalStart, int64 energyWh)`
 ///        pairs (16 bytes each) sorted by interval; leaf
@@ -32,13 +40,17 @@ interface IDisputeResolver {
         None,
         Pending,
         Rebutted,
-        Resolved
+        Resolved,
+        /// @dev Nothing left to judge when resolved: the report round was voided by another
+        ///      challenge, finalized or its window closed. The bond is released; nobody slashed.
+        Moot
     }
 
-    /// @notice A challenge (three slots). `signerBitmap` and `deviceOwner` are captured at
-    ///         challenge time: the signers are slashed on resolution, the owner (who controls the
-    ///         device key that signed the challenge's unit) on rebuttal, even if the device was
-    ///         transferred since.
+    /// @notice A challenge (five slots). `signerBitmap` is captured at challenge time (the
+    ///         signers are slashed on resolution); `deviceOwner` is the owner of the device at
+    ///         the disputed interval (`deviceAt`), who controlled the key that signed it and
+    ///         pays on rebuttal whatever happened to the device since. `bond` is the
+    ///         challenger's stake locked until the challenge is settled.
     struct Challenge {
         uint256 requestId;
         uint256 deviceId;
@@ -47,6 +59,7 @@ interface IDisputeResolver {
         uint16 round;
         ChallengeStatus status;
         address deviceOwner;
+        uint96 bond;
         uint64 signerBitmap;
         uint64 intervalStart;
         int64 usedEnergyWh;
@@ -91,10 +104,16 @@ interface IDisputeResolver {
     error ValuesAgree(uint256 deviceId, uint256 intervalStart, int64 energyWh);
     /// @notice Thrown when a governance parameter is outside its bounds.
     error ParameterOutOfBounds(bytes32 name, uint256 value, uint256 min, uint256 max);
-    /// @notice Thrown when a challenge against the request's pending report is already
-    ///         pending (one at a time per request).
-    error ChallengePending(uint256 requestId, uint256 challengeId);
-    /// @notice Thrown when the device was proven to equivocate: its units back no challenge.
+    /// @notice Thrown when a challenge comes at or after the report round's original dispute
+    ///         end (before any extension): challenges only extend, they never open, a window.
+    error ChallengeWindowClosed(uint256 requestId, uint16 round, uint256 originalDisputeEndsAt);
+    /// @notice Thrown when a unit is not wholly inside the device epoch of its first interval:
+    ///         it ends after the next owner action (`validUntil`), so no single key signed it.
+    error UnitSpansDeviceEpochs(uint256 deviceId, uint256 unitStart, uint256 unitEnd, uint256 validUntil);
+    /// @notice Thrown when a unit's last interval has not ended yet: nothing metered it.
+    error UnitNotEnded(uint256 deviceId, uint256 unitEnd, uint256 now_);
+    /// @notice Thrown when the two units of an equivocation proof have different interval lengths.
+    error IntervalLengthMismatch(uint256 intervalSecondsA, uint256 intervalSecondsB); /// @notice Thrown when the device was proven to equivocate: its units back no challenge.
     error DeviceEquivocated(uint256 deviceId);
     /// @notice Thrown when the challenge is not pending (unknown, rebutted or resolved).
     error ChallengeNotPending(uint256 challengeId, ChallengeStatus status);
@@ -120,15 +139,28 @@ interface IDisputeResolver {
         uint256 disputeEndsAt
     );
     /// @notice The device signed the used value too: the challenge is dismissed, the report
-    ///         stands, `deviceOwner` lost `penalty` FLEX of stake (`rebutter` got its share).
+    ///         stands, `deviceOwner` lost `penalty` FLEX of stake (0 when the device had been
+    ///         proven to equivocate already) and the challenger its bond (`bondSlashed`);
+    ///         `rebutter` got its share of both.
     event ChallengeRebutted(
         uint256 indexed challengeId,
         uint256 indexed requestId,
         uint256 indexed deviceId,
         address rebutter,
         address deviceOwner,
-        uint256 penalty
+        uint256 penalty,
+        address challenger,
+        uint256 bondSlashed
     );
+    /// @notice Resolved with nothing left to judge (the round was voided by another challenge,
+    ///         finalized, or its window closed): `bond` released, no void, no slash.
+    event ChallengeMooted(uint256 indexed challengeId, uint256 indexed requestId, uint16 indexed round, uint256 bond);
+    /// @notice `deviceId` signed two values for the interval at `intervalStart`; `owner`, who
+    ///         owned it then, lost `penalty` FLEX (`prover` got its share).
+    event EquivocationProven(
+        uint256 indexed deviceId, uint64 indexed intervalStart, address indexed owner, address prover, uint256 penalty
+    );
+    event ChallengeBondSet(uint256 challengeBond);
     /// @notice Unrebutted: report `round` of `requestId` is void and its signers lost
     ///         `slashedTotal` FLEX of bond (`challenger` got its share).
     event ChallengeResolved(
@@ -152,9 +184,13 @@ interface IDisputeResolver {
     /// @param signedUnit a unit signed by the device covering the disputed interval
     /// @param unitIndex position of the disputed interval in `signedUnit`
     /// @return challengeId the new challenge's id (from 1)
-    /// @dev Reverts with UnknownRequest (from the market) or UnknownDevice (from the registry)
-    ///      for ids that do not exist; ChallengePending while another challenge against the
-    ///      request is pending; DeviceEquivocated for a device proven to equivocate.
+    /// @dev Locks `challengeBond` of the caller's free stake (Staking.InsufficientFreeStake
+    ///      otherwise). Several challenges may be pending against one report; each opened
+    ///      before the round's original dispute end (ChallengeWindowClosed after it) and each
+    ///      raises the end to at most its own t + 2W, so a report's total delay is bounded by
+    ///      2 x responseWindow past its original window. Reverts with UnknownRequest (from the
+    ///      market) or UnknownDevice / DeviceNotYetRegistered (from the registry);
+    ///      DeviceEquivocated for a device proven to equivocate.
     function challenge(
         uint256 requestId,
         uint256 deviceId,
@@ -173,6 +209,7 @@ interface IDisputeResolver {
     ///         deadline only; permissionless.
     /// @param unit the device-signed unit with the used value
     /// @param unitIndex position of the disputed interval in `unit`
+    ///         The challenger's bond is slashed too (same share to the caller).
     /// @return penalty what was taken from the device owner
     function rebut(uint256 challengeId, MeterUnit calldata unit, uint256 unitIndex) external returns (uint256 penalty);
 
@@ -181,18 +218,40 @@ interface IDisputeResolver {
     ///         `challengerShareBps`). Permissionless.
     /// @dev Must run before the extended dispute end (the market refuses a void after it,
     ///      DisputeWindowClosed): the resolution period is `responseWindow` long.
-    /// @return slashedTotal the oracle bonds slashed
+    ///         Releases the challenger's bond. When the round is no longer voidable (another
+    ///         challenge voided it, it was finalized, its window closed) the challenge is Moot:
+    ///         bond released, nothing voided or slashed.
+    /// @return slashedTotal the oracle bonds slashed (0 when moot)
     function resolve(uint256 challengeId) external returns (uint256 slashedTotal);
+
+    /// @notice Proves that a device signed two different values for one interval, with no
+    ///         report needed and at any time: both units verified against the device's key in
+    ///         force at that interval. Marks the device equivocated (once per device: its units
+    ///         back no challenge from now on) and slashes the owner at that interval
+    ///         (`equivocationPenalty` of free then unbonding stake, `challengerShareBps` of it
+    ///         to the caller). Permissionless.
+    /// @param a a device-signed unit; `ia` the position of the interval in it
+    /// @param b another unit of the same device with the same interval (at `ib`) and length
+    /// @return penalty what was taken from the owner
+    function proveEquivocation(MeterUnit calldata a, uint256 ia, MeterUnit calldata b, uint256 ib)
+        external
+        returns (uint256 penalty);
 
     /// @notice Governance: how long a challenge waits for a rebuttal (also the length of the
     ///         resolution period after it).
     function setResponseWindow(uint64 value) external;
     /// @notice Governance: the most FLEX taken from a device owner whose device equivocated.
     function setEquivocationPenalty(uint256 value) external;
+    /// @notice Governance: the FLEX a challenger locks per challenge (lost when rebutted).
+    function setChallengeBond(uint256 value) external;
 
     function challengeOf(uint256 challengeId) external view returns (Challenge memory);
-    /// @notice The pending challenge against `requestId`'s report, 0 when none.
-    function pendingChallengeOf(uint256 requestId) external view returns (uint256);
+    /// @notice How many challenges against `requestId` (any round) are pending.
+    function pendingChallengeCount(uint256 requestId) external view returns (uint256);
+    /// @notice The dispute end of report `round` of `requestId` before any challenge extended
+    ///         it (0 until its first challenge); no challenge is opened at or after it.
+    function originalDisputeEndsAt(uint256 requestId, uint16 round) external view returns (uint256);
+    function challengeBond() external view returns (uint256);
     function challengeCount() external view returns (uint256);
     /// @notice True once the device was proven to have signed two values for one interval.
     function equivocated(uint256 deviceId) external view returns (bool);

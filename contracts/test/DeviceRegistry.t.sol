@@ -153,9 +153,7 @@ contract DeviceRegistryTest is Deployers {
 
     function test_register_zeroCapacity_reverts() public {
         IDeviceRegistry.DeviceKey memory key = secpKey(alice, DEV_KEY);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDeviceRegistry.InvalidCapacity.selector, 0, registry.MAX_CAPACITY_W())
-        );
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.InvalidCapacity.selector, 0, registry.MAX_CAPACITY_W()));
         vm.prank(alice);
         registry.register(BATTERY, 0, ZONE, key);
     }
@@ -344,9 +342,7 @@ contract DeviceRegistryTest is Deployers {
             )
         );
         bytes32 structHash = keccak256(abi.encode(keccak256("DeviceKeyProof(address owner)"), alice));
-        assertEq(
-            registry.keyProofDigest(alice), keccak256(abi.encodePacked("\x19\x01", domain, structHash)), "digest"
-        );
+        assertEq(registry.keyProofDigest(alice), keccak256(abi.encodePacked("\x19\x01", domain, structHash)), "digest");
         assertEq(registry.DEVICE_KEY_PROOF_TYPEHASH(), keccak256("DeviceKeyProof(address owner)"), "typehash");
     }
 
@@ -508,8 +504,7 @@ contract DeviceRegistryTest is Deployers {
 
     function test_rotateKey_afterTransfer_needsProofForNewOwner() public {
         uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
-        vm.prank(alice);
-        registry.transfer(id, bob);
+        transferDevice(id, alice, bob, 0xB0B1);
         IDeviceRegistry.DeviceKey memory stale = secpKey(alice, DEV_KEY_2);
         vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.InvalidKeyProof.selector, SECP));
         vm.prank(bob);
@@ -565,15 +560,56 @@ contract DeviceRegistryTest is Deployers {
 
     // ─── transfer ─────────────────────────────────────────────────────────────────────────
 
-    function test_transfer_movesOwnership() public {
+    /// @dev Issue 12 finding 2: a transfer used to move ownership at once, so an owner could
+    ///      push a device (and the liability for its equivocations) onto a victim.
+    function test_transfer_onlyProposes_recipientUntouchedUntilItAccepts() public {
         uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
         vm.expectEmit(true, true, true, true, address(registry));
-        emit IDeviceRegistry.DeviceTransferred(id, alice, bob);
+        emit IDeviceRegistry.TransferProposed(id, alice, bob);
         vm.prank(alice);
         registry.transfer(id, bob);
-        assertEq(registry.device(id).owner, bob, "new owner");
-        assertEq(registry.device(id).keyX, _secpKeyX(DEV_KEY), "key travels with the device");
-        assertEq(uint256(registry.device(id).lastTransferAt), block.timestamp, "transfer time recorded");
+        assertEq(registry.pendingOwnerOf(id), bob, "offered");
+        IDeviceRegistry.Device memory d = registry.device(id);
+        assertEq(d.owner, alice, "still alice's");
+        assertEq(uint256(d.lastTransferAt), 0, "no transfer yet");
+        assertEq(registry.epochCount(id), 1, "no epoch");
+        // bob cannot be made to bid with it, and alice still can
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.DeviceNotOwned.selector, id, bob));
+        registry.checkBidDevices(bob, ZONE, block.timestamp + 1, ids(id));
+        assertEq(registry.checkBidDevices(alice, ZONE, block.timestamp, ids(id)), 1_000, "alice bids");
+        // alice keeps every owner right, bob has none
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.NotDeviceOwner.selector, id, bob, alice));
+        vm.prank(bob);
+        registry.update(id, 2_000, ZONE);
+        vm.prank(alice);
+        registry.update(id, 2_000, ZONE);
+    }
+
+    function test_acceptTransfer_movesOwnershipAndKey() public {
+        uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
+        vm.warp(block.timestamp + 1 hours);
+        vm.prank(alice);
+        registry.transfer(id, bob);
+        IDeviceRegistry.DeviceKey memory key = secpKey(bob, DEV_KEY_2);
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit IDeviceRegistry.DeviceTransferred(id, alice, bob);
+        vm.expectEmit(true, false, false, true, address(registry));
+        emit IDeviceRegistry.DeviceKeyRotated(id, SECP, _secpKeyX(DEV_KEY_2), bytes32(0));
+        vm.prank(bob);
+        registry.acceptTransfer(id, key);
+
+        IDeviceRegistry.Device memory d = registry.device(id);
+        assertEq(d.owner, bob, "new owner");
+        assertEq(d.keyX, _secpKeyX(DEV_KEY_2), "new owner's key");
+        assertEq(uint256(d.lastTransferAt), block.timestamp, "transfer time recorded");
+        assertEq(registry.pendingOwnerOf(id), address(0), "offer consumed");
+        // the history keeps alice answerable for the time she owned it
+        IDeviceRegistry.DeviceEpoch memory before = registry.deviceAt(id, block.timestamp - 1);
+        assertEq(before.owner, alice, "alice owned it a second ago");
+        assertEq(before.keyX, _secpKeyX(DEV_KEY), "with her key");
+        IDeviceRegistry.DeviceEpoch memory now_ = registry.deviceAt(id, block.timestamp);
+        assertEq(now_.owner, bob, "bob from now on");
+        assertEq(now_.keyX, _secpKeyX(DEV_KEY_2), "with his key");
 
         // the old owner has lost control
         vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.NotDeviceOwner.selector, id, alice, bob));
@@ -585,14 +621,101 @@ contract DeviceRegistryTest is Deployers {
         registry.checkBidDevices(alice, ZONE, block.timestamp + 1, ids(id));
     }
 
-    function test_transfer_secondTransferUpdatesTime() public {
+    function test_acceptTransfer_withTheSellersKey_reverts() public {
         uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
         vm.prank(alice);
         registry.transfer(id, bob);
+        // even with a valid proof for bob (alice helps him), the current key is refused
+        IDeviceRegistry.DeviceKey memory sellers = secpKey(bob, DEV_KEY);
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.TransferKeyNotFresh.selector, id));
+        vm.prank(bob);
+        registry.acceptTransfer(id, sellers);
+    }
+
+    function test_acceptTransfer_proofForAnotherOwner_reverts() public {
+        uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
+        vm.prank(alice);
+        registry.transfer(id, bob);
+        IDeviceRegistry.DeviceKey memory forAlice = secpKey(alice, DEV_KEY_2);
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.InvalidKeyProof.selector, SECP));
+        vm.prank(bob);
+        registry.acceptTransfer(id, forAlice);
+    }
+
+    function test_acceptTransfer_notProposedToCaller_reverts() public {
+        uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
+        IDeviceRegistry.DeviceKey memory key = secpKey(bob, DEV_KEY_2);
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.NotPendingOwner.selector, id, bob, address(0)));
+        vm.prank(bob);
+        registry.acceptTransfer(id, key);
+
+        address carol = address(0xCA201);
+        vm.prank(alice);
+        registry.transfer(id, carol);
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.NotPendingOwner.selector, id, bob, carol));
+        vm.prank(bob);
+        registry.acceptTransfer(id, key);
+    }
+
+    function test_acceptTransfer_unknownDevice_reverts() public {
+        IDeviceRegistry.DeviceKey memory key = secpKey(bob, DEV_KEY_2);
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.UnknownDevice.selector, 9));
+        vm.prank(bob);
+        registry.acceptTransfer(9, key);
+    }
+
+    function test_transfer_newOfferReplacesTheOld() public {
+        uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
+        address carol = address(0xCA201);
+        vm.startPrank(alice);
+        registry.transfer(id, bob);
+        registry.transfer(id, carol);
+        vm.stopPrank();
+        IDeviceRegistry.DeviceKey memory key = secpKey(bob, DEV_KEY_2);
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.NotPendingOwner.selector, id, bob, carol));
+        vm.prank(bob);
+        registry.acceptTransfer(id, key);
+    }
+
+    function test_cancelTransfer_withdrawsTheOffer() public {
+        uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
+        vm.prank(alice);
+        registry.transfer(id, bob);
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit IDeviceRegistry.TransferCancelled(id, alice, bob);
+        vm.prank(alice);
+        registry.cancelTransfer(id);
+        assertEq(registry.pendingOwnerOf(id), address(0), "no offer");
+        IDeviceRegistry.DeviceKey memory key = secpKey(bob, DEV_KEY_2);
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.NotPendingOwner.selector, id, bob, address(0)));
+        vm.prank(bob);
+        registry.acceptTransfer(id, key);
+        assertEq(registry.device(id).owner, alice, "still alice's");
+    }
+
+    function test_cancelTransfer_nothingPending_reverts() public {
+        uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.NoPendingTransfer.selector, id));
+        vm.prank(alice);
+        registry.cancelTransfer(id);
+    }
+
+    function test_cancelTransfer_notOwner_reverts() public {
+        uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
+        vm.prank(alice);
+        registry.transfer(id, bob);
+        // the recipient can decline by not accepting, but cannot cancel for the owner
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.NotDeviceOwner.selector, id, bob, alice));
+        vm.prank(bob);
+        registry.cancelTransfer(id);
+    }
+
+    function test_transfer_secondTransferUpdatesTime() public {
+        uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
+        transferDevice(id, alice, bob, 0xB0B1);
         uint256 first = block.timestamp;
         vm.warp(first + 1 days);
-        vm.prank(bob);
-        registry.transfer(id, alice);
+        transferDevice(id, bob, alice, 0xA11A);
         assertEq(uint256(registry.device(id).lastTransferAt), first + 1 days, "latest transfer");
         assertEq(registry.device(id).owner, alice, "back to alice");
         // a request posted between the two transfers no longer accepts the device
@@ -607,8 +730,7 @@ contract DeviceRegistryTest is Deployers {
     function test_transfer_otherStateUnchanged() public {
         uint256 id = registerDevice(alice, DEV_KEY, 5_000, ZONE);
         vm.warp(block.timestamp + 3 hours);
-        vm.prank(alice);
-        registry.transfer(id, bob);
+        transferDevice(id, alice, bob, 0xB0B1);
         IDeviceRegistry.Device memory d = registry.device(id);
         assertEq(uint256(d.capacityW), 5_000, "capacity kept");
         assertEq(d.zone, ZONE, "zone kept");
@@ -717,16 +839,14 @@ contract DeviceRegistryTest is Deployers {
 
     function test_checkBidDevices_transferredBeforeRequest_accepted() public {
         uint256 d1 = registerDevice(alice, DEV_KEY, 1_000, ZONE);
-        vm.prank(alice);
-        registry.transfer(d1, bob);
+        transferDevice(d1, alice, bob, 0xB0B1);
         uint256 transferredAt = block.timestamp;
         assertEq(registry.checkBidDevices(bob, ZONE, transferredAt + 1, ids(d1)), 1_000, "one second later");
     }
 
     function test_checkBidDevices_transferredAtRequestTime_reverts() public {
         uint256 d1 = registerDevice(alice, DEV_KEY, 1_000, ZONE);
-        vm.prank(alice);
-        registry.transfer(d1, bob);
+        transferDevice(d1, alice, bob, 0xB0B1);
         uint256 t = block.timestamp;
         vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.DeviceTransferredAfterRequest.selector, d1, t, t));
         registry.checkBidDevices(bob, ZONE, t, ids(d1));
@@ -737,8 +857,7 @@ contract DeviceRegistryTest is Deployers {
         uint256 d2 = registerDevice(alice, DEV_KEY_2, 1_000, ZONE);
         uint256 requestCreatedAt = block.timestamp;
         vm.warp(requestCreatedAt + 10 minutes);
-        vm.prank(alice);
-        registry.transfer(d2, bob);
+        transferDevice(d2, alice, bob, 0xB0B1);
         // the untransferred device passes, the transferred one is named
         vm.expectRevert(
             abi.encodeWithSelector(
@@ -750,6 +869,28 @@ contract DeviceRegistryTest is Deployers {
         );
         registry.checkBidDevices(bob, ZONE, requestCreatedAt, ids(d1, d2));
         assertEq(registry.checkBidDevices(bob, ZONE, requestCreatedAt, ids(d1)), 1_000, "other device fine");
+    }
+
+    /// @dev The transfer time is the acceptance: an offer made before the request but accepted
+    ///      after it does not let the device into that request.
+    function test_checkBidDevices_offeredBeforeAcceptedAfterRequest_reverts() public {
+        uint256 d1 = registerDevice(alice, DEV_KEY, 1_000, ZONE);
+        vm.prank(alice);
+        registry.transfer(d1, bob);
+        uint256 requestCreatedAt = block.timestamp + 1;
+        vm.warp(requestCreatedAt + 5 minutes);
+        IDeviceRegistry.DeviceKey memory key = secpKey(bob, DEV_KEY_2);
+        vm.prank(bob);
+        registry.acceptTransfer(d1, key);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDeviceRegistry.DeviceTransferredAfterRequest.selector,
+                d1,
+                requestCreatedAt + 5 minutes,
+                requestCreatedAt
+            )
+        );
+        registry.checkBidDevices(bob, ZONE, requestCreatedAt, ids(d1));
     }
 
     function test_checkBidDevices_afterZoneUpdate_followsNewZone() public {
@@ -779,8 +920,7 @@ contract DeviceRegistryTest is Deployers {
         vm.prank(alice);
         registry.setActive(id, false);
         vm.warp(t0 + 400);
-        vm.prank(alice);
-        registry.transfer(id, bob);
+        transferDevice(id, alice, bob, 0xB0B1);
         assertEq(registry.epochCount(id), 5, "one epoch per action");
 
         IDeviceRegistry.DeviceEpoch memory e = registry.deviceAt(id, t0);
@@ -835,9 +975,7 @@ contract DeviceRegistryTest is Deployers {
     function test_deviceAt_beforeRegistration_reverts() public {
         vm.warp(1_000_000);
         uint256 id = registerDevice(alice, DEV_KEY, 1_000, ZONE);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDeviceRegistry.DeviceNotYetRegistered.selector, id, 999_999, 1_000_000)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.DeviceNotYetRegistered.selector, id, 999_999, 1_000_000));
         registry.deviceAt(id, 999_999);
     }
 
@@ -929,8 +1067,7 @@ contract DeviceRegistryTest is Deployers {
         transferAt = uint40(bound(transferAt, 1, type(uint40).max));
         uint256 d1 = registerDevice(alice, DEV_KEY, 1_000, ZONE);
         vm.warp(transferAt);
-        vm.prank(alice);
-        registry.transfer(d1, bob);
+        transferDevice(d1, alice, bob, 0xB0B1);
         if (requestCreatedAt <= transferAt) {
             vm.expectRevert(
                 abi.encodeWithSelector(

@@ -76,6 +76,9 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         readingsRoot = hashPair(hashPair(la, lp), hashPair(lb, ld));
 
         postReportWithRoot(requestId, wh(45_000, 48_000), readingsRoot, twoSigners());
+        // Challenges lock a bond of free stake.
+        stakeForChallenges(challenger, 4);
+        stakeForChallenges(address(this), 4);
     }
 
     // ─── Helpers ──────────────────────────────────────────────────────────────────────────
@@ -116,6 +119,10 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         return dispute.resolve(id);
     }
 
+    function c0OriginalEnd() internal view returns (uint256) {
+        return dispute.originalDisputeEndsAt(requestId, 0);
+    }
+
     function flexOf(address account) internal view returns (uint256) {
         return flex.balanceOf(account);
     }
@@ -139,7 +146,9 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
 
         assertEq(id, 1, "first id");
         assertEq(dispute.challengeCount(), 1, "count");
-        assertEq(dispute.pendingChallengeOf(requestId), id, "pending");
+        assertEq(dispute.pendingChallengeCount(requestId), 1, "pending");
+        assertEq(lockedOf(challenger), dispute.challengeBond(), "bond locked");
+        assertEq(c0OriginalEnd(), until - 2 * window + 10, "original end recorded");
         IDisputeResolver.Challenge memory c = dispute.challengeOf(id);
         assertEq(uint256(c.status), uint256(IDisputeResolver.ChallengeStatus.Pending), "status");
         assertEq(c.requestId, requestId, "request");
@@ -188,7 +197,7 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         vm.prank(resolver); // anyone may resolve; the challenger is paid
         uint256 total = dispute.resolve(id);
         assertEq(uint256(dispute.challengeOf(id).status), uint256(IDisputeResolver.ChallengeStatus.Resolved), "done");
-        assertEq(dispute.pendingChallengeOf(requestId), 0, "none pending");
+        assertEq(dispute.pendingChallengeCount(requestId), 0, "none pending");
         assertEq(flexOf(resolver), 0, "resolver not paid");
 
         assertEq(total, slashed, "slashed total");
@@ -243,6 +252,7 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
 
     function test_challenge_isPermissionless_andAnyoneIsPaid() public {
         address stranger = address(0x57A);
+        stakeForChallenges(stranger, 1);
         IDisputeResolver.MeterUnit memory u = aliceUnit();
         vm.prank(stranger);
         uint256 id = dispute.challenge(requestId, aliceDevice, aliceUsed, aliceProof, TAMPERED, u, TAMPERED);
@@ -323,18 +333,23 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         uint256 penalty = dispute.equivocationPenalty();
         IDisputeResolver.MeterUnit memory a = aliceUsedUnit();
         vm.expectEmit(true, true, true, true, address(dispute));
-        emit IDisputeResolver.ChallengeRebutted(id, requestId, aliceDevice, rebutter, alice, penalty);
+        emit IDisputeResolver.ChallengeRebutted(
+            id, requestId, aliceDevice, rebutter, alice, penalty, challenger, dispute.challengeBond()
+        );
         vm.prank(rebutter);
         uint256 taken = dispute.rebut(id, a, TAMPERED);
 
         assertEq(taken, penalty, "penalty");
         assertEq(uint256(dispute.challengeOf(id).status), uint256(IDisputeResolver.ChallengeStatus.Rebutted), "st");
-        assertEq(dispute.pendingChallengeOf(requestId), 0, "none pending");
+        assertEq(dispute.pendingChallengeCount(requestId), 0, "none pending");
         assertTrue(dispute.equivocated(aliceDevice), "device marked");
         assertEq(stakedOf(alice), stakedBefore - penalty, "owner slashed");
         assertEq(lockedOf(alice), lockedBefore, "bid bond untouched");
-        assertEq(flexOf(rebutter) - rebutterBefore, penalty / 2, "rebutter share");
-        assertEq(flexOf(treasury) - treasuryBefore, penalty - penalty / 2, "treasury share");
+        uint256 bond = dispute.challengeBond();
+        assertEq(flexOf(rebutter) - rebutterBefore, penalty / 2 + bond / 2, "rebutter share of penalty and bond");
+        assertEq(flexOf(treasury) - treasuryBefore, penalty - penalty / 2 + bond - bond / 2, "treasury share");
+        assertEq(stakedOf(challenger), 4 * bond - bond, "challenger lost its bond");
+        assertEq(lockedOf(challenger), 0, "and nothing stays locked");
         // The honest signers keep their bonds and seats; the report stands until the end.
         assertEq(stakedOf(oracles[0]), ORACLE_BOND, "oracle 0 intact");
         assertEq(stakedOf(oracles[1]), ORACLE_BOND, "oracle 1 intact");
@@ -381,16 +396,20 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         IDisputeResolver.MeterUnit memory u = p256Unit();
         uint256 second = dispute.challenge(requestId, p256Device, p256Used, p256Proof, P256_TAMPERED, u, P256_TAMPERED);
         assertEq(second, 2, "second challenge");
-        assertEq(dispute.pendingChallengeOf(requestId), 2, "pending");
+        assertEq(dispute.pendingChallengeCount(requestId), 1, "pending");
     }
 
     // ─── Reverts: the two phases ──────────────────────────────────────────────────────────
 
-    function test_revert_challengePending() public {
-        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+    /// @dev Issue 12 finding 5: one pending challenge per request let a decoy block the real
+    ///      one (ChallengePending); now both are open at once and each is judged on its own.
+    function test_challenge_severalPendingAtOnce() public {
+        challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
         IDisputeResolver.MeterUnit memory u = p256Unit();
-        vm.expectRevert(abi.encodeWithSelector(IDisputeResolver.ChallengePending.selector, requestId, id));
-        dispute.challenge(requestId, p256Device, p256Used, p256Proof, P256_TAMPERED, u, P256_TAMPERED);
+        uint256 second = dispute.challenge(requestId, p256Device, p256Used, p256Proof, P256_TAMPERED, u, P256_TAMPERED);
+        assertEq(second, 2, "second challenge opened");
+        assertEq(dispute.pendingChallengeCount(requestId), 2, "two pending");
+        assertEq(lockedOf(address(this)), dispute.challengeBond(), "each challenger locked a bond");
     }
 
     function test_revert_resolve_responseWindowOpen() public {
@@ -477,13 +496,20 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         dispute.rebut(id, other, TAMPERED);
     }
 
-    function test_revert_resolve_afterExtendedEnd_marketRefusesVoid() public {
+    /// @dev Too late to void (the report is final once its extended end passed): the
+    ///      challenge is moot and its bond released, rather than locked forever.
+    function test_resolve_afterExtendedEnd_isMoot_bondReleased() public {
         vm.warp(market.request(requestId).disputeEndsAt - 10);
         uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
         uint256 endsAt = market.request(requestId).disputeEndsAt;
         vm.warp(endsAt);
-        vm.expectRevert(abi.encodeWithSelector(IFlexMarket.DisputeWindowClosed.selector, requestId, endsAt));
-        dispute.resolve(id);
+        vm.expectEmit(true, true, true, true, address(dispute));
+        emit IDisputeResolver.ChallengeMooted(id, requestId, 0, dispute.challengeBond());
+        assertEq(dispute.resolve(id), 0, "nothing slashed");
+        assertEq(uint256(dispute.challengeOf(id).status), uint256(IDisputeResolver.ChallengeStatus.Moot), "moot");
+        assertEq(lockedOf(challenger), 0, "bond released");
+        assertEq(statusOf(requestId), uint256(IFlexMarket.RequestStatus.Reported), "report stands");
+        assertEq(stakedOf(oracles[0]), ORACLE_BOND, "signer intact");
     }
 
     // ─── Reverts: the request ─────────────────────────────────────────────────────────────
@@ -775,19 +801,25 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
     }
 
-    function test_revert_unitSignatureInvalid_afterKeyRotation() public {
+    /// @dev A unit is judged by the key in force at its intervals: after a rotation the old
+    ///      key's units of earlier intervals still count (this used to revert: issue 12
+    ///      finding 1), and the new key cannot sign for intervals before the rotation.
+    function test_afterKeyRotation_oldUnitsStillCount_newKeyCannotSignThePast() public {
         IDisputeResolver.MeterUnit memory old = aliceUnit();
         IDeviceRegistry.DeviceKey memory key = secpKey(alice, 0xD1D1);
         vm.prank(alice);
         registry.rotateKey(aliceDevice, key);
+        IDisputeResolver.MeterUnit memory byNewKey = signSecp(unit(aliceDevice, firstStart, aliceSigned), 0xD1D1);
         expectChallengeRevert(
             abi.encodeWithSelector(
                 IDisputeResolver.UnitSignatureInvalid.selector, aliceDevice, IDeviceRegistry.KeyType.Secp256k1
             ),
-            old,
+            byNewKey,
             TAMPERED,
             TAMPERED
         );
+        uint256 id = challengeAlice(old, TAMPERED, TAMPERED);
+        assertEq(dispute.challengeOf(id).deviceOwner, alice, "judged by the epoch of the interval");
     }
 
     function test_revert_valuesAgree() public {
@@ -877,6 +909,45 @@ contract DisputeResolverTest is MarketTestBase, DisputeFixtures {
         );
         vm.prank(challenger);
         dispute.setResponseWindow(hi);
+    }
+
+    function test_setChallengeBond_boundsAndRole() public {
+        assertEq(dispute.challengeBond(), 100 * FLEX, "default");
+        uint256 lo = dispute.MIN_CHALLENGE_BOND();
+        uint256 hi = dispute.MAX_CHALLENGE_BOND();
+        vm.startPrank(governance);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeResolver.ParameterOutOfBounds.selector, bytes32("challengeBond"), lo - 1, lo, hi
+            )
+        );
+        dispute.setChallengeBond(lo - 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IDisputeResolver.ParameterOutOfBounds.selector, bytes32("challengeBond"), hi + 1, lo, hi
+            )
+        );
+        dispute.setChallengeBond(hi + 1);
+        vm.expectEmit(true, true, true, true, address(dispute));
+        emit IDisputeResolver.ChallengeBondSet(lo);
+        dispute.setChallengeBond(lo);
+        vm.stopPrank();
+        assertEq(dispute.challengeBond(), lo, "set");
+        // a challenge locks the bond in force when it is opened, and releases exactly that
+        uint256 id = challengeAlice(aliceUnit(), TAMPERED, TAMPERED);
+        assertEq(uint256(dispute.challengeOf(id).bond), lo, "bond recorded");
+        vm.prank(governance);
+        dispute.setChallengeBond(hi);
+        vm.warp(dispute.challengeOf(id).responseDeadline);
+        dispute.resolve(id);
+        assertEq(lockedOf(challenger), 0, "released what was locked");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector, challenger, dispute.DEFAULT_ADMIN_ROLE()
+            )
+        );
+        vm.prank(challenger);
+        dispute.setChallengeBond(lo);
     }
 
     function test_setEquivocationPenalty_boundsAndRole() public {

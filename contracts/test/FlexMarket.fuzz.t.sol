@@ -85,16 +85,14 @@ contract FlexMarketFuzzTest is Deployers {
         uint256 transferAt;
         if (transferFirst) {
             transferAt = t0;
-            vm.prank(bidders[0]);
-            registry.transfer(devices[0], bidders[1]);
+            transferDevice(devices[0], bidders[0], bidders[1], 0xD0B0);
             vm.warp(t0 + transferOffset);
             requestId = createRequest(defaultParams());
         } else {
             requestId = createRequest(defaultParams());
             transferAt = t0 + transferOffset;
             vm.warp(transferAt);
-            vm.prank(bidders[0]);
-            registry.transfer(devices[0], bidders[1]);
+            transferDevice(devices[0], bidders[0], bidders[1], 0xD0B0);
         }
         uint256 createdAt = market.request(requestId).createdAt;
         bool accepted = transferAt < createdAt;

@@ -699,8 +699,7 @@ contract FlexMarketTest is MarketTestBase {
         uint256 createdAt = market.request(requestId).createdAt;
         placeBid(alice, requestId, DEVICE_W, P10, ids(aliceDevice));
         vm.warp(block.timestamp + 5 minutes);
-        vm.prank(alice);
-        registry.transfer(aliceDevice, bob);
+        transferDevice(aliceDevice, alice, bob, 0xD0B0);
         vm.expectRevert(
             abi.encodeWithSelector(
                 IDeviceRegistry.DeviceTransferredAfterRequest.selector, aliceDevice, block.timestamp, createdAt
@@ -716,8 +715,7 @@ contract FlexMarketTest is MarketTestBase {
         uint256 requestId = createRequest(defaultParams());
         uint256 createdAt = market.request(requestId).createdAt;
         vm.warp(block.timestamp + 1);
-        vm.prank(alice);
-        registry.transfer(aliceDevice, bob);
+        transferDevice(aliceDevice, alice, bob, 0xD0B0);
         // bob's own device is fine, the one he just received is not
         vm.expectRevert(
             abi.encodeWithSelector(
@@ -731,8 +729,7 @@ contract FlexMarketTest is MarketTestBase {
     }
 
     function test_bid_revertsWhen_deviceTransferredInRequestCreationBlock() public {
-        vm.prank(alice);
-        registry.transfer(aliceDevice, bob);
+        transferDevice(aliceDevice, alice, bob, 0xD0B0);
         uint256 requestId = createRequest(defaultParams()); // same timestamp as the transfer
         vm.expectRevert(
             abi.encodeWithSelector(
@@ -744,8 +741,7 @@ contract FlexMarketTest is MarketTestBase {
     }
 
     function test_bid_deviceTransferredBeforeRequest_accepted() public {
-        vm.prank(alice);
-        registry.transfer(aliceDevice, bob);
+        transferDevice(aliceDevice, alice, bob, 0xD0B0);
         vm.warp(block.timestamp + 1);
         uint256 requestId = createRequest(defaultParams());
         placeBid(bob, requestId, 2 * DEVICE_W, P10, ids(aliceDevice, bobDevice));
@@ -760,8 +756,7 @@ contract FlexMarketTest is MarketTestBase {
     function test_bid_deviceTransferredAfterOneRequest_usableInTheNext() public {
         uint256 first = createRequest(defaultParams());
         vm.warp(block.timestamp + 1 minutes);
-        vm.prank(alice);
-        registry.transfer(aliceDevice, bob);
+        transferDevice(aliceDevice, alice, bob, 0xD0B0);
         vm.warp(block.timestamp + 1 minutes);
         uint256 second = createRequest(defaultParams());
         vm.expectRevert(

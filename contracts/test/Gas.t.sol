@@ -249,7 +249,9 @@ contract GasChallengeTest is GasBase, DisputeFixtures {
         requestId = createRequest(defaultParams());
         address owner = provider(0);
         fundAndStake(owner, 1_000 * FLEX);
+        vm.warp(T0 - 2 days); // registered before the readings of its 96-interval unit
         deviceId = registerDevice(owner, DEVICE_KEY, 200_000, ZONE);
+        vm.warp(T0);
         placeBid(owner, requestId, 100_000, 150_000, ids(deviceId));
         clearRequest(requestId);
         fundAndStake(owner, 1_000 * FLEX); // free stake beyond the bid bond: the penalty's source
@@ -269,6 +271,7 @@ contract GasChallengeTest is GasBase, DisputeFixtures {
         }
         bytes32 root = rootOf(readingsLeaf(deviceId, used), proof);
         postReportWithRoot(requestId, ids(100_000), root, twoSigners());
+        stakeForChallenges(challenger, 1); // the challenge bond
     }
 
     function _challenge() internal returns (uint256 challengeId) {
@@ -286,7 +289,7 @@ contract GasChallengeTest is GasBase, DisputeFixtures {
         uint256 used_ = vm.stopSnapshotGas();
         vm.stopPrank();
         assertLe(used_, CHALLENGE_TARGET, "challenge_96intervals");
-        assertEq(dispute.pendingChallengeOf(requestId), 1, "pending");
+        assertEq(dispute.pendingChallengeCount(requestId), 1, "pending");
     }
 
     function test_gas_resolve_2signers() public {

@@ -7,6 +7,10 @@ Wiring (mirrored by `contracts/test/utils/Deployers.sol`):
 - DisputeResolver (fraud proofs) holds FlexMarket.DISPUTE_ROLE (extends a report's dispute
   end, voids a report) and OracleCommittee.DISPUTE_ROLE (slashes its signers); nobody else
   holds either. It also holds Staking.SLASHER_ROLE (equivocation penalty of a device owner).
+- DeliveryDispute (arithmetic fraud proofs: a record that does not follow from its used
+  readings, a per-bid figure that is not the sum of its records) also holds
+  FlexMarket.DISPUTE_ROLE (voids a report) and OracleCommittee.DISPUTE_ROLE (slashes its
+  signers); it never extends a dispute and holds no Staking role.
 - Governance (the deployer here; a multisig in production) keeps DEFAULT_ADMIN_ROLE
   everywhere and grants GRID_OPERATOR_ROLE and oracle seats afterwards.
 """
@@ -33,6 +37,7 @@ PROTOCOL_CONTRACTS = (
     "OracleCommittee",
     "FlexMarket",
     "DisputeResolver",
+    "DeliveryDispute",
 )
 
 
@@ -62,7 +67,7 @@ def deploy_protocol(
     params: ProtocolParams | None = None,
     artifacts: Mapping[str, Artifact] | None = None,
 ) -> Deployment:
-    """Deploy the six protocol contracts from `client`'s account (governance) and wire them."""
+    """Deploy the seven protocol contracts from `client`'s account (governance) and wire them."""
     params = params or ProtocolParams()
     artifacts = artifacts or load_artifacts()
     governance = client.address
@@ -108,9 +113,28 @@ def deploy_protocol(
         committee.functions.grantRole(committee.functions.DISPUTE_ROLE().call(), dispute.address)
     )
     client.send(staking.functions.grantRole(slasher, dispute.address))
+    # Challenger bonds: the resolver locks them at `challenge` and unlocks or slashes them.
+    client.send(staking.functions.grantRole(locker, dispute.address))
+
+    # ─── DeliveryDispute (arithmetic fraud proofs, issue 12 finding 11) ──────────────────
+    delivery = client.deploy(
+        artifacts["DeliveryDispute"],
+        market.address,
+        committee.address,
+        registry.address,
+        dispute.address,
+    )
+    client.send(
+        market.functions.grantRole(market.functions.DISPUTE_ROLE().call(), delivery.address)
+    )
+    client.send(
+        committee.functions.grantRole(committee.functions.DISPUTE_ROLE().call(), delivery.address)
+    )
+    # ─── end DeliveryDispute ─────────────────────────────────────────────────────────────
 
     contracts = {"FlexToken": token, "DeviceRegistry": registry, "Staking": staking}
     contracts |= {"OracleCommittee": committee, "FlexMarket": market, "DisputeResolver": dispute}
+    contracts["DeliveryDispute"] = delivery
     deployment = Deployment(
         chain_id=client.chain_id,
         deployed_at_block=start_block + 1,

@@ -4,6 +4,7 @@ unix seconds; power in W; energy in Wh."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -176,11 +177,54 @@ class DeviceRecord:
         )  # fmt: skip
 
 
+ORACLE_CHALLENGE_BONDS = 4
+"""Challenge bonds of free stake `seat_oracle` adds to the oracle bond, so that the oracle's
+watcher can challenge (each challenge locks `challengeBond` until it is settled)."""
+
+
 class ChallengeStatus(IntEnum):
     NONE = 0
     PENDING = 1
     REBUTTED = 2
     RESOLVED = 3
+    MOOT = 4
+    """Resolved with nothing left to judge (its round voided by another challenge, finalized
+    or closed): the bond came back, nobody was slashed."""
+
+
+@dataclass(frozen=True)
+class DeviceEpoch:
+    """`IDeviceRegistry.DeviceEpoch`: the device as it stood from `since` (`deviceAt`)."""
+
+    since: int
+    owner: str
+    capacity_w: int
+    key_type: int
+    active: bool
+    zone: bytes
+    key_x: bytes
+    key_y: bytes
+
+    @classmethod
+    def from_raw(cls, raw: Sequence[Any]) -> DeviceEpoch:
+        since, owner, capacity_w, key_type, active, zone, key_x, key_y = raw
+        return cls(
+            int(since), owner, int(capacity_w), int(key_type), bool(active),
+            bytes(zone), bytes(key_x), bytes(key_y),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EquivocationResult:
+    """A proven equivocation, from `EquivocationProven`: `owner` (the device's owner at the
+    interval) lost `penalty` FLEX, the prover got its share."""
+
+    device_id: int
+    interval_start: int
+    owner: str
+    prover: str
+    penalty: int
+    receipt: TxReceipt
 
 
 @dataclass(frozen=True)
@@ -213,6 +257,7 @@ class ChallengeState:
     round: int
     status: ChallengeStatus
     device_owner: str
+    bond: int
     signer_bitmap: int
     interval_start: int
     used_energy_wh: int
@@ -229,17 +274,49 @@ class RebutResult:
     rebutter: str
     device_owner: str
     penalty: int
+    challenger: str
+    bond_slashed: int
     receipt: TxReceipt
 
 
 @dataclass(frozen=True)
 class ResolveResult:
-    """An executed challenge (report voided, signers slashed), from `ChallengeResolved`."""
+    """An executed challenge (report voided, signers slashed), from `ChallengeResolved`; or
+    a moot one (`ChallengeMooted`: its round was voided by another challenge, finalized or
+    closed; the bond came back, nothing was slashed)."""
 
     challenge_id: int
     request_id: int
     round: int
     challenger: str
+    slashed_total: int
+    receipt: TxReceipt
+    moot: bool = False
+
+
+class ArithmeticFault(IntEnum):
+    """`IDeliveryDispute.Fault`: what an arithmetic fraud proof established."""
+
+    ARITHMETIC = 0
+    UNKNOWN_BID = 1
+    BID_NOT_AWARDED = 2
+    DEVICE_NOT_IN_BID = 3
+    MALFORMED_READINGS = 4
+    BID_TOTAL = 5
+
+
+@dataclass(frozen=True)
+class ArithmeticProofResult:
+    """A report voided by an arithmetic fraud proof, from `ArithmeticProven`. `expected` is
+    (baselineWh, meteredWh, deliveredWh, quality) recomputed on-chain (zeros for faults
+    other than ARITHMETIC)."""
+
+    request_id: int
+    round: int
+    device_id: int
+    fault: ArithmeticFault
+    challenger: str
+    expected: tuple[int, int, int, int]
     slashed_total: int
     receipt: TxReceipt
 
@@ -267,6 +344,7 @@ class Protocol:
         self.committee = self._bind("OracleCommittee")
         self.market = self._bind("FlexMarket")
         self._dispute: Contract | None = None
+        self._delivery: Contract | None = None
 
     def _bind(self, name: str) -> Contract:
         address = self.deployment.address_of(name)  # KeyError naming what is deployed
@@ -279,6 +357,13 @@ class Protocol:
         if self._dispute is None:
             self._dispute = self._bind("DisputeResolver")
         return self._dispute
+
+    @property
+    def delivery(self) -> Contract:
+        """The DeliveryDispute (arithmetic fraud proofs), bound on first use like `dispute`."""
+        if self._delivery is None:
+            self._delivery = self._bind("DeliveryDispute")
+        return self._delivery
 
     def as_account(self, account: LocalAccount) -> Protocol:
         """The same deployment, signing as `account`."""
@@ -311,14 +396,19 @@ class Protocol:
 
     # ─── Governance ───────────────────────────────────────────────────────────────────
 
-    def seat_oracle(self, oracle: LocalAccount, threshold: int) -> None:
-        """Funds `oracle` with the oracle bond in FLEX, stakes it and seats it (governance).
+    def seat_oracle(
+        self, oracle: LocalAccount, threshold: int, challenge_bonds: int = ORACLE_CHALLENGE_BONDS
+    ) -> None:
+        """Funds `oracle` with the oracle bond in FLEX plus `challenge_bonds` challenge bonds
+        of free stake (its watcher locks one per challenge), stakes it all and seats it
+        (governance).
 
         `threshold` is the committee's k once `oracle` is seated: it must be a strict majority
         of the new committee size (1 of 1, 2 of 2, 2 of 3, 3 of 4, ...); the contract sets it
         in the same transaction.
         """
         bond = int(self.committee.functions.oracleBond().call())
+        bond += challenge_bonds * self.challenge_bond()
         self.send(self.token.functions.transfer(oracle.address, bond))
         self.as_account(oracle).stake(bond)
         self.send(self.committee.functions.addOracle(oracle.address, threshold))
@@ -344,6 +434,32 @@ class Protocol:
 
     def device(self, device_id: int) -> DeviceRecord:
         return DeviceRecord.from_chain(self.client.call(self.registry.functions.device(device_id)))
+
+    def device_at(self, device_id: int, timestamp: int) -> DeviceEpoch:
+        """The device as it stood at `timestamp` (owner, key, ...): what a reading of an
+        interval starting then is judged by. Reverts `DeviceNotYetRegistered` before it
+        existed."""
+        raw = self.client.call(self.registry.functions.deviceAt(device_id, timestamp))
+        return DeviceEpoch.from_raw(raw)
+
+    def propose_transfer(self, device_id: int, new_owner: str) -> None:
+        """Offers the device to `new_owner`; nothing changes until it accepts."""
+        self.send(self.registry.functions.transfer(device_id, new_owner))
+
+    def cancel_transfer(self, device_id: int) -> None:
+        """Withdraws the pending offer (owner only; `NoPendingTransfer` when there is none)."""
+        self.send(self.registry.functions.cancelTransfer(device_id))
+
+    def accept_transfer(self, device_id: int, key: DeviceKey) -> None:
+        """Takes over a device offered to this account with a fresh key of its own (proof
+        bound to this account): the seller's key attests nothing from now on. Reverts
+        `NotPendingOwner`, `TransferKeyNotFresh`, `InvalidKeyProof`."""
+        self.send(self.registry.functions.acceptTransfer(device_id, key.as_tuple()))
+
+    def pending_owner_of(self, device_id: int) -> str | None:
+        """Who the device is offered to, None when no transfer is pending."""
+        owner = self.registry.functions.pendingOwnerOf(device_id).call()
+        return None if int(owner, 16) == 0 else owner
 
     # ─── Requests, bids, clearing ─────────────────────────────────────────────────────
 
@@ -462,7 +578,8 @@ class Protocol:
         the returned `dispute_ends_at`; after `response_deadline`, unless rebutted,
         `resolve_challenge` voids it and slashes its signers (this account receives the
         challenger's share). Reverts (TransactionReverted) with the contract's reason, e.g.
-        `NotDisputable`, `ChallengePending`, `DeviceEquivocated`, `ValuesAgree`."""
+        `NotDisputable`, `ChallengeWindowClosed`, `DeviceEquivocated`, `ValuesAgree`, or
+        `InsufficientFreeStake` (Staking) when this account cannot lock `challenge_bond()`."""
         receipt = self.send(
             self.dispute.functions.challenge(
                 request_id,
@@ -490,6 +607,77 @@ class Protocol:
             receipt=receipt,
         )
 
+    def challenge_arithmetic(
+        self,
+        request_id: int,
+        record: tuple[int, int, int, int, int, int],
+        record_proof: list[bytes],
+        used_readings: bytes,
+        readings_proof: list[bytes],
+        bid_device_ids: list[int],
+    ) -> ArithmeticProofResult:
+        """Proves that device `record` (DeviceRecord.values(), committed under the pending
+        report's devicesRoot with `record_proof`) does not follow from the device's
+        `used_readings` (committed under readingsRoot with `readings_proof`); the bid's
+        device ids give the device's cap. Voids the report at once and slashes its signers
+        (this account receives the challenger's share). Reverts (TransactionReverted) e.g.
+        `ArithmeticCorrect`, `NotDisputable`, `RecordProofInvalid`, `ReadingsProofInvalid`."""
+        receipt = self.send(
+            self.delivery.functions.challengeArithmetic(
+                request_id,
+                tuple(record),
+                list(record_proof),
+                used_readings,
+                list(readings_proof),
+                list(bid_device_ids),
+            )
+        )
+        return self._arithmetic_result(receipt)
+
+    def challenge_bid_total(
+        self,
+        request_id: int,
+        delivered_wh: list[int],
+        bid_index: int,
+        records: list[tuple[tuple[int, int, int, int, int, int], list[bytes]]],
+        bid_device_ids: list[int],
+    ) -> ArithmeticProofResult:
+        """Proves that the report's per-bid figure `delivered_wh[bid_index]` is not the sum
+        of the bid's device records (one (record values, proof) per bid device, in the bid's
+        device order). Voids the report and slashes its signers. Reverts e.g.
+        `BidTotalCorrect`, `RecordsDoNotMatchBid`, `DeliveryHashMismatch`."""
+        receipt = self.send(
+            self.delivery.functions.challengeBidTotal(
+                request_id,
+                list(delivered_wh),
+                bid_index,
+                [(tuple(values), list(proof)) for values, proof in records],
+                list(bid_device_ids),
+            )
+        )
+        return self._arithmetic_result(receipt)
+
+    def _arithmetic_result(self, receipt: TxReceipt) -> ArithmeticProofResult:
+        events = self.delivery.events.ArithmeticProven().process_receipt(receipt, errors=DISCARD)
+        (event,) = events
+        args = event["args"]
+        expected = args["expected"]
+        return ArithmeticProofResult(
+            request_id=int(args["requestId"]),
+            round=int(args["round"]),
+            device_id=int(args["deviceId"]),
+            fault=ArithmeticFault(int(args["fault"])),
+            challenger=args["challenger"],
+            expected=(
+                int(expected["baselineWh"]),
+                int(expected["meteredWh"]),
+                int(expected["deliveredWh"]),
+                int(expected["quality"]),
+            ),
+            slashed_total=int(args["slashedTotal"]),
+            receipt=receipt,
+        )
+
     def challenge_of(self, challenge_id: int) -> ChallengeState:
         c = self.client.call(self.dispute.functions.challengeOf(challenge_id))
         return ChallengeState(
@@ -501,10 +689,55 @@ class Protocol:
             round=int(c[4]),
             status=ChallengeStatus(int(c[5])),
             device_owner=c[6],
-            signer_bitmap=int(c[7]),
-            interval_start=int(c[8]),
-            used_energy_wh=int(c[9]),
-            signed_energy_wh=int(c[10]),
+            bond=int(c[7]),
+            signer_bitmap=int(c[8]),
+            interval_start=int(c[9]),
+            used_energy_wh=int(c[10]),
+            signed_energy_wh=int(c[11]),
+        )
+
+    def challenge_bond(self) -> int:
+        """FLEX of free stake a challenge locks (lost if the challenge is rebutted)."""
+        return int(self.dispute.functions.challengeBond().call())
+
+    def pending_challenge_count(self, request_id: int) -> int:
+        """How many challenges against `request_id` (any round) await rebuttal or resolution."""
+        return int(self.dispute.functions.pendingChallengeCount(request_id).call())
+
+    def pending_challenges(self, request_id: int, round_: int) -> list[ChallengeState]:
+        """The pending challenges against report `round_` of `request_id` (from the indexed
+        `ChallengeOpened` events), oldest first."""
+        if self.pending_challenge_count(request_id) == 0:
+            return []
+        events = self.dispute.events.ChallengeOpened().get_logs(
+            from_block=self.deployment.deployed_at_block,
+            argument_filters={"requestId": request_id},
+        )
+        states = [self.challenge_of(int(e["args"]["challengeId"])) for e in events]
+        return [s for s in states if s.status == ChallengeStatus.PENDING and s.round == round_]
+
+    def prove_equivocation(
+        self, first: MeterUnit, first_index: int, second: MeterUnit, second_index: int
+    ) -> EquivocationResult:
+        """Proves that a device signed two values for one interval (`first_index` of `first`
+        and `second_index` of `second`), no report needed: the device's owner at that
+        interval is slashed, this account gets the prover's share. Reverts e.g.
+        `DeviceEquivocated` (proven before), `ValuesAgree`, `UnitSignatureInvalid` (not the
+        key in force at the interval)."""
+        receipt = self.send(
+            self.dispute.functions.proveEquivocation(
+                _unit_tuple(first), first_index, _unit_tuple(second), second_index
+            )
+        )
+        (event,) = self.dispute.events.EquivocationProven().process_receipt(receipt, errors=DISCARD)
+        args = event["args"]
+        return EquivocationResult(
+            device_id=int(args["deviceId"]),
+            interval_start=int(args["intervalStart"]),
+            owner=args["owner"],
+            prover=args["prover"],
+            penalty=int(args["penalty"]),
+            receipt=receipt,
         )
 
     def rebut(self, challenge_id: int, unit: MeterUnit, unit_index: int) -> RebutResult:
@@ -526,16 +759,33 @@ class Protocol:
             rebutter=args["rebutter"],
             device_owner=args["deviceOwner"],
             penalty=int(args["penalty"]),
+            challenger=args["challenger"],
+            bond_slashed=int(args["bondSlashed"]),
             receipt=receipt,
         )
 
     def resolve_challenge(self, challenge_id: int) -> ResolveResult:
         """Executes unrebutted challenge `challenge_id` once its response deadline passed
         (chain time): voids the report, slashes its signers, pays the challenger. Reverts e.g.
-        `ResponseWindowOpen`, `ChallengeNotPending` (rebutted or already resolved)."""
+        `ResponseWindowOpen`, `ChallengeNotPending` (rebutted or already resolved). A
+        challenge whose round can no longer be voided comes back `moot`."""
         receipt = self.send(self.dispute.functions.resolve(challenge_id))
-        (event,) = self.dispute.events.ChallengeResolved().process_receipt(receipt, errors=DISCARD)
-        args = event["args"]
+        resolved = self.dispute.events.ChallengeResolved().process_receipt(receipt, errors=DISCARD)
+        if not resolved:
+            (mooted,) = self.dispute.events.ChallengeMooted().process_receipt(
+                receipt, errors=DISCARD
+            )
+            state = self.challenge_of(challenge_id)
+            return ResolveResult(
+                challenge_id=challenge_id,
+                request_id=int(mooted["args"]["requestId"]),
+                round=int(mooted["args"]["round"]),
+                challenger=state.challenger,
+                slashed_total=0,
+                receipt=receipt,
+                moot=True,
+            )
+        args = resolved[0]["args"]
         return ResolveResult(
             challenge_id=int(args["challengeId"]),
             request_id=int(args["requestId"]),

@@ -121,6 +121,8 @@ def verify(
             console.print(table)
             for d in verdict.differences:
                 proof = " (challengeable: device-signed proof available)" if d.challenge else ""
+                if d.proof is not None:
+                    proof = " (provable on-chain in one transaction: DeliveryDispute)"
                 console.print(f"- {d.message}{proof}", soft_wrap=True, highlight=False)
     raise typer.Exit(0 if verdict.ok else 1)
 

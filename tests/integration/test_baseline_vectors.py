@@ -5,6 +5,7 @@ inputs."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -20,7 +21,8 @@ from gridflex.chain.anvil import anvil_dev_account
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import REPO_ROOT, compile_contracts
 from gridflex.chain.protocol import BaselineMethod
-from gridflex.reports import Quality
+from gridflex.measurement import RecordFigures, device_figures, recompute_from_used_readings
+from gridflex.reports import Quality, pack_used_readings
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +152,94 @@ def test_delivered_python_equals_solidity_on_random_inputs(
     baseline, metered = (list(column) for column in zip(*pairs, strict=True))
     expected = list(baselines.delivered_wh(direction, baseline, metered, cap))
     assert harness.functions.deliveredWh(direction, baseline, metered, cap).call() == expected
+
+
+# ─── Records recomputed from used readings (DeliveryDispute's arithmetic) ─────────────────
+
+CAP_WH = 700
+
+
+def _honest(
+    method: int,
+    direction: int,
+    window: baselines.EventWindow,
+    readings: dict[int, int],
+    excluded: tuple[int, ...] | set[int],
+) -> tuple[RecordFigures, bytes]:
+    """What an honest oracle records and commits for one device."""
+    figures, needed = device_figures(
+        BaselineMethod(method), direction, window, readings, tuple(excluded), CAP_WH
+    )
+    return figures, pack_used_readings((t, readings[t]) for t in needed if t in readings)
+
+
+def _solidity_figures(
+    harness: Contract, method: int, direction: int, window: baselines.EventWindow, used: bytes
+) -> RecordFigures:
+    measurement = (method, direction, window.start, window.end, window.interval_seconds, CAP_WH)
+    baseline, metered, delivered, quality = harness.functions.measureUsedReadings(
+        used, measurement
+    ).call()
+    return RecordFigures(baseline, metered, delivered, Quality(quality))
+
+
+@pytest.mark.parametrize("direction", [0, 1])
+@pytest.mark.parametrize("vector", baseline_vectors(), ids=lambda v: v.name)
+def test_record_from_used_readings_matches_the_honest_record(
+    harness: Contract, vector: BaselineVector, direction: int
+) -> None:
+    """Every shared vector (with its excluded days, which the chain never sees) plus metered
+    event intervals: the record recomputed from the committed used readings alone, in
+    Solidity and in Python, is the record an honest oracle posts."""
+    readings = dict(vector.readings)
+    for i, t in enumerate(vector.window.interval_starts):
+        readings.setdefault(t, 300 * (i % 3) - 200)
+    honest, used = _honest(vector.method, direction, vector.window, readings, vector.excluded_days)
+    assert honest.quality == vector.expected["quality"]
+    assert harness.functions.wellFormedUsedReadings(used).call()
+    python = recompute_from_used_readings(vector.method, direction, vector.window, CAP_WH, used)
+    assert python == honest
+    assert _solidity_figures(harness, vector.method, direction, vector.window, used) == honest
+
+
+@st.composite
+def _device_histories(
+    draw: st.DrawFn,
+) -> tuple[int, int, baselines.EventWindow, dict[int, int], set[int]]:
+    """A device over the 46 days an X-of-Y method reads (or MBMA's interval before), with
+    gaps, excluded days, a random event day and time of day, 900 or 1800 s intervals."""
+    method = draw(st.sampled_from(list(BaselineMethod)))
+    step = draw(st.sampled_from([900, 1800]))
+    event_day = draw(st.integers(20_000, 20_400))
+    lead = baselines.ADJUSTMENT_GAP_SECONDS + baselines.ADJUSTMENT_WINDOW_SECONDS
+    intervals = draw(st.integers(1, (86_400 - lead) // step if method else 8))
+    start = event_day * 86_400 + draw(st.integers(0, 86_400 // step - 1)) * step
+    window = baselines.EventWindow(start, start + intervals * step, step)
+    missing = draw(st.sampled_from([0.0, 0.01, 0.1, 0.5]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = random.Random(seed)
+    starts = (
+        [start - step, *window.interval_starts]
+        if method == BaselineMethod.MBMA
+        else window.adjustment_starts + window.interval_starts
+    )
+    level = rng.randint(-3_000, 5_000)
+    readings = {
+        t - back * 86_400: level + rng.randint(-800, 800)
+        for back in range(baselines.LOOKBACK_DAYS + 1)
+        for t in starts
+        if rng.random() >= missing
+    }
+    excluded = {event_day - rng.randint(1, 45) for _ in range(rng.randint(0, 8))}
+    return method, draw(st.sampled_from([0, 1])), window, readings, excluded
+
+
+@FIXTURE_SETTINGS
+@given(_device_histories())
+def test_record_from_used_readings_python_equals_solidity_on_random_histories(
+    harness: Contract, case: tuple[int, int, baselines.EventWindow, dict[int, int], set[int]]
+) -> None:
+    method, direction, window, readings, excluded = case
+    honest, used = _honest(method, direction, window, readings, excluded)
+    assert recompute_from_used_readings(method, direction, window, CAP_WH, used) == honest
+    assert _solidity_figures(harness, method, direction, window, used) == honest

@@ -77,7 +77,8 @@ def test_tampered_reading_is_proven_voided_slashed_and_a_corrected_report_finali
     # A 2-of-3 committee, a grid operator with a settlement token, two device owners.
     oracle_accounts = [funded_account(w3) for _ in range(3)]
     for account, threshold in zip(oracle_accounts, (1, 2, 2), strict=True):
-        governance.seat_oracle(account, threshold)
+        # Bond only: these oracles never challenge, and the slash below takes all they have.
+        governance.seat_oracle(account, threshold, challenge_bonds=0)
     oracle_bond = int(governance.committee.functions.oracleBond().call())
     settlement_token = governance.client.deploy(
         artifacts["FlexToken"], governance.address, 10**9 * EUR
@@ -100,6 +101,10 @@ def test_tampered_reading_is_proven_voided_slashed_and_a_corrected_report_finali
     for owner in (alice, bob):
         governance.send(governance.token.functions.transfer(owner.address, 1_000 * FLEX))
         owner.stake(1_000 * FLEX)
+    # A challenge locks a bond of free stake (lost if rebutted): room for two.
+    challenge_stake = 2 * governance.challenge_bond()
+    governance.send(governance.token.functions.transfer(challenger.address, challenge_stake))
+    challenger.stake(challenge_stake)
 
     # 20 kW for one hour (MBMA); each owner is awarded 10 kW.
     now = _now(w3)
@@ -204,14 +209,13 @@ def test_tampered_reading_is_proven_voided_slashed_and_a_corrected_report_finali
         ChallengeStatus.PENDING, 0b11, alice.address,
     )  # fmt: skip
     assert governance.request(request_id).status == RequestStatus.REPORTED
-    # One pending challenge per request; resolving waits for the response deadline.
+    # Challenges run side by side (each locks a bond); resolving waits for the deadline.
     bob_tampered = sign_unit(
         MeterUnit(bob_device, first, INTERVAL, 10, (2_800, 300, 999, 300, 300)),
         meter_domain, bob_key,
     )  # fmt: skip
-    with pytest.raises(TransactionReverted) as busy:
-        challenger.challenge(request_id, bob_device, bob_used, bob_proof, 2, bob_tampered, 2)
-    assert busy.value.error_name == "ChallengePending"
+    second = challenger.challenge(request_id, bob_device, bob_used, bob_proof, 2, bob_tampered, 2)
+    assert governance.pending_challenge_count(request_id) == 2
     with pytest.raises(TransactionReverted) as early:
         challenger.resolve_challenge(result.challenge_id)
     assert early.value.error_name == "ResponseWindowOpen"
@@ -225,6 +229,12 @@ def test_tampered_reading_is_proven_voided_slashed_and_a_corrected_report_finali
     with pytest.raises(TransactionReverted) as twice:
         challenger.resolve_challenge(result.challenge_id)
     assert twice.value.error_name == "ChallengeNotPending"
+    # The second challenge's round is voided already: moot, its bond back, nothing slashed.
+    increase_time(w3, max(0, second.response_deadline - _now(w3)))
+    moot = challenger.resolve_challenge(second.challenge_id)
+    assert (moot.moot, moot.slashed_total) == (True, 0)
+    assert governance.challenge_of(second.challenge_id).status == ChallengeStatus.MOOT
+    assert int(governance.staking.functions.accountOf(challenger.address).call()[1]) == 0
 
     state = governance.request(request_id)
     assert (state.status, state.report_round, state.signer_bitmap) == (RequestStatus.CLEARED, 1, 0)
@@ -306,7 +316,7 @@ def test_device_equivocation_is_rebutted_owner_slashed_honest_oracles_keep_their
     meter_domain = meter_domain_separator(chain_id, registry)
     oracle_accounts = [funded_account(w3) for _ in range(3)]
     for account, threshold in zip(oracle_accounts, (1, 2, 2), strict=True):
-        governance.seat_oracle(account, threshold)
+        governance.seat_oracle(account, threshold, challenge_bonds=0)  # they only rebut
     oracle_bond = int(governance.committee.functions.oracleBond().call())
     settlement_token = governance.client.deploy(
         artifacts["FlexToken"], governance.address, 10**9 * EUR
@@ -385,10 +395,13 @@ def test_device_equivocation_is_rebutted_owner_slashed_honest_oracles_keep_their
     assert governance.challenge_of(opened.challenge_id).status == ChallengeStatus.REBUTTED
     assert governance.dispute.functions.equivocated(device).call() is True
 
-    # The attacker's free stake paid (her bid bond untouched); the oracles keep everything.
+    # The attacker's free stake paid, and her challenge bond (her bid bond untouched); the
+    # oracles keep everything.
+    bond = governance.challenge_bond()
+    assert (rebutted.challenger, rebutted.bond_slashed) == (mallory.address, bond)
     staked, locked, _, _ = governance.staking.functions.accountOf(mallory.address).call()
-    assert (staked, locked) == (3_000 * FLEX - penalty, locked_before)
-    assert defender.balance_of(flex) == penalty * share_bps // 10_000
+    assert (staked, locked) == (3_000 * FLEX - penalty - bond, locked_before)
+    assert defender.balance_of(flex) == (penalty * share_bps + bond * share_bps) // 10_000
     assert mallory.balance_of(flex) == 0
     for account in oracle_accounts:
         stake = governance.staking.functions.accountOf(account.address).call()

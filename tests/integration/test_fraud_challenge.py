@@ -31,7 +31,14 @@ from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
 from gridflex.baselines import device_cap_wh
 from gridflex.chain.anvil import AnvilProcess, free_port, increase_time
 from gridflex.chain.compiler import load_artifacts
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
+from gridflex.chain.protocol import (
+    ORACLE_CHALLENGE_BONDS,
+    DeviceKind,
+    Protocol,
+    RequestSpec,
+    RequestStatus,
+    zone_id,
+)
 from gridflex.cli.main import app
 from gridflex.config import get_settings
 from gridflex.eip712 import secp256k1_device_key
@@ -275,14 +282,17 @@ def test_honest_watcher_challenges_a_tampered_report_and_a_correct_one_finalizes
     assert args["challenger"] == honest.address
     state = protocol.request(request_id)
     assert (state.status, state.report_round) == (RequestStatus.CLEARED, 1)
+    # Oracles are seated with their bond plus free stake for challenge bonds: the slash
+    # takes the seat's bond; the honest challenger's bond came back on resolution.
+    extra = ORACLE_CHALLENGE_BONDS * protocol.challenge_bond()
     for index in MALICIOUS:
         address = committee.accounts[index].address
         staked, locked, unbonding, _ = protocol.staking.functions.accountOf(address).call()
-        assert (staked, locked, unbonding) == (0, 0, 0)
+        assert (staked, locked, unbonding) == (extra, 0, 0)
         assert protocol.committee.functions.oracleOf(address).call()[1] is False
     assert protocol.balance_of(flex, honest.address) == 2 * bond * share_bps // 10_000
     honest_stake = protocol.staking.functions.accountOf(honest.address).call()
-    assert tuple(honest_stake[:2]) == (bond, bond)
+    assert tuple(honest_stake[:2]) == (bond + extra, bond)
 
     # `gridflex verify` names the tampered device and interval of the voided report.
     all_oracles = [arg for url in committee.urls[:3] for arg in ("--oracle", url)]
@@ -400,11 +410,15 @@ def test_oracle_watcher_rebuts_an_equivocating_device_owner(
     assert args["challengeId"] == opened.challenge_id
     assert args["rebutter"] in signers
     assert (args["deviceOwner"], args["penalty"]) == (attacker.address, penalty)
+    # The attacker also loses the bond its challenge locked.
+    challenge_bond = protocol.challenge_bond()
+    assert (args["challenger"], args["bondSlashed"]) == (attacker.address, challenge_bond)
     staked, locked, _, _ = protocol.staking.functions.accountOf(attacker.address).call()
-    assert (staked, locked) == (staked_before - penalty, locked_before)
+    assert (staked, locked) == (staked_before - penalty - challenge_bond, locked_before)
+    extra = ORACLE_CHALLENGE_BONDS * challenge_bond  # oracles' free stake for challenges
     for account in committee.accounts[:3]:
         stake = protocol.staking.functions.accountOf(account.address).call()
-        assert tuple(stake[:2]) == (bond, bond)
+        assert tuple(stake[:2]) == (bond + extra, bond)
     assert not list(protocol.dispute.events.ChallengeResolved().get_logs(from_block=from_block))
 
     # The report stands; the oracles finalize it after the extended end.

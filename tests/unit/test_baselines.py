@@ -24,6 +24,7 @@ from gridflex.baselines import (
     device_cap_wh,
     highest_days,
     is_weekend,
+    recomputable_on_chain,
 )
 from gridflex.chain.protocol import BaselineMethod
 from gridflex.reports import Quality
@@ -203,3 +204,15 @@ def test_device_caps_of_a_bid_never_exceed_its_award(
         return
     shares = [device_cap_wh(awarded, device, bid, interval) for device in (device_a, device_b)]
     assert sum(shares) <= awarded * interval // 3600
+
+
+def test_recomputable_on_chain_needs_the_x_of_y_span_to_fit_a_day() -> None:
+    """4 h of adjustment lead + the window must fit one day for an X-of-Y record to be
+    recomputed from its used readings (`BaselineMath.measureUsedReadings`)."""
+    day = 20_000 * 86_400
+    twenty_hours = EventWindow(day, day + 20 * 3600, 900)
+    longer = EventWindow(day, day + 20 * 3600 + 900, 900)
+    assert recomputable_on_chain(BaselineMethod.CAISO_10_OF_10, twenty_hours)
+    assert not recomputable_on_chain(BaselineMethod.CAISO_10_OF_10, longer)
+    assert not recomputable_on_chain(BaselineMethod.PJM_HIGH_4_OF_5, longer)
+    assert recomputable_on_chain(BaselineMethod.MBMA, EventWindow(day, day + 48 * 3600, 1800))

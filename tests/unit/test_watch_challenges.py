@@ -40,11 +40,14 @@ class FakeProtocol:
         self.status = ChallengeStatus.PENDING
         self.calls: list[str] = []
         self.resolve_error: str | None = None
-        self.dispute = SimpleNamespace(
-            functions=SimpleNamespace(
-                pendingChallengeOf=lambda _rid: SimpleNamespace(call=lambda: self.pending)
-            )
-        )
+        self.pending_device = 11
+
+    def pending_challenges(self, _request_id: int, _round: int) -> list[ChallengeState]:
+        # As listed when the watcher looked (it may be settled by someone else right after).
+        return [self.challenge_of(self.pending)] if self.pending else []
+
+    def challenge_bond(self) -> int:
+        return 100
 
     def request(self, _request_id: int) -> Any:
         return SimpleNamespace(
@@ -61,8 +64,8 @@ class FakeProtocol:
 
     def challenge_of(self, challenge_id: int) -> ChallengeState:
         return ChallengeState(
-            challenge_id, REQUEST, 11, "0xSomeone", DEADLINE, ROUND, self.status, "0xOwner",
-            0b11, 900, 5, 9,
+            challenge_id, REQUEST, self.pending_device, "0xSomeone", DEADLINE, ROUND, self.status,
+            "0xOwner", 100, 0b11, 900, 5, 9,
         )  # fmt: skip
 
     def resolve_challenge(self, challenge_id: int) -> ResolveResult:
@@ -74,7 +77,9 @@ class FakeProtocol:
 
     def rebut(self, challenge_id: int, unit: MeterUnit, unit_index: int) -> RebutResult:
         self.calls.append(f"rebut:{unit_index}")
-        return RebutResult(challenge_id, REQUEST, 11, self.address, "0xOwner", 99, {})  # type: ignore[arg-type]
+        return RebutResult(
+            challenge_id, REQUEST, 11, self.address, "0xOwner", 99, "0xSomeone", 100, {},  # type: ignore[arg-type]
+        )  # fmt: skip
 
 
 def _posted() -> PostedReport:
@@ -122,6 +127,34 @@ def test_pending_challenge_is_adopted_not_challenged_again() -> None:
     assert protocol.calls == ["resolve"]
     assert watcher.advance(_posted()) is True  # no longer pending: the finder's proof again
     assert protocol.calls == ["resolve", "challenge"]
+
+
+def test_decoy_on_another_device_does_not_block_our_challenge() -> None:
+    """Issue 12 finding 5: a pending challenge against another reading (a decoy) no longer
+    holds ours back; the decoy is still queued for resolution when due."""
+    protocol, clock = FakeProtocol(), [100]
+    protocol.pending = 1
+    protocol.pending_device = 99  # someone else's challenge on another device
+    watcher = _watcher(protocol, clock)
+    assert watcher.advance(_posted()) is True
+    assert protocol.calls == ["challenge"]
+    assert sorted(watcher._to_resolve) == [1, CHALLENGE]
+
+
+def test_challenge_without_free_stake_is_retried_not_dropped() -> None:
+    protocol, clock = FakeProtocol(), [100]
+
+    def no_stake(*_args: Any) -> ChallengeResult:
+        raise _reverted("InsufficientFreeStake")
+
+    protocol.challenge = no_stake  # type: ignore[method-assign]
+    watcher = _watcher(protocol, clock)
+    try:
+        watcher.advance(_posted())
+    except TransactionReverted as error:
+        assert error.error_name == "InsufficientFreeStake"
+    else:
+        raise AssertionError("a failed challenge must be retried (raised to the backoff)")
 
 
 def test_challenge_settled_by_someone_else_is_done() -> None:

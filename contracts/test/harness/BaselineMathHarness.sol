@@ -75,4 +75,16 @@ contract BaselineMathHarness {
     {
         return BaselineMath.deviceCapWh(awardedW, deviceCapacityW, bidCapacityW, intervalSeconds);
     }
+
+    function wellFormedUsedReadings(bytes calldata used) external pure returns (bool) {
+        return BaselineMath.wellFormedUsedReadings(used);
+    }
+
+    function measureUsedReadings(bytes calldata used, BaselineMath.Measurement memory m)
+        external
+        pure
+        returns (BaselineMath.Figures memory)
+    {
+        return BaselineMath.measureUsedReadings(used, m);
+    }
 }

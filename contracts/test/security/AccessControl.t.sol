@@ -19,6 +19,7 @@ contract AccessControlTest is SecurityBase {
         Public, // anyone; acts on the caller's own funds or is a permissionless step
         Role, // OpenZeppelin AccessControl role: AccessControlUnauthorizedAccount
         DeviceOwner, // the device's owner: NotDeviceOwner
+        PendingOwner, // the account a device is offered to: NotPendingOwner
         RequestOperator, // the grid operator that posted the request: NotRequestOperator
         Self // renounceRole: only for one's own account, AccessControlBadConfirmation
     }
@@ -58,6 +59,9 @@ contract AccessControlTest is SecurityBase {
         postReport(reportedRequestId, wh(50_000), twoSigners());
         // Back before the open request's gate closure; the report's window is still open.
         vm.warp(T0 + 10);
+        // alice offers her device to the stranger: only the stranger may accept it.
+        vm.prank(alice);
+        registry.transfer(aliceDevice, stranger);
 
         _addActor(governance, "governance");
         _addActor(gridOperator, "grid operator");
@@ -83,6 +87,7 @@ contract AccessControlTest is SecurityBase {
         intended[address(staking)][staking.SLASHER_ROLE()][address(market)] = true;
         intended[address(staking)][staking.SLASHER_ROLE()][address(committee)] = true;
         intended[address(staking)][staking.SLASHER_ROLE()][address(dispute)] = true;
+        intended[address(staking)][staking.LOCKER_ROLE()][address(dispute)] = true;
         intended[address(committee)][ADMIN][governance] = true;
         intended[address(committee)][committee.DISPUTE_ROLE()][address(dispute)] = true;
         intended[address(market)][ADMIN][governance] = true;
@@ -146,6 +151,22 @@ contract AccessControlTest is SecurityBase {
             Gate.DeviceOwner,
             0,
             abi.encodeCall(registry.transfer, (aliceDevice, bob))
+        );
+        _gated(
+            "DeviceRegistry",
+            address(registry),
+            "cancelTransfer(uint256)",
+            Gate.DeviceOwner,
+            0,
+            abi.encodeCall(registry.cancelTransfer, (aliceDevice))
+        );
+        _gated(
+            "DeviceRegistry",
+            address(registry),
+            "acceptTransfer(uint256,(uint8,bytes,bytes))",
+            Gate.PendingOwner,
+            0,
+            abi.encodeCall(registry.acceptTransfer, (aliceDevice, secpKey(stranger, 0x5158)))
         );
 
         // Staking: stakers act on their own account; lock/slash are for protocol contracts.
@@ -359,6 +380,19 @@ contract AccessControlTest is SecurityBase {
             abi.encodeCall(dispute.rebut, (1, someUnit, 0))
         );
         _public("DisputeResolver", address(dispute), "resolve(uint256)", abi.encodeCall(dispute.resolve, (1)));
+        _public(
+            "DisputeResolver",
+            address(dispute),
+            "proveEquivocation((uint256,uint64,uint32,uint64,bytes,bytes),uint256,(uint256,uint64,uint32,uint64,bytes,bytes),uint256)",
+            abi.encodeCall(dispute.proveEquivocation, (someUnit, 0, someUnit, 0))
+        );
+        _role(
+            "DisputeResolver",
+            address(dispute),
+            "setChallengeBond(uint256)",
+            ADMIN,
+            abi.encodeCall(dispute.setChallengeBond, (FLEX))
+        );
         _role(
             "DisputeResolver",
             address(dispute),
@@ -431,7 +465,7 @@ contract AccessControlTest is SecurityBase {
                 ++checked;
             }
         }
-        assertEq(checked, 18 * actors.length, "every public function by every actor");
+        assertEq(checked, 19 * actors.length, "every public function by every actor");
     }
 
     /// @notice Role holdings after deployment are exactly the intended ones (no extra
@@ -531,6 +565,7 @@ contract AccessControlTest is SecurityBase {
         return selector == IAccessControl.AccessControlUnauthorizedAccount.selector
             || selector == IAccessControl.AccessControlBadConfirmation.selector
             || selector == IDeviceRegistry.NotDeviceOwner.selector
+            || selector == IDeviceRegistry.NotPendingOwner.selector
             || selector == IFlexMarket.NotRequestOperator.selector;
     }
 
@@ -585,6 +620,7 @@ contract AccessControlTest is SecurityBase {
     function _allowed(Entry storage entry, address actor) internal view returns (bool) {
         if (entry.gate == Gate.Role) return intended[entry.target][entry.role][actor];
         if (entry.gate == Gate.DeviceOwner) return actor == alice;
+        if (entry.gate == Gate.PendingOwner) return actor == stranger;
         if (entry.gate == Gate.RequestOperator) return actor == gridOperator;
         if (entry.gate == Gate.Self) return actor == governance;
         return true;
@@ -596,6 +632,9 @@ contract AccessControlTest is SecurityBase {
         }
         if (entry.gate == Gate.DeviceOwner) {
             return abi.encodeWithSelector(IDeviceRegistry.NotDeviceOwner.selector, aliceDevice, actor, alice);
+        }
+        if (entry.gate == Gate.PendingOwner) {
+            return abi.encodeWithSelector(IDeviceRegistry.NotPendingOwner.selector, aliceDevice, actor, stranger);
         }
         if (entry.gate == Gate.RequestOperator) {
             return abi.encodeWithSelector(IFlexMarket.NotRequestOperator.selector, openRequestId, actor);

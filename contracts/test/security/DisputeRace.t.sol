@@ -121,8 +121,7 @@ contract DisputeRaceTest is SecurityBase {
         vm.prank(alice);
         staking.requestUnstake(1);
         // She even hands the device on: the bond is hers, not the device's.
-        vm.prank(alice);
-        registry.transfer(aliceDevice, bob);
+        transferDevice(aliceDevice, alice, bob, 0xB0B1);
 
         postReport(requestId, wh(0), twoSigners()); // she delivered nothing
         vm.warp(block.timestamp + market.disputeWindow() - 1);
@@ -184,14 +183,14 @@ contract DisputeRaceTest is SecurityBase {
         uint256 penalty = dispute.rebut(id, other, TAMPERED);
         assertEq(penalty, dispute.equivocationPenalty(), "full penalty");
         assertEq(staking.accountOf(alice).unbonding, free - penalty, "taken from unbonding stake");
-        assertEq(flex.balanceOf(stranger), penalty / 2, "rebutter paid its share");
+        uint256 bond = dispute.challengeBond();
+        assertEq(flex.balanceOf(stranger), penalty / 2 + bond / 2, "rebutter paid its share of penalty and bond");
     }
 
     function test_equivocatingOwner_deviceTransferredAfterChallenge_ownerAtChallengeTimePays() public {
         uint256 requestId = postTamperedReport();
         uint256 id = challengeAlice(requestId);
-        vm.prank(alice);
-        registry.transfer(aliceDevice, dave); // hand the device to someone else mid-challenge
+        transferDevice(aliceDevice, alice, dave, 0xDA7E); // hand the device to someone else mid-challenge
         int64[] memory reported = aliceSignedValues();
         reported[TAMPERED] = REPORTED_WH;
         IDisputeResolver.MeterUnit memory other = unit(aliceDevice, firstStart, reported);

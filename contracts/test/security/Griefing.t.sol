@@ -445,17 +445,29 @@ contract GriefingTest is SecurityBase {
 
     // ─── Challenge spam ───────────────────────────────────────────────────────────────────
 
-    function test_challengeSpam_onePendingPerRequest_oneChallengePerDevice() public {
+    /// @dev Challenges no longer queue (a decoy blocked the real one); each costs a bond and
+    ///      the dispute end moves at most two response windows past the original end.
+    function test_challengeSpam_eachChallengeBonded_extensionBounded() public {
         uint256 requestId = postTamperedReport();
-        vm.warp(market.request(requestId).disputeEndsAt - 1); // late, so the end must move
-        uint256 first = challengeAlice(requestId);
+        uint256 originalEnd = market.request(requestId).disputeEndsAt;
+        vm.warp(originalEnd - 1); // late, so the end must move
+        challengeAlice(requestId);
         IDisputeResolver.MeterUnit memory u = aliceUnit();
-        vm.expectRevert(abi.encodeWithSelector(IDisputeResolver.ChallengePending.selector, requestId, first));
+        // No free stake, no challenge.
+        vm.expectRevert(
+            abi.encodeWithSelector(IStaking.InsufficientFreeStake.selector, stranger, 0, dispute.challengeBond())
+        );
         vm.prank(stranger);
         dispute.challenge(requestId, aliceDevice, aliceUsed, emptyProof, TAMPERED, u, TAMPERED);
+        // With it, the duplicate is open too and locks the stranger's bond.
+        stakeForChallenges(stranger, 1);
+        vm.prank(stranger);
+        dispute.challenge(requestId, aliceDevice, aliceUsed, emptyProof, TAMPERED, u, TAMPERED);
+        assertEq(lockedOf(stranger), dispute.challengeBond(), "bond locked");
         // Each challenge extends the dispute by two response windows, no more.
         assertEq(
             market.request(requestId).disputeEndsAt, block.timestamp + 2 * dispute.responseWindow(), "extension bounded"
         );
+        assertLe(market.request(requestId).disputeEndsAt, originalEnd + 2 * dispute.responseWindow(), "total bound");
     }
 }

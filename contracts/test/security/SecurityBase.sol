@@ -59,6 +59,7 @@ abstract contract SecurityBase is MarketTestBase, DisputeFixtures {
         aliceUsed = packUsed(firstStart, 900, reported);
         // One leaf: the root is the leaf and the proof is empty (OpenZeppelin MerkleProof).
         postReportWithRoot(requestId, wh(45_000, 48_000), readingsLeaf(aliceDevice, aliceUsed), twoSigners());
+        stakeForChallenges(challenger, 1); // the challenge bond
     }
 
     /// @notice The address an ECDSA r||s||v signature recovers to for `digest`.

@@ -58,7 +58,7 @@ contract TestStablecoin {
 }
 
 /// @notice Shared fixture: the whole protocol deployed and wired as `gridflex deploy` does
-///         (the DisputeResolver holds both DISPUTE_ROLEs and Staking.SLASHER_ROLE), three staked oracles at threshold 2, a grid operator, and helpers for the life of
+///         (the DisputeResolver holds both DISPUTE_ROLEs, Staking.SLASHER_ROLE and LOCKER_ROLE), three staked oracles at threshold 2, a grid operator, and helpers for the life of
 ///         an event. Tests inherit it and call `deployProtocol()` in `setUp`.
 abstract contract Deployers is TestBase {
     uint256 internal constant FLEX = 1e18;
@@ -105,6 +105,7 @@ abstract contract Deployers is TestBase {
         market.grantRole(market.DISPUTE_ROLE(), address(dispute));
         committee.grantRole(committee.DISPUTE_ROLE(), address(dispute));
         staking.grantRole(staking.SLASHER_ROLE(), address(dispute));
+        staking.grantRole(staking.LOCKER_ROLE(), address(dispute));
         vm.stopPrank();
 
         // Each seat sets the threshold for the new size: 1 of 1, 2 of 2, 2 of 3.
@@ -132,6 +133,11 @@ abstract contract Deployers is TestBase {
         vm.stopPrank();
     }
 
+    /// @notice Gives `who` enough free stake for `challenges` challenge bonds.
+    function stakeForChallenges(address who, uint256 challenges) internal {
+        fundAndStake(who, challenges * dispute.challengeBond());
+    }
+
     /// @notice Registers a secp256k1-keyed device for `owner` with a valid proof.
     function registerDevice(address owner, uint256 deviceKey, uint48 capacityW, bytes32 zone)
         internal
@@ -140,6 +146,16 @@ abstract contract Deployers is TestBase {
         IDeviceRegistry.DeviceKey memory key = secpKey(owner, deviceKey);
         vm.prank(owner);
         deviceId = registry.register(uint8(IDeviceRegistry.DeviceKind.Battery), capacityW, zone, key);
+    }
+
+    /// @notice A complete two-step transfer: `from` offers the device, `to` accepts it with a
+    ///         fresh secp256k1 key `newDeviceKey` (the registry refuses the current key).
+    function transferDevice(uint256 deviceId, address from, address to, uint256 newDeviceKey) internal {
+        vm.prank(from);
+        registry.transfer(deviceId, to);
+        IDeviceRegistry.DeviceKey memory key = secpKey(to, newDeviceKey);
+        vm.prank(to);
+        registry.acceptTransfer(deviceId, key);
     }
 
     function secpKey(address owner, uint256 deviceKey) internal view returns (IDeviceRegistry.DeviceKey memory) {

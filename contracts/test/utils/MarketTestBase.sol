@@ -30,10 +30,14 @@ abstract contract MarketTestBase is Deployers {
 
     function setUpMarket() internal {
         deployProtocol();
+        // Devices registered a day before T0, so that their readings before the event (the
+        // baseline's history) fall in their first epoch (DeviceRegistry.deviceAt).
+        vm.warp(T0 - 1 days);
         aliceDevice = addProvider(alice, 0xD1);
         bobDevice = addProvider(bob, 0xD2);
         carolDevice = addProvider(carol, 0xD3);
         daveDevice = addProvider(dave, 0xD4);
+        vm.warp(T0);
         vm.startPrank(governance);
         market.grantRole(market.DISPUTE_ROLE(), disputer);
         vm.stopPrank();
