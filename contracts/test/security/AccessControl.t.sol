@@ -7,6 +7,7 @@ import {IDisputeWindowSource} from "../../Staking.sol";
 import {IFlexMarket} from "../../interfaces/IFlexMarket.sol";
 import {IDeviceRegistry} from "../../interfaces/IDeviceRegistry.sol";
 import {IDisputeResolver} from "../../interfaces/IDisputeResolver.sol";
+import {IDeliveryDispute} from "../../interfaces/IDeliveryDispute.sol";
 
 /// @notice Access-control matrix: every state-changing external function of every protocol
 ///         contract is either public by design or gated; every gated one is called by every
@@ -72,6 +73,7 @@ contract AccessControlTest is SecurityBase {
         _addActor(address(market), "FlexMarket");
         _addActor(address(committee), "OracleCommittee");
         _addActor(address(dispute), "DisputeResolver");
+        _addActor(address(delivery), "DeliveryDispute");
 
         _intend();
         _classify();
@@ -90,9 +92,11 @@ contract AccessControlTest is SecurityBase {
         intended[address(staking)][staking.LOCKER_ROLE()][address(dispute)] = true;
         intended[address(committee)][ADMIN][governance] = true;
         intended[address(committee)][committee.DISPUTE_ROLE()][address(dispute)] = true;
+        intended[address(committee)][committee.DISPUTE_ROLE()][address(delivery)] = true;
         intended[address(market)][ADMIN][governance] = true;
         intended[address(market)][market.GRID_OPERATOR_ROLE()][gridOperator] = true;
         intended[address(market)][market.DISPUTE_ROLE()][address(dispute)] = true;
+        intended[address(market)][market.DISPUTE_ROLE()][address(delivery)] = true;
         intended[address(dispute)][ADMIN][governance] = true;
     }
 
@@ -415,6 +419,27 @@ contract AccessControlTest is SecurityBase {
             abi.encodeCall(dispute.setEquivocationPenalty, (FLEX))
         );
         _accessControl("DisputeResolver", address(dispute), ADMIN);
+
+        // DeliveryDispute: one-phase arithmetic fraud proofs, permissionless; no governance.
+        IDeliveryDispute.DeviceRecord memory someRecord = IDeliveryDispute.DeviceRecord(aliceDevice, 0, 0, 0, 0, 0);
+        _public(
+            "DeliveryDispute",
+            address(delivery),
+            "challengeArithmetic(uint256,(uint256,uint16,int256,int256,int256,uint8),bytes32[],bytes,bytes32[],uint256[])",
+            abi.encodeCall(
+                delivery.challengeArithmetic,
+                (reportedRequestId, someRecord, emptyProof, "", emptyProof, ids(aliceDevice))
+            )
+        );
+        _public(
+            "DeliveryDispute",
+            address(delivery),
+            "challengeBidTotal(uint256,uint256[],uint16,((uint256,uint16,int256,int256,int256,uint8),bytes32[])[],uint256[])",
+            abi.encodeCall(
+                delivery.challengeBidTotal,
+                (reportedRequestId, new uint256[](1), 0, new IDeliveryDispute.ProvenRecord[](0), ids(aliceDevice))
+            )
+        );
     }
 
     // ─── Tests ────────────────────────────────────────────────────────────────────────────
@@ -465,7 +490,7 @@ contract AccessControlTest is SecurityBase {
                 ++checked;
             }
         }
-        assertEq(checked, 19 * actors.length, "every public function by every actor");
+        assertEq(checked, 21 * actors.length, "every public function by every actor");
     }
 
     /// @notice Role holdings after deployment are exactly the intended ones (no extra
@@ -492,8 +517,15 @@ contract AccessControlTest is SecurityBase {
     /// @notice The function list is the ABI's: every state-changing function of every
     ///         contract is classified above, and nothing classified is missing from the ABI.
     function test_everyStateChangingFunctionIsClassified() public view {
-        string[6] memory names =
-            ["FlexToken", "DeviceRegistry", "Staking", "OracleCommittee", "FlexMarket", "DisputeResolver"];
+        string[7] memory names = [
+            "FlexToken",
+            "DeviceRegistry",
+            "Staking",
+            "OracleCommittee",
+            "FlexMarket",
+            "DisputeResolver",
+            "DeliveryDispute"
+        ];
         uint256 total = 0;
         for (uint256 c; c < names.length; ++c) {
             string memory json = vmx.readFile(_artifactPath(names[c]));

@@ -2,7 +2,6 @@
 pragma solidity 0.8.37;
 
 import {DisputeFixtures} from "./DisputeFixtures.sol";
-import {DeliveryDispute} from "../../DeliveryDispute.sol";
 import {IDeliveryDispute} from "../../interfaces/IDeliveryDispute.sol";
 
 /// @notice The protocol with DeliveryDispute wired as gridflex/chain/deploy.py wires it (both
@@ -16,15 +15,9 @@ abstract contract DeliveryFixtures is DisputeFixtures {
     uint8 internal constant INSUFFICIENT = 2;
     uint8 internal constant CONFLICT = 3;
 
-    DeliveryDispute internal delivery;
-
+    /// @dev `deployProtocol` deploys and wires DeliveryDispute as gridflex/chain/deploy.py does.
     function deployWithDelivery() internal {
         deployProtocol();
-        delivery = new DeliveryDispute(market, committee, registry, dispute);
-        vm.startPrank(governance);
-        market.grantRole(market.DISPUTE_ROLE(), address(delivery));
-        committee.grantRole(committee.DISPUTE_ROLE(), address(delivery));
-        vm.stopPrank();
     }
 
     function record(uint256 deviceId, uint16 bidIndex, int256 baseline, int256 metered, int256 delivered, uint8 q)

@@ -8,6 +8,7 @@ import {Staking, IDisputeWindowSource} from "../../Staking.sol";
 import {OracleCommittee} from "../../OracleCommittee.sol";
 import {FlexMarket} from "../../FlexMarket.sol";
 import {DisputeResolver} from "../../DisputeResolver.sol";
+import {DeliveryDispute} from "../../DeliveryDispute.sol";
 import {IDeviceRegistry} from "../../interfaces/IDeviceRegistry.sol";
 import {IFlexMarket} from "../../interfaces/IFlexMarket.sol";
 import {IStaking} from "../../interfaces/IStaking.sol";
@@ -80,6 +81,7 @@ abstract contract Deployers is TestBase {
     OracleCommittee internal committee;
     FlexMarket internal market;
     DisputeResolver internal dispute;
+    DeliveryDispute internal delivery;
 
     uint256[3] internal oracleKeys = [uint256(0xA11CE), uint256(0xB0B), uint256(0xCA401)];
     address[3] internal oracles;
@@ -93,6 +95,7 @@ abstract contract Deployers is TestBase {
         committee = new OracleCommittee(governance, staking, ORACLE_BOND);
         market = new FlexMarket(governance, registry, staking, committee, treasury);
         dispute = new DisputeResolver(governance, market, committee, registry);
+        delivery = new DeliveryDispute(market, committee, registry, dispute);
 
         vm.startPrank(governance);
         staking.grantRole(staking.LOCKER_ROLE(), address(market));
@@ -106,6 +109,8 @@ abstract contract Deployers is TestBase {
         committee.grantRole(committee.DISPUTE_ROLE(), address(dispute));
         staking.grantRole(staking.SLASHER_ROLE(), address(dispute));
         staking.grantRole(staking.LOCKER_ROLE(), address(dispute));
+        market.grantRole(market.DISPUTE_ROLE(), address(delivery));
+        committee.grantRole(committee.DISPUTE_ROLE(), address(delivery));
         vm.stopPrank();
 
         // Each seat sets the threshold for the new size: 1 of 1, 2 of 2, 2 of 3.
