@@ -14,13 +14,16 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.schema import CreateTable
 from sqlmodel import SQLModel
 
-from oracle import models  # noqa: F401 - registers the tables on SQLModel.metadata
+from oracle import models  # also registers the tables on SQLModel.metadata
 from oracle.config import OracleSettings
 
 WRITER_BEGIN_OPTION = "sqlite_begin"
+LEGACY_SEQUENCE_CONSTRAINT = "uq_meter_units_sequence"
+"""UNIQUE (device_id, sequence) of stores created before a sequence could be reused."""
 
 
 def create_oracle_engine(settings: OracleSettings) -> Engine:
@@ -69,8 +72,53 @@ def writer_engine(engine: Engine) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables (idempotent); migrations come with the first schema change."""
+    """Create missing tables and migrate older stores (idempotent)."""
     SQLModel.metadata.create_all(engine)
+    _drop_sequence_uniqueness(engine)
+
+
+def _drop_sequence_uniqueness(engine: Engine) -> None:
+    """Lift UNIQUE (device_id, sequence) from a store created with it: it would refuse a
+    reused sequence (oracle.ingest) with an IntegrityError on every retry. Rows and ids are
+    kept; SQLite cannot drop a constraint, so its table is rebuilt."""
+    constraints = inspect(engine).get_unique_constraints(models.MeterUnitRecord.__tablename__)
+    if not any(c["name"] == LEGACY_SEQUENCE_CONSTRAINT for c in constraints):
+        return
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                f"ALTER TABLE meter_units DROP CONSTRAINT {LEGACY_SEQUENCE_CONSTRAINT}"
+            )
+        return
+    table = models.MeterUnitRecord.__table__  # type: ignore[attr-defined]
+    create = str(CreateTable(table).compile(dialect=engine.dialect))
+    rebuilt = create.replace("CREATE TABLE meter_units ", "CREATE TABLE meter_units_rebuilt ", 1)
+    columns = ", ".join(column.name for column in table.columns)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        # SQLite's table rebuild: foreign keys off outside the transaction, checked before
+        # the commit (readings and evidence keep pointing at the same ids).
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            cursor.execute(rebuilt)
+            cursor.execute(
+                f"INSERT INTO meter_units_rebuilt ({columns}) SELECT {columns} FROM meter_units"
+            )
+            cursor.execute("DROP TABLE meter_units")
+            cursor.execute("ALTER TABLE meter_units_rebuilt RENAME TO meter_units")
+            broken = cursor.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"meter_units rebuild broke foreign keys: {broken[:3]}")
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        raw.close()
 
 
 def ping(engine: Engine) -> None:

@@ -13,8 +13,13 @@ skew, then the signature against that epoch's key (one fast struct hash per unit
 ecrecover or P-256 verify). Then, set-based against the database: same digest already
 stored -> duplicate (idempotent resend); a different value for a stored (device, interval)
 -> conflict, kept as evidence; a stored reading of another interval length at the same
-start -> refused (one grid per device); the device's sequence used by different content
--> replay.
+start -> refused (one grid per device).
+
+The unit's sequence is signed but not required unique: only the device key can sign a second
+unit under a used sequence, so uniqueness protects against no third party, while refusing it
+would let a device split the oracles (each shown one of two same-sequence units over other
+intervals, reconciliation could not converge them). Readings are keyed by (device, interval);
+a second value for one interval is the equivocation rule (conflict).
 
 All-or-nothing: if any unit is rejected, no unit or reading of the batch is stored (only
 conflict evidence is), so a node's batch maps to one commit and one answer. The answer
@@ -35,7 +40,7 @@ from fractions import Fraction
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, and_, insert, or_, select, tuple_
+from sqlalchemy import Engine, and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gridflex.attestation import (
@@ -82,11 +87,10 @@ class Rejection(StrEnum):
     SPANS_EPOCHS = "spans_registry_change"
     INTERVAL_MISMATCH = "interval_length_mismatch"
     BAD_SIGNATURE = "bad_signature"
-    REPLAY = "replay"
     CONFLICT = "conflict"
 
 
-CONFLICT_REJECTIONS = frozenset({Rejection.REPLAY, Rejection.CONFLICT})
+CONFLICT_REJECTIONS = frozenset({Rejection.CONFLICT})
 
 
 class StoreUnavailableError(RuntimeError):
@@ -331,18 +335,15 @@ class Ingestor:
                 seen_digests.add(candidate.digest)
                 fresh.append(candidate)
 
-        used_sequences = self._used_sequences(connection, fresh)
         stored_readings = self._stored_readings(connection, fresh)
         evidence: list[dict[str, Any]] = []
         detected_at = datetime.now(UTC)
-        batch_sequences: dict[tuple[int, int], bytes] = {}
         batch_units: dict[int, list[_Candidate]] = {}
         for candidate in fresh:
             unit = candidate.unit
             conflict = _collect_rows(
                 candidate, stored_readings.get(unit.device_id), batch_units.get(unit.device_id)
             )
-            sequence_key = (unit.device_id, unit.sequence)
             if conflict is not None and conflict.interval_seconds != unit.interval_seconds:
                 results[candidate.index] = UnitResult(
                     candidate.index,
@@ -363,16 +364,7 @@ class Ingestor:
                     f"(unit 0x{conflict.digest.hex()}); kept as evidence",
                     Rejection.CONFLICT,
                 )
-            elif sequence_key in used_sequences or sequence_key in batch_sequences:
-                results[candidate.index] = UnitResult(
-                    candidate.index,
-                    UnitStatus.REJECTED,
-                    f"sequence already used (replay): device {unit.device_id} sequence "
-                    f"{unit.sequence} was signed for other content",
-                    Rejection.REPLAY,
-                )
             else:
-                batch_sequences[sequence_key] = candidate.digest
                 batch_units.setdefault(unit.device_id, []).append(candidate)
                 results[candidate.index] = UnitResult(candidate.index, UnitStatus.VALID)
 
@@ -380,18 +372,6 @@ class Ingestor:
             self._insert_evidence(connection, evidence)
             return 0
         return self._insert_batch(connection, fresh, results)
-
-    @staticmethod
-    def _used_sequences(connection: Any, fresh: list[_Candidate]) -> set[tuple[int, int]]:
-        if not fresh:
-            return set()
-        keys = {(c.unit.device_id, c.unit.sequence) for c in fresh}
-        rows = connection.execute(
-            select(MeterUnitRecord.device_id, MeterUnitRecord.sequence).where(
-                tuple_(MeterUnitRecord.device_id, MeterUnitRecord.sequence).in_(list(keys))
-            )
-        )
-        return {(device_id, sequence) for device_id, sequence in rows}
 
     @staticmethod
     def _stored_readings(

@@ -41,7 +41,8 @@ class MeterUnitRecord(MeterUnitBase, table=True):
     """A stored signed unit (row of `meter_units`)."""
 
     __tablename__ = "meter_units"
-    __table_args__ = (UniqueConstraint("device_id", "sequence", name="uq_meter_units_sequence"),)
+    # No (device_id, sequence) uniqueness: only the device key can sign a second unit under
+    # a used sequence, and readings are unique per (device, interval) (oracle.ingest).
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     energy_wh: str = Field(sa_column=Column(Text, nullable=False))

@@ -69,7 +69,6 @@ PERMANENT_REJECTIONS = frozenset(
         Rejection.INVALID_FIELD,
         Rejection.IMPLAUSIBLE,
         Rejection.BAD_SIGNATURE,
-        Rejection.REPLAY,
     }
 )
 """Refusals that a later pass cannot change (unlike an unregistered device or a clock)."""
@@ -182,7 +181,7 @@ class Reconciler:
     def _ingest(self, units: list[tuple[str, dict[str, Any]]], one: PeerPass) -> None:
         """Ingest all-or-nothing batches: resend the units that were valid but held back
         by a rejected one (a conflict's evidence is kept on the first try). A unit refused
-        for good (bad signature, malformed, replayed sequence...) is not fetched again."""
+        for good (bad signature, malformed, implausible...) is not fetched again."""
         batch = units
         for _attempt in range(3):
             result = self.ingestor.ingest_batch([unit for _digest, unit in batch])

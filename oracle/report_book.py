@@ -293,7 +293,8 @@ class ReportBook:
         return [MeterUnit.from_json(u) for u in self._units_of(device_id, sorted(intervals))]
 
     def _units_of(self, device_id: int, intervals: list[int]) -> list[dict[str, Any]]:
-        """The signed units the readings at `intervals` came from, by sequence."""
+        """The signed units the readings at `intervals` came from, by sequence (then first
+        interval: a sequence need not be unique)."""
         if not intervals:
             return []
         unit_ids = (
@@ -310,7 +311,10 @@ class ReportBook:
             rows = session.scalars(
                 select(MeterUnitRecord)
                 .where(MeterUnitRecord.id.in_(unit_ids))  # type: ignore[union-attr]
-                .order_by(MeterUnitRecord.sequence)  # type: ignore[arg-type]
+                .order_by(
+                    MeterUnitRecord.sequence,  # type: ignore[arg-type]
+                    MeterUnitRecord.first_interval_start,  # type: ignore[arg-type]
+                )
             ).all()
         units = []
         for row in rows:

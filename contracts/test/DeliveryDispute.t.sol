@@ -266,6 +266,34 @@ contract DeliveryDisputeMbmaTest is DeliveryFixtures {
         challengeB(flagged, proofB);
     }
 
+    function test_attack_honestConflictRecordAsPublished_refusedWithArithmeticCorrect() public {
+        // Attack: void an honest report, and slash its signers, with an arithmetic proof on its
+        // CONFLICT record exactly as oracle.measurement.conflict_measurement publishes it: no
+        // used readings, baseline 0, metered 0, delivered 0. Empty readings recompute to 0/0
+        // (no reading before the window: insufficient data), so the record follows.
+        IDeliveryDispute.DeviceRecord memory conflict = record(deviceB, 0, 0, 0, 0, CONFLICT);
+        (bytes32 root,, bytes32[] memory usedProofB) = pairTree(readingsLeaf(deviceA, usedA), readingsLeaf(deviceB, ""));
+        (bytes32 devicesRoot,, bytes32[] memory proofB) = pairTree(recordLeaf(honestA()), recordLeaf(conflict));
+        postRoots(requestId, wh2(uint256(A_DELIVERED)), devicesRoot, root);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IDeliveryDispute.ArithmeticCorrect.selector, requestId, deviceB));
+        delivery.challengeArithmetic(requestId, conflict, proofB, "", usedProofB, ids(deviceA, deviceB));
+        assertTrue(market.request(requestId).status == IFlexMarket.RequestStatus.Reported, "report stands");
+        assertEq(committee.oracleOf(oracles[0]).bond, ORACLE_BOND, "nobody slashed");
+    }
+
+    function test_attack_conflictRecordWithEmptyReadingsThatDelivers_voided() public {
+        // The check behind the refusal above can fail: with the same empty used readings, a
+        // CONFLICT record claiming a delivery (or any figure the readings do not give) is voided.
+        IDeliveryDispute.DeviceRecord memory paying = record(deviceB, 0, 0, 0, 1_000, CONFLICT);
+        (bytes32 root,, bytes32[] memory usedProofB) = pairTree(readingsLeaf(deviceA, usedA), readingsLeaf(deviceB, ""));
+        (bytes32 devicesRoot,, bytes32[] memory proofB) = pairTree(recordLeaf(honestA()), recordLeaf(paying));
+        postRoots(requestId, wh2(uint256(A_DELIVERED) + 1_000), devicesRoot, root);
+        vm.prank(stranger);
+        uint256 slashed = delivery.challengeArithmetic(requestId, paying, proofB, "", usedProofB, ids(deviceA, deviceB));
+        assertVoidedAndSlashed(slashed, 0);
+    }
+
     // ─── Bad proofs ───────────────────────────────────────────────────────────────────────
 
     function test_revert_badProofs() public {
@@ -494,6 +522,24 @@ contract DeliveryDisputeCaisoTest is DeliveryFixtures {
         vm.expectRevert(abi.encodeWithSelector(IDeliveryDispute.ArithmeticCorrect.selector, requestId, device));
         prove(honest, readings);
         assertTrue(market.request(requestId).status == IFlexMarket.RequestStatus.Reported, "report stands");
+    }
+
+    function test_attack_honestCaisoConflictRecordAsPublished_refusedWithArithmeticCorrect() public {
+        // As the MBMA case: the oracle's CONFLICT record (no used readings, 0/0/0) recomputes
+        // from its empty readings (no history days: insufficient data) and is refused.
+        IDeliveryDispute.DeviceRecord memory conflict = record(device, 0, 0, 0, 0, CONFLICT);
+        post(conflict, "");
+        vm.expectRevert(abi.encodeWithSelector(IDeliveryDispute.ArithmeticCorrect.selector, requestId, device));
+        prove(conflict, "");
+        assertTrue(market.request(requestId).status == IFlexMarket.RequestStatus.Reported, "report stands");
+        assertEq(committee.oracleOf(oracles[0]).bond, ORACLE_BOND, "nobody slashed");
+    }
+
+    function test_attack_caisoConflictRecordWithEmptyReadingsThatDelivers_voided() public {
+        IDeliveryDispute.DeviceRecord memory paying = record(device, 0, 0, 0, 500, CONFLICT);
+        post(paying, "");
+        prove(paying, "");
+        assertVoided();
     }
 
     function test_attack_caisoBaselineWithoutTheDayOfAdjustment_voided() public {

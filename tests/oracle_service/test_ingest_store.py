@@ -15,10 +15,12 @@ from oracle_testkit import (
     past_slot,
     row_counts,
 )
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, MetaData, UniqueConstraint, inspect, select
+from sqlmodel import SQLModel
 
 from gridflex.attestation import meter_domain_separator
 from oracle.clock import WallClock
+from oracle.db import LEGACY_SEQUENCE_CONSTRAINT, init_db
 from oracle.ingest import IngestLimits, Ingestor, Rejection, UnitStatus
 from oracle.models import ConflictEvidence, Reading
 from oracle.registry_cache import DeviceHistory
@@ -100,19 +102,66 @@ def test_conflicting_value_is_kept_as_evidence_and_never_overwrites(
     assert signed["signature"] == "0x" + contradiction.signature.hex()
 
 
-def test_new_content_under_a_used_sequence_is_a_replay(
+def test_a_used_sequence_over_other_intervals_is_stored_and_over_the_same_is_a_conflict(
     ingestor: Ingestor, store_engine: Engine, meters: list[SimulatedMeter]
 ) -> None:
+    """A sequence is signed but need not be unique (only the device key can reuse it): new
+    intervals under it are stored, in later batches and in the same one; a second value for a
+    stored interval is still the equivocation rule, whatever its sequence."""
     meter, start = meters[0], past_slot()
     assert ingestor.ingest_batch([meter.unit(start, [1, 2], sequence=7).to_json()]).stored
-    replayed = meter.unit(start + 4 * INTERVAL, [3, 4], sequence=7)
+    later = meter.unit(start + 4 * INTERVAL, [3, 4], sequence=7)
+    same_batch = [
+        meter.unit(start + 8 * INTERVAL, [5], sequence=9).to_json(),
+        meter.unit(start + 9 * INTERVAL, [6], sequence=9).to_json(),
+    ]
 
-    result = ingestor.ingest_batch([replayed.to_json()])
+    assert _statuses(ingestor.ingest_batch([later.to_json()])) == ["accepted"]
+    assert _statuses(ingestor.ingest_batch(same_batch)) == ["accepted", "accepted"]
+    contradiction = ingestor.ingest_batch([meter.unit(start, [1, 99], sequence=7).to_json()])
 
-    assert result.results[0].rejection == Rejection.REPLAY
-    assert result.results[0].reason is not None
-    assert result.results[0].reason.startswith("sequence already used (replay)")
-    assert row_counts(store_engine) == {"meter_units": 1, "readings": 2, "conflict_evidence": 0}
+    assert contradiction.results[0].rejection == Rejection.CONFLICT
+    assert _stored_energy(store_engine, meter.device_id) == {
+        start: 1,
+        start + INTERVAL: 2,
+        start + 4 * INTERVAL: 3,
+        start + 5 * INTERVAL: 4,
+        start + 8 * INTERVAL: 5,
+        start + 9 * INTERVAL: 6,
+    }
+    assert row_counts(store_engine) == {"meter_units": 4, "readings": 6, "conflict_evidence": 1}
+
+
+def test_a_store_created_with_unique_sequences_is_migrated_and_keeps_its_rows(
+    ingestor: Ingestor, store_engine: Engine, meters: list[SimulatedMeter]
+) -> None:
+    """A store from before the change still had UNIQUE (device_id, sequence): every batch
+    reusing a sequence would fail its insert forever. init_db lifts it, keeping rows."""
+    legacy = MetaData()
+    for table in SQLModel.metadata.sorted_tables:
+        table.to_metadata(legacy)
+    legacy.tables["meter_units"].append_constraint(
+        UniqueConstraint("device_id", "sequence", name=LEGACY_SEQUENCE_CONSTRAINT)
+    )
+    SQLModel.metadata.drop_all(store_engine)
+    legacy.create_all(store_engine)
+    meter, start = meters[0], past_slot()
+    assert ingestor.ingest_batch([meter.unit(start, [1, 2], sequence=7).to_json()]).stored
+
+    init_db(store_engine)
+    init_db(store_engine)  # idempotent
+
+    names = {c["name"] for c in inspect(store_engine).get_unique_constraints("meter_units")}
+    assert LEGACY_SEQUENCE_CONSTRAINT not in names
+    reused = meter.unit(start + 4 * INTERVAL, [3], sequence=7)
+    assert _statuses(ingestor.ingest_batch([reused.to_json()])) == ["accepted"]
+    assert _stored_energy(store_engine, meter.device_id) == {
+        start: 1,
+        start + INTERVAL: 2,
+        start + 4 * INTERVAL: 3,
+    }
+    duplicate = ingestor.ingest_batch([meter.unit(start, [1, 2], sequence=7).to_json()])
+    assert _statuses(duplicate) == ["duplicate"]  # the digest stayed unique
 
 
 def test_resigned_identical_values_add_only_the_new_intervals(

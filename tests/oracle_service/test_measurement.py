@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from gridflex.attestation import MeterUnit, verify_unit
 from gridflex.baselines import EventWindow
 from gridflex.chain.protocol import BaselineMethod, Direction
+from gridflex.measurement import recompute_from_used_readings, record_follows
 from gridflex.merkle import verify_proof
 from gridflex.reports import (
     DeviceRecord,
@@ -29,6 +30,7 @@ from oracle.measurement import (
     Measurer,
     RequestFacts,
     assemble_report,
+    conflict_measurement,
     measure_device,
     measure_records,
     reading_span,
@@ -130,6 +132,37 @@ def test_conflict_evidence_on_a_needed_interval_voids_the_delivery() -> None:
     assert elsewhere.record.delivered_wh == 4_000
     other_device = measure_device(request, BIG_BID, 1, readings, {(2, START)}).record
     assert other_device.quality == Quality.OK
+
+
+@pytest.mark.parametrize("direction", list(Direction))
+@pytest.mark.parametrize(
+    "method",
+    [BaselineMethod.MBMA, BaselineMethod.CAISO_10_OF_10, BaselineMethod.PJM_HIGH_4_OF_5],
+)
+def test_the_published_conflict_record_follows_from_its_empty_used_readings(
+    method: BaselineMethod, direction: Direction
+) -> None:
+    """Attack: void an honest report (and slash its signers) with an arithmetic proof on its
+    CONFLICT record. The record as the oracle publishes it (no used readings, 0/0/0) is what
+    the chain recomputes from those empty readings, so `challengeArithmetic` refuses it with
+    ArithmeticCorrect (contracts/test/DeliveryDispute.t.sol, the same record in forge)."""
+    request = facts(START, (BIG_BID,), method=method, direction=direction)
+    published = conflict_measurement(request, BIG_BID, 1)
+    record = published.record
+    assert published.used_readings == b""
+    assert (record.quality, record.baseline_wh, record.metered_wh, record.delivered_wh) == (
+        Quality.CONFLICT,
+        0,
+        0,
+        0,
+    )
+    recomputed = recompute_from_used_readings(
+        int(method), int(direction), request.window, 8_000, published.used_readings
+    )
+    assert record_follows(record, recomputed)
+    # The check can fail: the same record claiming a delivery, or a baseline, is voidable.
+    assert not record_follows(dataclasses.replace(record, delivered_wh=1), recomputed)
+    assert not record_follows(dataclasses.replace(record, baseline_wh=1), recomputed)
 
 
 def test_reading_spans_cover_only_what_each_method_reads() -> None:

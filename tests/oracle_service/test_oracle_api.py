@@ -163,12 +163,6 @@ def _wrong_chain_id(network: Network) -> list[MeterUnit]:
     return [network.battery.unit(past_slot(21), [5], domain=other_domain)]
 
 
-def _replayed(network: Network) -> list[MeterUnit]:
-    original = network.battery.unit(past_slot(22), [7, 8])
-    assert network.post([original]).status_code == 200
-    return [network.battery.unit(past_slot(22) + 8 * INTERVAL, [9], sequence=original.sequence)]
-
-
 def _conflicting(network: Network) -> list[MeterUnit]:
     original = network.heat_pump.unit(past_slot(23), [40, 50])
     assert network.post([original]).status_code == 200
@@ -187,7 +181,6 @@ BAD_UNITS: dict[str, tuple[Callable[[Network], list[MeterUnit]], int, str]] = {
     "forged signature": (_forged, 422, "signature does not match"),
     "unregistered device": (_unregistered, 422, "unregistered device 1000000"),
     "wrong chainId": (_wrong_chain_id, 422, "signed for another chain"),
-    "replayed unit": (_replayed, 409, "sequence already used (replay)"),
     "conflicting second value": (_conflicting, 409, "conflicting reading"),
     "far-future timestamp": (_far_future, 422, "in the future"),
     "implausible energy": (_implausible, 422, "implausible energy"),
@@ -212,6 +205,19 @@ def test_bad_unit_is_refused_with_a_reason_and_nothing_changes(network: Network,
     after = row_counts(network.store)
     evidence_added = 1 if case == "conflicting second value" else 0
     assert after == before | {"conflict_evidence": before["conflict_evidence"] + evidence_added}
+
+
+def test_a_reused_sequence_over_other_intervals_is_stored(network: Network) -> None:
+    """Only the device key can sign under a used sequence: new intervals are readings like
+    any others (a second value for a stored interval is the conflict case above)."""
+    original = network.battery.unit(past_slot(22), [7, 8])
+    assert network.post([original]).status_code == 200
+    reused = network.battery.unit(past_slot(22) + 8 * INTERVAL, [9], sequence=original.sequence)
+
+    response = network.post([reused])
+
+    assert response.status_code == 200, response.text
+    assert response.json()["results"] == [{"index": 0, "status": "accepted", "reason": None}]
 
 
 def test_malformed_json_is_a_422_with_the_parser_error(network: Network) -> None:

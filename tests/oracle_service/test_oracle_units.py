@@ -47,18 +47,18 @@ def test_margin_is_an_exact_fraction() -> None:
     assert OracleSettings(plausibility_margin=1.5).margin_ratio.as_integer_ratio() == (3, 2)
 
 
-def test_batch_with_a_replay_answers_409_and_plain_rejections_422() -> None:
-    replay = BatchResult(
+def test_batch_with_a_conflict_answers_409_and_plain_rejections_422() -> None:
+    conflict = BatchResult(
         [
             UnitResult(0, UnitStatus.VALID),
-            UnitResult(1, UnitStatus.REJECTED, "sequence already used (replay)", Rejection.REPLAY),
+            UnitResult(1, UnitStatus.REJECTED, "conflicting reading", Rejection.CONFLICT),
         ]
     )
     forged = BatchResult(
         [UnitResult(0, UnitStatus.REJECTED, "bad signature", Rejection.BAD_SIGNATURE)]
     )
-    assert replay.has_conflict and not replay.stored
-    assert "1 of 2 units rejected" in replay.summary
+    assert conflict.has_conflict and not conflict.stored
+    assert "1 of 2 units rejected" in conflict.summary
     assert not forged.has_conflict and not forged.stored
 
 

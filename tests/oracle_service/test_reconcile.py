@@ -9,18 +9,30 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from oracle_testkit import DOMAIN, INTERVAL, SimulatedMeter, past_slot, row_counts
+from oracle_testkit import (
+    CHAIN_ID,
+    DOMAIN,
+    INTERVAL,
+    SimulatedMeter,
+    StaticDirectory,
+    past_slot,
+    row_counts,
+)
 from sqlalchemy import Engine
 from test_measurement import facts
 
 from gridflex.attestation import MeterUnit, unit_digest
 from gridflex.reports import Quality
 from oracle import reconcile as reconcile_module
-from oracle.ingest import Ingestor
+from oracle.clock import WallClock
+from oracle.config import OracleSettings
+from oracle.db import create_oracle_engine, init_db
+from oracle.ingest import IngestLimits, Ingestor
 from oracle.measurement import AwardedBid, measure_records
 from oracle.reconcile import (
     MAX_JSON_DEPTH,
@@ -121,6 +133,44 @@ def _records_after(
     assert ingestor.ingest_batch([first]).stored
     assert ingestor.ingest_batch([second]).has_conflict
     return measure_records(engine, request)[0]
+
+
+def test_one_sequence_signed_over_two_intervals_cannot_split_the_oracles(
+    ingestor: Ingestor, store_engine: Engine, meter: SimulatedMeter, tmp_path: Path
+) -> None:
+    """Attack: the device signs two units with the same sequence over different intervals
+    and shows each oracle one. Were a used sequence refused, each oracle would keep only its
+    own unit, their records would differ and no report would reach k. Reconciled, both hold
+    both readings and measure the same record."""
+    start = past_slot(4)
+    request = facts(start, (BID,), intervals=2)
+    before_and_first = meter.unit(start - INTERVAL, [2_000, 100], sequence=41)
+    second = meter.unit(start + INTERVAL, [300], sequence=41)  # same sequence, other interval
+    other_engine = create_oracle_engine(
+        OracleSettings(data_dir=tmp_path / "other", deployments_dir=tmp_path, chain_id=CHAIN_ID)
+    )
+    init_db(other_engine)
+    other = Ingestor(
+        other_engine, StaticDirectory([meter.registered()]), WallClock(), DOMAIN, IngestLimits()
+    )
+    try:
+        assert ingestor.ingest_batch([before_and_first]).stored
+        assert other.ingest_batch([second]).stored
+
+        ours = _reconciler(store_engine, ingestor, FakePeer([second])).reconcile(request)
+        theirs = _reconciler(other_engine, other, FakePeer([before_and_first])).reconcile(request)
+
+        for outcome in (ours, theirs):
+            assert outcome.peers_reconciled == 1
+            assert (outcome.passes[0].stored, outcome.passes[0].conflicts) == (1, 0)
+        for engine in (store_engine, other_engine):
+            assert row_counts(engine) == {"meter_units": 2, "readings": 3, "conflict_evidence": 0}
+        records, used = measure_records(store_engine, request)
+        assert measure_records(other_engine, request) == (records, used)
+        # MBMA: baseline 2,000 per interval, metered 100 and 300 -> 1,900 + 1,700 delivered.
+        assert (records[0].quality, records[0].delivered_wh) == (Quality.OK, 3_600)
+    finally:
+        other_engine.dispose()
 
 
 def test_the_peers_evidence_travels_even_when_we_hold_its_stored_value(

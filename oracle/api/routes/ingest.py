@@ -2,7 +2,7 @@
 
 - 200 `{"results": [{"index", "status": "accepted"|"duplicate", "reason": null}]}`: the
   batch is committed (or was already); the node may delete these units.
-- 409 (a conflict or a replay present) / 422 (any other rejection) `{"detail", "results"}`:
+- 409 (a conflicting reading present) / 422 (any other rejection) `{"detail", "results"}`:
   nothing of the batch stored; rejected units carry a reason, the others are `valid`
   (resend without the rejected ones) or `duplicate`.
 - 413 batch or body too large, 415 not `Content-Type: application/json`, 422 malformed
@@ -121,7 +121,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     response_model=IngestAnswer,
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": _BODY}}},
     responses={
-        409: {"model": IngestRefusal, "description": "conflict or replay; nothing stored"},
+        409: {"model": IngestRefusal, "description": "conflicting reading; nothing stored"},
         413: {"model": IngestRefusal, "description": "too many units or body too large"},
         415: {"model": IngestRefusal, "description": "Content-Type is not application/json"},
         422: {"model": IngestRefusal, "description": "malformed or rejected; nothing stored"},
