@@ -6,14 +6,14 @@ Per unit, in order of cost: shape and EIP-712 field ranges (which include the in
 grid), an interval length the market settles (900 or 1800 s), then the device as it stood
 at the unit's intervals (the registry epoch in force at its first interval start, the one
 `DisputeResolver` judges it by; the whole unit inside that epoch; none before the
-registration, which `deviceAt` refuses too, so such a unit could never be judged): active, plausibility |energy| <= capacity x interval
-x margin, not older than `max_reading_age_seconds`, unit end not in the future beyond the
-skew, then the signature against that epoch's key (one fast struct hash per unit, one
-ecrecover or P-256 verify). Then, set-based against the database: same digest already
-stored -> duplicate (idempotent resend); a different value for a stored (device, interval)
--> conflict, kept as evidence; a stored reading of another interval length at the same
-start -> refused (one grid per device); the device's sequence used by different content
--> replay.
+registration, which `deviceAt` refuses too, so no dispute could judge it): active,
+plausibility |energy| <= capacity x interval x margin, not older than
+`max_reading_age_seconds`, unit end not in the future beyond the skew, then the signature
+against that epoch's key (one fast struct hash per unit, one ecrecover or P-256 verify).
+Then, set-based against the database: same digest already stored -> duplicate (idempotent
+resend); a different value for a stored (device, interval) -> conflict, kept as evidence;
+a stored reading of another interval length at the same start -> refused (one grid per
+device); the device's sequence used by different content -> replay.
 
 All-or-nothing: if any unit is rejected, no unit or reading of the batch is stored (only
 conflict evidence is), so a node's batch maps to one commit and one answer. The answer
