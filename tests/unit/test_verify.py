@@ -12,6 +12,7 @@ from eth_account import Account
 
 from gridflex.attestation import DeviceSigningKey, MeterUnit, meter_domain_separator, sign_unit
 from gridflex.baselines import EventWindow
+from gridflex.chain.device_history import DeviceHistory, RegisteredDevice
 from gridflex.chain.protocol import BaselineMethod, Direction
 from gridflex.eip712 import KeyType
 from gridflex.measurement import AwardedBid, RequestFacts, measure_device
@@ -54,13 +55,16 @@ def _units(keys: dict[int, bytes]) -> dict[int, MeterUnit]:
     }
 
 
-def _registered(keys: dict[int, bytes]) -> dict[int, DeviceSigningKey]:
-    return {
-        device: DeviceSigningKey(
+def _registered(keys: dict[int, bytes]) -> dict[int, DeviceHistory]:
+    """Each device registered with its key before every interval of these tests."""
+    histories = {}
+    for device, key in keys.items():
+        signing = DeviceSigningKey(
             KeyType.SECP256K1, bytes(12) + bytes.fromhex(Account.from_key(key).address[2:])
         )
-        for device, key in keys.items()
-    }
+        epoch = RegisteredDevice(device, signing, None, DEVICES[device], True)
+        histories[device] = DeviceHistory.single(epoch)
+    return histories
 
 
 def _report(
