@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Iterator
 
 import pytest
 from eth_account import Account
@@ -21,7 +22,7 @@ from web3 import Web3
 
 from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
 from gridflex.baselines import ADJUSTMENT_GAP_SECONDS, ADJUSTMENT_WINDOW_SECONDS, SECONDS_PER_DAY
-from gridflex.chain.anvil import increase_time
+from gridflex.chain.anvil import AnvilProcess, increase_time
 from gridflex.chain.compiler import Artifact
 from gridflex.chain.protocol import (
     ArithmeticFault,
@@ -49,6 +50,20 @@ from gridflex.verify import (
 from gridflex.watch import ReportWatcher, chain_now
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[AnvilProcess]:
+    """This module's own anvil: the tests move its chain HISTORY_DAYS ahead (the history
+    after the registration), which the session's other tests should not inherit."""
+    with AnvilProcess() as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def w3(anvil: AnvilProcess) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url))
+
 
 FLEX = 10**18
 EUR = 10**18
