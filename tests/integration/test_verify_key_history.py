@@ -6,7 +6,7 @@ Judged by the current key (the old `device_keys`), the honest report no longer c
 (every used reading "unsigned") and a unit the new key signs for the old intervals is
 fraud evidence that `DisputeResolver` refuses. Judged by the registry's history
 (`device_histories`, `deviceAt`'s rule), the honest report verifies, the new key's unit
-for old intervals is no evidence, and neither is a unit of another interval length.
+for old intervals is no evidence.
 """
 
 from __future__ import annotations
@@ -55,18 +55,15 @@ class Rotated:
         self.key_a, self.key_b = bytes(Account.create().key), bytes(Account.create().key)
         proof = secp256k1_device_key(self.key_a, owner.address, chain_id, registry)
         self.device_id = owner.register_device(DeviceKind.BATTERY, CAPACITY_W, ZONE, proof)
-        # First reading on the 1800 s grid too (for the interval-length case), after the
-        # registration.
-        registered = _now(w3)
-        self.first = -(-(registered + 1) // 1800) * 1800
+        self.first = -(-(_now(w3) + 1) // INTERVAL) * INTERVAL  # after the registration
         self.window_start = self.first + INTERVAL
         increase_time(w3, self.first + 6 * INTERVAL - _now(w3))  # every interval is past
         rotation = secp256k1_device_key(self.key_b, owner.address, chain_id, registry)
         owner.send(owner.registry.functions.rotateKey(self.device_id, rotation.as_tuple()))
 
-    def unit(self, key: bytes, values: tuple[int, ...], interval: int = INTERVAL) -> MeterUnit:
+    def unit(self, key: bytes, values: tuple[int, ...]) -> MeterUnit:
         return sign_unit(
-            MeterUnit(self.device_id, self.first, interval, len(values), values), self.domain, key
+            MeterUnit(self.device_id, self.first, INTERVAL, len(values), values), self.domain, key
         )
 
     def facts(self) -> RequestFacts:
@@ -127,12 +124,3 @@ def test_a_unit_the_new_key_signs_for_old_intervals_is_no_evidence(rotated: Rota
     assert not alone.ok
     assert {d.kind for d in alone.differences} == {"unsigned-reading"}
     assert not alone.challenges
-
-
-def test_a_unit_of_another_interval_length_backs_no_used_reading(rotated: Rotated) -> None:
-    """A 1800 s unit by the right key whose interval starts and values coincide with three
-    of the 900 s used readings: the request settles 900 s intervals, so it backs none."""
-    half_hours = rotated.unit(rotated.key_a, (HONEST[0], HONEST[2], HONEST[4]), interval=1800)
-    verdict = rotated.verdict([half_hours])
-    unsigned = {d.interval_start for d in verdict.differences if d.kind == "unsigned-reading"}
-    assert unsigned == {rotated.first + i * INTERVAL for i in range(len(HONEST))}
