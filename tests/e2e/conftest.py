@@ -24,8 +24,8 @@ from gridflex.config import get_settings
 from node.state import load_state
 
 NODE_STAKE_FLEX = 100
-CHAIN_BEHIND_DAYS = 4
-"""The streamed history is at most the two days before the last wall-clock midnight."""
+CHAIN_BEHIND_DAYS = 8
+"""The streamed history is at most the six days before the last wall-clock midnight."""
 
 
 @pytest.fixture(scope="session")
