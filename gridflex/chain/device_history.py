@@ -91,8 +91,12 @@ def device_history(device_id: int, raw_epochs: list[Any]) -> DeviceHistory:
 
 def load_device_history(registry: Any, device_id: int) -> DeviceHistory | None:
     """The device's whole history from the `DeviceRegistry` contract (web3), None when it is
-    not registered. Raises what web3 raises on a failed call."""
+    not registered; every call at one block, so an epoch appended meanwhile cannot leave
+    the last one read open-ended. Raises what web3 raises on a failed call."""
     functions = registry.functions
-    count = int(functions.epochCount(device_id).call())
-    raws = [functions.epochAt(device_id, index).call() for index in range(count)]
+    block = int(registry.w3.eth.block_number)
+    count = int(functions.epochCount(device_id).call(block_identifier=block))
+    raws = [
+        functions.epochAt(device_id, index).call(block_identifier=block) for index in range(count)
+    ]
     return device_history(device_id, raws) if count else None
