@@ -6,12 +6,13 @@ oracle.
 Uses the shared check (`gridflex.verify`, `gridflex.merkle`, `gridflex.attestation`):
 1. the record's Merkle proof against the posted `devicesRoot`;
 2. the packed used readings' proof against the posted `readingsRoot`;
-3. each used reading against the units the device signed (its registered key);
+3. each used reading against the units the device signed (of the request's interval length,
+   by the key registered at their intervals);
 4. `gridflex.verify.verify_request` over the whole request (records recomputed from the
    used readings, both roots, per-bid totals); its differences about this device count;
 5. for a CONFLICT record, the oracle's public evidence (`GET /v1/reports/{id}/conflicts`):
-   at least one pair of units that both verify against the device's registered key and
-   sign two different values for one interval, else the verdict fails.
+   at least one pair of units that both verify against the device's key at their intervals
+   and sign two different values for one interval, else the verdict fails.
 """
 
 from __future__ import annotations
@@ -31,14 +32,15 @@ from gridflex.verify import (
     MAX_ORACLE_ANSWER_BYTES,
     PostedReport,
     VerifyInputError,
-    device_keys,
+    device_histories,
     fetch_conflict_evidence,
     read_posted_report,
+    unit_key,
     verify_request,
 )
 
 if TYPE_CHECKING:
-    from gridflex.attestation import DeviceSigningKey
+    from gridflex.chain.device_history import DeviceHistory
 
 
 class ProofCheck(BaseModel):
@@ -148,9 +150,10 @@ def _evidence(
     round_: int,
     device_id: int,
     domain: bytes,
-    key: DeviceSigningKey,
+    history: DeviceHistory | None,
 ) -> list[EvidencePairView]:
-    """The oracle's conflict evidence for the device, each unit verified here."""
+    """The oracle's conflict evidence for the device, each unit verified here (by the key
+    in force at its intervals)."""
     try:
         body = fetch_conflict_evidence(http, source, request_id, round_)
     except VerifyInputError:
@@ -165,7 +168,7 @@ def _evidence(
             if type(interval) is not int:
                 continue
             views = [
-                _evidence_unit(pair.get(side), interval, device_id, domain, key)
+                _evidence_unit(pair.get(side), interval, device_id, domain, history)
                 for side in ("existing", "conflicting")
             ]
             values = {v.value_at_interval for v in views}
@@ -175,13 +178,16 @@ def _evidence(
 
 
 def _evidence_unit(
-    raw: Any, interval: int, device_id: int, domain: bytes, key: DeviceSigningKey
+    raw: Any, interval: int, device_id: int, domain: bytes, history: DeviceHistory | None
 ) -> EvidenceUnitView:
     try:
         unit = MeterUnit.from_json(raw)
         reason = None
+        key = unit_key(history, unit)
         if unit.device_id != device_id:
             reason = f"signed for device {unit.device_id}"
+        elif key is None:
+            reason = "no registry key at the unit's intervals"
         else:
             verify_unit(unit, domain, key)
     except AttestationError as error:
@@ -226,17 +232,27 @@ def verify_device(
         ok=verify_proof(posted.readings_root, used_leaf, readings_proof),
     )  # fmt: skip
 
-    key = device_keys(protocol, [device_id])[device_id]
+    history = device_histories(protocol, [device_id]).get(device_id)
+    posted_interval = protocol.request(request_id).interval_seconds
     domain = meter_domain_separator(protocol.client.chain_id, protocol.registry.address)
     signed: dict[int, list[int]] = {}
     units = []
     for raw in body["units"]:
         unit = MeterUnit.from_json(raw)
         reason = None
-        try:
-            verify_unit(unit, domain, key)
-        except AttestationError as error:
-            reason = str(error)
+        key = unit_key(history, unit)
+        if unit.interval_seconds != posted_interval:
+            reason = f"a {unit.interval_seconds} s unit; the request settles {posted_interval} s"
+        elif key is None:
+            reason = (
+                "no registry key at the unit's intervals (before the device's registration, "
+                "or the unit runs past a key rotation, transfer or update)"
+            )
+        else:
+            try:
+                verify_unit(unit, domain, key)
+            except AttestationError as error:
+                reason = str(error)
         if reason is None and unit.device_id == device_id:
             for start, value in zip(unit.interval_starts, unit.energy_wh, strict=True):
                 signed.setdefault(start, []).append(value)
@@ -269,7 +285,7 @@ def verify_device(
     reasons += [d.message for d in request_verdict.differences if d.device_id == device_id]
     evidence: list[EvidencePairView] = []
     if record.quality == Quality.CONFLICT:
-        evidence = _evidence(http, source, request_id, posted.round, device_id, domain, key)
+        evidence = _evidence(http, source, request_id, posted.round, device_id, domain, history)
         if not any(pair.ok for pair in evidence):
             reasons.append(
                 "the record is CONFLICT but the oracle serves no verifiable evidence "

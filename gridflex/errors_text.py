@@ -201,6 +201,10 @@ MESSAGES: dict[str, Explainer] = {
     ),
     # ─── DeviceRegistry ───────────────────────────────────────────────────────────────
     "UnknownDevice": lambda a, u: f"device {a['deviceId']} does not exist",
+    "UnknownDeviceEpoch": lambda a, u: (
+        f"device {a['deviceId']} has {a['epochCount']} registry epochs; there is no epoch "
+        f"{a['index']}"
+    ),
     "NotDeviceOwner": lambda a, u: (
         f"device {a['deviceId']} belongs to {a['owner']}, not {a['caller']}"
     ),

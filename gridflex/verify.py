@@ -2,14 +2,18 @@
 `gridflex verify`, `gridflex watch` and the oracle's watcher, so they cannot disagree.
 
 Inputs: the chain (the request's facts as `gridflex.measurement.read_request_facts` reads
-them, the report posted in `ReportSubmitted`, device keys from the registry) and what
+them, the report posted in `ReportSubmitted`, every device's registry history) and what
 oracles publish (`GET /v1/reports/{id}` records and roots, `GET .../devices/{id}` packed
 used readings, proofs and the device-signed units). `check_report` is pure; `verify_request`
 does the I/O around it.
 
 Checks, each failure a `Difference` naming the device, bid or interval:
-1. every used reading is backed by a unit the device signed (registered key, meter domain)
-   with the same value; a contradiction carries the complete fraud-proof arguments;
+1. every used reading is backed by a unit the device signed with the same value: a unit of
+   the request's interval length, in the meter domain, signed by the key in force at its
+   first interval and ending within that registry epoch (what `DisputeResolver` judges by:
+   `deviceAt`, `UnitSpansDeviceEpochs`), so an honest key rotation or transfer flags no
+   honest unit and a new key cannot attest old intervals; a contradiction carries the
+   complete fraud-proof arguments;
 2. every awarded device's record recomputed from its used readings with the shared rules
    (`gridflex.measurement.measure_device`) equals the published one;
 3. both Merkle roots and the per-bid totals recomputed from 2. equal the chain's.
@@ -46,8 +50,8 @@ from gridflex.attestation import (
     verify_unit,
 )
 from gridflex.baselines import device_cap_wh, recomputable_on_chain
+from gridflex.chain.device_history import DeviceHistory, load_device_history
 from gridflex.chain.protocol import Protocol
-from gridflex.eip712 import KeyType
 from gridflex.errors import GridFlexError
 from gridflex.measurement import (
     AwardedBid,
@@ -279,14 +283,19 @@ def _hex(value: bytes) -> str:
 
 
 def _signed_values(
-    units: Sequence[MeterUnit], keys: Mapping[int, DeviceSigningKey], meter_domain: bytes
+    units: Sequence[MeterUnit],
+    histories: Mapping[int, DeviceHistory],
+    meter_domain: bytes,
+    interval_seconds: int,
 ) -> dict[tuple[int, int], list[tuple[MeterUnit, int]]]:
-    """(device, interval) -> [(unit, index)] over the units that verify against the
-    device's registered key; others are no evidence and are dropped."""
+    """(device, interval) -> [(unit, index)] over the units a dispute could use: of the
+    request's interval length, signed by the key of the registry epoch in force at the
+    unit's first interval, ending within it. Others are no evidence and are dropped."""
     signed: dict[tuple[int, int], list[tuple[MeterUnit, int]]] = {}
     seen: set[bytes] = set()
     for unit in units:
-        key = keys.get(unit.device_id)
+        history = histories.get(unit.device_id)
+        key = unit_key(history, unit) if unit.interval_seconds == interval_seconds else None
         if key is None:
             continue
         try:
@@ -305,7 +314,7 @@ def check_report(
     facts: RequestFacts,
     posted: PostedReport,
     published: Sequence[PublishedReport],
-    keys: Mapping[int, DeviceSigningKey],
+    histories: Mapping[int, DeviceHistory],
     meter_domain: bytes,
     units: Sequence[MeterUnit] | None = None,
 ) -> Verdict:
@@ -331,7 +340,7 @@ def check_report(
         if units is not None
         else [u for p in published for d in p.devices.values() for u in d.units]
     )
-    signed = _signed_values(pool, keys, meter_domain)
+    signed = _signed_values(pool, histories, meter_domain, facts.window.interval_seconds)
     proof_tree = None
     if primary.devices:
         readings_tree = MerkleTree.from_leaf_hashes(
@@ -703,12 +712,22 @@ def read_posted_report(
     return posted_from_event(protocol, latest)
 
 
-def device_keys(protocol: Protocol, device_ids: Sequence[int]) -> dict[int, DeviceSigningKey]:
-    keys = {}
+def device_histories(protocol: Protocol, device_ids: Sequence[int]) -> dict[int, DeviceHistory]:
+    """Every epoch of each device (`epochCount` + `epochAt`): a unit is judged by the key in
+    force at its intervals, never the current one. An unregistered id is left out (no unit
+    of it is evidence)."""
+    histories = {}
     for device_id in device_ids:
-        device = protocol.device(device_id)
-        keys[device_id] = DeviceSigningKey(KeyType(device.key_type), device.key_x, device.key_y)
-    return keys
+        history = load_device_history(protocol.registry, device_id)
+        if history is not None:
+            histories[device_id] = history
+    return histories
+
+
+def unit_key(history: DeviceHistory | None, unit: MeterUnit) -> DeviceSigningKey | None:
+    """The key `unit` must verify against, None when no dispute could use it (unknown
+    device, an interval before the registration, or a unit running past its epoch)."""
+    return None if history is None else history.key_for(unit)
 
 
 MAX_ORACLE_ANSWER_BYTES = 64 * 1024 * 1024
@@ -840,7 +859,7 @@ def verify_request(
         raise VerifyInputError("; ".join(errors))
     device_ids = sorted({d for bid in facts.bids for d in bid.device_capacity_w})
     domain = meter_domain_separator(protocol.client.chain_id, protocol.registry.address)
-    return check_report(facts, posted, published, device_keys(protocol, device_ids), domain)
+    return check_report(facts, posted, published, device_histories(protocol, device_ids), domain)
 
 
 def fetch_conflict_evidence(

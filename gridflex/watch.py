@@ -47,7 +47,7 @@ from gridflex.verify import (
     PostedReport,
     Proof,
     check_report,
-    device_keys,
+    device_histories,
     fetch_published_report,
     posted_from_event,
     read_facts,
@@ -442,7 +442,9 @@ def public_finder(protocol: Protocol, oracle_urls: Sequence[str], http: httpx.Cl
             raise VerifyInputError("no oracle serves the posted report's data yet")
         device_ids = sorted({d for bid in facts.bids for d in bid.device_capacity_w})
         domain = meter_domain_separator(protocol.client.chain_id, protocol.registry.address)
-        verdict = check_report(facts, posted, published, device_keys(protocol, device_ids), domain)
+        verdict = check_report(
+            facts, posted, published, device_histories(protocol, device_ids), domain
+        )
         return verdict.best_proof
 
     return find

@@ -152,8 +152,23 @@ class NodeRunner:
             return int(row[0])
         first = floor_to_grid(self.chain_time(), self.interval_seconds)
         first -= history_intervals * self.interval_seconds
+        # No interval before a device's registration: the registry has no key for it then
+        # (`deviceAt` reverts), so the oracles refuse such a reading and no dispute could
+        # judge it. A longer history needs chain time past it first (the demo does that).
+        first = max(first, self._first_interval_after_registration())
         self.db.execute("INSERT INTO runner_meta VALUES ('first_start', ?)", (str(first),))
         return first
+
+    def _first_interval_after_registration(self) -> int:
+        """First interval start at or after the latest registration of this node's devices
+        (`epochAt(id, 0).since`)."""
+        functions = self.protocol.registry.functions
+        registered = [
+            int(self.protocol.client.call(functions.epochAt(d.device_id, 0))[0])
+            for d in self.devices
+        ]
+        latest = max(registered, default=0)
+        return -(-latest // self.interval_seconds) * self.interval_seconds
 
     def commitments(self) -> list[Commitment]:
         return self.bidder.commitments.all()

@@ -53,10 +53,6 @@ class OracleSettings(BaseSettings):
     10-in-10) read up to 46 days before an event, so an older reading can change no report
     still to be measured; 60 days leaves two weeks for a node catching up on its backlog
     (nodes backfill up to `--history-hours`, the demo 15 days)."""
-    history_before_registration_seconds: int = Field(default=16 * 86_400, ge=0)
-    """How far before a device's registration its readings are accepted, judged by the
-    registration's key: nodes backfill a new device's meter history so its baselines have
-    data (the demo sends 15 days). 0 refuses every reading before the registration."""
     clock: Literal["wall", "chain"] = "wall"
     """`chain` uses the latest block timestamp (demos that move anvil time)."""
 

@@ -5,15 +5,15 @@ transaction or nothing at all. Pure logic (no HTTP): the API and the benchmarks 
 Per unit, in order of cost: shape and EIP-712 field ranges (which include the interval
 grid), an interval length the market settles (900 or 1800 s), then the device as it stood
 at the unit's intervals (the registry epoch in force at its first interval start, the one
-`DisputeResolver` judges it by; the whole unit inside that epoch; none longer
-than `history_before_registration_seconds` before the registration, whose epoch judges the
-backfilled history of a new device): active, plausibility |energy| <= capacity x interval
-x margin, not older than `max_reading_age_seconds`, unit end not in the future beyond the
-skew, then the signature against that epoch's key (one fast struct hash per unit, one
-ecrecover or P-256 verify). Then, set-based against the database: same digest already
-stored -> duplicate (idempotent resend); a different value for a stored (device, interval)
--> conflict, kept as evidence; a stored reading of another interval length at the same
-start -> refused (one grid per device).
+`DisputeResolver` judges it by; the whole unit inside that epoch; none before the
+registration, which `deviceAt` refuses too, so no dispute could judge it): active,
+plausibility |energy| <= capacity x interval x margin, not older than
+`max_reading_age_seconds`, unit end not in the future beyond the skew, then the signature
+against that epoch's key (one fast struct hash per unit, one ecrecover or P-256 verify).
+Then, set-based against the database: same digest already stored -> duplicate (idempotent
+resend); a different value for a stored (device, interval) -> conflict, kept as evidence;
+a stored reading of another interval length at the same start -> refused (one grid per
+device).
 
 The unit's sequence is signed but not required unique: only the device key can sign a second
 unit under a used sequence, so uniqueness protects against no third party, while refusing it
@@ -151,7 +151,6 @@ class IngestLimits:
     margin: Fraction = Fraction(3, 2)
     future_skew_seconds: int = 120
     max_reading_age_seconds: int = 60 * 86_400
-    history_before_registration_seconds: int = 16 * 86_400
 
 
 @dataclass(slots=True)
@@ -240,16 +239,13 @@ class Ingestor:
             return Rejection.UNREGISTERED, f"unregistered device {unit.device_id}"
         device = history.at(unit.first_interval_start)
         if device is None:
-            # A new device's meter history, backfilled for its baselines: judged by the
-            # registration's epoch, and only so far back.
-            allowance = self._limits.history_before_registration_seconds
-            if unit.first_interval_start < history.registered_at - allowance:
-                return Rejection.BEFORE_REGISTRATION, (
-                    f"unit starts at {unit.first_interval_start}, more than {allowance} s "
-                    f"before device {unit.device_id} was registered (at "
-                    f"{history.registered_at})"
-                )
-            device = history.epochs[0]
+            # `DeviceRegistry.deviceAt` reverts `DeviceNotYetRegistered` here: no dispute
+            # could ever judge this reading. Nodes register first, then meter.
+            return Rejection.BEFORE_REGISTRATION, (
+                f"unit starts at {unit.first_interval_start}, before device "
+                f"{unit.device_id} was registered (at {history.registered_at}): the registry "
+                "has no key for it then, so no dispute could judge it"
+            )
         if device.until is not None and unit.end > device.until:
             # DisputeResolver refuses such a unit too (UnitSpansDeviceEpochs): it could
             # never be used in a dispute.

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import threading
 import time
-from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,6 +29,11 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
 from gridflex.attestation import DeviceSigningKey
+from gridflex.chain.device_history import (
+    DeviceHistory,
+    RegisteredDevice,
+    load_device_history,
+)
 from gridflex.chain.protocol import DeviceRecord
 from gridflex.eip712 import KeyType
 
@@ -44,50 +48,6 @@ of forged units costs at most four `eth_getLogs` per second and device)."""
 
 class RegistryUnavailableError(RuntimeError):
     """The chain did not answer a registry lookup; the batch must be retried later."""
-
-
-@dataclass(frozen=True)
-class RegisteredDevice:
-    """One device as it stood during one registry epoch: what ingest needs to judge a unit
-    of intervals in [since, until)."""
-
-    device_id: int
-    key: DeviceSigningKey
-    signer_address: str | None
-    """Checksummed signer address for secp256k1 keys, computed once per key."""
-    capacity_w: int
-    active: bool
-    owner: str | None = None
-    since: int = 0
-    """Start of this epoch (unix seconds, the owner action's block time)."""
-    until: int | None = None
-    """Start of the next epoch; None while this one is current."""
-
-
-@dataclass(frozen=True)
-class DeviceHistory:
-    """Every epoch of one device, oldest first (`DeviceRegistry.epochAt`)."""
-
-    device_id: int
-    epochs: tuple[RegisteredDevice, ...]
-
-    @classmethod
-    def single(cls, device: RegisteredDevice) -> DeviceHistory:
-        """A device with one epoch since `device.since` (tests, fixed directories)."""
-        return cls(device.device_id, (device,))
-
-    @property
-    def registered_at(self) -> int:
-        return self.epochs[0].since
-
-    @property
-    def current(self) -> RegisteredDevice:
-        return self.epochs[-1]
-
-    def at(self, timestamp: int) -> RegisteredDevice | None:
-        """The epoch in force at `timestamp` (`deviceAt`), None before registration."""
-        index = bisect_right([epoch.since for epoch in self.epochs], timestamp) - 1
-        return self.epochs[index] if index >= 0 else None
 
 
 class DeviceDirectory(Protocol):
@@ -185,15 +145,12 @@ class RegistryCache:
                 log.info("registry events applied", count=len(logs), next_block=self._next_block)
 
     def _load(self, device_id: int) -> DeviceHistory | None:
-        functions = self._registry.functions
         try:
-            count = int(functions.epochCount(device_id).call())
-            raws = [functions.epochAt(device_id, index).call() for index in range(count)]
+            history = load_device_history(self._registry, device_id)
         except ContractLogicError:  # UnknownDevice: removed between the two calls
-            count, raws = 0, []
+            history = None
         except Exception as error:
             raise RegistryUnavailableError(f"registry lookup failed: {error}") from error
-        history = device_history(device_id, raws) if count else None
         self._entries[device_id] = _Entry(history, time.monotonic())
         return history
 
@@ -209,25 +166,3 @@ def registered_device(device_id: int, raw: Any) -> RegisteredDevice:
         capacity_w=record.capacity_w,
         active=record.active,
     )
-
-
-def device_history(device_id: int, raw_epochs: list[Any]) -> DeviceHistory:
-    """From `epochAt` tuples (since, owner, capacityW, keyType, active, zone, keyX, keyY)."""
-    epochs = []
-    for index, raw in enumerate(raw_epochs):
-        since, owner, capacity_w, key_type, active, _zone, key_x, key_y = raw
-        key = DeviceSigningKey(KeyType(int(key_type)), bytes(key_x), bytes(key_y))
-        until = int(raw_epochs[index + 1][0]) if index + 1 < len(raw_epochs) else None
-        epochs.append(
-            RegisteredDevice(
-                device_id=device_id,
-                key=key,
-                signer_address=key.secp256k1_address if key.key_type == KeyType.SECP256K1 else None,
-                capacity_w=int(capacity_w),
-                active=bool(active),
-                owner=str(owner),
-                since=int(since),
-                until=until,
-            )
-        )
-    return DeviceHistory(device_id, tuple(epochs))

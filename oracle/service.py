@@ -119,7 +119,6 @@ def build_service(settings: OracleSettings) -> OracleService:
             settings.margin_ratio,
             settings.future_skew_seconds,
             settings.max_reading_age_seconds,
-            settings.history_before_registration_seconds,
         ),
     )
     signer_key = None if settings.signer_key is None else settings.signer_key.get_secret_value()

@@ -37,10 +37,11 @@ from gridflex.verify import (
     Proof,
     VerifyInputError,
     check_report,
-    device_keys,
+    device_histories,
     fetch_device_data,
     fetch_report_summary,
     read_facts,
+    unit_key,
 )
 from gridflex.watch import ReportWatcher
 from oracle.clock import Clock
@@ -74,7 +75,7 @@ class OracleEvidenceFinder:
         )
         facts = read_facts(self.protocol, posted.request_id, posted.round)
         device_ids = sorted({d for bid in facts.bids for d in bid.device_capacity_w})
-        keys = device_keys(self.protocol, device_ids)
+        histories = device_histories(self.protocol, device_ids)
         domain = meter_domain_separator(
             self.protocol.client.chain_id, self.protocol.registry.address
         )
@@ -93,7 +94,7 @@ class OracleEvidenceFinder:
             for device_id, data in published.devices.items():
                 intervals = [t for t, _ in unpack_used_readings(data.used_readings)]
                 units.extend(self.book.signed_units(device_id, intervals))
-            verdict = check_report(facts, posted, [published], keys, domain, units=units)
+            verdict = check_report(facts, posted, [published], histories, domain, units=units)
             proof = verdict.best_proof  # arithmetic (one-phase) first, then a reading
             if proof is not None:
                 return proof
@@ -124,7 +125,7 @@ class OracleRebuttalFinder:
         oracle_id = int(self.protocol.committee.functions.oracleOf(self.protocol.address).call()[0])
         if oracle_id == 0 or not (challenge.signer_bitmap >> (oracle_id - 1)) & 1:
             return None  # not a report we signed: its signers defend it
-        keys = device_keys(self.protocol, [challenge.device_id])
+        history = device_histories(self.protocol, [challenge.device_id]).get(challenge.device_id)
         domain = meter_domain_separator(
             self.protocol.client.chain_id, self.protocol.registry.address
         )
@@ -136,8 +137,11 @@ class OracleRebuttalFinder:
             index = offset // unit.interval_seconds
             if index >= len(unit.energy_wh) or unit.energy_wh[index] != challenge.used_energy_wh:
                 continue
+            key = unit_key(history, unit)
+            if key is None:  # before the registration or across epochs: the resolver refuses it
+                continue
             try:
-                verify_unit(unit, domain, keys[challenge.device_id])
+                verify_unit(unit, domain, key)
             except AttestationError as error:
                 log.warning(
                     "stored unit does not verify", device_id=unit.device_id, error=str(error)

@@ -324,7 +324,8 @@ def node_run(
         typer.Option(
             min=0,
             help="On a new node, also sign this much history before now (baselines need "
-            "past days; simulated devices compute it instantly).",
+            "past days; simulated devices compute it instantly), never before the devices' "
+            "registration (oracles refuse such readings).",
         ),
     ] = 1.0,
     rpc_url: Annotated[str | None, typer.Option("--rpc-url", help="Chain JSON-RPC URL.")] = None,

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.chain import funded_account, staked_owner
 from web3 import Web3
 
-from gridflex.chain.anvil import AnvilProcess, free_port
+from gridflex.chain.anvil import AnvilProcess, free_port, increase_time
 from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, zone_id
 from gridflex.eip712 import secp256k1_device_key
@@ -53,6 +53,7 @@ def test_node_metrics_count_signing_sending_and_bidding_and_are_served(
     device = NodeDevice(
         device_id, CommandedDevice(simulated_device(DeviceKind.BATTERY, 5_000, 1)), key
     )
+    increase_time(w3, 2 * 3600)  # the node's history (an hour back) after the registration
 
     operator = deployed_protocol.as_account(funded_account(w3))
     deployed_protocol.grant_grid_operator(operator.address)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from e2e_support import FAST_SCRYPT_N, FLEX, PASSWORD, RegisteredNode, node_cli
 from eth_account import Account
+from support.chain import anvil_behind_wall_clock
 from web3 import Web3
 
 from gridflex.attestation import meter_domain_separator
@@ -23,6 +24,22 @@ from gridflex.config import get_settings
 from node.state import load_state
 
 NODE_STAKE_FLEX = 100
+CHAIN_BEHIND_DAYS = 8
+"""The streamed history is at most the six days before the last wall-clock midnight."""
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[AnvilProcess]:
+    """The end-to-end tests' own anvil, its chain CHAIN_BEHIND_DAYS behind the wall clock:
+    the node registers its devices before the past day it streams (`--end` a wall-clock
+    midnight), as a real node registers before it meters."""
+    with anvil_behind_wall_clock(CHAIN_BEHIND_DAYS) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def w3(anvil: AnvilProcess) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url))
 
 
 @pytest.fixture(scope="session")

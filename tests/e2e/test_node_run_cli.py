@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.chain import wait_for
 from typer.testing import CliRunner
 
-from gridflex.chain.anvil import AnvilProcess, free_port
+from gridflex.chain.anvil import AnvilProcess, free_port, increase_time
 from gridflex.cli.main import app
 
 pytestmark = pytest.mark.integration
@@ -50,6 +50,8 @@ def test_node_run_serves_prometheus_metrics_while_it_runs(
 ) -> None:
     """The live loop as a process: its metrics show the signed units piling up for an
     oracle that does not answer, and the failed posts."""
+    # Intervals complete after the registration (the node signs none before it).
+    increase_time(registered_node.protocol.client.w3, 2 * 3600)
     port = free_port()
     unreachable_oracle = f"http://127.0.0.1:{free_port()}"
     command = [

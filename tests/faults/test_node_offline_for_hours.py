@@ -58,6 +58,7 @@ def test_a_node_offline_for_hours_attests_every_interval_once_and_the_oracle_get
     env = oracle_env | {"GRIDFLEX_ORACLE_CLOCK": "chain"}
     oracle = start_oracle(tmp_path, env)
     node_dir = tmp_path / "node"
+    increase_time(w3, 2 * HOUR)  # the node's hour of history starts after the registration
     runner = start_runner(fleet, node_dir, anvil.url, oracle.url)
     first_start = runner.first_start
     try:

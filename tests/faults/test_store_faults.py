@@ -20,15 +20,33 @@ from pathlib import Path
 import httpx
 import pytest
 from fault_support import Fleet
+from support.chain import anvil_behind_wall_clock
 from support.clock import DAY, last_midnight
 from support.oracle_process import OracleServer, start_oracle
 from support.stores import OracleStore, digests, outbox_dead_letters, outbox_units
+from web3 import Web3
 
+from gridflex.chain.anvil import AnvilProcess
 from node.meter_loop import MeterLoop
 from node.outbox import Outbox
 from node.sender import Backoff, Sender
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[AnvilProcess]:
+    """This module's own anvil, its chain 4 days behind the wall clock: the fleet registers
+    before the two past days the meter backfills (a reading before its device's
+    registration is refused)."""
+    with anvil_behind_wall_clock(4) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def w3(anvil: AnvilProcess) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url))
+
 
 INTERVALS_PER_DAY = 96
 FAST_BACKOFF = Backoff(base_s=0.05, cap_s=0.2)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Iterator
 
 import pytest
 from eth_account import Account
@@ -21,7 +22,7 @@ from web3 import Web3
 
 from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
 from gridflex.baselines import ADJUSTMENT_GAP_SECONDS, ADJUSTMENT_WINDOW_SECONDS, SECONDS_PER_DAY
-from gridflex.chain.anvil import increase_time
+from gridflex.chain.anvil import AnvilProcess, increase_time
 from gridflex.chain.compiler import Artifact
 from gridflex.chain.protocol import (
     ArithmeticFault,
@@ -43,18 +44,33 @@ from gridflex.verify import (
     PostedReport,
     PublishedReport,
     check_report,
-    device_keys,
+    device_histories,
     read_posted_report,
 )
 from gridflex.watch import ReportWatcher, chain_now
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[AnvilProcess]:
+    """This module's own anvil: the tests move its chain HISTORY_DAYS ahead (the history
+    after the registration), which the session's other tests should not inherit."""
+    with AnvilProcess() as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def w3(anvil: AnvilProcess) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url))
+
+
 FLEX = 10**18
 EUR = 10**18
 ZONE = zone_id("NL-GRQ-07")
 INTERVAL = 900
 CAPACITIES_W = (12_000, 8_000)  # alice's two devices; she bids 15 kW from both
+HISTORY_DAYS = 47  # X-of-Y reads 46 days of history before the event day
 
 
 def _now(w3: Web3) -> int:
@@ -92,6 +108,9 @@ def _event(w3: Web3, artifacts: dict[str, Artifact], method: BaselineMethod) -> 
         devices.append(alice.register_device(DeviceKind.BATTERY, capacity, ZONE, proof))
     governance.send(governance.token.functions.transfer(alice.address, 1_000 * FLEX))
     alice.stake(1_000 * FLEX)
+    # Every reading after the registration (none before can be judged: `deviceAt` reverts),
+    # X-of-Y's 46 days of history included.
+    increase_time(w3, HISTORY_DAYS * SECONDS_PER_DAY)
     now = _now(w3)
     start = now - now % INTERVAL + 2 * 3600
     spec = RequestSpec(
@@ -119,7 +138,7 @@ def _readings(event: Event, method: BaselineMethod, seed: int) -> list[dict[int,
         starts = range(event.window_start - INTERVAL, event.window_end, INTERVAL)
     else:
         starts = range(event.window_start - lead, event.window_end, INTERVAL)
-    days = 1 if method == BaselineMethod.MBMA else 46
+    days = 1 if method == BaselineMethod.MBMA else HISTORY_DAYS - 1
     per_device = []
     for level in (3_200, 1_900):
         readings = {}
@@ -205,7 +224,7 @@ def _honest(event: Event, readings: list[dict[int, int]]):
 
 
 def _verdict(event: Event, facts, posted: PostedReport, published: PublishedReport):
-    keys = device_keys(event.governance, event.devices)
+    keys = device_histories(event.governance, event.devices)
     return check_report(facts, posted, [published], keys, event.meter_domain)
 
 
@@ -234,7 +253,7 @@ def test_wrong_delivery_on_signed_readings_is_found_proven_by_the_watcher_and_vo
 
     # The reading fraud proof (all there was before DeliveryDispute) cannot touch it: every
     # used reading is what the device signed.
-    # (A unit of the event interval alone: the history predates this test's registration.)
+    # (A unit of the event interval alone, the one the used reading is challenged at.)
     device = inflated.device_id
     used_index = [t for t, _ in unpack_used_readings(used[device])].index(event.window_start)
     event_unit = sign_unit(

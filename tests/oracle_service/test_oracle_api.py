@@ -40,6 +40,8 @@ pytestmark = pytest.mark.integration
 ZONE = zone_id("NL-AMS-01")
 MAX_UNITS = 40
 MAX_BODY = 256 * 1024
+CHAIN_HEAD_START_DAYS = 180
+"""The module's chain starts this many days before the wall clock (see `anvil`)."""
 
 
 @dataclass
@@ -81,11 +83,25 @@ def _oracle_env(network_dir: Path, rpc_url: str, **extra: str) -> dict[str, str]
         "GRIDFLEX_ORACLE_DEPLOYMENTS_DIR": str(network_dir),
         "GRIDFLEX_ORACLE_DATA_DIR": str(network_dir / "oracle"),
         "GRIDFLEX_ORACLE_REGISTRY_POLL_SECONDS": "0.2",
-        # These tests give each case its own day, up to ~95 days back, for devices
-        # registered just now; the time bounds are tested in test_registry_history.py.
+        # These tests give each case its own day, up to ~150 days back (the chain starts
+        # before them, see `anvil`); the time bounds are tested in test_registry_history.py.
         "GRIDFLEX_ORACLE_MAX_READING_AGE_SECONDS": str(200 * 86_400),
-        "GRIDFLEX_ORACLE_HISTORY_BEFORE_REGISTRATION_SECONDS": str(200 * 86_400),
     } | extra
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[AnvilProcess]:
+    """This module's own anvil, its chain CHAIN_HEAD_START_DAYS behind the wall clock the
+    oracle judges ages by: the devices are registered before the past days the cases
+    sign (a reading before its device's registration is refused, issue 12 finding 9)."""
+    genesis = int(time.time()) - CHAIN_HEAD_START_DAYS * 86_400
+    with AnvilProcess(extra_args=["--timestamp", str(genesis)]) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def w3(anvil: AnvilProcess) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url))
 
 
 @pytest.fixture(scope="module")
@@ -428,7 +444,7 @@ def test_key_rotation_and_deactivation_are_followed_from_registry_events(
     by the current state, this oracle refused them while another that got them earlier
     kept them: a split view). Later intervals: `test_registry_history.py`."""
     meter = network.new_meter(20_000)
-    start = past_slot(50)
+    start = past_slot(150)  # after the registration; the later cases use fewer days back
     assert network.post([meter.unit(start, [10])]).status_code == 200  # key now cached
 
     new_key = bytes(Account.create().key)
@@ -436,9 +452,11 @@ def test_key_rotation_and_deactivation_are_followed_from_registry_events(
     rotation = secp256k1_device_key(
         new_key, protocol.address, protocol.client.chain_id, protocol.registry.address
     )
-    # A later second than the registration: two owner actions in one second share one
-    # registry epoch (the rotation would rewrite the registration's key).
-    increase_time(protocol.client.w3, 1)
+    # Chain time past the units this test signs (the rotation and the deactivation come
+    # after their intervals), and past the registration's second (two owner actions in one
+    # second share one registry epoch: the rotation would rewrite the registration's key).
+    w3 = protocol.client.w3
+    increase_time(w3, max(1, start + 4 * INTERVAL - int(w3.eth.get_block("latest")["timestamp"])))
     protocol.send(protocol.registry.functions.rotateKey(meter.device_id, rotation.as_tuple()))
     time.sleep(0.5)  # > poll interval
     old_key, meter.key = meter.key, new_key

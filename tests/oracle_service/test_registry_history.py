@@ -152,32 +152,23 @@ def test_a_unit_running_across_a_registry_change_or_before_registration_is_refus
     assert str(timeline.rotated_at) in (result.results[0].reason or "")
 
 
-def test_history_before_registration_is_bounded_and_judged_by_the_registration_key(
+def test_a_unit_of_an_interval_before_registration_is_refused_with_its_reason(
     timeline: Timeline, tmp_path: Path
 ) -> None:
-    """A new device's backfilled meter history is accepted up to
-    `history_before_registration_seconds` before its registration, signed by the key it
-    registered with; older history (a unit "from 1970") is refused, and with the bound at
-    0 everything before the registration is."""
-    old, new = timeline.meter(timeline.key_a), timeline.meter(timeline.key_b)
-    early = grid_after(timeline.registered_at) - 2 * INTERVAL
-    allowance = IngestLimits(history_before_registration_seconds=HOUR)
-    ingestor, _engine = timeline.oracle(tmp_path, "allowance", allowance)
-    assert _statuses(ingestor, [new.unit(early, [1])]) == [
-        (UnitStatus.REJECTED, Rejection.BAD_SIGNATURE)
-    ]
-    assert _statuses(ingestor, [old.unit(early, [1])]) == [(UnitStatus.ACCEPTED, None)]
-    too_early = timeline.registered_at - HOUR - INTERVAL
-    too_early -= too_early % INTERVAL
-    result = ingestor.ingest_batch([old.unit(too_early, [1]).to_json()])
-    assert result.results[0].rejection == Rejection.BEFORE_REGISTRATION
-    assert f"more than {HOUR} s before device" in (result.results[0].reason or "")
-
-    strict, _engine = timeline.oracle(
-        tmp_path, "strict", IngestLimits(history_before_registration_seconds=0)
-    )
-    result = strict.ingest_batch([old.unit(early, [1]).to_json()])
-    assert result.results[0].rejection == Rejection.BEFORE_REGISTRATION
+    """Finding 9: a unit of an interval before the device's registration, even signed by
+    the key it registered with and one interval early, is refused (`deviceAt` reverts
+    `DeviceNotYetRegistered` there: no dispute could judge it), as is a unit "from 1970";
+    the first interval on or after the registration is accepted."""
+    old = timeline.meter(timeline.key_a)
+    ingestor, _engine = timeline.oracle(tmp_path, "before")
+    first = grid_after(timeline.registered_at)
+    for start in (first - INTERVAL, first - 15 * 86_400, 0):
+        result = ingestor.ingest_batch([old.unit(start, [1]).to_json()])
+        assert result.results[0].rejection == Rejection.BEFORE_REGISTRATION, start
+        reason = result.results[0].reason or ""
+        assert f"before device {timeline.device_id} was registered" in reason
+        assert str(timeline.registered_at) in reason
+    assert _statuses(ingestor, [old.unit(first, [1])]) == [(UnitStatus.ACCEPTED, None)]
 
 
 def test_a_deactivation_after_signing_gives_every_oracle_the_same_verdict(

@@ -12,6 +12,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from gridflex.chain.anvil import AnvilProcess
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import Artifact, load_artifacts
 from gridflex.chain.deploy import ProtocolParams, deploy_protocol
@@ -56,3 +57,11 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) ->
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def anvil_behind_wall_clock(days: int) -> AnvilProcess:
+    """An anvil (not started) whose chain time runs `days` behind the wall clock: devices
+    registered on it exist before the past days a test streams by wall time (a reading
+    before its device's registration is refused, issue 12 finding 9)."""
+    genesis = int(time.time()) - days * 86_400
+    return AnvilProcess(extra_args=["--timestamp", str(genesis)])

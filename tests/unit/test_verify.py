@@ -12,6 +12,7 @@ from eth_account import Account
 
 from gridflex.attestation import DeviceSigningKey, MeterUnit, meter_domain_separator, sign_unit
 from gridflex.baselines import EventWindow
+from gridflex.chain.device_history import DeviceHistory, RegisteredDevice
 from gridflex.chain.protocol import BaselineMethod, Direction
 from gridflex.eip712 import KeyType
 from gridflex.measurement import AwardedBid, RequestFacts, measure_device
@@ -54,13 +55,16 @@ def _units(keys: dict[int, bytes]) -> dict[int, MeterUnit]:
     }
 
 
-def _registered(keys: dict[int, bytes]) -> dict[int, DeviceSigningKey]:
-    return {
-        device: DeviceSigningKey(
+def _registered(keys: dict[int, bytes]) -> dict[int, DeviceHistory]:
+    """Each device registered with its key before every interval of these tests."""
+    histories = {}
+    for device, key in keys.items():
+        signing = DeviceSigningKey(
             KeyType.SECP256K1, bytes(12) + bytes.fromhex(Account.from_key(key).address[2:])
         )
-        for device, key in keys.items()
-    }
+        epoch = RegisteredDevice(device, signing, None, DEVICES[device], True)
+        histories[device] = DeviceHistory.single(epoch)
+    return histories
 
 
 def _report(
@@ -180,3 +184,24 @@ def test_a_source_that_is_not_the_posted_report_is_flagged(
     verdict = check_report(_facts(), posted, [other], _registered(device_keys), DOMAIN)
     kinds = [d.kind for d in verdict.differences]
     assert kinds[0] == "source" and "root" in kinds and "bid-total" in kinds
+
+
+def test_a_unit_of_another_interval_length_backs_no_used_reading(
+    device_keys: dict[int, bytes],
+) -> None:
+    """The request settles 900 s intervals. A 1800 s unit by the device's key whose
+    interval starts (START, START + 1800) coincide with two used 900 s readings, with the
+    same values, backs neither of them: it measures half hours, not those quarters."""
+    posted, published = _report(device_keys, _signed_readings())
+    used = _signed_readings()[11]
+    half_hours = sign_unit(
+        MeterUnit(11, START - 1800, 1800, 1, (0, used[START], used[START + 1800])),
+        DOMAIN, device_keys[11],
+    )  # fmt: skip
+    units = [_units(device_keys)[12], half_hours]
+    verdict = check_report(
+        _facts(), posted, [published], _registered(device_keys), DOMAIN, units=units
+    )
+    unsigned = {d.interval_start for d in verdict.differences if d.kind == "unsigned-reading"}
+    assert unsigned == set(used)  # all five of device 11's, the two half-hour starts too
+    assert not verdict.challenges

@@ -47,6 +47,7 @@ DEMO_SCRYPT_N = 2**10  # demo keystores only: fast to open, not to brute-force
 NODE_STAKE = 20_000 * FLEX  # covers the bond (10 FLEX per kW) of every device offered
 NODE_POLL_SECONDS = 0.4
 REPORT_DELAY_SECONDS = 60
+INTERVAL_SECONDS = 900  # the nodes' metering interval (`node run` default)
 STORY_START_UTC = 15 * 3600  # requests for the evening peak (17:00) and the night (20:00)
 DEVICES_PER_NODE = 10
 MAX_NODES = 5
@@ -272,9 +273,19 @@ class DemoNetwork:
         )
         self._stack.callback(node.process.stop)
 
+    def pass_history(self, history_hours: float) -> int:
+        """Moves chain time past `history_hours` after the registrations, in whole days
+        (the story keeps its time of day), so the history a node backfills (`node run
+        --history-hours`, counted back from chain time) starts after its devices were
+        registered: oracles refuse readings from before (no dispute could judge them,
+        `deviceAt` reverts there). Returns the new chain time."""
+        needed = int(history_hours * 3600) + INTERVAL_SECONDS
+        return increase_time(self.protocol.client.w3, -(-needed // 86_400) * 86_400)
+
     def start_nodes(self, sizes: list[int], history_hours: float) -> list[Node]:
         for index, size in enumerate(sizes):
             self.nodes.append(self.create_node(index, size))
+        self.pass_history(history_hours)
         for node in self.nodes:
             self.start_node(node, history_hours)
         return self.nodes

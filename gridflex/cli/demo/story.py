@@ -172,7 +172,7 @@ def start_network(
             advance(index + 1)
     capacity = sum(sum(n.capacities_w.values()) for n in network.nodes)
     phases.note(f"{devices} devices, {capacity / 1000:,.0f} kW registered in zone {ZONE_NAME}")
-    now = network.chain_time()
+    now = network.pass_history(history_hours)  # the history starts after the registrations
     last_complete = now - now % INTERVAL - INTERVAL
     with phases.phase(
         f"start {len(sizes)} node processes; backfill {history_hours:g} h of signed readings",
