@@ -235,9 +235,6 @@ MESSAGES: dict[str, Explainer] = {
         f"device {a['deviceId']} is not offered to {a['caller']}"
         + (f" (it is offered to {a['pendingOwner']})" if int(a["pendingOwner"], 16) else "")
     ),
-    "UnknownDeviceEpoch": lambda a, u: (
-        f"device {a['deviceId']} has {a['epochCount']} epochs: there is no epoch {a['index']}"
-    ),
     "NoPendingTransfer": lambda a, u: f"device {a['deviceId']} is not offered to anyone",
     "TransferKeyNotFresh": lambda a, u: (
         f"accepting device {a['deviceId']} needs a new key of your own, not the seller's"
