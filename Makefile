@@ -17,14 +17,14 @@ SOLC_WHICH := scripts/solc --which
 
 .PHONY: install test test-forge test-python test-deep gas gas-check lint format demo bench clean
 
-# Native batch keccak for settlement (gridflex/native); without a C compiler the build says so
+# Native batch keccak for settlement (gridflex/rules/native); without a C compiler the build says so
 # and gridflex falls back to pycryptodome. The stamp makes a second run a no-op.
-NATIVE_STAMP := gridflex/native/.built
+NATIVE_STAMP := gridflex/rules/native/.built
 
 install: $(VENV)/.installed node_modules/.installed $(NATIVE_STAMP)
 
-$(NATIVE_STAMP): gridflex/native/keccak_batch.c gridflex/native/build.py | $(VENV)/.installed
-	$(VENV)/bin/python -m gridflex.native.build
+$(NATIVE_STAMP): gridflex/rules/native/keccak_batch.c gridflex/rules/native/build.py | $(VENV)/.installed
+	$(VENV)/bin/python -m gridflex.rules.native.build
 	touch $@
 
 $(VENV)/bin/python:

@@ -284,7 +284,7 @@ class DeviceResult(SQLModel, table=True):
 
 class EventInterval(SQLModel, table=True):
     """Baseline, metered and delivered energy of one device in one event interval,
-    recomputed from the report's used readings with `gridflex.baselines`."""
+    recomputed from the report's used readings with `gridflex.rules.baselines`."""
 
     __tablename__ = "explorer_event_intervals"
 

@@ -31,9 +31,9 @@ from explorer.models import (
     Report,
     Request,
 )
-from gridflex.chain.protocol import BaselineMethod, DeviceKind, Direction
-from gridflex.eip712 import KeyType
-from gridflex.reports import Quality
+from gridflex.rules.eip712 import KeyType
+from gridflex.rules.reports import Quality
+from gridflex.rules.types import BaselineMethod, DeviceKind, Direction
 
 Amount = Annotated[int, PlainSerializer(str, return_type=str, when_used="json")]
 """Token base units; a decimal string in JSON."""

@@ -1,7 +1,7 @@
 """Oracle data for the pages: per-device records of every posted report (checked against
 the report's on-chain roots before they are stored), each event interval's baseline,
 metered and delivered energy (recomputed from the report's used readings with
-`gridflex.baselines`, the oracles' own rules), and the devices' signed readings (paginated
+`gridflex.rules.baselines`, the oracles' own rules), and the devices' signed readings (paginated
 `GET /v1/devices/{id}/readings`). Pages read these tables only; nothing here runs in a
 page handler."""
 
@@ -26,9 +26,9 @@ from explorer.models import (
     Request,
 )
 from gridflex import safe_json
-from gridflex.baselines import EventWindow, compute_baseline, delivered_wh, device_cap_wh
-from gridflex.chain.protocol import BaselineMethod
-from gridflex.reports import unpack_used_readings
+from gridflex.rules.baselines import EventWindow, compute_baseline, delivered_wh, device_cap_wh
+from gridflex.rules.reports import unpack_used_readings
+from gridflex.rules.types import BaselineMethod
 from gridflex.verify import PublishedReport, VerifyInputError, fetch_published_report
 
 log = structlog.get_logger(__name__)

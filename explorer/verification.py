@@ -3,7 +3,7 @@ oracles (the only page that leaves the database): the report's roots are read fr
 chain's `ReportSubmitted` event, not from our index, so a reader trusts neither us nor the
 oracle.
 
-Uses the shared check (`gridflex.verify`, `gridflex.merkle`, `gridflex.attestation`):
+Uses the shared check (`gridflex.verify`, `gridflex.rules.merkle`, `gridflex.rules.attestation`):
 1. the record's Merkle proof against the posted `devicesRoot`;
 2. the packed used readings' proof against the posted `readingsRoot`;
 3. each used reading against the units the device signed (of the request's interval length,
@@ -24,10 +24,15 @@ import httpx
 from pydantic import BaseModel
 
 from gridflex import safe_json
-from gridflex.attestation import AttestationError, MeterUnit, meter_domain_separator, verify_unit
 from gridflex.chain.protocol import Protocol
-from gridflex.merkle import verify_proof
-from gridflex.reports import DeviceRecord, Quality, unpack_used_readings, used_readings_leaf
+from gridflex.rules.attestation import (
+    AttestationError,
+    MeterUnit,
+    meter_domain_separator,
+    verify_unit,
+)
+from gridflex.rules.merkle import verify_proof
+from gridflex.rules.reports import DeviceRecord, Quality, unpack_used_readings, used_readings_leaf
 from gridflex.verify import (
     MAX_ORACLE_ANSWER_BYTES,
     PostedReport,

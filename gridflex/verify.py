@@ -1,7 +1,7 @@
 """Re-checking a posted oracle report from public data: the one check shared by
 `gridflex verify`, `gridflex watch` and the oracle's watcher, so they cannot disagree.
 
-Inputs: the chain (the request's facts as `gridflex.measurement.read_request_facts` reads
+Inputs: the chain (the request's facts as `gridflex.chain.facts.read_request_facts` reads
 them, the report posted in `ReportSubmitted`, every device's registry history) and what
 oracles publish (`GET /v1/reports/{id}` records and roots, `GET .../devices/{id}` packed
 used readings, proofs and the device-signed units). `check_report` is pure; `verify_request`
@@ -15,7 +15,7 @@ Checks, each failure a `Difference` naming the device, bid or interval:
    honest unit and a new key cannot attest old intervals; a contradiction carries the
    complete fraud-proof arguments;
 2. every awarded device's record recomputed from its used readings with the shared rules
-   (`gridflex.measurement.measure_device`) equals the published one;
+   (`gridflex.rules.measurement.measure_device`) equals the published one;
 3. both Merkle roots and the per-bid totals recomputed from 2. equal the chain's.
 
 What the chain itself can judge (`DeliveryDispute`) comes with the arguments of a one-phase
@@ -26,7 +26,7 @@ per-bid figure that is not the sum of its records (`BidTotalMaterial`,
 two-phase challenge that the device could rebut by equivocating).
 
 Recomputing from the used readings alone gives the oracle's record (see
-`gridflex.measurement`). A record published as CONFLICT is recomputed as a conflict: the
+`gridflex.rules.measurement`). A record published as CONFLICT is recomputed as a conflict: the
 evidence is the oracle's, zero delivery is the conservative outcome.
 """
 
@@ -42,29 +42,29 @@ from typing import Any
 import httpx
 
 from gridflex import safe_json
-from gridflex.attestation import (
+from gridflex.chain.device_history import DeviceHistory, load_device_history
+from gridflex.chain.facts import read_request_facts
+from gridflex.chain.protocol import Protocol
+from gridflex.errors import GridFlexError
+from gridflex.rules.attestation import (
     AttestationError,
     DeviceSigningKey,
     MeterUnit,
     meter_domain_separator,
     verify_unit,
 )
-from gridflex.baselines import device_cap_wh, recomputable_on_chain
-from gridflex.chain.device_history import DeviceHistory, load_device_history
-from gridflex.chain.protocol import Protocol
-from gridflex.errors import GridFlexError
-from gridflex.measurement import (
+from gridflex.rules.baselines import device_cap_wh, recomputable_on_chain
+from gridflex.rules.measurement import (
     AwardedBid,
     RecordFigures,
     ReportUnavailableError,
     RequestFacts,
     measure_device,
-    read_request_facts,
     recompute_from_used_readings,
     record_follows,
 )
-from gridflex.merkle import MerkleTree, verify_proof
-from gridflex.reports import (
+from gridflex.rules.merkle import MerkleTree, verify_proof
+from gridflex.rules.reports import (
     DeviceRecord,
     Quality,
     build_report_trees,

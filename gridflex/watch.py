@@ -28,18 +28,17 @@ from dataclasses import dataclass, field
 import httpx
 import structlog
 
-from gridflex.attestation import MeterUnit
 from gridflex.chain.protocol import (
     ArithmeticProofResult,
     ChallengeResult,
     ChallengeState,
-    ChallengeStatus,
     Protocol,
     RebutResult,
-    RequestStatus,
     ResolveResult,
 )
 from gridflex.errors import TransactionReverted
+from gridflex.rules.attestation import MeterUnit
+from gridflex.rules.types import ChallengeStatus, RequestStatus
 from gridflex.verify import (
     ArithmeticMaterial,
     BidTotalMaterial,
@@ -427,7 +426,7 @@ def public_finder(protocol: Protocol, oracle_urls: Sequence[str], http: httpx.Cl
     """Evidence from the public oracle APIs: `gridflex.verify` over every oracle that
     answers; an arithmetic proof first (one-phase), else the first contradicted reading
     with a valid proof."""
-    from gridflex.attestation import meter_domain_separator
+    from gridflex.rules.attestation import meter_domain_separator
     from gridflex.verify import VerifyInputError
 
     def find(posted: PostedReport) -> Proof | None:

@@ -34,9 +34,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from gridflex.chain.protocol import Direction, Protocol
+from gridflex.chain.protocol import Protocol
 from gridflex.errors import TransactionReverted
 from gridflex.errors_text import explain
+from gridflex.rules.types import Direction
 from node.chain_watch import (
     Awarded,
     BidDisplaced,

@@ -30,7 +30,7 @@ from eth_utils import event_abi_to_log_topic
 from web3 import Web3
 
 from gridflex.chain.deployments import Deployment
-from gridflex.chain.protocol import Direction
+from gridflex.rules.types import Direction
 
 log = structlog.get_logger(__name__)
 

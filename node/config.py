@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gridflex.attestation import SETTLED_INTERVAL_SECONDS
+from gridflex.rules.attestation import SETTLED_INTERVAL_SECONDS
 
 DEFAULT_SCRYPT_N = 2**18  # eth-account's default: ~0.5 s per keystore on a laptop
 

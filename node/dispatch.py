@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridflex.chain.protocol import DeviceKind, Direction
+from gridflex.rules.types import DeviceKind, Direction
 from node.devices.simulated import (
     MINUTES_PER_DAY,
     SECONDS_PER_DAY,

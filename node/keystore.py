@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from gridflex.chain.protocol import DeviceKind
-from gridflex.eip712 import KeyType, p256_public_key_bytes
+from gridflex.rules.eip712 import KeyType, p256_public_key_bytes
+from gridflex.rules.types import DeviceKind
 from node.config import DEFAULT_SCRYPT_N
 from node.errors import KeystoreExistsError, KeystoreNotFoundError, WrongPasswordError
-from node.state import DeviceRecord, NodeState, load_state, save_state, state_path
+from node.state import NodeDevice, NodeState, load_state, save_state, state_path
 
 KEYSTORE_DIR = "keystore"
 OWNER_FILE = "owner.json"
@@ -90,7 +90,7 @@ def _decrypt_p256(path: Path, password: str) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def device_key_path(data_dir: Path, device: DeviceRecord) -> Path:
+def device_key_path(data_dir: Path, device: NodeDevice) -> Path:
     suffix = ".pem" if device.key_type == KeyType.P256 else ".json"
     return keystore_dir(data_dir) / f"{device.name}{suffix}"
 
@@ -124,22 +124,22 @@ def create_node_keys(
 
     owner_key = secrets.token_bytes(32)
     owner = Account.from_key(owner_key)
-    records: list[DeviceRecord] = []
-    encrypted: list[tuple[DeviceRecord, bytes]] = []
+    records: list[NodeDevice] = []
+    encrypted: list[tuple[NodeDevice, bytes]] = []
     for index in range(devices):
         kind = chosen_kinds[index % len(chosen_kinds)]
         name = f"device-{index}"
         seed = secrets.randbits(32)
         if index >= devices - p256:
             p256_key = ec.generate_private_key(ec.SECP256R1())
-            record = DeviceRecord(
+            record = NodeDevice(
                 name, kind, DEFAULT_CAPACITY_W.get(kind, 5_000), KeyType.P256,
                 "0x" + p256_public_key_bytes(p256_key).hex(), seed,
             )  # fmt: skip
             encrypted.append((record, _encrypt_p256(p256_key, password)))
         else:
             device_key = secrets.token_bytes(32)
-            record = DeviceRecord(
+            record = NodeDevice(
                 name, kind, DEFAULT_CAPACITY_W.get(kind, 5_000), KeyType.SECP256K1,
                 Account.from_key(device_key).address, seed,
             )  # fmt: skip
@@ -164,7 +164,7 @@ def load_owner(data_dir: Path, password: str) -> LocalAccount:
     return Account.from_key(_decrypt_secp256k1(path, password))
 
 
-def load_device_key(data_dir: Path, device: DeviceRecord, password: str) -> DevicePrivateKey:
+def load_device_key(data_dir: Path, device: NodeDevice, password: str) -> DevicePrivateKey:
     path = device_key_path(data_dir, device)
     if not path.is_file():
         raise KeystoreNotFoundError(f"no key for {device.name} at {path}")

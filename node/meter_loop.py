@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from gridflex.attestation import MAX_INTERVALS_PER_UNIT, MeterUnit, sign_unit
+from gridflex.rules.attestation import MAX_INTERVALS_PER_UNIT, MeterUnit, sign_unit
 from node.devices.base import BoundarySampler, DeviceAdapter, MissingSampleError
 from node.keystore import DevicePrivateKey
 from node.outbox import Outbox, OutboxUnit

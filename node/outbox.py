@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridflex.attestation import MeterUnit
+from gridflex.rules.attestation import MeterUnit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sequences (

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from gridflex.chain.protocol import Protocol, zone_id
-from gridflex.eip712 import p256_device_key, secp256k1_device_key
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.eip712 import p256_device_key, secp256k1_device_key
+from gridflex.rules.types import zone_id
 from node.keystore import DevicePrivateKey
 from node.state import NodeState, save_state
 

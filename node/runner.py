@@ -26,8 +26,9 @@ from pathlib import Path
 
 import structlog
 
-from gridflex.attestation import meter_domain_separator
-from gridflex.chain.protocol import Direction, Protocol
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.attestation import meter_domain_separator
+from gridflex.rules.types import Direction
 from node.bidder import OwnBid, watch_and_bid
 from node.dispatch import CommandedDevice, DispatchController, DispatchOrder, LogEntry
 from node.keystore import DevicePrivateKey

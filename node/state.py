@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gridflex.chain.protocol import DeviceKind
-from gridflex.eip712 import KeyType
+from gridflex.rules.eip712 import KeyType
+from gridflex.rules.types import DeviceKind
 from node.errors import KeystoreNotFoundError, NotRegisteredError
 
 STATE_FILE = "state.json"
 
 
 @dataclass
-class DeviceRecord:
+class NodeDevice:
     """One device the node meters: what it is, how it signs, and its id once registered."""
 
     name: str
@@ -53,7 +53,7 @@ class DeviceRecord:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> DeviceRecord:
+    def from_json(cls, data: dict[str, Any]) -> NodeDevice:
         device_id = data.get("deviceId")
         return cls(
             name=data["name"],
@@ -72,7 +72,7 @@ class DeviceRecord:
 class NodeState:
     owner: str
     zone: str
-    devices: list[DeviceRecord] = field(default_factory=list)
+    devices: list[NodeDevice] = field(default_factory=list)
     chain_id: int | None = None
     registry: str | None = None
 
@@ -91,12 +91,12 @@ class NodeState:
         return cls(
             owner=data["owner"],
             zone=data["zone"],
-            devices=[DeviceRecord.from_json(entry) for entry in data["devices"]],
+            devices=[NodeDevice.from_json(entry) for entry in data["devices"]],
             chain_id=None if chain_id is None else int(chain_id),
             registry=data.get("registry"),
         )
 
-    def require_registered(self) -> tuple[int, str, list[DeviceRecord]]:
+    def require_registered(self) -> tuple[int, str, list[NodeDevice]]:
         """(chain id, registry, devices) or NotRegisteredError naming what is missing."""
         missing = [device.name for device in self.devices if device.device_id is None]
         if self.chain_id is None or self.registry is None or missing:

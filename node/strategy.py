@@ -17,7 +17,7 @@ state by `availability_for`):
 - A load (EV, heat pump, HVAC) sheds at most its expected draw over the window.
 
 The oracle caps each device's delivery at the bid's award pro rata to registered capacity
-(`gridflex.baselines.device_cap_wh`), so a bid is fully deliverable only if every device in
+(`gridflex.rules.baselines.device_cap_wh`), so a bid is fully deliverable only if every device in
 it can give its capacity share. `deliverable_split` therefore picks the devices (best offer
 to capacity ratio first) that maximise the deliverable power and commits each to its
 capacity share: an idle heat pump is left out rather than dragging the bid below threshold.
@@ -45,7 +45,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from gridflex.chain.protocol import DeviceKind, Direction
+from gridflex.rules.types import DeviceKind, Direction
 from node.devices.simulated import (
     EVCharger,
     HomeBattery,

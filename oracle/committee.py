@@ -45,12 +45,14 @@ from web3 import Web3
 
 from gridflex import safe_json
 from gridflex.chain.client import ChainClient
-from gridflex.chain.protocol import Protocol, RequestStatus
+from gridflex.chain.facts import read_request_facts
+from gridflex.chain.protocol import Protocol
 from gridflex.errors import TransactionReverted
+from gridflex.rules.types import RequestStatus
 from oracle.clock import Clock
 from oracle.config import OracleSettings
 from oracle.ingest import Ingestor
-from oracle.measurement import MeasuredReport, ReportUnavailableError, read_request_facts
+from oracle.measurement import MeasuredReport, ReportUnavailableError
 from oracle.reconcile import RECONCILE_RETRY_POLLS, Reconciler
 from oracle.report_book import ReportBook
 

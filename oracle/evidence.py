@@ -1,6 +1,6 @@
 """Conflict evidence as public data: both device-signed units of every stored
 contradiction, so anyone can re-verify a CONFLICT record with
-`gridflex.attestation.verify_unit` (two valid signatures of one device, two values for one
+`gridflex.rules.attestation.verify_unit` (two valid signatures of one device, two values for one
 interval), and so peers can fetch the evidence during reconciliation (`oracle.reconcile`).
 
 The stored unit (`existing`) is read from `meter_units`, or from the evidence row itself
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from gridflex.measurement import SECONDS_PER_DAY, ReadingSpan
+from gridflex.rules.measurement import SECONDS_PER_DAY, ReadingSpan
 from oracle.models import ConflictEvidence, MeterUnitRecord
 
 MAX_EVIDENCE_PAGE = 500

@@ -43,7 +43,7 @@ import structlog
 from sqlalchemy import Engine, and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from gridflex.attestation import (
+from gridflex.rules.attestation import (
     SETTLED_INTERVAL_SECONDS,
     AttestationError,
     MeterUnit,

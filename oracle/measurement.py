@@ -1,6 +1,6 @@
 """Measurement of one request by one oracle: reads the readings and conflict evidence the
 method needs from the oracle store, applies the shared per-device rules
-(`gridflex.measurement.measure_device`, the same code `gridflex verify` runs), builds
+(`gridflex.rules.measurement.measure_device`, the same code `gridflex verify` runs), builds
 per-bid totals and the two Merkle trees, and signs the EIP-712 report.
 
 Store reads, and why they are deterministic: only the readings the method can need
@@ -28,9 +28,10 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine, and_, select
 
+from gridflex.chain.facts import read_request, read_request_facts
 from gridflex.chain.protocol import Protocol
-from gridflex.eip712 import ReportPayload, sign_digest_secp256k1
-from gridflex.measurement import (
+from gridflex.rules.eip712 import ReportPayload, sign_digest_secp256k1
+from gridflex.rules.measurement import (
     SECONDS_PER_DAY,
     SETTLED_STATUSES,
     AwardedBid,
@@ -39,12 +40,10 @@ from gridflex.measurement import (
     ReportUnavailableError,
     RequestFacts,
     measure_device,
-    read_request,
-    read_request_facts,
     reading_span,
     utc_day,
 )
-from gridflex.reports import DeviceRecord, ReportTrees, build_report_trees
+from gridflex.rules.reports import DeviceRecord, ReportTrees, build_report_trees
 from oracle.models import ConflictEvidence, Reading
 
 __all__ = [

@@ -37,7 +37,7 @@ import structlog
 from sqlalchemy import Engine, or_, select
 
 from gridflex import safe_json
-from gridflex.measurement import ReadingSpan, RequestFacts, reading_span
+from gridflex.rules.measurement import ReadingSpan, RequestFacts, reading_span
 from oracle.ingest import Ingestor, Rejection, UnitStatus
 from oracle.models import ConflictEvidence, MeterUnitRecord, Reading
 

@@ -28,14 +28,14 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
-from gridflex.attestation import DeviceSigningKey
 from gridflex.chain.device_history import (
     DeviceHistory,
     RegisteredDevice,
     load_device_history,
 )
-from gridflex.chain.protocol import DeviceRecord
-from gridflex.eip712 import KeyType
+from gridflex.rules.attestation import DeviceSigningKey
+from gridflex.rules.eip712 import KeyType
+from gridflex.rules.types import RegistryDevice
 
 log = structlog.get_logger(__name__)
 
@@ -156,8 +156,8 @@ class RegistryCache:
 
 
 def registered_device(device_id: int, raw: Any) -> RegisteredDevice:
-    """From the `device(id)` tuple, decoded by gridflex's DeviceRecord."""
-    record = DeviceRecord.from_chain(raw)
+    """From the `device(id)` tuple, decoded by gridflex.rules.types.RegistryDevice."""
+    record = RegistryDevice.from_chain(raw)
     key = DeviceSigningKey(KeyType(record.key_type), record.key_x, record.key_y)
     return RegisteredDevice(
         device_id=device_id,

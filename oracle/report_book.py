@@ -21,10 +21,10 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from gridflex.attestation import MeterUnit
-from gridflex.chain.protocol import RequestStatus
-from gridflex.eip712 import ReportPayload, sign_digest_secp256k1
-from gridflex.reports import DeviceRecord, build_report_trees, used_readings_leaf
+from gridflex.rules.attestation import MeterUnit
+from gridflex.rules.eip712 import ReportPayload, sign_digest_secp256k1
+from gridflex.rules.reports import DeviceRecord, build_report_trees, used_readings_leaf
+from gridflex.rules.types import RequestStatus
 from oracle.clock import Clock
 from oracle.db import writer_engine
 from oracle.measurement import (

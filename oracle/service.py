@@ -13,11 +13,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from web3 import Web3
 
-from gridflex.attestation import meter_domain_separator
 from gridflex.chain.client import ChainClient
 from gridflex.chain.deployments import Deployment, load_deployment
 from gridflex.chain.protocol import Protocol
 from gridflex.errors import ConfigurationError
+from gridflex.rules.attestation import meter_domain_separator
 from gridflex.watch import ReportWatcher
 from oracle.clock import ChainClock, Clock, WallClock
 from oracle.committee import CommitteeLoop, build_committee_loop

@@ -28,10 +28,15 @@ import structlog
 from eth_account import Account
 from web3 import Web3
 
-from gridflex.attestation import AttestationError, MeterUnit, meter_domain_separator, verify_unit
 from gridflex.chain.client import ChainClient
 from gridflex.chain.protocol import ChallengeState, Protocol
-from gridflex.reports import unpack_used_readings
+from gridflex.rules.attestation import (
+    AttestationError,
+    MeterUnit,
+    meter_domain_separator,
+    verify_unit,
+)
+from gridflex.rules.reports import unpack_used_readings
 from gridflex.verify import (
     PostedReport,
     Proof,

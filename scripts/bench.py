@@ -27,7 +27,8 @@ readings: zero lost, none extra.
 intervals the method reads (`[devices, 46 days, 28 columns]` int32). `settle_s` is the time
 from that array to both report roots: baselines with the day-of adjustment, capped
 delivery, device records, used readings, their leaves and the two StandardMerkleTree roots
-(`gridflex.report_batch`, equal to `gridflex.reports.build_report_trees`). `floor_s` is one
+(`gridflex.rules.report_batch`, equal to `gridflex.rules.reports.build_report_trees`).
+`floor_s` is one
 numpy pass over the same array (`history.sum()`, best of three) in the same run.
 
 `explorer`: an explorer database (SQLite file, or `--database-url`) filled through the
@@ -81,7 +82,14 @@ from eth_account import Account
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from gridflex.attestation import (  # noqa: E402
+from gridflex.chain.anvil import AnvilProcess, anvil_dev_account, free_port  # noqa: E402
+from gridflex.chain.client import ChainClient  # noqa: E402
+from gridflex.chain.compiler import load_artifacts  # noqa: E402
+from gridflex.chain.deploy import ProtocolParams, deploy_protocol  # noqa: E402
+from gridflex.chain.deployments import save_deployment  # noqa: E402
+from gridflex.chain.protocol import Protocol  # noqa: E402
+from gridflex.logging import configure_logging  # noqa: E402
+from gridflex.rules.attestation import (  # noqa: E402
     DeviceSigningKey,
     MeterUnit,
     meter_domain_separator,
@@ -89,27 +97,21 @@ from gridflex.attestation import (  # noqa: E402
     unit_digest,
     verify_unit,
 )
-from gridflex.baselines import SECONDS_PER_DAY, EventWindow  # noqa: E402
-from gridflex.baselines_np import (  # noqa: E402
+from gridflex.rules.baselines import SECONDS_PER_DAY, EventWindow  # noqa: E402
+from gridflex.rules.baselines_np import (  # noqa: E402
     MISSING_WH,
     block_days,
     block_starts,
     compute_baselines,
 )
-from gridflex.chain.anvil import AnvilProcess, anvil_dev_account, free_port  # noqa: E402
-from gridflex.chain.client import ChainClient  # noqa: E402
-from gridflex.chain.compiler import load_artifacts  # noqa: E402
-from gridflex.chain.deploy import ProtocolParams, deploy_protocol  # noqa: E402
-from gridflex.chain.deployments import save_deployment  # noqa: E402
-from gridflex.chain.protocol import BaselineMethod, DeviceKind, Protocol, zone_id  # noqa: E402
-from gridflex.eip712 import KeyType, secp256k1_device_key  # noqa: E402
-from gridflex.logging import configure_logging  # noqa: E402
-from gridflex.report_batch import (  # noqa: E402
+from gridflex.rules.eip712 import KeyType, secp256k1_device_key  # noqa: E402
+from gridflex.rules.report_batch import (  # noqa: E402
     device_record_leaves,
     merkle_roots,
     used_readings_leaves_batch,
 )
-from gridflex.reports import Quality  # noqa: E402
+from gridflex.rules.reports import Quality  # noqa: E402
+from gridflex.rules.types import BaselineMethod, DeviceKind, zone_id  # noqa: E402
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
 INTERVAL_S = 900
@@ -137,7 +139,7 @@ def _start_oracle(
     if database_url is not None:
         env["GRIDFLEX_ORACLE_DATABASE_URL"] = database_url
     process = subprocess.Popen(
-        [sys.executable, "-m", "gridflex.cli.main", "oracle", "serve", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "oracle", "serve", "--port", str(port)],
         cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=(workdir / "oracle.log").open("wb"),
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -777,7 +779,7 @@ def demo(
         _log(f"demo run {run + 1}/{runs} with {devices} devices...")
         started = time.perf_counter()
         completed = subprocess.run(
-            [sys.executable, "-m", "gridflex.cli.main", "demo", "--json", "--devices",
+            [sys.executable, "-m", "cli.main", "demo", "--json", "--devices",
              str(devices)],
             capture_output=True, text=True, timeout=900, cwd=REPO_ROOT, check=False,
         )  # fmt: skip

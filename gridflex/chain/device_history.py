@@ -11,8 +11,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
-from gridflex.attestation import DeviceSigningKey, MeterUnit
-from gridflex.eip712 import KeyType
+from gridflex.rules.attestation import DeviceSigningKey, MeterUnit
+from gridflex.rules.eip712 import KeyType
 
 
 @dataclass(frozen=True)

@@ -4,22 +4,28 @@ unix seconds; power in W; energy in Wh."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from gridflex.attestation import MeterUnit
 from gridflex.chain.client import ChainClient
 from gridflex.chain.deployments import Deployment
-from gridflex.clearing import BidOffer, merit_order
-from gridflex.eip712 import DeviceKey
+from gridflex.rules.attestation import MeterUnit
+from gridflex.rules.clearing import BidOffer, merit_order
+from gridflex.rules.eip712 import DeviceKey
+from gridflex.rules.types import (
+    ArithmeticFault,
+    ChallengeStatus,
+    DeviceEpoch,
+    DeviceKind,
+    RegistryDevice,
+    RequestSpec,
+    RequestState,
+)
 
 ERC20_ABI: list[dict[str, Any]] = [
     {
@@ -40,178 +46,9 @@ ERC20_ABI: list[dict[str, Any]] = [
 ]
 
 
-class DeviceKind(IntEnum):
-    BATTERY = 0
-    EV_CHARGER = 1
-    HEAT_PUMP = 2
-    HVAC = 3
-    PV_INVERTER = 4
-    INDUSTRIAL_LOAD = 5
-    OTHER = 6
-
-
-class Direction(IntEnum):
-    REDUCE_CONSUMPTION = 0
-    INCREASE_CONSUMPTION = 1
-
-
-class BaselineMethod(IntEnum):
-    MBMA = 0
-    CAISO_10_OF_10 = 1
-    PJM_HIGH_4_OF_5 = 2
-
-
-class RequestStatus(IntEnum):
-    NONE = 0
-    OPEN = 1
-    CLEARED = 2
-    REPORTED = 3
-    SETTLED = 4
-    CANCELLED = 5
-    EXPIRED = 6
-
-
-def zone_id(name: str) -> bytes:
-    """Grid zones are bytes32 on-chain: the keccak of a human name such as 'NL-AMS-01'."""
-    return keccak(text=name)
-
-
-@dataclass(frozen=True)
-class RequestSpec:
-    """A grid operator's flexibility request (fields of `IFlexMarket.RequestParams`)."""
-
-    zone: bytes
-    power_w: int
-    window_start: int
-    window_end: int
-    price_cap_per_kwh: int
-    gate_closure: int
-    settlement_token: str
-    direction: Direction = Direction.REDUCE_CONSUMPTION
-    interval_seconds: int = 900
-    availability_price_per_kwh: int = 0
-    baseline_method: BaselineMethod = BaselineMethod.MBMA
-    pricing_rule: int = 0
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (
-            self.zone,
-            int(self.direction),
-            self.power_w,
-            self.window_start,
-            self.window_end,
-            self.interval_seconds,
-            self.price_cap_per_kwh,
-            self.availability_price_per_kwh,
-            self.gate_closure,
-            int(self.baseline_method),
-            int(self.pricing_rule),
-            self.settlement_token,
-        )
-
-
-@dataclass(frozen=True)
-class RequestState:
-    """`IFlexMarket.Request` as read from the chain."""
-
-    operator: str
-    gate_closure: int
-    direction: Direction
-    baseline_method: int
-    pricing_rule: int
-    settlement_token: str
-    power_w: int
-    awarded_w: int
-    window_start: int
-    window_end: int
-    interval_seconds: int
-    bid_count: int
-    status: RequestStatus
-    # End of the pending report's dispute window (fixed when posted); after a void, the
-    # time of the void, from which the report timeout counts again. 0 before any report.
-    dispute_ends_at: int
-    report_round: int
-    signer_bitmap: int
-    zone: bytes
-    price_cap_per_kwh: int
-    availability_price_per_kwh: int
-    escrow: int
-    clearing_price: int
-    # Devices transferred at or after this time cannot be offered in the request.
-    created_at: int
-    # Bids ever placed, displaced ones included (the next bid's sequence).
-    bids_placed: int = 0
-
-    @classmethod
-    def from_chain(cls, raw: tuple[Any, ...]) -> RequestState:
-        values = list(raw)
-        values[2] = Direction(values[2])
-        values[12] = RequestStatus(values[12])
-        return cls(*values)
-
-    @property
-    def duration_seconds(self) -> int:
-        return self.window_end - self.window_start
-
-
-@dataclass(frozen=True)
-class DeviceRecord:
-    """`IDeviceRegistry.Device` as read from the chain (field order is the struct's)."""
-
-    owner: str
-    capacity_w: int
-    kind: DeviceKind
-    key_type: int
-    active: bool
-    last_transfer_at: int
-    zone: bytes
-    key_x: bytes
-    key_y: bytes
-
-    @classmethod
-    def from_chain(cls, raw: tuple[Any, ...]) -> DeviceRecord:
-        owner, capacity_w, kind, key_type, active, last_transfer_at, zone, key_x, key_y = raw
-        return cls(
-            owner, int(capacity_w), DeviceKind(kind), int(key_type), bool(active),
-            int(last_transfer_at), bytes(zone), bytes(key_x), bytes(key_y),
-        )  # fmt: skip
-
-
 ORACLE_CHALLENGE_BONDS = 4
 """Challenge bonds of free stake `seat_oracle` adds to the oracle bond, so that the oracle's
 watcher can challenge (each challenge locks `challengeBond` until it is settled)."""
-
-
-class ChallengeStatus(IntEnum):
-    NONE = 0
-    PENDING = 1
-    REBUTTED = 2
-    RESOLVED = 3
-    MOOT = 4
-    """Resolved with nothing left to judge (its round voided by another challenge, finalized
-    or closed): the bond came back, nobody was slashed."""
-
-
-@dataclass(frozen=True)
-class DeviceEpoch:
-    """`IDeviceRegistry.DeviceEpoch`: the device as it stood from `since` (`deviceAt`)."""
-
-    since: int
-    owner: str
-    capacity_w: int
-    key_type: int
-    active: bool
-    zone: bytes
-    key_x: bytes
-    key_y: bytes
-
-    @classmethod
-    def from_raw(cls, raw: Sequence[Any]) -> DeviceEpoch:
-        since, owner, capacity_w, key_type, active, zone, key_x, key_y = raw
-        return cls(
-            int(since), owner, int(capacity_w), int(key_type), bool(active),
-            bytes(zone), bytes(key_x), bytes(key_y),
-        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -292,17 +129,6 @@ class ResolveResult:
     slashed_total: int
     receipt: TxReceipt
     moot: bool = False
-
-
-class ArithmeticFault(IntEnum):
-    """`IDeliveryDispute.Fault`: what an arithmetic fraud proof established."""
-
-    ARITHMETIC = 0
-    UNKNOWN_BID = 1
-    BID_NOT_AWARDED = 2
-    DEVICE_NOT_IN_BID = 3
-    MALFORMED_READINGS = 4
-    BID_TOTAL = 5
 
 
 @dataclass(frozen=True)
@@ -432,8 +258,10 @@ class Protocol:
         (event,) = self.registry.events.DeviceRegistered().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["deviceId"])
 
-    def device(self, device_id: int) -> DeviceRecord:
-        return DeviceRecord.from_chain(self.client.call(self.registry.functions.device(device_id)))
+    def device(self, device_id: int) -> RegistryDevice:
+        return RegistryDevice.from_chain(
+            self.client.call(self.registry.functions.device(device_id))
+        )
 
     def device_at(self, device_id: int, timestamp: int) -> DeviceEpoch:
         """The device as it stood at `timestamp` (owner, key, ...): what a reading of an
@@ -473,7 +301,7 @@ class Protocol:
 
     @staticmethod
     def budget_of(spec: RequestSpec) -> int:
-        from gridflex.settlement import escrow_for
+        from gridflex.rules.settlement import escrow_for
 
         return escrow_for(
             spec.power_w,
@@ -616,7 +444,7 @@ class Protocol:
         readings_proof: list[bytes],
         bid_device_ids: list[int],
     ) -> ArithmeticProofResult:
-        """Proves that device `record` (DeviceRecord.values(), committed under the pending
+        """Proves that device `record` (RegistryDevice.values(), committed under the pending
         report's devicesRoot with `record_proof`) does not follow from the device's
         `used_readings` (committed under readingsRoot with `readings_proof`); the bid's
         device ids give the device's cap. Voids the report at once and slashes its signers

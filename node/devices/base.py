@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from gridflex.chain.protocol import DeviceKind
+from gridflex.rules.types import DeviceKind
 
 
 @runtime_checkable

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from gridflex.chain.protocol import DeviceKind
+from gridflex.rules.types import DeviceKind
 from node.devices.base import MissingSampleError
 from node.errors import NodeError
 

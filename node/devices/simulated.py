@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridflex.chain.protocol import DeviceKind
+from gridflex.rules.types import DeviceKind
 
 MINUTES_PER_DAY = 1440
 SECONDS_PER_DAY = 86_400

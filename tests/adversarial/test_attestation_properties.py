@@ -12,7 +12,7 @@ from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridflex.attestation import (
+from gridflex.rules.attestation import (
     MAX_INTERVALS_PER_UNIT,
     AttestationError,
     DeviceSigningKey,
@@ -22,7 +22,7 @@ from gridflex.attestation import (
     sign_unit,
     verify_unit,
 )
-from gridflex.eip712 import KeyType
+from gridflex.rules.eip712 import KeyType
 
 DOMAIN = meter_domain_separator(31337, "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512")
 DEVICE_KEY = bytes(Account.create().key)

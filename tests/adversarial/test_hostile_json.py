@@ -88,7 +88,7 @@ def test_node_sender_keeps_its_units_when_an_oracle_answers_deeply_nested_json()
         import random, tempfile
         from pathlib import Path
         from eth_account import Account
-        from gridflex.attestation import meter_domain_separator, sign_unit
+        from gridflex.rules.attestation import meter_domain_separator, sign_unit
         from node.outbox import Outbox
         from node.sender import Backoff, Sender
 
@@ -157,7 +157,7 @@ def test_committee_skips_a_hostile_peer_and_still_collects_the_honest_peers_sign
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from types import SimpleNamespace
         from eth_account import Account
-        from gridflex.eip712 import sign_digest_secp256k1
+        from gridflex.rules.eip712 import sign_digest_secp256k1
         from oracle.committee import CommitteeLoop
         from oracle.config import OracleSettings
 

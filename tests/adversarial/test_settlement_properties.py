@@ -8,8 +8,8 @@ from __future__ import annotations
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from gridflex.clearing import BidOffer, clear
-from gridflex.settlement import BPS, energy_wh, fee, settle_bid
+from gridflex.rules.clearing import BidOffer, clear
+from gridflex.rules.settlement import BPS, energy_wh, fee, settle_bid
 
 TOKEN = 10**18
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from gridflex.chain.anvil import AnvilProcess, free_port
-from gridflex.cli.main import app
 from gridflex.config import get_settings
 
 pytestmark = pytest.mark.integration
-GRIDFLEX = [sys.executable, "-m", "gridflex.cli.main"]
+GRIDFLEX = [sys.executable, "-m", "cli.main"]
 
 
 @pytest.fixture

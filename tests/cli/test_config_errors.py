@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-GRIDFLEX = [sys.executable, "-m", "gridflex.cli.main"]
+GRIDFLEX = [sys.executable, "-m", "cli.main"]
 SECRET = "0xabc123"
 
 

@@ -16,16 +16,17 @@ from eth_account.signers.local import LocalAccount
 from typer.testing import CliRunner
 from web3 import Web3
 
+from cli.main import app
 from gridflex.chain.anvil import AnvilProcess, anvil_dev_account, free_port, increase_time
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.deploy import ProtocolParams, deploy_protocol
 from gridflex.chain.deployments import save_deployment
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestStatus, zone_id
-from gridflex.cli.main import app
+from gridflex.chain.protocol import Protocol
 from gridflex.config import get_settings
-from gridflex.eip712 import ReportPayload, secp256k1_device_key, sign_report
 from gridflex.errors_text import explain_revert
+from gridflex.rules.eip712 import ReportPayload, secp256k1_device_key, sign_report
+from gridflex.rules.types import DeviceKind, RequestStatus, zone_id
 
 pytestmark = pytest.mark.integration
 

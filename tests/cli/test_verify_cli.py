@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from gridflex.chain.anvil import free_port
-from gridflex.cli.main import app
 
 
 def test_verify_without_an_oracle_is_a_usage_error() -> None:

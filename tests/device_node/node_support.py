@@ -12,8 +12,8 @@ from typing import Any
 
 from eth_account import Account
 
-from gridflex.attestation import DeviceSigningKey, MeterUnit, meter_domain_separator
-from gridflex.eip712 import KeyType
+from gridflex.rules.attestation import DeviceSigningKey, MeterUnit, meter_domain_separator
+from gridflex.rules.eip712 import KeyType
 
 FAST_SCRYPT_N = 2**10
 CHAIN_ID = 31337
@@ -99,7 +99,7 @@ def registered_key(private_key: object) -> DeviceSigningKey:
     """The public key the registry would hold for a device private key."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from gridflex.eip712 import p256_public_key_bytes
+    from gridflex.rules.eip712 import p256_public_key_bytes
 
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
         public = p256_public_key_bytes(private_key)

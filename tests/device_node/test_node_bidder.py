@@ -11,8 +11,9 @@ from web3 import Web3
 
 from gridflex.chain.anvil import AnvilProcess, increase_time
 from gridflex.chain.compiler import load_artifacts
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, zone_id
-from gridflex.eip712 import secp256k1_device_key
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.eip712 import secp256k1_device_key
+from gridflex.rules.types import DeviceKind, RequestSpec, zone_id
 from node.bidder import watch_and_bid
 from node.strategy import DeviceStrategy, peak_committed_w
 

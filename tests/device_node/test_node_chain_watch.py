@@ -12,7 +12,8 @@ from web3 import Web3
 
 from gridflex.chain.anvil import AnvilProcess, increase_time
 from gridflex.chain.compiler import load_artifacts
-from gridflex.chain.protocol import Protocol, RequestSpec, zone_id
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.types import RequestSpec, zone_id
 from node.chain_watch import (
     ChainWatcher,
     MarketEvent,

@@ -11,13 +11,19 @@ import pytest
 from node_support import DAY, FAST_SCRYPT_N, MONDAY, FakeOracle
 from typer.testing import CliRunner
 
-from gridflex.attestation import DeviceSigningKey, MeterUnit, meter_domain_separator, verify_unit
+from cli.main import app
 from gridflex.chain.anvil import AnvilProcess, free_port
 from gridflex.chain.deployments import save_deployment
-from gridflex.chain.protocol import DeviceRecord, Protocol, zone_id
-from gridflex.cli.main import app
+from gridflex.chain.protocol import Protocol
 from gridflex.config import get_settings
-from gridflex.eip712 import KeyType
+from gridflex.rules.attestation import (
+    DeviceSigningKey,
+    MeterUnit,
+    meter_domain_separator,
+    verify_unit,
+)
+from gridflex.rules.eip712 import KeyType
+from gridflex.rules.types import RegistryDevice, zone_id
 from node.state import load_state
 
 PASSWORD = "node test password"
@@ -97,7 +103,7 @@ def test_register_then_stream_a_day_of_verified_readings(
     assert (state.chain_id, state.registry) == (31337, registry.address)
     for device in state.devices:
         assert device.device_id is not None
-        on_chain = DeviceRecord.from_chain(registry.functions.device(device.device_id).call())
+        on_chain = RegistryDevice.from_chain(registry.functions.device(device.device_id).call())
         assert (on_chain.owner, on_chain.capacity_w, on_chain.kind) == (
             owner, device.capacity_w, device.kind
         )  # fmt: skip

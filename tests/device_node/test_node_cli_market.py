@@ -12,11 +12,11 @@ from support.chain import fresh_protocol, funded_account
 from typer.testing import CliRunner
 from web3 import Web3
 
+from cli.main import app
 from gridflex.chain.anvil import AnvilProcess, increase_time
-from gridflex.chain.protocol import RequestSpec, zone_id
-from gridflex.cli.main import app
 from gridflex.config import get_settings
-from gridflex.eip712 import ReportPayload, sign_report
+from gridflex.rules.eip712 import ReportPayload, sign_report
+from gridflex.rules.types import RequestSpec, zone_id
 from node.bidder import watch_and_bid
 from node.config import NodeSettings
 from node.keystore import load_owner

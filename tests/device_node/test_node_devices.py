@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from node_support import DAY, MONDAY
 
-from gridflex.chain.protocol import DeviceKind
+from gridflex.rules.types import DeviceKind
 from node.devices import DeviceAdapter, simulated_device
 from node.devices.simulated import (
     EVCharger,

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gridflex.chain.protocol import DeviceKind, Direction
+from gridflex.rules.types import DeviceKind, Direction
 from node.devices.simulated import simulated_device
 from node.dispatch import CommandedDevice, DispatchController, DispatchOrder
 from node.strategy import Commitment

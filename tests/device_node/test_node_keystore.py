@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
 from node_support import FAST_SCRYPT_N
 
-from gridflex.chain.protocol import DeviceKind
-from gridflex.eip712 import KeyType, p256_public_key_bytes
+from gridflex.rules.eip712 import KeyType, p256_public_key_bytes
+from gridflex.rules.types import DeviceKind
 from node.errors import KeystoreExistsError, KeystoreNotFoundError, WrongPasswordError
 from node.keystore import create_node_keys, keystore_dir, load_device_key, load_node, load_owner
 from node.state import load_state

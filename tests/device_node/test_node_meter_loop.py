@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
 from node_support import DAY, DOMAIN, MONDAY, FakeOracle, registered_key
 
-from gridflex.attestation import MeterUnit, verify_unit
-from gridflex.chain.protocol import DeviceKind
+from gridflex.rules.attestation import MeterUnit, verify_unit
+from gridflex.rules.types import DeviceKind
 from node.devices import simulated_device
 from node.meter_loop import MeteredDevice, MeterLoop, run_node
 from node.outbox import Outbox

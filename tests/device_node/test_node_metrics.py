@@ -17,8 +17,9 @@ from web3 import Web3
 
 from gridflex.chain.anvil import AnvilProcess, free_port, increase_time
 from gridflex.chain.compiler import load_artifacts
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, zone_id
-from gridflex.eip712 import secp256k1_device_key
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.eip712 import secp256k1_device_key
+from gridflex.rules.types import DeviceKind, RequestSpec, zone_id
 from node.devices.simulated import simulated_device
 from node.dispatch import CommandedDevice
 from node.metrics import NodeMetrics

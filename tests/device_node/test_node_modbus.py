@@ -16,9 +16,9 @@ from node_support import DOMAIN, MONDAY, registered_key
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from gridflex.attestation import verify_unit
 from gridflex.chain.anvil import free_port
-from gridflex.chain.protocol import DeviceKind
+from gridflex.rules.attestation import verify_unit
+from gridflex.rules.types import DeviceKind
 from node.devices import BoundarySampler, DeviceAdapter, MissingSampleError
 from node.devices.modbus import ModbusMeter, ModbusReadError, SunSpecRegisterMap
 from node.meter_loop import MeteredDevice, MeterLoop

@@ -12,7 +12,7 @@ import pytest
 from eth_account import Account
 from node_support import DOMAIN, MONDAY, registered_key
 
-from gridflex.attestation import MeterUnit, sign_unit, verify_unit
+from gridflex.rules.attestation import MeterUnit, sign_unit, verify_unit
 from node.outbox import Outbox
 
 ORACLES = ["http://oracle-a", "http://oracle-b"]
@@ -81,7 +81,7 @@ def test_unsent_units_survive_a_crash(tmp_path: Path) -> None:
         import os, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from eth_account import Account
-        from gridflex.attestation import sign_unit
+        from gridflex.rules.attestation import sign_unit
         from node.outbox import Outbox
         from node_support import DOMAIN, MONDAY
         key = bytes.fromhex({DEVICE_KEY.hex()!r})

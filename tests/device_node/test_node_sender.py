@@ -11,8 +11,8 @@ import pytest
 from eth_account import Account
 from node_support import DOMAIN, MONDAY, FakeOracle
 
-from gridflex.attestation import MeterUnit, sign_unit
 from gridflex.chain.anvil import free_port
+from gridflex.rules.attestation import MeterUnit, sign_unit
 from node.errors import DrainTimeoutError
 from node.outbox import Outbox
 from node.sender import Backoff, Sender

@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridflex.chain.protocol import DeviceKind, Direction, zone_id
+from gridflex.rules.types import DeviceKind, Direction, zone_id
 from node.devices.simulated import EVCharger, HeatPump, HomeBattery, IndustrialLoad, PVInverter
 from node.strategy import (
     Commitment,

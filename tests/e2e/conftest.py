@@ -13,7 +13,6 @@ from eth_account import Account
 from support.chain import anvil_behind_wall_clock
 from web3 import Web3
 
-from gridflex.attestation import meter_domain_separator
 from gridflex.chain.anvil import AnvilProcess
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import load_artifacts
@@ -21,6 +20,7 @@ from gridflex.chain.deploy import ProtocolParams, deploy_protocol
 from gridflex.chain.deployments import save_deployment
 from gridflex.chain.protocol import Protocol
 from gridflex.config import get_settings
+from gridflex.rules.attestation import meter_domain_separator
 from node.state import load_state
 
 NODE_STAKE_FLEX = 100

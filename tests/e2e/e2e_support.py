@@ -10,10 +10,10 @@ from pathlib import Path
 from support.clock import DAY
 from typer.testing import CliRunner
 
+from cli.main import app
 from gridflex.chain.protocol import Protocol
-from gridflex.cli.main import app
 from node.devices.simulated import simulated_device
-from node.state import DeviceRecord, NodeState
+from node.state import NodeDevice, NodeState
 
 PASSWORD = "end-to-end node password"
 FAST_SCRYPT_N = 2**10
@@ -43,7 +43,7 @@ def node_cli(*args: str) -> str:
     return result.output
 
 
-def expected_energy_wh(device: DeviceRecord, start: int, end: int) -> dict[int, int]:
+def expected_energy_wh(device: NodeDevice, start: int, end: int) -> dict[int, int]:
     """{interval start: Wh} as the device's simulated adapter reads it (a pure function of
     its seed and the time, so a fresh adapter recomputes exactly what the node signed)."""
     adapter = simulated_device(device.kind, device.capacity_w, device.seed)

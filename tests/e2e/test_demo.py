@@ -1,6 +1,6 @@
 """`gridflex demo --json` as a user runs it: a subprocess that starts its own anvil, oracle
 processes and node processes, tells the story and prints the summary. The summary is
-checked against the settlement rules (`gridflex.settlement`, the Python mirror of
+checked against the settlement rules (`gridflex.rules.settlement`, the Python mirror of
 `FlexMarket.finalize`), and every process the demo started must be gone when it exits."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gridflex.settlement import BidAward, PricingRule, settle_request
+from gridflex.rules.settlement import BidAward, PricingRule, settle_request
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ REQUIRED_INTEGERS = (
 def run_demo(tmp_path: Path, *args: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDFLEX")}
     result = subprocess.run(
-        [sys.executable, "-m", "gridflex.cli.main", "demo", "--json", *args],
+        [sys.executable, "-m", "cli.main", "demo", "--json", *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -124,7 +124,7 @@ def _children(pid: int) -> set[int]:
 def test_ctrl_c_mid_story_stops_every_process_the_demo_started(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDFLEX")}
     demo = subprocess.Popen(
-        [sys.executable, "-m", "gridflex.cli.main", "demo", "--devices", "4",
+        [sys.executable, "-m", "cli.main", "demo", "--devices", "4",
          "--workdir", str(tmp_path / "demo")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path, env=env,
     )  # fmt: skip

@@ -20,7 +20,8 @@ from web3 import Web3
 
 from gridflex.chain.anvil import AnvilProcess, increase_time
 from gridflex.chain.compiler import load_artifacts
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.types import DeviceKind, RequestSpec, RequestStatus, zone_id
 from node.devices.simulated import simulated_device
 from node.dispatch import CommandedDevice
 from node.runner import NodeDevice, NodeRunner

@@ -15,11 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.chain import wait_for
 from typer.testing import CliRunner
 
+from cli.main import app
 from gridflex.chain.anvil import AnvilProcess, free_port, increase_time
-from gridflex.cli.main import app
 
 pytestmark = pytest.mark.integration
-GRIDFLEX = [sys.executable, "-m", "gridflex.cli.main"]
+GRIDFLEX = [sys.executable, "-m", "cli.main"]
 
 
 def test_node_run_once_prints_devices_and_commitments(

@@ -34,8 +34,8 @@ from support.clock import DAY, last_midnight
 from support.oracle_process import OracleServer, start_oracle
 from support.stores import OracleStore, digests, outbox_dead_letters, outbox_units
 
-from gridflex.attestation import DeviceSigningKey, MeterUnit, verify_unit
-from gridflex.eip712 import KeyType
+from gridflex.rules.attestation import DeviceSigningKey, MeterUnit, verify_unit
+from gridflex.rules.eip712 import KeyType
 from node.devices.simulated import simulated_device
 from node.keystore import load_node
 from node.meter_loop import MeteredDevice, MeterLoop

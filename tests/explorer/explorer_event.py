@@ -18,7 +18,8 @@ from web3 import Web3
 
 from gridflex.chain.anvil import increase_time
 from gridflex.chain.compiler import load_artifacts
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.types import DeviceKind, RequestSpec, RequestStatus, zone_id
 from node.runner import NodeRunner
 
 FLEX = 10**18

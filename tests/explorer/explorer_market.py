@@ -18,8 +18,9 @@ from explorer.deps import ExplorerContext
 from explorer.settings import ExplorerSettings
 from gridflex.chain.anvil import increase_time
 from gridflex.chain.compiler import load_artifacts
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, zone_id
-from gridflex.eip712 import ReportPayload, secp256k1_device_key, sign_report
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.eip712 import ReportPayload, secp256k1_device_key, sign_report
+from gridflex.rules.types import DeviceKind, RequestSpec, zone_id
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1/test"
 FLEX = 10**18

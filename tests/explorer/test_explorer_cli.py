@@ -38,7 +38,7 @@ def test_serves_after_catching_up_and_exits_cleanly_on_sigterm(
 def test_unreachable_chain_stops_with_the_fix(tmp_path: Path) -> None:
     dead_rpc = f"http://127.0.0.1:{free_port()}"
     finished = subprocess.run(
-        [sys.executable, "-m", "gridflex.cli.main", "explorer", "--rpc-url", dead_rpc,
+        [sys.executable, "-m", "cli.main", "explorer", "--rpc-url", dead_rpc,
          "--data-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 from explorer_event import SettledEvent
 
 from explorer.verification import verify_device
-from gridflex.reports import pack_used_readings, unpack_used_readings
+from gridflex.rules.reports import pack_used_readings, unpack_used_readings
 
 pytestmark = pytest.mark.integration
 

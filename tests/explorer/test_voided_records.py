@@ -20,7 +20,7 @@ from explorer.models import DeviceResult, EventInterval
 from explorer.records import RecordFetcher
 from explorer.settings import ExplorerSettings
 from gridflex.chain.deployments import Deployment
-from gridflex.reports import (
+from gridflex.rules.reports import (
     DeviceRecord,
     Quality,
     build_report_trees,

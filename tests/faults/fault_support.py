@@ -16,10 +16,11 @@ from eth_account import Account
 from support.chain import fresh_protocol, funded_account, staked_owner, wait_for
 from web3 import Web3
 
-from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
 from gridflex.chain.anvil import increase_time
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
-from gridflex.eip712 import secp256k1_device_key
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.attestation import MeterUnit, meter_domain_separator, sign_unit
+from gridflex.rules.eip712 import secp256k1_device_key
+from gridflex.rules.types import DeviceKind, RequestSpec, RequestStatus, zone_id
 from node.devices.simulated import simulated_device
 from node.meter_loop import MeteredDevice
 

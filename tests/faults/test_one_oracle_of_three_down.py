@@ -22,8 +22,8 @@ from support.committee import committee_urls, seat_committee, start_committee
 from web3 import Web3
 
 from gridflex.chain.anvil import AnvilProcess, increase_time
-from gridflex.chain.protocol import RequestStatus
-from gridflex.settlement import fee, settle_bid
+from gridflex.rules.settlement import fee, settle_bid
+from gridflex.rules.types import RequestStatus
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from support.committee import committee_urls, seat_committee, start_committee
 from web3 import Web3
 
 from gridflex.chain.anvil import AnvilProcess, increase_time
-from gridflex.chain.protocol import RequestStatus
+from gridflex.rules.types import RequestStatus
 
 pytestmark = pytest.mark.integration
 

@@ -33,12 +33,13 @@ from support.committee import committee_urls, seat_committee, start_committee
 from web3 import Web3
 
 from explorer.verification import verify_device
-from gridflex.attestation import DeviceSigningKey, MeterUnit, sign_unit, verify_unit
 from gridflex.chain.anvil import AnvilProcess, increase_time
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus
-from gridflex.eip712 import KeyType, secp256k1_device_key
-from gridflex.reports import Quality
-from gridflex.settlement import bond_for, fee, settle_bid
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.attestation import DeviceSigningKey, MeterUnit, sign_unit, verify_unit
+from gridflex.rules.eip712 import KeyType, secp256k1_device_key
+from gridflex.rules.reports import Quality
+from gridflex.rules.settlement import bond_for, fee, settle_bid
+from gridflex.rules.types import DeviceKind, RequestSpec, RequestStatus
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ not follow from them. `gridflex.verify.check_report` finds the one-phase proof a
 `gridflex.watch.ReportWatcher` (what `gridflex watch` and the oracle's watcher run)
 submits it: `DeliveryDispute` recomputes the record on-chain, voids the report at once
 and slashes both signers. Records, trees and used readings come from the same Python
-code the oracles use (`gridflex.measurement.measure_device` over `read_request_facts`,
+code the oracles use (`gridflex.rules.measurement.measure_device` over `read_request_facts`,
 which reads capacities with `deviceAt(id, bid.placedAt)` like the contract), so the
 honest report of the next round is refused with ArithmeticCorrect: Python and Solidity
 agree to the unit, for MBMA and for CAISO 10-in-10 with 45 days of history."""
@@ -20,23 +20,28 @@ from eth_account import Account
 from support.chain import fresh_protocol, funded_account
 from web3 import Web3
 
-from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
-from gridflex.baselines import ADJUSTMENT_GAP_SECONDS, ADJUSTMENT_WINDOW_SECONDS, SECONDS_PER_DAY
 from gridflex.chain.anvil import AnvilProcess, increase_time
 from gridflex.chain.compiler import Artifact
-from gridflex.chain.protocol import (
+from gridflex.chain.facts import read_request_facts
+from gridflex.chain.protocol import Protocol
+from gridflex.errors import TransactionReverted
+from gridflex.rules.attestation import MeterUnit, meter_domain_separator, sign_unit
+from gridflex.rules.baselines import (
+    ADJUSTMENT_GAP_SECONDS,
+    ADJUSTMENT_WINDOW_SECONDS,
+    SECONDS_PER_DAY,
+)
+from gridflex.rules.eip712 import ReportPayload, secp256k1_device_key, sign_report
+from gridflex.rules.measurement import RecordFigures, measure_device
+from gridflex.rules.reports import DeviceRecord, Quality, build_report_trees, unpack_used_readings
+from gridflex.rules.types import (
     ArithmeticFault,
     BaselineMethod,
     DeviceKind,
-    Protocol,
     RequestSpec,
     RequestStatus,
     zone_id,
 )
-from gridflex.eip712 import ReportPayload, secp256k1_device_key, sign_report
-from gridflex.errors import TransactionReverted
-from gridflex.measurement import RecordFigures, measure_device, read_request_facts
-from gridflex.reports import DeviceRecord, Quality, build_report_trees, unpack_used_readings
 from gridflex.verify import (
     ArithmeticMaterial,
     BidTotalMaterial,
@@ -204,7 +209,7 @@ def _published(event: Event, trees, units: list[MeterUnit], round_: int) -> Publ
 
 
 def _readings_leaf(device_id: int, trees) -> bytes:
-    from gridflex.reports import used_readings_leaf
+    from gridflex.rules.reports import used_readings_leaf
 
     return used_readings_leaf(device_id, trees.used_readings[device_id])
 

@@ -1,5 +1,5 @@
 """Python and Solidity baseline math agree to the unit: BaselineMath (through its harness on
-anvil) passes the same hand-computed vectors as gridflex.baselines, fed the vectors' expected
+anvil) passes the same hand-computed vectors as gridflex.rules.baselines, fed the vectors' expected
 pool days (calendar day selection is off-chain), then hypothesis compares both on random
 inputs."""
 
@@ -16,13 +16,13 @@ from web3 import Web3
 from web3.contract import Contract
 
 from gridflex import baselines
-from gridflex.baselines import ADJUSTMENT_CAP_BPS, X_OF_Y_RULES, is_weekend
 from gridflex.chain.anvil import anvil_dev_account
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import REPO_ROOT, compile_contracts
-from gridflex.chain.protocol import BaselineMethod
-from gridflex.measurement import RecordFigures, device_figures, recompute_from_used_readings
-from gridflex.reports import Quality, pack_used_readings
+from gridflex.rules.baselines import ADJUSTMENT_CAP_BPS, X_OF_Y_RULES, is_weekend
+from gridflex.rules.measurement import RecordFigures, device_figures, recompute_from_used_readings
+from gridflex.rules.reports import Quality, pack_used_readings
+from gridflex.rules.types import BaselineMethod
 
 pytestmark = pytest.mark.integration
 

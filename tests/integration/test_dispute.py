@@ -6,7 +6,8 @@ equivocation attack: a device owner signs a second value privately and challenge
 honest report with it; an honest oracle rebuts with the unit the device sent the oracles;
 the owner is slashed, the oracles keep their bonds and the report finalizes. Units, leaves
 and trees come from the same Python code the node and the oracles use
-(gridflex.attestation, gridflex.reports), so this also proves the contract agrees with it
+(gridflex.rules.attestation, gridflex.rules.reports), so this also proves the contract agrees
+with it
 byte for byte (secp256k1 and P-256 device keys)."""
 
 from __future__ import annotations
@@ -17,22 +18,15 @@ from eth_account import Account
 from support.chain import fresh_protocol, funded_account
 from web3 import Web3
 
-from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
 from gridflex.chain.anvil import increase_time
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import Artifact
 from gridflex.chain.deploy import ProtocolParams, deploy_protocol
-from gridflex.chain.protocol import (
-    ChallengeStatus,
-    DeviceKind,
-    Protocol,
-    RequestSpec,
-    RequestStatus,
-    zone_id,
-)
-from gridflex.eip712 import ReportPayload, p256_device_key, secp256k1_device_key, sign_report
+from gridflex.chain.protocol import Protocol
 from gridflex.errors import TransactionReverted
-from gridflex.reports import (
+from gridflex.rules.attestation import MeterUnit, meter_domain_separator, sign_unit
+from gridflex.rules.eip712 import ReportPayload, p256_device_key, secp256k1_device_key, sign_report
+from gridflex.rules.reports import (
     DeviceRecord,
     Quality,
     ReportTrees,
@@ -40,7 +34,8 @@ from gridflex.reports import (
     pack_used_readings,
     used_readings_leaf,
 )
-from gridflex.settlement import BidAward, PricingRule, settle_request
+from gridflex.rules.settlement import BidAward, PricingRule, settle_request
+from gridflex.rules.types import ChallengeStatus, DeviceKind, RequestSpec, RequestStatus, zone_id
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ never signed the forged value), so once anvil time passes the response deadline 
 watcher resolves: the report is voided, both signers slashed, the honest challenger paid
 its share. Governance seats a fresh honest
 oracle (k = 2 of 2); the honest pair post the round-1 report, which finalizes with the
-payouts `gridflex.settlement` computes. `gridflex verify` agrees with the final report and
+payouts `gridflex.rules.settlement` computes. `gridflex verify` agrees with the final report and
 names the tampered device and interval of the voided one.
 """
 
@@ -27,23 +27,17 @@ from support.oracle_process import OracleServer, start_oracle
 from typer.testing import CliRunner
 from web3 import Web3
 
-from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
-from gridflex.baselines import device_cap_wh
+from cli.main import app
 from gridflex.chain.anvil import AnvilProcess, free_port, increase_time
 from gridflex.chain.compiler import load_artifacts
-from gridflex.chain.protocol import (
-    ORACLE_CHALLENGE_BONDS,
-    DeviceKind,
-    Protocol,
-    RequestSpec,
-    RequestStatus,
-    zone_id,
-)
-from gridflex.cli.main import app
+from gridflex.chain.protocol import ORACLE_CHALLENGE_BONDS, Protocol
 from gridflex.config import get_settings
-from gridflex.eip712 import secp256k1_device_key
-from gridflex.reports import unpack_used_readings
-from gridflex.settlement import BidAward, PricingRule, bond_for, settle_request
+from gridflex.rules.attestation import MeterUnit, meter_domain_separator, sign_unit
+from gridflex.rules.baselines import device_cap_wh
+from gridflex.rules.eip712 import secp256k1_device_key
+from gridflex.rules.reports import unpack_used_readings
+from gridflex.rules.settlement import BidAward, PricingRule, bond_for, settle_request
+from gridflex.rules.types import DeviceKind, RequestSpec, RequestStatus, zone_id
 from gridflex.verify import fetch_device_data, fetch_report_summary
 
 pytestmark = pytest.mark.integration

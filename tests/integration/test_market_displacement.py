@@ -12,11 +12,12 @@ from web3 import Web3
 
 from gridflex.chain.anvil import increase_time
 from gridflex.chain.compiler import load_artifacts
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
-from gridflex.clearing import merit_order
-from gridflex.eip712 import secp256k1_device_key
+from gridflex.chain.protocol import Protocol
 from gridflex.errors import TransactionReverted
 from gridflex.errors_text import explain
+from gridflex.rules.clearing import merit_order
+from gridflex.rules.eip712 import secp256k1_device_key
+from gridflex.rules.types import DeviceKind, RequestSpec, RequestStatus, zone_id
 
 pytestmark = pytest.mark.integration
 

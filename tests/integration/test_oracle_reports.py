@@ -23,21 +23,22 @@ from support.committee import committee_urls, seat_committee, start_committee
 from support.oracle_process import OracleServer
 from web3 import Web3
 
-from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
-from gridflex.baselines import device_cap_wh
 from gridflex.chain.anvil import AnvilProcess, increase_time
 from gridflex.chain.compiler import load_artifacts
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
-from gridflex.eip712 import ReportPayload, secp256k1_device_key
-from gridflex.merkle import verify_proof
-from gridflex.reports import (
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.attestation import MeterUnit, meter_domain_separator, sign_unit
+from gridflex.rules.baselines import device_cap_wh
+from gridflex.rules.eip712 import ReportPayload, secp256k1_device_key
+from gridflex.rules.merkle import verify_proof
+from gridflex.rules.reports import (
     DeviceRecord,
     Quality,
     build_report_trees,
     pack_used_readings,
     used_readings_leaf,
 )
-from gridflex.settlement import BidAward, PricingRule, bond_for, settle_request
+from gridflex.rules.settlement import BidAward, PricingRule, bond_for, settle_request
+from gridflex.rules.types import DeviceKind, RequestSpec, RequestStatus, zone_id
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,12 @@ from web3 import Web3
 
 from gridflex.chain.anvil import anvil_dev_account, increase_time
 from gridflex.chain.compiler import Artifact
-from gridflex.chain.protocol import DeviceKind, Protocol, RequestSpec, RequestStatus, zone_id
-from gridflex.clearing import BidOffer, clear
-from gridflex.eip712 import ReportPayload, p256_device_key, secp256k1_device_key, sign_report
+from gridflex.chain.protocol import Protocol
 from gridflex.errors import TransactionReverted
-from gridflex.settlement import BidAward, PricingRule, settle_request
+from gridflex.rules.clearing import BidOffer, clear
+from gridflex.rules.eip712 import ReportPayload, p256_device_key, secp256k1_device_key, sign_report
+from gridflex.rules.settlement import BidAward, PricingRule, settle_request
+from gridflex.rules.types import DeviceKind, RequestSpec, RequestStatus, zone_id
 
 pytestmark = pytest.mark.integration
 

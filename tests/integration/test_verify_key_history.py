@@ -16,13 +16,13 @@ from eth_account import Account
 from support.chain import fresh_protocol, staked_owner
 from web3 import Web3
 
-from gridflex.attestation import MeterUnit, meter_domain_separator, sign_unit
-from gridflex.baselines import EventWindow
 from gridflex.chain.anvil import increase_time
-from gridflex.chain.protocol import BaselineMethod, DeviceKind, Direction, zone_id
-from gridflex.eip712 import secp256k1_device_key
-from gridflex.measurement import AwardedBid, RequestFacts, measure_device
-from gridflex.reports import build_report_trees, used_readings_leaf
+from gridflex.rules.attestation import MeterUnit, meter_domain_separator, sign_unit
+from gridflex.rules.baselines import EventWindow
+from gridflex.rules.eip712 import secp256k1_device_key
+from gridflex.rules.measurement import AwardedBid, RequestFacts, measure_device
+from gridflex.rules.reports import build_report_trees, used_readings_leaf
+from gridflex.rules.types import BaselineMethod, DeviceKind, Direction, zone_id
 from gridflex.verify import (
     DeviceData,
     PostedReport,

@@ -12,8 +12,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
 from sqlalchemy import Engine, func, select
 
-from gridflex.attestation import DeviceSigningKey, MeterUnit, meter_domain_separator, sign_unit
-from gridflex.eip712 import KeyType, p256_public_key_bytes
+from gridflex.rules.attestation import (
+    DeviceSigningKey,
+    MeterUnit,
+    meter_domain_separator,
+    sign_unit,
+)
+from gridflex.rules.eip712 import KeyType, p256_public_key_bytes
 from oracle.models import ConflictEvidence, MeterUnitRecord, Reading
 from oracle.registry_cache import DeviceHistory, RegisteredDevice
 

@@ -15,8 +15,8 @@ from eth_account import Account
 from sqlalchemy import Engine
 from test_measurement import facts
 
-from gridflex.chain.protocol import RequestStatus
-from gridflex.reports import DeviceRecord, Quality
+from gridflex.rules.reports import DeviceRecord, Quality
+from gridflex.rules.types import RequestStatus
 from oracle import committee as committee_module
 from oracle.clock import WallClock
 from oracle.committee import CommitteeLoop

@@ -18,7 +18,7 @@ from oracle_testkit import (
 from sqlalchemy import Engine, MetaData, UniqueConstraint, inspect, select
 from sqlmodel import SQLModel
 
-from gridflex.attestation import meter_domain_separator
+from gridflex.rules.attestation import meter_domain_separator
 from oracle.clock import WallClock
 from oracle.db import LEGACY_SEQUENCE_CONSTRAINT, init_db
 from oracle.ingest import IngestLimits, Ingestor, Rejection, UnitStatus

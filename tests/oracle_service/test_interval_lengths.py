@@ -11,10 +11,10 @@ import pytest
 from oracle_testkit import DOMAIN, SimulatedMeter, StaticDirectory, past_slot, row_counts
 from sqlalchemy import Engine, select
 
-from gridflex.attestation import MeterUnit, sign_unit
-from gridflex.baselines import EventWindow
-from gridflex.chain.protocol import BaselineMethod, Direction
-from gridflex.reports import Quality
+from gridflex.rules.attestation import MeterUnit, sign_unit
+from gridflex.rules.baselines import EventWindow
+from gridflex.rules.reports import Quality
+from gridflex.rules.types import BaselineMethod, Direction
 from oracle.clock import WallClock
 from oracle.ingest import IngestLimits, Ingestor, Rejection, UnitStatus
 from oracle.measurement import AwardedBid, RequestFacts, measure_records

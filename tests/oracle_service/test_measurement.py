@@ -10,18 +10,18 @@ from eth_account import Account
 from oracle_testkit import DOMAIN, INTERVAL, SimulatedMeter, past_slot
 from sqlalchemy import Engine
 
-from gridflex.attestation import MeterUnit, verify_unit
-from gridflex.baselines import EventWindow
-from gridflex.chain.protocol import BaselineMethod, Direction
-from gridflex.measurement import recompute_from_used_readings, record_follows
-from gridflex.merkle import verify_proof
-from gridflex.reports import (
+from gridflex.rules.attestation import MeterUnit, verify_unit
+from gridflex.rules.baselines import EventWindow
+from gridflex.rules.measurement import recompute_from_used_readings, record_follows
+from gridflex.rules.merkle import verify_proof
+from gridflex.rules.reports import (
     DeviceRecord,
     Quality,
     pack_used_readings,
     unpack_used_readings,
     used_readings_leaf,
 )
+from gridflex.rules.types import BaselineMethod, Direction
 from oracle.clock import WallClock
 from oracle.committee import recover_signer
 from oracle.ingest import Ingestor

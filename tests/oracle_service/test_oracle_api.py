@@ -21,19 +21,20 @@ from support.oracle_process import OracleServer, start_oracle
 from support.postgres import POSTGRES_ADMIN_URL, postgres_available
 from web3 import Web3
 
-from gridflex.attestation import (
-    MeterUnit,
-    meter_domain_separator,
-    unit_digest,
-    verify_unit,
-)
 from gridflex.chain.anvil import AnvilProcess, anvil_dev_account, free_port, increase_time
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.deploy import ProtocolParams, deploy_protocol
 from gridflex.chain.deployments import save_deployment
-from gridflex.chain.protocol import DeviceKind, Protocol, zone_id
-from gridflex.eip712 import p256_device_key, secp256k1_device_key
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.attestation import (
+    MeterUnit,
+    meter_domain_separator,
+    unit_digest,
+    verify_unit,
+)
+from gridflex.rules.eip712 import p256_device_key, secp256k1_device_key
+from gridflex.rules.types import DeviceKind, zone_id
 
 pytestmark = pytest.mark.integration
 

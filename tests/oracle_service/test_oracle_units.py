@@ -65,7 +65,7 @@ def test_batch_with_a_conflict_answers_409_and_plain_rejections_422() -> None:
 def test_serve_refuses_bad_settings_before_listening(monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from gridflex.cli.main import app
+    from cli.main import app
 
     monkeypatch.setenv("DATABASE_URL", "mysql://root@localhost/oracle")
     result = CliRunner().invoke(app, ["oracle", "serve", "--port", "1"])

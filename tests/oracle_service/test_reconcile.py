@@ -26,8 +26,8 @@ from oracle_testkit import (
 from sqlalchemy import Engine
 from test_measurement import facts
 
-from gridflex.attestation import MeterUnit, unit_digest
-from gridflex.reports import Quality
+from gridflex.rules.attestation import MeterUnit, unit_digest
+from gridflex.rules.reports import Quality
 from oracle import reconcile as reconcile_module
 from oracle.clock import WallClock
 from oracle.config import OracleSettings

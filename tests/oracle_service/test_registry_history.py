@@ -21,10 +21,11 @@ from sqlalchemy import Engine
 from support.chain import fresh_protocol
 from web3 import Web3
 
-from gridflex.attestation import meter_domain_separator
 from gridflex.chain.anvil import increase_time
-from gridflex.chain.protocol import DeviceKind, Protocol, zone_id
-from gridflex.eip712 import secp256k1_device_key
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.attestation import meter_domain_separator
+from gridflex.rules.eip712 import secp256k1_device_key
+from gridflex.rules.types import DeviceKind, zone_id
 from oracle.config import OracleSettings
 from oracle.db import create_oracle_engine, init_db
 from oracle.ingest import IngestLimits, Ingestor, Rejection, UnitStatus

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from gridflex.baselines import LOOKBACK_DAYS, SECONDS_PER_DAY, EventWindow
-from gridflex.baselines_np import block_days, block_starts
-from gridflex.chain.protocol import BaselineMethod
+from gridflex.rules.baselines import LOOKBACK_DAYS, SECONDS_PER_DAY, EventWindow
+from gridflex.rules.baselines_np import block_days, block_starts
+from gridflex.rules.types import BaselineMethod
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "vectors" / "baselines.json").read_text()

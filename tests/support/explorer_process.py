@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from cli.demo.processes import ChildProcess, explorer_at_head, spawn_explorer
 from gridflex.chain.anvil import free_port
-from gridflex.processes import ChildProcess, explorer_at_head, spawn_explorer
 
 ExplorerServer = ChildProcess
 

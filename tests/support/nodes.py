@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from eth_account import Account
 from web3 import Web3
 
-from gridflex.chain.protocol import DeviceKind, Protocol
-from gridflex.eip712 import secp256k1_device_key
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.eip712 import secp256k1_device_key
+from gridflex.rules.types import DeviceKind
 from node.devices.simulated import simulated_device
 from node.dispatch import CommandedDevice
 from node.runner import NodeDevice

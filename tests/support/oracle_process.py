@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cli.demo.processes import ChildProcess, gridflex_command, spawn
 from gridflex.chain.anvil import free_port
-from gridflex.processes import ChildProcess, gridflex_command, spawn
 
 
 class OracleServer(ChildProcess):

@@ -9,7 +9,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridflex.attestation import MeterUnit, unit_digest
+from gridflex.rules.attestation import MeterUnit, unit_digest
 
 # ─── The node's outbox file ────────────────────────────────────────────────────────────
 

@@ -9,7 +9,7 @@ from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridflex.attestation import (
+from gridflex.rules.attestation import (
     AttestationError,
     DeviceSigningKey,
     MeterUnit,
@@ -19,7 +19,7 @@ from gridflex.attestation import (
     unit_digest_generic,
     verify_unit,
 )
-from gridflex.eip712 import KeyType
+from gridflex.rules.eip712 import KeyType
 
 CHAIN_ID = 31337
 REGISTRY = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.baseline_vectors import VECTORS, BaselineVector, baseline_vectors
 
-from gridflex.baselines import (
+from gridflex.rules.baselines import (
     ADJUSTMENT_CAP_BPS,
     BPS,
     SECONDS_PER_DAY,
@@ -26,8 +26,8 @@ from gridflex.baselines import (
     is_weekend,
     recomputable_on_chain,
 )
-from gridflex.chain.protocol import BaselineMethod
-from gridflex.reports import Quality
+from gridflex.rules.reports import Quality
+from gridflex.rules.types import BaselineMethod
 
 BASELINE_VECTORS = baseline_vectors()
 

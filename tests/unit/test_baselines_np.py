@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 from support.baseline_vectors import BaselineVector, baseline_vectors, random_device_histories
 
-from gridflex import native
-from gridflex.baselines import SECONDS_PER_DAY, EventWindow, compute_baseline
-from gridflex.baselines_np import (
+from gridflex.rules import native
+from gridflex.rules.baselines import SECONDS_PER_DAY, EventWindow, compute_baseline
+from gridflex.rules.baselines_np import (
     compute_baselines,
     excluded_mask,
     history_block,
 )
-from gridflex.chain.protocol import BaselineMethod
-from gridflex.native.build import build
+from gridflex.rules.native.build import build
+from gridflex.rules.types import BaselineMethod
 
 
 @pytest.mark.parametrize("method", list(BaselineMethod))

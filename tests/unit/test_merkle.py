@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridflex.merkle import MerkleTree, hash_pair, leaf_hash, verify_proof
+from gridflex.rules.merkle import MerkleTree, hash_pair, leaf_hash, verify_proof
 
 
 @settings(max_examples=50, deadline=None)

@@ -1,5 +1,6 @@
-"""The native batch Keccak (`gridflex.native`) and its pycryptodome fallback give the bytes of
-`gridflex.merkle.keccak256`, `gridflex.reports.used_readings_leaf` and `MerkleTree` on random
+"""The native batch Keccak (`gridflex.rules.native`) and its pycryptodome fallback give the
+bytes of `gridflex.rules.merkle.keccak256`, `gridflex.rules.reports.used_readings_leaf` and
+`MerkleTree` on random
 inputs: empty messages, lengths around the 136-byte rate, equal-length groups (the vector
 path) and mixed lengths (the scalar path)."""
 
@@ -13,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import gridflex.native as native
-from gridflex.merkle import MerkleTree, keccak256
-from gridflex.native.build import build
-from gridflex.reports import used_readings_leaf
+import gridflex.rules.native as native
+from gridflex.rules.merkle import MerkleTree, keccak256
+from gridflex.rules.native.build import build
+from gridflex.rules.reports import used_readings_leaf
 
 BOUNDARY_LENGTHS = [0, 1, 31, 32, 64, 135, 136, 137, 192, 271, 272, 273, 4928]
 

@@ -1,4 +1,4 @@
-"""The batch report builder gives the roots of `gridflex.reports.build_report_trees` built
+"""The batch report builder gives the roots of `gridflex.rules.reports.build_report_trees` built
 device by device from `compute_baseline` results."""
 
 from __future__ import annotations
@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 from support.baseline_vectors import random_device_histories
 
-from gridflex import native
-from gridflex.baselines import SECONDS_PER_DAY, EventWindow, compute_baseline, delivered_wh
-from gridflex.baselines_np import compute_baselines, excluded_mask, history_block
-from gridflex.chain.protocol import BaselineMethod
-from gridflex.merkle import MerkleTree
-from gridflex.native.build import build
-from gridflex.report_batch import (
+from gridflex.rules import native
+from gridflex.rules.baselines import SECONDS_PER_DAY, EventWindow, compute_baseline, delivered_wh
+from gridflex.rules.baselines_np import compute_baselines, excluded_mask, history_block
+from gridflex.rules.merkle import MerkleTree
+from gridflex.rules.native.build import build
+from gridflex.rules.report_batch import (
     device_record_leaves,
     merkle_root,
     merkle_roots,
@@ -21,7 +20,8 @@ from gridflex.report_batch import (
     used_readings_leaves,
     used_readings_leaves_batch,
 )
-from gridflex.reports import DeviceRecord, Quality, build_report_trees, pack_used_readings
+from gridflex.rules.reports import DeviceRecord, Quality, build_report_trees, pack_used_readings
+from gridflex.rules.types import BaselineMethod
 
 
 @pytest.mark.parametrize("use_native", [True, False], ids=["native", "fallback"])

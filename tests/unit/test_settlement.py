@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridflex.clearing import BidOffer, clear, merit_order
-from gridflex.settlement import BidAward, PricingRule, escrow_for, settle_request
+from gridflex.rules.clearing import BidOffer, clear, merit_order
+from gridflex.rules.settlement import BidAward, PricingRule, escrow_for, settle_request
 
 offers_strategy = st.lists(
     st.tuples(st.integers(1_000, 500_000), st.integers(1, 10**18)), min_size=0, max_size=12

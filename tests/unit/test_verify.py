@@ -10,14 +10,19 @@ import dataclasses
 import pytest
 from eth_account import Account
 
-from gridflex.attestation import DeviceSigningKey, MeterUnit, meter_domain_separator, sign_unit
-from gridflex.baselines import EventWindow
 from gridflex.chain.device_history import DeviceHistory, RegisteredDevice
-from gridflex.chain.protocol import BaselineMethod, Direction
-from gridflex.eip712 import KeyType
-from gridflex.measurement import AwardedBid, RequestFacts, measure_device
-from gridflex.merkle import verify_proof
-from gridflex.reports import build_report_trees, used_readings_leaf
+from gridflex.rules.attestation import (
+    DeviceSigningKey,
+    MeterUnit,
+    meter_domain_separator,
+    sign_unit,
+)
+from gridflex.rules.baselines import EventWindow
+from gridflex.rules.eip712 import KeyType
+from gridflex.rules.measurement import AwardedBid, RequestFacts, measure_device
+from gridflex.rules.merkle import verify_proof
+from gridflex.rules.reports import build_report_trees, used_readings_leaf
+from gridflex.rules.types import BaselineMethod, Direction
 from gridflex.verify import DeviceData, PostedReport, PublishedReport, check_report
 
 INTERVAL = 900

@@ -9,16 +9,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from gridflex.attestation import MeterUnit
-from gridflex.chain.protocol import (
-    ChallengeResult,
-    ChallengeState,
-    ChallengeStatus,
-    RebutResult,
-    RequestStatus,
-    ResolveResult,
-)
+from gridflex.chain.protocol import ChallengeResult, ChallengeState, RebutResult, ResolveResult
 from gridflex.errors import DecodedRevert, TransactionReverted
+from gridflex.rules.attestation import MeterUnit
+from gridflex.rules.types import ChallengeStatus, RequestStatus
 from gridflex.verify import ChallengeMaterial, PostedReport
 from gridflex.watch import ReportWatcher
 

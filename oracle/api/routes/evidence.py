@@ -1,6 +1,6 @@
 """Public conflict evidence: both device-signed units of each contradiction this oracle
 holds, per device or per report (its CONFLICT records), so a CONFLICT record can be
-checked from public data (`gridflex.attestation.verify_unit` on both units: same device,
+checked from public data (`gridflex.rules.attestation.verify_unit` on both units: same device,
 same interval, two values). Peers read the per-device route while reconciling.
 
 Answers: 200; 404 unknown request or round (report route); 422 bad ids or bounds; 425
@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from gridflex.baselines import EventWindow
-from gridflex.measurement import ReadingSpan, read_request, reading_span
-from gridflex.reports import Quality
+from gridflex.chain.facts import read_request
+from gridflex.rules.baselines import EventWindow
+from gridflex.rules.measurement import ReadingSpan, reading_span
+from gridflex.rules.reports import Quality
 from oracle.api.deps import ServiceDep
 from oracle.api.routes.reports import RequestId, Round, _report
 from oracle.evidence import MAX_EVIDENCE_PAGE, read_conflict_pairs

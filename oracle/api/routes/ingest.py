@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from gridflex import safe_json
-from gridflex.attestation import MAX_INTERVALS_PER_UNIT
+from gridflex.rules.attestation import MAX_INTERVALS_PER_UNIT
 from oracle.api.deps import ServiceDep
 from oracle.ingest import StoreUnavailableError
 from oracle.registry_cache import RegistryUnavailableError
@@ -34,7 +34,7 @@ router = APIRouter(prefix="/v1", tags=["ingest"])
 
 
 class MeterUnitJson(BaseModel):
-    """A signed EIP-712 `MeterReadings` unit (gridflex.attestation.MeterUnit.to_json);
+    """A signed EIP-712 `MeterReadings` unit (gridflex.rules.attestation.MeterUnit.to_json);
     field names are the signed ones."""
 
     deviceId: int

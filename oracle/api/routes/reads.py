@@ -79,7 +79,7 @@ def signed_unit(
     session: SessionDep,
     digest: Annotated[str, Path(pattern=r"^(0x)?[0-9a-fA-F]{64}$", description="EIP-712 digest")],
 ) -> MeterUnitPublic:
-    """The signed unit exactly as the device signed it (verify with gridflex.attestation)."""
+    """The signed unit exactly as the device signed it (verify with gridflex.rules.attestation)."""
     record = session.exec(
         select(MeterUnitRecord).where(
             MeterUnitRecord.digest == bytes.fromhex(digest.removeprefix("0x"))

@@ -1,7 +1,7 @@
-"""Vectorized baselines: `gridflex.baselines.compute_baseline` for many devices at once, on a
+"""Vectorized baselines: `gridflex.rules.baselines.compute_baseline` for many devices at once, on a
 numpy history block, for large events (the oracle) and the `settle` benchmark. Results are
 identical to the scalar function (tests compare them on random data); the definitions and
-their sources are in `gridflex.baselines`.
+their sources are in `gridflex.rules.baselines`.
 
 History block: an integer array `[devices, days, columns]` (int32 or int64) holding only
 the intervals the method reads. Columns are `block_starts(method, window)` on the event
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridflex import native
-from gridflex.baselines import (
+from gridflex.rules import native
+from gridflex.rules.baselines import (
     ADJUSTMENT_CAP_BPS,
     BPS,
     LOOKBACK_DAYS,
@@ -32,8 +32,8 @@ from gridflex.baselines import (
     EventWindow,
     is_weekend,
 )
-from gridflex.chain.protocol import BaselineMethod
-from gridflex.reports import Quality
+from gridflex.rules.reports import Quality
+from gridflex.rules.types import BaselineMethod
 
 MISSING_WH = -(2**31)
 CHUNK_DEVICES = 8192
@@ -238,7 +238,7 @@ def _x_of_y_chunk(
 def _capped_ratio(
     baseline_sum: np.ndarray, actual_sum: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`gridflex.baselines.capped_ratio` per device."""
+    """`gridflex.rules.baselines.capped_ratio` per device."""
     cap = ADJUSTMENT_CAP_BPS
     high = actual_sum * BPS > baseline_sum * (BPS + cap)
     low = actual_sum * BPS < baseline_sum * (BPS - cap)

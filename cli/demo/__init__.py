@@ -46,9 +46,9 @@ def demo(
     ] = None,
 ) -> None:
     """Run a whole GridFlex network locally and tell a flexibility event end to end."""
-    from gridflex.cli.demo.network import DemoNetwork
-    from gridflex.cli.demo.story import Phases, run_fraud, run_market
-    from gridflex.cli.demo.summary import print_request
+    from cli.demo.network import DemoNetwork
+    from cli.demo.story import Phases, run_fraud, run_market
+    from cli.demo.summary import print_request
     from gridflex.errors import GridFlexError
     from gridflex.logging import configure_logging
 
@@ -116,7 +116,7 @@ def demo(
 
 
 def _serve_explorer(network: object, port: int) -> None:
-    from gridflex.cli.demo.network import DemoNetwork
+    from cli.demo.network import DemoNetwork
 
     assert isinstance(network, DemoNetwork)
     with console.status("starting the explorer and indexing the chain..."):
@@ -131,7 +131,7 @@ def _serve_explorer(network: object, port: int) -> None:
 
 
 def _print_fraud(fraud: object) -> None:
-    from gridflex.cli.demo.story import FraudSummary
+    from cli.demo.story import FraudSummary
 
     assert isinstance(fraud, FraudSummary)
     console.print(

@@ -1,7 +1,7 @@
-"""Builds the native batch Keccak library (`python -m gridflex.native.build`, run by
+"""Builds the native batch Keccak library (`python -m gridflex.rules.native.build`, run by
 `make install`): `keccak_batch.c` -> `_keccak_batch.so` next to it, with `-march=native` when
 the compiler accepts it. Rebuilds only when the source is newer than the library. Without a C
-compiler it says so and exits 0: `gridflex.native` then falls back to pycryptodome."""
+compiler it says so and exits 0: `gridflex.rules.native` then falls back to pycryptodome."""
 
 from __future__ import annotations
 
@@ -32,7 +32,10 @@ def build(force: bool = False, quiet: bool = False) -> Path | None:
     cc = compiler()
     if cc is None:
         if not quiet:
-            print("gridflex.native: no C compiler; keccak stays on pycryptodome", file=sys.stderr)
+            print(
+                "gridflex.rules.native: no C compiler; keccak stays on pycryptodome",
+                file=sys.stderr,
+            )
         return None
     # Build into a temporary file and rename it, so a process loading the library never
     # sees a half-written file.
@@ -45,10 +48,10 @@ def build(force: bool = False, quiet: bool = False) -> Path | None:
                 os.replace(target, LIBRARY)
                 if not quiet:
                     flags = " ".join([cc, *extra])
-                    print(f"gridflex.native: built {LIBRARY.name} ({flags})")
+                    print(f"gridflex.rules.native: built {LIBRARY.name} ({flags})")
                 return LIBRARY
         if not quiet:
-            print(f"gridflex.native: build failed:\n{result.stderr}", file=sys.stderr)
+            print(f"gridflex.rules.native: build failed:\n{result.stderr}", file=sys.stderr)
     return None
 
 

@@ -1,6 +1,6 @@
 """Native batch Keccak-256 (`keccak_batch.c` through ctypes) for settlement at 10^5-10^6
 devices, with a pure-Python fallback (pycryptodome, one call per hash) when the library is not
-built (`python -m gridflex.native.build`, run by `make install`) or cannot be loaded; the
+built (`python -m gridflex.rules.native.build`, run by `make install`) or cannot be loaded; the
 fallback is logged once. Both paths give identical bytes (tests compare them).
 
 Messages are given as one uint8 buffer and either `offsets` (int64, n + 1 entries: message `i`
@@ -40,7 +40,7 @@ def _load() -> ctypes.CDLL | None:
         return _lib
     _loaded = True
     if os.environ.get("GRIDFLEX_NATIVE", "1") == "0":
-        log.info("gridflex.native disabled (GRIDFLEX_NATIVE=0): keccak on pycryptodome")
+        log.info("gridflex.rules.native disabled (GRIDFLEX_NATIVE=0): keccak on pycryptodome")
         return None
     try:
         lib = ctypes.CDLL(str(LIBRARY))
@@ -73,8 +73,9 @@ def _load() -> ctypes.CDLL | None:
 
 def _fallback(reason: str) -> None:
     log.warning(
-        "gridflex.native: %s; keccak and baseline kernels fall back to pycryptodome and numpy "
-        "(build with `make install` or `python -m gridflex.native.build`)",
+        "gridflex.rules.native: %s; keccak and baseline kernels fall back to pycryptodome and "
+        "numpy "
+        "(build with `make install` or `python -m gridflex.rules.native.build`)",
         reason,
     )
 
@@ -174,7 +175,7 @@ def double_keccak256_batch(data: np.ndarray | bytes, offsets: np.ndarray) -> np.
 def used_readings_leaves(
     data: np.ndarray | bytes, offsets: np.ndarray, device_words: np.ndarray
 ) -> np.ndarray:
-    """`gridflex.reports.used_readings_leaf(id_i, m_i)` =
+    """`gridflex.rules.reports.used_readings_leaf(id_i, m_i)` =
     keccak256(keccak256(word(id_i) || keccak256(m_i))) for every message, with
     `device_words` the `n x 32` big-endian ABI words of the device ids."""
     buffer, bounds = _prepare(data, offsets)
@@ -314,14 +315,14 @@ def block_masked_sums(history: np.ndarray, mask: np.ndarray) -> np.ndarray | Non
 
 
 def merkle_root(leaves: np.ndarray) -> bytes:
-    """The root of `gridflex.merkle.MerkleTree.from_leaf_hashes` over `n x 32` leaf hashes."""
+    """The root of `gridflex.rules.merkle.MerkleTree.from_leaf_hashes` over `n x 32` leaf hashes."""
     leaves = np.ascontiguousarray(leaves, dtype=np.uint8).reshape(-1, 32)
     n = len(leaves)
     if n == 0:
         raise ValueError("a Merkle tree needs at least one leaf")
     lib = _load()
     if lib is None:
-        from gridflex.merkle import MerkleTree
+        from gridflex.rules.merkle import MerkleTree
 
         return MerkleTree.from_leaf_hashes([bytes(row) for row in leaves]).root
     nodes = np.empty((2 * n - 1, 32), dtype=np.uint8)

@@ -48,8 +48,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from gridflex.chain.protocol import BaselineMethod, Direction
-from gridflex.reports import Quality
+from gridflex.rules.reports import Quality
+from gridflex.rules.types import BaselineMethod, Direction
 
 SECONDS_PER_HOUR = 3600
 SECONDS_PER_DAY = 86_400

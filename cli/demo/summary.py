@@ -13,9 +13,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from gridflex.chain.protocol import BaselineMethod, Protocol
+from gridflex.chain.protocol import Protocol
 from gridflex.errors_text import format_time
-from gridflex.settlement import PricingRule
+from gridflex.rules.settlement import PricingRule
+from gridflex.rules.types import BaselineMethod
 from gridflex.verify import signers_of
 
 

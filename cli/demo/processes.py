@@ -29,7 +29,7 @@ class ChildFailedError(GridFlexError):
 
 def gridflex_command(*args: str) -> list[str]:
     """`gridflex <args>` with this interpreter (works without the console script on PATH)."""
-    return [sys.executable, "-m", "gridflex.cli.main", *args]
+    return [sys.executable, "-m", "cli.main", *args]
 
 
 @dataclass

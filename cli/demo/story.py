@@ -39,17 +39,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from gridflex.chain.anvil import mine, set_next_block_timestamp
-from gridflex.chain.protocol import (
-    BaselineMethod,
-    DeviceKind,
-    Direction,
-    Protocol,
-    RequestSpec,
-    RequestStatus,
-    zone_id,
-)
-from gridflex.cli.demo.network import (
+from cli.demo.network import (
     FLEX,
     NODE_POLL_SECONDS,
     REPORT_DELAY_SECONDS,
@@ -58,9 +48,19 @@ from gridflex.cli.demo.network import (
     node_sizes,
     wait_until,
 )
-from gridflex.cli.demo.summary import RequestSummary, summarize_request, withdrawn_total
-from gridflex.processes import gridflex_command
-from gridflex.settlement import PricingRule
+from cli.demo.processes import gridflex_command
+from cli.demo.summary import RequestSummary, summarize_request, withdrawn_total
+from gridflex.chain.anvil import mine, set_next_block_timestamp
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.settlement import PricingRule
+from gridflex.rules.types import (
+    BaselineMethod,
+    DeviceKind,
+    Direction,
+    RequestSpec,
+    RequestStatus,
+    zone_id,
+)
 
 INTERVAL = 900
 HOUR = 3600

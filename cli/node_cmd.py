@@ -198,7 +198,7 @@ def node_stream(
     oracle until all acknowledged (time compressed: a day is produced instantly)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from gridflex.attestation import meter_domain_separator
+    from gridflex.rules.attestation import meter_domain_separator
     from node.devices.simulated import simulated_device
     from node.errors import DrainTimeoutError
     from node.keystore import load_node
@@ -347,7 +347,7 @@ def node_run(
     tick that did something. SIGTERM stops it like Ctrl-C: the node database is closed."""
     from rich.live import Live
 
-    from gridflex.chain.protocol import zone_id
+    from gridflex.rules.types import zone_id
     from node.devices.simulated import simulated_device
     from node.dispatch import CommandedDevice
     from node.keystore import load_node

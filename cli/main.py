@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from gridflex.cli.demo import demo
-from gridflex.cli.deploy_cmd import deploy
-from gridflex.cli.explorer_cmd import explorer
-from gridflex.cli.grid_cmd import grid_app
-from gridflex.cli.node_cmd import node_app
-from gridflex.cli.oracle_cmd import oracle_app
-from gridflex.cli.verify_cmd import verify, watch
+from cli.demo import demo
+from cli.deploy_cmd import deploy
+from cli.explorer_cmd import explorer
+from cli.grid_cmd import grid_app
+from cli.node_cmd import node_app
+from cli.oracle_cmd import oracle_app
+from cli.verify_cmd import verify, watch
 from gridflex.config import get_settings
 from gridflex.errors import ConfigurationError
 from gridflex.logging import configure_logging
@@ -84,8 +84,8 @@ def chain_up(
     ] = True,
 ) -> None:
     """Run a local Osaka anvil in the foreground until Ctrl-C, with GridFlex deployed."""
+    from cli.deploy_cmd import deploy
     from gridflex.chain.anvil import AnvilProcess, anvil_dev_account
-    from gridflex.cli.deploy_cmd import deploy
 
     anvil = AnvilProcess(port=port, host=host, block_time=block_time)
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)

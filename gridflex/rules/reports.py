@@ -22,7 +22,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from gridflex.merkle import MerkleTree, keccak256
+from gridflex.rules.merkle import MerkleTree, keccak256
 
 DEVICE_RECORD_TYPES = ("uint256", "uint16", "int256", "int256", "int256", "uint8")
 USED_READINGS_TYPES = ("uint256", "bytes32")

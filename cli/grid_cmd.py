@@ -304,8 +304,9 @@ def request(
     """Post a flexibility request: approve (permit) and escrow its budget in one step."""
     from web3 import Web3
 
-    from gridflex.chain.protocol import BaselineMethod, Direction, Protocol, RequestSpec, zone_id
-    from gridflex.settlement import PricingRule
+    from gridflex.chain.protocol import Protocol
+    from gridflex.rules.settlement import PricingRule
+    from gridflex.rules.types import BaselineMethod, Direction, RequestSpec, zone_id
 
     if (hours is None) == (intervals is None):
         raise typer.BadParameter("give exactly one of --hours and --intervals")
@@ -450,7 +451,7 @@ def show(
     key_env: KeyEnvOption = DEFAULT_KEY_ENV,
 ) -> None:
     """A request's parameters, bids, awards, report and settlement."""
-    from gridflex.chain.protocol import RequestStatus
+    from gridflex.rules.types import RequestStatus
 
     session = _connect(rpc_url, key_env, need_key=False)
     protocol = session.protocol
@@ -562,7 +563,7 @@ def _settlement_lines(protocol: Any, request_id: int, units: Units, flex: Units)
 
 def _units_of(session: Session, request_id: int) -> Units:
     """Units of the request's token; a readable error if the request does not exist."""
-    from gridflex.chain.protocol import RequestStatus
+    from gridflex.rules.types import RequestStatus
 
     state = session.protocol.request(request_id)
     if state.status == RequestStatus.NONE:
@@ -610,7 +611,7 @@ def finalize(
     key_env: KeyEnvOption = DEFAULT_KEY_ENV,
 ) -> None:
     """Settle a reported request once its dispute window has passed."""
-    from gridflex.chain.protocol import RequestStatus
+    from gridflex.rules.types import RequestStatus
 
     session = _connect(rpc_url, key_env, need_key=True)
     protocol = session.protocol

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from eth_utils import keccak, to_checksum_address
 
-from gridflex.eip712 import (
+from gridflex.rules.eip712 import (
     P256_ORDER,
     KeyType,
     domain,

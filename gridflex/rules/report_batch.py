@@ -1,8 +1,8 @@
 """Report trees for many devices at once: the device-record and used-readings leaves of
-`gridflex.reports`, built from numpy arrays packed into one buffer and hashed by one
-`gridflex.native` batch call (native Keccak, or pycryptodome when the library is not built),
-with no per-device objects, and the StandardMerkleTree root of `gridflex.merkle.MerkleTree`.
-Roots are identical to `gridflex.reports.build_report_trees` (tests compare them); this module
+`gridflex.rules.reports`, built from numpy arrays packed into one buffer and hashed by one
+`gridflex.rules.native` batch call (native Keccak, or pycryptodome when the library is not built),
+with no per-device objects, and the StandardMerkleTree root of `gridflex.rules.merkle.MerkleTree`.
+Roots are identical to `gridflex.rules.reports.build_report_trees` (tests compare them); this module
 only exists because per-device Python work dominates settlement at 10^5-10^6 devices.
 Leaves are `n x 32` uint8 arrays (row `i` is device `i`'s leaf hash).
 """
@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from gridflex import native
-from gridflex.baselines import SECONDS_PER_DAY
-from gridflex.baselines_np import BaselineBatch, block_starts
-from gridflex.reports import USED_READING_BYTES, Quality
+from gridflex.rules import native
+from gridflex.rules.baselines import SECONDS_PER_DAY
+from gridflex.rules.baselines_np import BaselineBatch, block_starts
+from gridflex.rules.reports import USED_READING_BYTES, Quality
 
 USED_READING_DTYPE = np.dtype([("start", ">u8"), ("energy", ">i8")])
 _WORD_LIMBS = 4  # a 32-byte ABI word as four big-endian 64-bit limbs
@@ -67,7 +67,7 @@ def pack_used_readings_batch(
     chunk_devices: int = 65_536,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The used readings (`BaselineResult.used_intervals` with their values from the block)
-    of `devices` (default all), packed as `gridflex.reports.pack_used_readings` does.
+    of `devices` (default all), packed as `gridflex.rules.reports.pack_used_readings` does.
     Returns (packed records, bounds): the `k`-th device is `packed[bounds[k, 0]:bounds[k, 1]]`.
     Devices with the same number of read days are stored together, so each group is one
     contiguous block. `out`, a reusable buffer, avoids first-touch page faults when packing
@@ -147,7 +147,7 @@ def used_readings_leaves_batch(
     chunk_devices: int = 8192,
 ) -> np.ndarray:
     """`used_readings_leaves` for all devices. With the native library the readings are packed
-    and hashed in one pass over `history` (`gridflex.native.used_readings_block`, `8 x
+    and hashed in one pass over `history` (`gridflex.rules.native.used_readings_block`, `8 x
     chunk_devices` at a time); otherwise `chunk_devices` at a time are packed into one reused
     buffer (memory stays small at 10^6 devices) and hashed."""
     words = device_words(device_ids)

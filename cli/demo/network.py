@@ -23,19 +23,20 @@ import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from gridflex.chain.anvil import AnvilProcess, anvil_dev_account, free_port, increase_time
-from gridflex.chain.client import ChainClient
-from gridflex.chain.compiler import load_artifacts
-from gridflex.chain.deploy import ProtocolParams, deploy_protocol
-from gridflex.chain.deployments import save_deployment
-from gridflex.chain.protocol import DeviceKind, Protocol
-from gridflex.processes import (
+from cli.demo.processes import (
     ChildProcess,
     explorer_at_head,
     gridflex_command,
     spawn,
     spawn_explorer,
 )
+from gridflex.chain.anvil import AnvilProcess, anvil_dev_account, free_port, increase_time
+from gridflex.chain.client import ChainClient
+from gridflex.chain.compiler import load_artifacts
+from gridflex.chain.deploy import ProtocolParams, deploy_protocol
+from gridflex.chain.deployments import save_deployment
+from gridflex.chain.protocol import Protocol
+from gridflex.rules.types import DeviceKind
 from node.keystore import create_node_keys, load_node
 from node.registration import register_devices
 from node.state import save_state

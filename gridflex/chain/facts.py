@@ -1,0 +1,125 @@
+"""The chain facts a measurement needs for one request and round (`RequestFacts`): the
+request, its awarded bids with each device's capacity when the bid was placed, and for the
+X-of-Y methods each device's earlier event days. Read once per request by the oracle,
+`gridflex verify` and the watcher, so every party measures from the same facts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import structlog
+
+from gridflex.chain.protocol import Protocol
+from gridflex.errors import TransactionReverted
+from gridflex.rules.baselines import EventWindow
+from gridflex.rules.measurement import (
+    SETTLED_STATUSES,
+    AwardedBid,
+    ReportUnavailableError,
+    RequestFacts,
+    utc_day,
+)
+from gridflex.rules.types import BaselineMethod, RequestState
+
+log = structlog.get_logger(__name__)
+
+
+def read_request_facts(protocol: Protocol, request_id: int) -> RequestFacts:
+    """The request's facts from the chain; ReportUnavailableError(404) for an unknown or
+    never-cleared request."""
+    state = read_request(protocol, request_id)
+    if state.status not in SETTLED_STATUSES:
+        raise ReportUnavailableError(
+            404, f"request {request_id} is {state.status.name.lower()}, nothing to measure"
+        )
+    market = protocol.market
+    placed = market.events.BidPlaced().get_logs(
+        from_block=protocol.deployment.deployed_at_block,
+        argument_filters={"requestId": request_id},
+    )
+    placed_by_index = {int(e["args"]["bidIndex"]): e for e in placed}
+    bids = []
+    for bid_index in range(state.bid_count):
+        bid = protocol.client.call(market.functions.bidOf(request_id, bid_index))
+        awarded_w, placed_at = int(bid[2]), int(bid[5])
+        if awarded_w == 0:
+            continue
+        event = placed_by_index[bid_index]
+        device_ids = [int(d) for d in event["args"]["deviceIds"]]
+        capacities = {
+            device_id: _capacity_at(protocol, device_id, placed_at) for device_id in device_ids
+        }
+        bids.append(AwardedBid(bid_index, awarded_w, capacities))
+    window = EventWindow(state.window_start, state.window_end, state.interval_seconds)
+    excluded: dict[int, frozenset[int]] = {}
+    if state.baseline_method != BaselineMethod.MBMA:
+        measured = {d for bid in bids for d in bid.device_capacity_w}
+        excluded = _earlier_event_days(protocol, request_id, state, measured)
+    return RequestFacts(
+        request_id=request_id,
+        round=state.report_round,
+        market=market.address,
+        chain_id=protocol.client.chain_id,
+        committee=protocol.committee.address,
+        direction=int(state.direction),
+        baseline_method=state.baseline_method,
+        window=window,
+        bid_count=state.bid_count,
+        bids=tuple(bids),
+        excluded_days=excluded,
+    )
+
+
+def read_request(protocol: Protocol, request_id: int) -> RequestState:
+    try:
+        return protocol.request(request_id)
+    except TransactionReverted as error:
+        if error.error_name == "UnknownRequest":
+            raise ReportUnavailableError(404, f"unknown request {request_id}") from error
+        raise
+
+
+def _capacity_at(protocol: Protocol, device_id: int, placed_at: int) -> int:
+    """The device's capacity when the bid was placed, from the registry's device history
+    (`deviceAt(deviceId, bid.placedAt)`): exactly what `DeliveryDispute` reads to cap the
+    device, on any node (no archive state needed)."""
+    epoch = protocol.client.call(protocol.registry.functions.deviceAt(device_id, placed_at))
+    return int(epoch[2])
+
+
+def _earlier_event_days(
+    protocol: Protocol, request_id: int, state: RequestState, device_ids: set[int]
+) -> dict[int, frozenset[int]]:
+    """UTC days of earlier events each device was awarded in (best effort: a request we
+    cannot read is skipped, and logged)."""
+    market = protocol.market
+    from_block = protocol.deployment.deployed_at_block
+    awarded = market.events.Awarded().get_logs(from_block=from_block)
+    days: dict[int, set[int]] = defaultdict(set)
+    windows: dict[int, RequestState | None] = {}
+    placed_cache: dict[int, dict[int, list[int]]] = {}
+    for event in awarded:
+        other_id = int(event["args"]["requestId"])
+        if other_id == request_id or int(event["args"]["awardedW"]) == 0:
+            continue
+        if other_id not in windows:
+            try:
+                windows[other_id] = protocol.request(other_id)
+            except TransactionReverted:
+                log.warning("earlier request unreadable", request_id=other_id)
+                windows[other_id] = None
+        other = windows[other_id]
+        if other is None or other.window_start >= state.window_start:
+            continue
+        if other_id not in placed_cache:
+            logs = market.events.BidPlaced().get_logs(
+                from_block=from_block, argument_filters={"requestId": other_id}
+            )
+            placed_cache[other_id] = {
+                int(e["args"]["bidIndex"]): [int(d) for d in e["args"]["deviceIds"]] for e in logs
+            }
+        event_days = range(utc_day(other.window_start), utc_day(other.window_end - 1) + 1)
+        for device_id in placed_cache[other_id].get(int(event["args"]["bidIndex"]), []):
+            if device_id in device_ids:
+                days[device_id].update(event_days)
+    return {device_id: frozenset(d) for device_id, d in days.items()}

@@ -1,0 +1,192 @@
+"""The protocol's value types: the enums and struct shapes of the GridFlex contracts, as
+plain Python values. Pure (no web3): the chain edge (`gridflex.chain`) decodes into these,
+and every component passes them around."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_utils import keccak
+
+
+class DeviceKind(IntEnum):
+    BATTERY = 0
+    EV_CHARGER = 1
+    HEAT_PUMP = 2
+    HVAC = 3
+    PV_INVERTER = 4
+    INDUSTRIAL_LOAD = 5
+    OTHER = 6
+
+
+class Direction(IntEnum):
+    REDUCE_CONSUMPTION = 0
+    INCREASE_CONSUMPTION = 1
+
+
+class BaselineMethod(IntEnum):
+    MBMA = 0
+    CAISO_10_OF_10 = 1
+    PJM_HIGH_4_OF_5 = 2
+
+
+class RequestStatus(IntEnum):
+    NONE = 0
+    OPEN = 1
+    CLEARED = 2
+    REPORTED = 3
+    SETTLED = 4
+    CANCELLED = 5
+    EXPIRED = 6
+
+
+def zone_id(name: str) -> bytes:
+    """Grid zones are bytes32 on-chain: the keccak of a human name such as 'NL-AMS-01'."""
+    return keccak(text=name)
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """A grid operator's flexibility request (fields of `IFlexMarket.RequestParams`)."""
+
+    zone: bytes
+    power_w: int
+    window_start: int
+    window_end: int
+    price_cap_per_kwh: int
+    gate_closure: int
+    settlement_token: str
+    direction: Direction = Direction.REDUCE_CONSUMPTION
+    interval_seconds: int = 900
+    availability_price_per_kwh: int = 0
+    baseline_method: BaselineMethod = BaselineMethod.MBMA
+    pricing_rule: int = 0
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (
+            self.zone,
+            int(self.direction),
+            self.power_w,
+            self.window_start,
+            self.window_end,
+            self.interval_seconds,
+            self.price_cap_per_kwh,
+            self.availability_price_per_kwh,
+            self.gate_closure,
+            int(self.baseline_method),
+            int(self.pricing_rule),
+            self.settlement_token,
+        )
+
+
+@dataclass(frozen=True)
+class RequestState:
+    """`IFlexMarket.Request` as read from the chain."""
+
+    operator: str
+    gate_closure: int
+    direction: Direction
+    baseline_method: int
+    pricing_rule: int
+    settlement_token: str
+    power_w: int
+    awarded_w: int
+    window_start: int
+    window_end: int
+    interval_seconds: int
+    bid_count: int
+    status: RequestStatus
+    # End of the pending report's dispute window (fixed when posted); after a void, the
+    # time of the void, from which the report timeout counts again. 0 before any report.
+    dispute_ends_at: int
+    report_round: int
+    signer_bitmap: int
+    zone: bytes
+    price_cap_per_kwh: int
+    availability_price_per_kwh: int
+    escrow: int
+    clearing_price: int
+    # Devices transferred at or after this time cannot be offered in the request.
+    created_at: int
+    # Bids ever placed, displaced ones included (the next bid's sequence).
+    bids_placed: int = 0
+
+    @classmethod
+    def from_chain(cls, raw: tuple[Any, ...]) -> RequestState:
+        values = list(raw)
+        values[2] = Direction(values[2])
+        values[12] = RequestStatus(values[12])
+        return cls(*values)
+
+    @property
+    def duration_seconds(self) -> int:
+        return self.window_end - self.window_start
+
+
+@dataclass(frozen=True)
+class RegistryDevice:
+    """`IDeviceRegistry.Device` as read from the chain (field order is the struct's)."""
+
+    owner: str
+    capacity_w: int
+    kind: DeviceKind
+    key_type: int
+    active: bool
+    last_transfer_at: int
+    zone: bytes
+    key_x: bytes
+    key_y: bytes
+
+    @classmethod
+    def from_chain(cls, raw: tuple[Any, ...]) -> RegistryDevice:
+        owner, capacity_w, kind, key_type, active, last_transfer_at, zone, key_x, key_y = raw
+        return cls(
+            owner, int(capacity_w), DeviceKind(kind), int(key_type), bool(active),
+            int(last_transfer_at), bytes(zone), bytes(key_x), bytes(key_y),
+        )  # fmt: skip
+
+
+class ChallengeStatus(IntEnum):
+    NONE = 0
+    PENDING = 1
+    REBUTTED = 2
+    RESOLVED = 3
+    MOOT = 4
+    """Resolved with nothing left to judge (its round voided by another challenge, finalized
+    or closed): the bond came back, nobody was slashed."""
+
+
+@dataclass(frozen=True)
+class DeviceEpoch:
+    """`IDeviceRegistry.DeviceEpoch`: the device as it stood from `since` (`deviceAt`)."""
+
+    since: int
+    owner: str
+    capacity_w: int
+    key_type: int
+    active: bool
+    zone: bytes
+    key_x: bytes
+    key_y: bytes
+
+    @classmethod
+    def from_raw(cls, raw: Sequence[Any]) -> DeviceEpoch:
+        since, owner, capacity_w, key_type, active, zone, key_x, key_y = raw
+        return cls(
+            int(since), owner, int(capacity_w), int(key_type), bool(active),
+            bytes(zone), bytes(key_x), bytes(key_y),
+        )  # fmt: skip
+
+
+class ArithmeticFault(IntEnum):
+    """`IDeliveryDispute.Fault`: what an arithmetic fraud proof established."""
+
+    ARITHMETIC = 0
+    UNKNOWN_BID = 1
+    BID_NOT_AWARDED = 2
+    DEVICE_NOT_IN_BID = 3
+    MALFORMED_READINGS = 4
+    BID_TOTAL = 5
