@@ -71,3 +71,7 @@ class TransactionReverted(GridFlexError):
     def error_args(self) -> dict[str, Any]:
         """Decoded arguments of the revert, keyed by ABI input name (or position)."""
         return self.revert.args if self.revert else {}
+
+
+class ChainUnavailableError(GridFlexError):
+    """No chain answers at the configured RPC URL (`gridflex.chain.connect`)."""
