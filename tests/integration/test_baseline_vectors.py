@@ -15,10 +15,10 @@ from support.baseline_vectors import VECTORS, BaselineVector, baseline_vectors
 from web3 import Web3
 from web3.contract import Contract
 
-from gridflex import baselines
 from gridflex.chain.anvil import anvil_dev_account
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import REPO_ROOT, compile_contracts
+from gridflex.rules import baselines
 from gridflex.rules.baselines import ADJUSTMENT_CAP_BPS, X_OF_Y_RULES, is_weekend
 from gridflex.rules.measurement import RecordFigures, device_figures, recompute_from_used_readings
 from gridflex.rules.reports import Quality, pack_used_readings
