@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from gridflex.config import database_url_field, settings_config
+from gridflex.config import database_url_field, fallback_field, settings_config
 from gridflex.config_checks import (
     DatabaseUrl,
     HttpUrlList,
@@ -24,16 +24,12 @@ class ExplorerSettings(BaseSettings):
 
     model_config = settings_config("GRIDFLEX_EXPLORER_", populate_by_name=True)
 
-    rpc_url: RpcUrl = Field(
-        default="http://127.0.0.1:8545",
-        validation_alias=AliasChoices("rpc_url", "GRIDFLEX_EXPLORER_RPC_URL", "GRIDFLEX_RPC_URL"),
+    rpc_url: RpcUrl = fallback_field(
+        "http://127.0.0.1:8545", "GRIDFLEX_EXPLORER_RPC_URL", "GRIDFLEX_RPC_URL"
     )
     """The explorer's own setting, else the core `GRIDFLEX_RPC_URL`."""
-    deployments_dir: Path = Field(
-        default=Path("deployments"),
-        validation_alias=AliasChoices(
-            "deployments_dir", "GRIDFLEX_EXPLORER_DEPLOYMENTS_DIR", "GRIDFLEX_DEPLOYMENTS_DIR"
-        ),
+    deployments_dir: Path = fallback_field(
+        Path("deployments"), "GRIDFLEX_EXPLORER_DEPLOYMENTS_DIR", "GRIDFLEX_DEPLOYMENTS_DIR"
     )
     data_dir: Path = Path(".gridflex/explorer")
     """Where the default SQLite database lives."""

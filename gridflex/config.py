@@ -26,13 +26,19 @@ def settings_config(env_prefix: str, **options: Any) -> SettingsConfigDict:
     )  # fmt: skip
 
 
+def fallback_field(default: Any, *env_names: str) -> Any:
+    """A field read from the first of `env_names` that is set (a component's own variable,
+    then a shared one), else `default`. The field's own name is no alias on purpose:
+    pydantic-settings would match it case-insensitively against the environment, so a
+    stray `DATABASE_URL` or `RPC_URL` would win over the component's own variable. Keyword
+    arguments still work by field name (`populate_by_name=True`)."""
+    return Field(default=default, validation_alias=AliasChoices(*env_names))
+
+
 def database_url_field(env_prefix: str) -> Any:
     """A component's `database_url`: its own `<env_prefix>DATABASE_URL`, else the
     conventional `DATABASE_URL`; None (the default) means the component's SQLite file."""
-    return Field(
-        default=None,
-        validation_alias=AliasChoices("database_url", f"{env_prefix}DATABASE_URL", "DATABASE_URL"),
-    )
+    return fallback_field(None, f"{env_prefix}DATABASE_URL", "DATABASE_URL")
 
 
 class Settings(BaseSettings):
