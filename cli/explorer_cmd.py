@@ -38,8 +38,7 @@ def explorer(
     """Serve the settlement explorer until Ctrl-C or SIGTERM."""
     import uvicorn
 
-    from explorer.app import create_app
-    from explorer.service import Follower, build_context, freeze_startup_heap
+    from explorer.service import Follower, build_app, build_context
     from explorer.settings import ExplorerSettings
     from gridflex.errors import GridFlexError
 
@@ -67,8 +66,7 @@ def explorer(
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: with this
     # handler SIGTERM ends as Ctrl-C does, so the follower stops and the exit code is 0.
     signal.signal(signal.SIGTERM, _interrupt)
-    app = create_app(context)
-    freeze_startup_heap()
+    app = build_app(context)
     try:
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     except KeyboardInterrupt:

@@ -10,14 +10,16 @@ import threading
 from dataclasses import dataclass, field
 
 import structlog
+from fastapi import FastAPI
 from web3 import Web3
 
+from explorer.app import create_app
 from explorer.db import create_explorer_engine, init_db
 from explorer.deps import ExplorerContext
 from explorer.indexer import Indexer, SyncResult
 from explorer.records import RecordFetcher
 from explorer.settings import ExplorerSettings
-from gridflex.chain.deployments import load_deployment
+from gridflex.chain.deployments import Deployment, load_deployment
 from gridflex.errors import ConfigurationError
 
 log = structlog.get_logger(__name__)
@@ -45,15 +47,27 @@ def build_context(settings: ExplorerSettings) -> ExplorerContext:
             "pass --rpc-url"
         ) from error
     deployment = load_deployment(chain_id, settings.deployments_dir)
+    return open_context(settings, w3, deployment)
+
+
+def open_context(settings: ExplorerSettings, w3: Web3, deployment: Deployment) -> ExplorerContext:
+    """The context over a chain already reached: opens the database, creating its tables."""
     engine = create_explorer_engine(settings.resolved_database_url)
     init_db(engine)
     log.info(
         "explorer ready",
-        chain_id=chain_id,
+        chain_id=deployment.chain_id,
         database=engine.url.render_as_string(hide_password=True),
         oracles=settings.oracle_urls,
     )
     return ExplorerContext(settings, engine, w3, deployment)
+
+
+def build_app(context: ExplorerContext) -> FastAPI:
+    """The app as `gridflex explorer` serves it: created, then the startup heap frozen."""
+    app = create_app(context)
+    freeze_startup_heap()
+    return app
 
 
 @dataclass

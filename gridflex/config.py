@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SettingsSourceError
 
@@ -17,15 +17,34 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 SECRET_FIELD_WORDS = ("key", "password", "secret", "token")
 
 
+def settings_config(env_prefix: str, **options: Any) -> SettingsConfigDict:
+    """How every GridFlex settings object is read: `<env_prefix><FIELD>` env vars, then a
+    `.env` file in the working directory; unknown variables are ignored."""
+    return SettingsConfigDict(
+        env_prefix=env_prefix, env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        **options,
+    )  # fmt: skip
+
+
+def fallback_field(default: Any, *env_names: str) -> Any:
+    """A field read from the first of `env_names` that is set (a component's own variable,
+    then a shared one), else `default`. The field's own name is no alias on purpose:
+    pydantic-settings would match it case-insensitively against the environment, so a
+    stray `DATABASE_URL` or `RPC_URL` would win over the component's own variable. Keyword
+    arguments still work by field name (`populate_by_name=True`)."""
+    return Field(default=default, validation_alias=AliasChoices(*env_names))
+
+
+def database_url_field(env_prefix: str) -> Any:
+    """A component's `database_url`: its own `<env_prefix>DATABASE_URL`, else the
+    conventional `DATABASE_URL`; None (the default) means the component's SQLite file."""
+    return fallback_field(None, f"{env_prefix}DATABASE_URL", "DATABASE_URL")
+
+
 class Settings(BaseSettings):
     """Core GridFlex settings. Each field maps to `GRIDFLEX_<FIELD>` (e.g. GRIDFLEX_RPC_URL)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="GRIDFLEX_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-    )
+    model_config = settings_config("GRIDFLEX_")
 
     rpc_url: str | None = None
     """JSON-RPC endpoint of the chain; None means "start or use a local anvil"."""

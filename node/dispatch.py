@@ -320,14 +320,6 @@ class DispatchController:
                   o.window_start, o.window_end) for o in orders],
             )  # fmt: skip
 
-    def cancel(self, request_id: int) -> None:
-        """Drops the pending orders of `request_id` (cancelled before its window)."""
-        with _transaction(self.db):
-            self.db.execute(
-                "DELETE FROM dispatch_orders WHERE request_id = ? AND state = 'pending'",
-                (str(request_id),),
-            )
-
     def tick(self, now: int) -> list[LogEntry]:
         """Starts the windows that began by `now`, restores those that ended; returns what
         was logged."""

@@ -4,53 +4,37 @@ never touches the outbox database; served by `gridflex node run --metrics-port N
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, start_http_server
-
+from gridflex.metrics import ComponentMetrics
 from node.runner import NodeRunner, TickReport
 from node.sender import SendStats
 
 
-class NodeMetrics:
+class NodeMetrics(ComponentMetrics):
     """Counters of what the node did and gauges of what it still owes the oracles."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.units_signed = Counter(
-            "gridflex_node_units_signed",
-            "Signed meter units stored in the outbox",
-            registry=self.registry,
+        super().__init__("node")
+        self.units_signed = self.counter("units_signed", "Signed meter units stored in the outbox")
+        self.units_acked = self.counter(
+            "units_acked", "Units an oracle acknowledged after its commit"
         )
-        self.units_acked = Counter(
-            "gridflex_node_units_acked",
-            "Units an oracle acknowledged after its commit",
-            registry=self.registry,
+        self.units_rejected = self.counter(
+            "units_rejected", "Units an oracle rejected for good (dead-lettered)"
         )
-        self.units_rejected = Counter(
-            "gridflex_node_units_rejected",
-            "Units an oracle rejected for good (dead-lettered)",
-            registry=self.registry,
-        )
-        self.send_failures = Counter(
-            "gridflex_node_send_failures",
+        self.send_failures = self.counter(
+            "send_failures",
             "Posts to an oracle that failed transiently (down, 5xx, timeout) and will be retried",
-            registry=self.registry,
         )
-        self.pending_units = Gauge(
-            "gridflex_node_pending_units",
-            "Units in the outbox not yet finished by this oracle",
-            ["oracle"],
-            registry=self.registry,
+        self.pending_units = self.gauge(
+            "pending_units", "Units in the outbox not yet finished by this oracle", ["oracle"]
         )
-        self.bids_placed = Counter(
-            "gridflex_node_bids_placed",
-            "Bids the node placed on flexibility requests",
-            registry=self.registry,
+        self.bids_placed = self.counter(
+            "bids_placed", "Bids the node placed on flexibility requests"
         )
-        self.dispatch_commands = Counter(
-            "gridflex_node_dispatch_commands",
+        self.dispatch_commands = self.counter(
+            "dispatch_commands",
             "Dispatch log entries by action (commanded, restored, undeliverable, missed)",
             ["action"],
-            registry=self.registry,
         )
         self._sent = SendStats()
 
@@ -67,10 +51,3 @@ class NodeMetrics:
         self._sent = SendStats(acked=stats.acked, rejected=stats.rejected, retries=stats.retries)
         for oracle in runner.outbox.oracles:
             self.pending_units.labels(oracle).set(runner.outbox.pending_count(oracle))
-
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Serve `/metrics` from a daemon thread."""
-        start_http_server(port, addr=host, registry=self.registry)
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)

@@ -8,10 +8,17 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings
 
-from gridflex.config_checks import checked_rpc_url, normalized_database_url
+from gridflex.config import database_url_field, settings_config
+from gridflex.config_checks import (
+    DatabaseUrl,
+    HttpUrlList,
+    RpcUrl,
+    database_url_or_sqlite,
+    split_urls,
+)
 
 MIB = 1024 * 1024
 
@@ -19,26 +26,15 @@ MIB = 1024 * 1024
 class OracleSettings(BaseSettings):
     """Settings of one oracle process. Each field maps to `GRIDFLEX_ORACLE_<FIELD>`."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="GRIDFLEX_ORACLE_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        populate_by_name=True,
-    )
+    model_config = settings_config("GRIDFLEX_ORACLE_", populate_by_name=True)
 
     data_dir: Path = Path(".gridflex/oracle")
     """Where the default SQLite database lives."""
 
-    database_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices(
-            "database_url", "GRIDFLEX_ORACLE_DATABASE_URL", "DATABASE_URL"
-        ),
-    )
+    database_url: DatabaseUrl | None = database_url_field("GRIDFLEX_ORACLE_")
     """SQLAlchemy URL; None means the SQLite file `<data_dir>/oracle.db`."""
 
-    rpc_url: str = "http://127.0.0.1:8545"
+    rpc_url: RpcUrl = "http://127.0.0.1:8545"
     deployments_dir: Path = Path("deployments")
     chain_id: int | None = None
     """None: asked from the RPC at start (the deployment record must exist for it)."""
@@ -67,7 +63,7 @@ class OracleSettings(BaseSettings):
     signer_key: SecretStr | None = None
     """Hex secp256k1 key of this oracle's committee seat. None: the oracle measures and
     serves reports on request but neither signs nor runs the committee loop."""
-    peers: str = ""
+    peers: HttpUrlList = ""
     """Comma-separated base URLs of the other committee oracles (`http://host:port`)."""
     report_delay_seconds: int = Field(default=60, ge=0)
     """Grace after the window end before measuring (late readings still arrive)."""
@@ -86,22 +82,12 @@ class OracleSettings(BaseSettings):
     """With a signer key: check every posted report against our own measurement and
     challenge it with a device-signed unit we hold when it contradicts (oracle/watcher.py)."""
 
-    @field_validator("database_url")
-    @classmethod
-    def _known_database(cls, url: str | None) -> str | None:
-        return None if url is None else normalized_database_url(url)
-
     @field_validator("plausibility_margin")
     @classmethod
     def _margin_at_least_one(cls, margin: float) -> float:
         if not 1.0 <= margin <= 100.0:
             raise ValueError("plausibility_margin must be between 1.0 and 100.0")
         return margin
-
-    @field_validator("rpc_url")
-    @classmethod
-    def _http_rpc(cls, url: str) -> str:
-        return checked_rpc_url(url)
 
     @field_validator("signer_key")
     @classmethod
@@ -113,21 +99,13 @@ class OracleSettings(BaseSettings):
             raise ValueError("signer_key must be 32 bytes of hex (64 digits, 0x optional)")
         return SecretStr("0x" + raw.lower())
 
-    @field_validator("peers")
-    @classmethod
-    def _http_peers(cls, peers: str) -> str:
-        for url in (p.strip() for p in peers.split(",")):
-            if url and not url.startswith(("http://", "https://")):
-                raise ValueError(f"peer {url!r} must be an http(s) URL")
-        return peers
-
     @property
     def peer_urls(self) -> list[str]:
-        return [p.strip().rstrip("/") for p in self.peers.split(",") if p.strip()]
+        return split_urls(self.peers)
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'oracle.db'}"
+        return database_url_or_sqlite(self.database_url, self.data_dir / "oracle.db")
 
     @property
     def is_sqlite(self) -> bool:

@@ -704,22 +704,16 @@ def explorer(
     from fastapi.testclient import TestClient
     from web3 import Web3
 
-    from explorer.app import create_app
-    from explorer.db import create_explorer_engine, init_db
-    from explorer.deps import ExplorerContext
-    from explorer.service import freeze_startup_heap
+    from explorer.service import build_app, open_context
     from explorer.settings import ExplorerSettings
     from gridflex.chain.deployments import Deployment
 
     with tempfile.TemporaryDirectory() as workdir:
         settings = ExplorerSettings(data_dir=Path(workdir), database_url=database_url)
-        engine = create_explorer_engine(settings.resolved_database_url)
-        init_db(engine)
+        # No chain: the pages read only the database (the verify check is not measured).
+        context = open_context(settings, Web3(), Deployment(chain_id=31337, deployed_at_block=0))
         _log(f"filling: {requests} requests, {readings} readings over {devices} devices...")
-        filled = _fill_explorer(engine, requests, readings, devices)
-        context = ExplorerContext(
-            settings, engine, Web3(), Deployment(chain_id=31337, deployed_at_block=0)
-        )
+        filled = _fill_explorer(context.engine, requests, readings, devices)
         pages = {
             "overview": "/",
             "requests": "/requests",
@@ -734,8 +728,7 @@ def explorer(
             "settlements_csv": "/api/settlements.csv",
         }
         timings: dict[str, dict[str, float]] = {}
-        with TestClient(create_app(context)) as client:
-            freeze_startup_heap()  # as `gridflex explorer` does before serving
+        with TestClient(build_app(context)) as client:
             for name, path in pages.items():
                 samples = []
                 for attempt in range(repeat + 3):
@@ -750,7 +743,8 @@ def explorer(
                     "max_ms": round(samples[-1], 2),
                     "bytes": len(answer.content),
                 }
-        engine.dispose()
+        context.engine.dispose()
+        context.http.close()
     result = {
         "benchmark": "explorer",
         "database": "sqlite" if database_url is None else database_url.split(":", 1)[0],

@@ -283,14 +283,6 @@ class DemoNetwork:
         needed = int(history_hours * 3600) + INTERVAL_SECONDS
         return increase_time(self.protocol.client.w3, -(-needed // 86_400) * 86_400)
 
-    def start_nodes(self, sizes: list[int], history_hours: float) -> list[Node]:
-        for index, size in enumerate(sizes):
-            self.nodes.append(self.create_node(index, size))
-        self.pass_history(history_hours)
-        for node in self.nodes:
-            self.start_node(node, history_hours)
-        return self.nodes
-
     def check_alive(self) -> None:
         """Fails with the log tail of any child that died."""
         for child in self.children():

@@ -239,10 +239,6 @@ class Protocol:
         self.as_account(oracle).stake(bond)
         self.send(self.committee.functions.addOracle(oracle.address, threshold))
 
-    def set_threshold(self, threshold: int) -> None:
-        """Changes k without changing the committee (a strict majority of the active oracles)."""
-        self.send(self.committee.functions.setThreshold(threshold))
-
     def grant_grid_operator(self, account: str) -> None:
         role = self.market.functions.GRID_OPERATOR_ROLE().call()
         self.send(self.market.functions.grantRole(role, account))

@@ -298,11 +298,6 @@ def address_of_public_key(public_key: bytes) -> bytes:
     return _keccak256(public_key)[-20:]
 
 
-def recover_secp256k1(digest: bytes, signature: bytes) -> str:
-    """Signer address of a 65-byte r||s||v signature (coincurve; raises AttestationError)."""
-    return to_checksum_address(address_of_public_key(recover_public_key(digest, signature)))
-
-
 def verify_p256(digest: bytes, signature: bytes, key_x: bytes, key_y: bytes) -> bool:
     """True when a 64-byte low-s r||s signature verifies against the P-256 key (x, y)."""
     if len(signature) != P256_SIGNATURE_LENGTH:

@@ -23,6 +23,22 @@ def test_core_settings_are_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.resolved_database_url == "postgresql+psycopg://u@db/explorer"
     monkeypatch.setenv("GRIDFLEX_EXPLORER_RPC_URL", "http://own:8545")
     assert ExplorerSettings().rpc_url == "http://own:8545"
+    monkeypatch.setenv("GRIDFLEX_EXPLORER_DATABASE_URL", "sqlite:///own.db")
+    assert ExplorerSettings().resolved_database_url == "sqlite:///own.db"
+
+
+def test_unprefixed_variables_are_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bug fixed in issue 13: the field names were aliases too, matched case-insensitively
+    against the environment, so a stray `RPC_URL` was the explorer's chain and
+    `DATABASE_URL` hid `GRIDFLEX_EXPLORER_DATABASE_URL`."""
+    for name in ("GRIDFLEX_RPC_URL", "GRIDFLEX_EXPLORER_RPC_URL", "GRIDFLEX_DEPLOYMENTS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RPC_URL", "http://stray:1")
+    monkeypatch.setenv("DEPLOYMENTS_DIR", "/stray")
+    settings = ExplorerSettings()
+    assert settings.rpc_url == "http://127.0.0.1:8545"
+    assert settings.deployments_dir == Path("deployments")
+    assert ExplorerSettings(rpc_url="http://given:2").rpc_url == "http://given:2"
 
 
 def test_default_database_is_sqlite_in_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
