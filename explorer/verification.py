@@ -20,6 +20,7 @@ nothing is stored). A device's page shows from it:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -285,14 +286,13 @@ class RequestCheck:
         )
         self.published_records = {r.device_id: r for r in published.records}
         conflicted = any(d.record.quality == Quality.CONFLICT for d in published.devices.values())
-        self.evidence: Any = {}
+        self.evidence: dict[str, Any] = {}
+        """The oracle's conflict evidence, fetched only when a record is CONFLICT."""
         if conflicted:
-            try:
+            with contextlib.suppress(VerifyInputError):
                 self.evidence = fetch_conflict_evidence(
                     http, published.source, posted.request_id, posted.round
                 )
-            except VerifyInputError:
-                self.evidence = {}
 
     def device_views(self) -> dict[int, DeviceVerification]:
         return {d: self.device_view(d, data) for d, data in self.published.devices.items()}

@@ -13,7 +13,9 @@ import httpx
 import pytest
 from explorer_event import SettledEvent
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from explorer.models import DeviceCheck
 from explorer.verification import verify_device
 from gridflex.rules.reports import pack_used_readings, unpack_used_readings
 from gridflex.verify import fetch_report_summary
@@ -105,3 +107,30 @@ def test_the_request_is_checked_once_and_a_second_view_fetches_nothing(
     assert len(devices) >= 2
     assert first == 1 + len(devices)
     assert len(asked) == first
+
+
+def test_a_stored_check_of_other_roots_is_not_served(event: SettledEvent, engine: Engine) -> None:
+    """A check stored for roots the chain no longer holds (a reorg re-posted the round) is
+    checked again against the posted ones and replaced."""
+    device_id = _device(event)
+    with httpx.Client(timeout=10) as http:
+        honest = verify_device(
+            event.protocol, [event.oracle.url], event.request_id, device_id, http
+        )
+        stale = honest.model_copy(update={"verdict": "failed", "reasons": ["stale"]})
+        with Session(engine) as session:
+            session.add(
+                DeviceCheck(
+                    request_id=event.request_id, round=honest.round, device_id=device_id,
+                    devices_root="0x" + "ab" * 32, readings_root="0x" + "cd" * 32,
+                    body=stale.model_dump_json(),
+                )
+            )  # fmt: skip
+            session.commit()
+        checked = verify_device(
+            event.protocol, [event.oracle.url], event.request_id, device_id, http, engine
+        )
+    assert checked.verdict == "verified"
+    with Session(engine) as session:
+        row = session.get(DeviceCheck, (event.request_id, honest.round, device_id))
+        assert row is not None and row.devices_root == honest.record_proof.onchain_root
