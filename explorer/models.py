@@ -284,7 +284,8 @@ class DeviceResult(SQLModel, table=True):
 
 class EventInterval(SQLModel, table=True):
     """Baseline, metered and delivered energy of one device in one event interval,
-    recomputed from the report's used readings with `gridflex.rules.baselines`."""
+    recomputed from the report's used readings with the rules core and the request's chain
+    facts (`explorer.records.interval_curves`): an honest record is the sum of its curve."""
 
     __tablename__ = "explorer_event_intervals"
 
