@@ -103,13 +103,14 @@ def account(session: SessionDep, address: Address) -> Response:
 async def verification(
     context: ContextDep, session: SessionDep, request_id: Id, device_id: Id
 ) -> DeviceVerification:
-    """Checks the device's record live against the on-chain roots (Merkle proofs), its
-    used readings against the device-signed units, and recomputes the whole report."""
+    """Checks the device's record against the on-chain roots (read live; Merkle proofs),
+    its used readings against the device-signed units, and recomputes the whole report
+    (`gridflex.verify.check_report`), once per report round: later views are stored."""
     require_device_record(session, request_id, device_id)
     try:
         return await run_in_threadpool(
             verify_device, context.protocol, context.settings.oracle_urls, request_id,
-            device_id, context.http,
+            device_id, context.http, context.engine,
         )  # fmt: skip
     except VerifyInputError as error:
         raise HTTPException(502, str(error)) from error

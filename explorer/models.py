@@ -284,7 +284,8 @@ class DeviceResult(SQLModel, table=True):
 
 class EventInterval(SQLModel, table=True):
     """Baseline, metered and delivered energy of one device in one event interval,
-    recomputed from the report's used readings with `gridflex.rules.baselines`."""
+    recomputed from the report's used readings with the rules core and the request's chain
+    facts (`explorer.records.interval_curves`): an honest record is the sum of its curve."""
 
     __tablename__ = "explorer_event_intervals"
 
@@ -307,10 +308,27 @@ class Reading(SQLModel, table=True):
     unit_digest: str
 
 
+class DeviceCheck(SQLModel, table=True):
+    """The verify page of one device in one report round (`explorer.verification`), checked
+    once against the roots it names: a view of other roots is checked again."""
+
+    __tablename__ = "explorer_device_checks"
+
+    request_id: int = Field(primary_key=True, sa_type=BigInteger)
+    round: int = Field(primary_key=True)
+    device_id: int = Field(primary_key=True, sa_type=BigInteger)
+    devices_root: str
+    readings_root: str
+    body: str = Field(sa_type=Text)
+    """The `DeviceVerification` as JSON."""
+
+
 PROJECTION_TABLES: tuple[type[SQLModel], ...] = (
     Device, Request, Bid, BidDevice, Report, LedgerEntry, Oracle, Challenge,
 )  # fmt: skip
-ORACLE_DATA_TABLES: tuple[type[SQLModel], ...] = (DeviceResult, EventInterval, Reading)
+ORACLE_DATA_TABLES: tuple[type[SQLModel], ...] = (
+    DeviceResult, EventInterval, Reading, DeviceCheck,
+)  # fmt: skip
 ALL_TABLES: tuple[type[SQLModel], ...] = (
     IndexerCursor, IndexedBlock, ChainEvent, AccountStake,
     *PROJECTION_TABLES, *ORACLE_DATA_TABLES,

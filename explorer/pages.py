@@ -238,7 +238,7 @@ async def verify_page(
     try:
         result = await run_in_threadpool(
             verify_device, context.protocol, context.settings.oracle_urls, request_id,
-            device_id, context.http,
+            device_id, context.http, context.engine,
         )  # fmt: skip
         error = None
     except VerifyInputError as failure:

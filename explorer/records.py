@@ -1,37 +1,31 @@
 """Oracle data for the pages: per-device records of every posted report (checked against
 the report's on-chain roots before they are stored), each event interval's baseline,
-metered and delivered energy (recomputed from the report's used readings with
-`gridflex.rules.baselines`, the oracles' own rules), and the devices' signed readings (paginated
-`GET /v1/devices/{id}/readings`). Pages read these tables only; nothing here runs in a
-page handler."""
+metered and delivered energy (recomputed from the report's used readings with the oracles'
+own rules and chain facts: each device capped by its capacity when the bid was placed), and
+the devices' signed readings (paginated `GET /v1/devices/{id}/readings`). Pages read these
+tables only; nothing here runs in a page handler."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
 import structlog
-from sqlalchemy import Engine, delete, func
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from explorer.models import (
-    Bid,
-    Device,
-    DeviceResult,
-    EventInterval,
-    Reading,
-    Report,
-    Request,
-)
+from explorer.deps import ExplorerContext
+from explorer.models import Device, DeviceResult, EventInterval, Reading, Report
 from gridflex import safe_json
-from gridflex.rules.baselines import EventWindow, compute_baseline, delivered_wh, device_cap_wh
-from gridflex.rules.reports import unpack_used_readings
+from gridflex.rules.baselines import compute_baseline, delivered_wh, device_cap_wh
+from gridflex.rules.measurement import RequestFacts
+from gridflex.rules.reports import DeviceRecord, Quality, unpack_used_readings
 from gridflex.rules.types import BaselineMethod
-from gridflex.verify import PublishedReport, VerifyInputError, fetch_published_report
+from gridflex.verify import PublishedReport, VerifyInputError, fetch_published_report, read_facts
 
 log = structlog.get_logger(__name__)
+DELIVERING = (Quality.OK, Quality.FALLBACK)
+"""Record qualities that deliver (`gridflex.rules.measurement`: any other delivers zero)."""
 
 READINGS_PAGE = 5_000
 READINGS_PAGE_MAX_BYTES = 16 * 1024 * 1024
@@ -46,11 +40,49 @@ class RecordSyncResult:
     readings_fetched: int
 
 
+def interval_curves(
+    facts: RequestFacts, record: DeviceRecord, used_readings: bytes
+) -> list[EventInterval]:
+    """One device's baseline, metered and delivered energy per event interval, from its
+    used readings with the oracles' rules and chain facts (the device's cap from its
+    capacity when the bid was placed, `read_request_facts`); empty for a device of no
+    awarded bid. An honest record is the sum of its curve."""
+    bid = next((b for b in facts.bids if b.bid_index == record.bid_index), None)
+    if bid is None or record.device_id not in bid.device_capacity_w:
+        return []
+    window = facts.window
+    readings = dict(unpack_used_readings(used_readings))
+    baseline = compute_baseline(BaselineMethod(facts.baseline_method), readings, window).baseline_wh
+    metered = [readings.get(t, 0) for t in window.interval_starts]
+    cap = device_cap_wh(
+        bid.awarded_w,
+        bid.device_capacity_w[record.device_id],
+        bid.capacity_w,
+        window.interval_seconds,
+    )
+    delivered = delivered_wh(facts.direction, baseline, metered, cap)
+    if record.quality not in DELIVERING:
+        delivered = (0,) * len(delivered)
+    return [
+        EventInterval(
+            request_id=facts.request_id, device_id=record.device_id, interval_start=start,
+            baseline_wh=base, metered_wh=meter, delivered_wh=done,
+        )
+        for start, base, meter, done in zip(
+            window.interval_starts, baseline, metered, delivered, strict=True
+        )
+    ]  # fmt: skip
+
+
 class RecordFetcher:
-    def __init__(self, engine: Engine, oracle_urls: Sequence[str], http: httpx.Client) -> None:
-        self.engine = engine
-        self.oracle_urls = list(oracle_urls)
-        self.http = http
+    """Fetches from the context's oracles; its chain handle (bound on first use) reads the
+    facts the interval curves need (`read_request_facts`)."""
+
+    def __init__(self, context: ExplorerContext) -> None:
+        self.context = context
+        self.engine = context.engine
+        self.oracle_urls = list(context.settings.oracle_urls)
+        self.http = context.http
         self._checked_stale = False
 
     def sync(self, chain_rewound: bool = False) -> RecordSyncResult:
@@ -130,16 +162,13 @@ class RecordFetcher:
     def _store(self, report: Report, published: PublishedReport) -> None:
         """Device records of the round; the interval curves only for a standing report
         (one set per request: a voided round's records must not replace them)."""
+        facts = (
+            None
+            if report.voided
+            else read_facts(self.context.protocol, report.request_id, report.round)
+        )
         with Session(self.engine) as session:
-            request = session.get(Request, report.request_id)
-            assert request is not None
-            bids = {
-                b.bid_index: b
-                for b in session.exec(select(Bid).where(Bid.request_id == report.request_id))
-            }
-            capacities = dict(session.exec(select(Device.device_id, Device.capacity_w)).all())
-            window = EventWindow(request.window_start, request.window_end, request.interval_seconds)
-            if not report.voided:
+            if facts is not None:
                 session.exec(  # type: ignore[call-overload]
                     delete(EventInterval).where(col(EventInterval.request_id) == report.request_id)
                 )
@@ -154,33 +183,8 @@ class RecordFetcher:
                         devices_root=report.devices_root,
                     )
                 )  # fmt: skip
-                bid = bids.get(record.bid_index)
-                if bid is None or report.voided:
-                    continue
-                readings = dict(unpack_used_readings(data.used_readings))
-                baseline = compute_baseline(
-                    BaselineMethod(request.baseline_method), readings, window
-                ).baseline_wh
-                metered = [readings.get(t, 0) for t in window.interval_starts]
-                offered = json.loads(bid.device_ids)
-                bid_capacity = sum(capacities.get(d, 0) for d in offered) or 1
-                cap = device_cap_wh(
-                    bid.awarded_w,
-                    capacities.get(device_id, 0),
-                    bid_capacity,
-                    window.interval_seconds,
-                )
-                delivered = delivered_wh(request.direction, baseline, metered, cap)
-                for start, base, meter, done in zip(
-                    window.interval_starts, baseline, metered, delivered, strict=True
-                ):
-                    session.add(
-                        EventInterval(
-                            request_id=report.request_id, device_id=device_id,
-                            interval_start=start, baseline_wh=base, metered_wh=meter,
-                            delivered_wh=done,
-                        )
-                    )  # fmt: skip
+                if facts is not None:
+                    session.add_all(interval_curves(facts, record, data.used_readings))
             session.commit()
 
     # ─── Readings ─────────────────────────────────────────────────────────────────────

@@ -84,7 +84,7 @@ class Follower:
             self.context.engine, self.context.w3, self.context.deployment,
             batch_blocks=settings.batch_blocks, reorg_depth=settings.reorg_depth,
         )  # fmt: skip
-        self.records = RecordFetcher(self.context.engine, settings.oracle_urls, self.context.http)
+        self.records = RecordFetcher(self.context)
 
     def _after_sync(self, result: SyncResult) -> None:
         self.records.sync(chain_rewound=result.reset or result.rolled_back_to is not None)

@@ -137,10 +137,10 @@ def test_verify_fetch_turns_a_malformed_report_shape_into_a_readable_error() -> 
 def test_explorer_verify_page_fetch_refuses_a_deeply_nested_device_answer() -> None:
     script = """
         import httpx
-        from explorer.verification import _device_body
-        from gridflex.verify import VerifyInputError
+        from explorer.verification import fetch_report
+        from gridflex.verify import PostedReport, VerifyInputError
         try:
-            _device_body(httpx.Client(), [URL], 1, 1, 0)
+            fetch_report(httpx.Client(), [URL], PostedReport(1, 0, (), b"", b"", 0, 0))
         except VerifyInputError as error:
             print("refused:", error)
     """

@@ -3,12 +3,15 @@ removed it, its device records and interval curves are dropped, the current ones
 
 from __future__ import annotations
 
-import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session, select
+from web3 import Web3
 
+from explorer.deps import ExplorerContext
 from explorer.models import DeviceResult, EventInterval, Report
 from explorer.records import RecordFetcher
+from explorer.settings import ExplorerSettings
+from gridflex.chain.deployments import Deployment
 
 
 def _report(request_id: int, root: str) -> Report:
@@ -39,8 +42,8 @@ def test_records_of_replaced_or_removed_reports_are_dropped(engine: Engine) -> N
         for request_id, root in ((1, "0xaa"), (2, "0xold"), (3, "0xgone")):
             session.add_all(_result(request_id, root))
         session.commit()
-    with httpx.Client() as http:
-        RecordFetcher(engine, [], http).sync(chain_rewound=True)
+    context = ExplorerContext(ExplorerSettings(), engine, Web3(), Deployment(31337, 0))
+    RecordFetcher(context).sync(chain_rewound=True)
     with Session(engine) as session:
         assert session.exec(select(DeviceResult.request_id)).all() == [1]
         assert session.exec(select(EventInterval.request_id)).all() == [1]

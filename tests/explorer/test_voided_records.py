@@ -80,7 +80,10 @@ def test_a_voided_rounds_records_are_fetched_and_its_conflict_links_the_evidence
         return httpx.Response(404, json={"detail": "unknown"})
 
     with httpx.Client(transport=httpx.MockTransport(serve)) as http:
-        assert RecordFetcher(engine, [oracle], http).sync().reports_fetched == 1
+        fetching = ExplorerContext(
+            ExplorerSettings(oracles=oracle), engine, Web3(), Deployment(31337, 0), http
+        )
+        assert RecordFetcher(fetching).sync().reports_fetched == 1
     with Session(engine) as session:
         stored = session.exec(select(DeviceResult.round, DeviceResult.device_id)).all()
         assert sorted(stored) == [(0, 4), (0, 5)]
