@@ -65,6 +65,8 @@ class DeviceStrategy:
 
 @dataclass(frozen=True)
 class OpenRequest:
+    """A request the node may bid on: in its zone, of its metering length, not cleared."""
+
     request_id: int
     zone: bytes
     direction: Direction
@@ -78,6 +80,9 @@ class OpenRequest:
 
 @dataclass(frozen=True)
 class Commitment:
+    """Power of one device held for one request's window, so that no overlapping request
+    is offered it (kept until the request is lost, cancelled, expired or settled)."""
+
     request_id: int
     device_id: int
     power_w: int
@@ -87,6 +92,9 @@ class Commitment:
 
 @dataclass(frozen=True)
 class BidPlan:
+    """A bid `plan_bids` chose: its power and price, the devices behind it and their
+    commitments, and `value` (what it can earn, by which requests were ranked)."""
+
     request_id: int
     power_w: int
     price_per_kwh: int
