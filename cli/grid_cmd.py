@@ -271,7 +271,7 @@ def request(
         int | None, typer.Option(help="Window length in settlement intervals.", min=1)
     ] = None,
     interval_minutes: Annotated[
-        int, typer.Option("--interval-minutes", help="Settlement interval: 15 or 30.")
+        int, typer.Option("--interval-minutes", help="Settlement interval (minutes): 15 or 30.")
     ] = 15,
     availability_price: Annotated[
         str,
@@ -306,13 +306,20 @@ def request(
 
     from gridflex.chain.protocol import Protocol
     from gridflex.rules.settlement import PricingRule
-    from gridflex.rules.types import BaselineMethod, Direction, RequestSpec, zone_id
+    from gridflex.rules.types import (
+        SETTLED_INTERVAL_SECONDS,
+        BaselineMethod,
+        Direction,
+        RequestSpec,
+        zone_id,
+    )
 
     if (hours is None) == (intervals is None):
         raise typer.BadParameter("give exactly one of --hours and --intervals")
-    if interval_minutes not in (15, 30):
-        raise typer.BadParameter("must be 15 or 30", param_hint="--interval-minutes")
     interval_seconds = interval_minutes * 60
+    if interval_seconds not in SETTLED_INTERVAL_SECONDS:
+        lengths = " or ".join(str(s // 60) for s in sorted(SETTLED_INTERVAL_SECONDS))
+        raise typer.BadParameter(f"must be {lengths}", param_hint="--interval-minutes")
     if intervals is None:
         assert hours is not None
         length = Decimal(str(hours)) * 3600

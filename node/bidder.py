@@ -37,7 +37,7 @@ import structlog
 from gridflex.chain.protocol import Protocol
 from gridflex.errors import TransactionReverted
 from gridflex.errors_text import explain
-from gridflex.rules.types import Direction
+from gridflex.rules.types import DEFAULT_INTERVAL_SECONDS, Direction
 from node.chain_watch import (
     Awarded,
     BidDisplaced,
@@ -98,7 +98,7 @@ class AutoBidder:
         db: sqlite3.Connection,
         *,
         price_fraction_bps: int = 8_000,
-        interval_seconds: int = 900,
+        interval_seconds: int = DEFAULT_INTERVAL_SECONDS,
     ) -> None:
         self.protocol = protocol
         self.devices = list(devices)
@@ -272,7 +272,7 @@ def watch_and_bid(
     devices: Sequence[DeviceStrategy],
     zone: bytes,
     rpc_url: str,
-    interval_seconds: int = 900,
+    interval_seconds: int = DEFAULT_INTERVAL_SECONDS,
     **watcher_options: object,
 ) -> tuple[ChainWatcher, AutoBidder]:
     """A ChainWatcher on `db_path` whose handler is an AutoBidder sharing its connection."""

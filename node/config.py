@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gridflex.rules.attestation import SETTLED_INTERVAL_SECONDS
+from gridflex.rules.types import DEFAULT_INTERVAL_SECONDS, SETTLED_INTERVAL_SECONDS
 
 DEFAULT_SCRYPT_N = 2**18  # eth-account's default: ~0.5 s per keystore on a laptop
 
@@ -43,10 +43,12 @@ class NodeSettings(BaseSettings):
     batch_size: int = Field(default=50, ge=1)
     """Signed units per POST to an oracle (halved automatically on HTTP 413)."""
 
-    interval_seconds: int = Field(default=900, gt=0)
-    """Metering interval; 15 minutes as in ERCOT and EU imbalance settlement, 30 minutes
-    for GB settlement periods. The node bids only on requests of this length (a request is
-    measured from readings of its own length) and oracles refuse other lengths."""
+    interval_seconds: int = Field(default=DEFAULT_INTERVAL_SECONDS, gt=0)
+    """Metering interval, one of `SETTLED_INTERVAL_SECONDS`: 15 minutes as in ERCOT and EU
+    imbalance settlement, 30 minutes for GB settlement periods. The node signs its readings
+    (live and backfilled history) at this length and bids only on requests of this length:
+    a request is measured from readings of its own length, and an oracle holds one length
+    per device and interval start."""
 
     bid_price_fraction_bps: int = Field(default=8_000, ge=0, le=10_000)
     """Bids ask this share of a request's price cap (raised to a device's bidding floor)."""

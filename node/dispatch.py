@@ -1,27 +1,12 @@
 """Dispatch: acting on the devices when the node is awarded, and a durable log of it.
 
-Command layer. `CommandedDevice` wraps a simulated model and a schedule of `Command`s
-(device, window, direction, power). Its meter is the baseline model plus the effect of the
-commands, computed per minute by a pure function of (seed, time, schedule), so re-reading an
-interval gives the same Wh and a restart that reloads the schedule reproduces the history.
-Effects per kind:
-
-- Battery: reduce = discharge `power_w` more than planned, increase = charge more; never
-  beyond its rated power and never below its reserve / above its full mark (the planned
-  state of charge plus what the commands moved, with its efficiency).
-- EV charger: reduce = charging slowed by up to `power_w` (paused at `power_w` >= its draw);
-  it only delivers while a car is plugged in and charging. Increase is not possible.
-- Heat pump / HVAC: the thermostat setpoint moves to the edge of the comfort band (minus
-  the hysteresis) for the window, away from the load for reduce, toward it for increase;
-  the building model is re-run with the shifted setpoint, so the recovery after the window
-  (rebound) is metered too.
-- Industrial load: reduce = a process shed, up to `power_w`, never below the base load.
-  Increase is not possible.
-- PV inverter: increase (less net export) = curtailment, up to `power_w` and the current
-  production. Reduce is not possible.
-
-Not modelled: the battery's later schedule after a dispatch (the day ends from its reserve
-as planned) and the EV's deferred energy (the session is not extended).
+Command layer. `CommandedDevice` wraps a device (`node.devices.DeviceAdapter`) and a
+schedule of `Command`s (device, window, direction, power). Its meter is what the device
+reads with the commands in effect: a simulated model computes that per minute as a pure
+function of (seed, time, schedule), so re-reading an interval gives the same Wh and a
+restart that reloads the schedule reproduces the history; a real meter reads what the site
+did. The effect of a command is the device model's own (`node.devices.<kind>`), as is the
+reason it cannot carry one out (`DeviceAdapter.refusal`).
 
 `DispatchController` takes `DispatchOrder`s (from awarded commitments), and on each `tick`
 commands the devices whose window started (after checking they can deliver: a car plugged
@@ -40,32 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from gridflex.rules.types import DeviceKind, Direction
-from node.devices.simulated import (
-    MINUTES_PER_DAY,
-    SECONDS_PER_DAY,
-    EVCharger,
-    HomeBattery,
-    IndustrialLoad,
-    PVInverter,
-    SimulatedDevice,
-    ThermalDevice,
-)
+from node.devices.base import BoundarySampler, ComfortBand, Command, DeviceAdapter, Schedule
 from node.strategy import Commitment, _transaction
 
-REDUCE = Direction.REDUCE_CONSUMPTION
 INCREASE = Direction.INCREASE_CONSUMPTION
-
-
-@dataclass(frozen=True)
-class Command:
-    """Change the device's consumption by `power_w` over [start, end) (unix s, minutes)."""
-
-    request_id: int
-    device_id: int
-    direction: Direction
-    power_w: int
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)
@@ -100,23 +63,15 @@ class LogEntry:
     reason: str | None
 
 
-# ─── Command layer on the simulated devices ─────────────────────────────────────────────
-
-
-def _minute_window(command: Command, day: int) -> tuple[int, int]:
-    """The minutes of `day` covered by `command` (lo >= hi: none)."""
-    day_start = day * SECONDS_PER_DAY
-    lo = max(command.start - day_start, 0) // 60
-    hi = min(command.end - day_start, SECONDS_PER_DAY) // 60
-    return max(lo, 0), min(hi, MINUTES_PER_DAY)
+# ─── Command layer ───────────────────────────────────────────────────────────────────────
 
 
 class CommandedDevice:
-    """A simulated device whose meter shows the baseline model plus its commands."""
+    """A device whose meter shows what it does under its schedule of commands."""
 
     def __init__(
         self,
-        device: SimulatedDevice,
+        device: DeviceAdapter,
         *,
         comfort_min_c: float = 18.0,
         comfort_max_c: float = 26.0,
@@ -125,7 +80,6 @@ class CommandedDevice:
         self.comfort_min_c = comfort_min_c
         self.comfort_max_c = comfort_max_c
         self._commands: list[Command] = []
-        self._cache: dict[tuple[int, tuple[Command, ...]], np.ndarray] = {}
 
     @property
     def kind(self) -> DeviceKind:
@@ -134,6 +88,10 @@ class CommandedDevice:
     @property
     def capacity_w(self) -> int:
         return self.device.capacity_w
+
+    @property
+    def comfort(self) -> ComfortBand:
+        return ComfortBand(self.comfort_min_c, self.comfort_max_c)
 
     @property
     def commands(self) -> tuple[Command, ...]:
@@ -146,108 +104,33 @@ class CommandedDevice:
             self._commands.append(command)
             self._commands.sort(key=lambda c: (c.start, c.request_id, c.end))
 
-    def day_power_w(self, day: int, commands: Iterable[Command] | None = None) -> np.ndarray:
-        """Per-minute metered power of `day` under `commands` (default: the schedule)."""
+    def refusal(self, command: Command) -> str | None:
+        return self.device.refusal(command)
+
+    def schedule(self, commands: Iterable[Command] | None = None) -> Schedule:
+        """`commands` (default: the applied ones) within this device's comfort band."""
         pool = self._commands if commands is None else commands
-        todays = tuple(c for c in pool if _minute_window(c, day)[0] < _minute_window(c, day)[1])
-        if not todays:
-            return self.device.day_power_w(day)
-        key = (day, todays)
-        power = self._cache.get(key)
-        if power is None:
-            power = np.clip(self._commanded_day(day, todays), -self.capacity_w, self.capacity_w)
-            power.setflags(write=False)
-            if len(self._cache) > 64:
-                self._cache.clear()
-            self._cache[key] = power
-        return power
+        return Schedule(tuple(pool), self.comfort)
+
+    def day_power_w(self, day: int) -> np.ndarray:
+        """Per-minute metered power of `day` under the schedule (simulated devices)."""
+        return self.device.day_power_w(day, self.schedule())  # type: ignore[attr-defined]
 
     def power_w(self, at: int) -> float:
-        day, second = divmod(at, SECONDS_PER_DAY)
-        return float(self.day_power_w(day)[second // 60])
+        return self.device.power_w(at, self.schedule())
 
     def read_interval_energy_wh(
         self, interval_start: int, interval_seconds: int, commands: Iterable[Command] | None = None
     ) -> int:
-        if interval_start % 60 or interval_seconds % 60 or interval_seconds <= 0:
-            raise ValueError("simulated devices meter whole minutes")
-        pool = None if commands is None else tuple(commands)
-        total = 0.0
-        minute, end_minute = interval_start // 60, (interval_start + interval_seconds) // 60
-        while minute < end_minute:
-            day, minute_of_day = divmod(minute, MINUTES_PER_DAY)
-            stop = min(MINUTES_PER_DAY, minute_of_day + end_minute - minute)
-            total += float(self.day_power_w(day, pool)[minute_of_day:stop].sum())
-            minute += stop - minute_of_day
-        return round(total / 60)
+        """What the meter shows under `commands` (default: the schedule)."""
+        return self.device.read_interval_energy_wh(
+            interval_start, interval_seconds, self.schedule(commands)
+        )
 
-    # Effects ---------------------------------------------------------------------------
-
-    def _commanded_day(self, day: int, commands: tuple[Command, ...]) -> np.ndarray:
-        device = self.device
-        if isinstance(device, ThermalDevice):
-            return self._thermal_day(device, day, commands)
-        power = np.array(device.day_power_w(day), dtype=float)
-        if isinstance(device, HomeBattery):
-            return self._battery_day(device, day, power, commands)
-        for command in commands:
-            lo, hi = _minute_window(command, day)
-            window = power[lo:hi]
-            p = float(command.power_w)
-            if isinstance(device, EVCharger) and command.direction == REDUCE:
-                window -= np.minimum(p, np.maximum(window, 0.0))
-            elif isinstance(device, IndustrialLoad) and command.direction == REDUCE:
-                floor = device.BASE * device.capacity_w
-                window -= np.clip(window - floor, 0.0, p)
-            elif isinstance(device, PVInverter) and command.direction == INCREASE:
-                window += np.minimum(p, np.maximum(-window, 0.0))
-        return power
-
-    def _battery_day(
-        self, battery: HomeBattery, day: int, power: np.ndarray, commands: tuple[Command, ...]
-    ) -> np.ndarray:
-        battery.state_of_charge_wh(day * SECONDS_PER_DAY)  # makes sure the SoC is computed
-        planned_soc = battery._soc[day]
-        reserve = battery.RESERVE * battery.energy_capacity_wh
-        full = battery.FULL * battery.energy_capacity_wh
-        eff = battery.EFFICIENCY
-        moved_wh = 0.0  # stored energy added (+) or taken (-) by commands so far
-        wanted = np.zeros((MINUTES_PER_DAY, 2))  # extra W per minute: [discharge, charge]
-        for command in commands:
-            lo, hi = _minute_window(command, day)
-            wanted[lo:hi, 0 if command.direction == REDUCE else 1] += command.power_w
-        for minute in np.flatnonzero(wanted.any(axis=1)):
-            before = (planned_soc[minute - 1] if minute else reserve) + moved_wh
-            discharge, charge = wanted[minute]
-            net = charge - discharge
-            if net < 0:
-                room_w = max(0.0, (before - reserve) * 60 * eff)
-                delta = -min(-net, power[minute] + battery.capacity_w, room_w)
-                moved_wh += delta / eff / 60
-            else:
-                room_w = max(0.0, (full - before) * 60 / eff)
-                delta = min(net, battery.capacity_w - power[minute], room_w)
-                moved_wh += delta * eff / 60
-            power[minute] += delta
-        return power
-
-    def _thermal_day(
-        self, device: ThermalDevice, day: int, commands: tuple[Command, ...]
-    ) -> np.ndarray:
-        day_start, day_end = (round(h * 60) for h in device.DAY_HOURS)
-        nominal = np.full(MINUTES_PER_DAY, device.night_setpoint_c)
-        nominal[day_start:day_end] = device.day_setpoint_c
-        low = self.comfort_min_c + device.HYSTERESIS_K
-        high = self.comfort_max_c - device.HYSTERESIS_K
-        shift = np.zeros(MINUTES_PER_DAY)
-        for command in commands:
-            lo, hi = _minute_window(command, day)
-            less_load = command.direction == REDUCE
-            # Heating sheds load with a lower setpoint, cooling with a higher one.
-            target = low if less_load == device.heating else high
-            shift[lo:hi] = target - nominal[lo:hi]
-        power, _ = device.simulate_day(day, shift)
-        return power
+    def sample_boundary(self, boundary: int) -> None:
+        """Samples an accumulator meter at `boundary` (a simulated device needs none)."""
+        if isinstance(self.device, BoundarySampler):
+            self.device.sample_boundary(boundary)
 
 
 # ─── Controller and durable log ──────────────────────────────────────────────────────────
@@ -279,14 +162,6 @@ CREATE TABLE IF NOT EXISTS dispatch_log (
     reason TEXT
 );
 """
-
-
-def _stored_before_wh(battery: HomeBattery, at: int) -> float:
-    """The planned stored energy at the start of the minute containing `at` (each day
-    starts from the reserve)."""
-    if at % SECONDS_PER_DAY < 60:
-        return battery.RESERVE * battery.energy_capacity_wh
-    return battery.state_of_charge_wh(at - 60)
 
 
 def _ceil_minute(t: int) -> int:
@@ -366,7 +241,7 @@ class DispatchController:
             return self._log(now, order, "undeliverable", None, "unknown device")
         command = Command(order.request_id, order.device_id, order.direction, order.power_w,
                           start, end)  # fmt: skip
-        reason = self._cannot_deliver(device, command)
+        reason = device.refusal(command)
         expected = None
         if reason is None:
             with_command = [*device.commands, command]
@@ -391,27 +266,6 @@ class DispatchController:
     def _restore(self, order: DispatchOrder, now: int) -> LogEntry:
         self._set_state(order, "done", None)
         return self._log(now, order, "restored", None, None)
-
-    @staticmethod
-    def _cannot_deliver(device: CommandedDevice, command: Command) -> str | None:
-        model = device.device
-        kind = model.kind.name.lower()
-        if isinstance(model, EVCharger):
-            if command.direction == INCREASE:
-                return "an EV charger can only defer charging"
-            if not model.is_plugged(command.start):
-                return "EV not plugged in at window start"
-        elif isinstance(model, HomeBattery) and command.direction == REDUCE:
-            reserve = model.RESERVE * model.energy_capacity_wh
-            if _stored_before_wh(model, command.start) <= reserve + 1:
-                return "battery at its reserve"
-        elif isinstance(model, IndustrialLoad) and command.direction == INCREASE:
-            return "industrial load cannot add a process on command"
-        elif isinstance(model, PVInverter) and command.direction == REDUCE:
-            return "PV cannot produce more than the sun gives"
-        elif not isinstance(model, ThermalDevice | HomeBattery | IndustrialLoad | PVInverter):
-            return f"no dispatch model for {kind}"
-        return None
 
     @staticmethod
     def _committed_wh(order: DispatchOrder) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import structlog
 
 from gridflex.rules.attestation import MAX_INTERVALS_PER_UNIT, MeterUnit, sign_unit
+from gridflex.rules.types import DEFAULT_INTERVAL_SECONDS
 from node.devices.base import BoundarySampler, DeviceAdapter, MissingSampleError
 from node.keystore import DevicePrivateKey
 from node.outbox import Outbox, OutboxUnit
@@ -46,7 +47,7 @@ class MeterLoop:
         devices: Sequence[MeteredDevice],
         domain_separator: bytes,
         *,
-        interval_seconds: int = 900,
+        interval_seconds: int = DEFAULT_INTERVAL_SECONDS,
         max_intervals: int = MAX_INTERVALS_PER_UNIT,
     ) -> None:
         if not 1 <= max_intervals <= MAX_INTERVALS_PER_UNIT:

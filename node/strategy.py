@@ -2,19 +2,10 @@
 
 Per device (`DeviceStrategy`): a minimum price per kWh, the maximum share of its capacity
 ever offered (basis points), and an availability model giving the power (W) the device can
-deliver over a window in a direction (`AvailabilityModel`, built from the simulated device
-state by `availability_for`):
-
-- EV charger: defer charging only, its capacity if a car is plugged in the whole window.
-- Battery: reduce consumption = discharge, limited by the energy above its reserve at window
-  start; increase consumption = charge, limited by the headroom below its full mark; both
-  within the rated power left beside what it would do anyway.
-- Heat pump / HVAC: its capacity only if switching the compressor off (reduce) or on
-  (increase) for the window keeps the building within the comfort band (first-order drift
-  of the indoor temperature toward outdoors, the model's own time constant).
-- PV inverter: nothing to cut; increase = curtail its expected production.
-- Industrial load: sheds (reduce) only.
-- A load (EV, heat pump, HVAC) sheds at most its expected draw over the window.
+deliver over a window in a direction (`AvailabilityModel`, built by `availability_for`
+from the device model's own `available_w`: an EV charger only defers charging while a car
+is plugged in, a battery works within its reserve and full mark, a heat pump within the
+comfort band, PV only curtails, an industrial load only sheds; see `node.devices`).
 
 The oracle caps each device's delivery at the bid's award pro rata to registered capacity
 (`gridflex.rules.baselines.device_cap_wh`), so a bid is fully deliverable only if every device in
@@ -46,14 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gridflex.rules.types import DeviceKind, Direction
-from node.devices.simulated import (
-    EVCharger,
-    HomeBattery,
-    IndustrialLoad,
-    PVInverter,
-    SimulatedDevice,
-    ThermalDevice,
-)
+from node.devices.base import ComfortBand, DeviceAdapter
 
 BPS = 10_000
 AvailabilityModel = Callable[[int, int, Direction], int]
@@ -81,6 +65,8 @@ class DeviceStrategy:
 
 @dataclass(frozen=True)
 class OpenRequest:
+    """A request the node may bid on: in its zone, of its metering length, not cleared."""
+
     request_id: int
     zone: bytes
     direction: Direction
@@ -94,6 +80,9 @@ class OpenRequest:
 
 @dataclass(frozen=True)
 class Commitment:
+    """Power of one device held for one request's window, so that no overlapping request
+    is offered it (kept until the request is lost, cancelled, expired or settled)."""
+
     request_id: int
     device_id: int
     power_w: int
@@ -103,6 +92,9 @@ class Commitment:
 
 @dataclass(frozen=True)
 class BidPlan:
+    """A bid `plan_bids` chose: its power and price, the devices behind it and their
+    commitments, and `value` (what it can earn, by which requests were ranked)."""
+
     request_id: int
     power_w: int
     price_per_kwh: int
@@ -242,115 +234,16 @@ def deliverable_split(
     return [(device, power) for device, power in split if power > 0]
 
 
-# ─── Availability from the simulated devices ─────────────────────────────────────────────
-
-
-def _ev_availability(ev: EVCharger) -> AvailabilityModel:
-    """Deferring charging only: a car's charge cannot be pulled forward on command."""
-
-    def available(start: int, end: int, direction: Direction) -> int:
-        if direction != Direction.REDUCE_CONSUMPTION:
-            return 0
-        checks = [*range(start, end, 900), end - 1]
-        return ev.capacity_w if all(ev.is_plugged(t) for t in checks) else 0
-
-    return available
-
-
-def _battery_availability(battery: HomeBattery) -> AvailabilityModel:
-    def available(start: int, end: int, direction: Direction) -> int:
-        soc = battery.state_of_charge_wh(start)
-        if direction == Direction.REDUCE_CONSUMPTION:
-            energy = (soc - battery.RESERVE * battery.energy_capacity_wh) * battery.EFFICIENCY
-        else:
-            energy = (battery.FULL * battery.energy_capacity_wh - soc) / battery.EFFICIENCY
-        # Rated power is shared with what the battery does anyway (a home battery already
-        # discharging 1.6 kW into the evening load can add only the rest).
-        natural_w = battery.read_interval_energy_wh(start, end - start) * 3600 // (end - start)
-        if direction == Direction.REDUCE_CONSUMPTION:
-            headroom_w = battery.capacity_w + natural_w
-        else:
-            headroom_w = battery.capacity_w - natural_w
-        return max(0, min(headroom_w, int(energy * 3600 // (end - start))))
-
-    return available
-
-
-def _thermal_availability(
-    device: ThermalDevice, comfort_min_c: float, comfort_max_c: float
-) -> AvailabilityModel:
-    """Compressor off (shedding): the indoor temperature drifts toward outdoors with the
-    building's time constant. Compressor on (adding load): it moves by the thermal power
-    over the building's heat capacity (losses ignored: conservative for the bound)."""
-
-    def available(start: int, end: int, direction: Direction) -> int:
-        indoor = device.indoor_temperature_c(start)
-        if not comfort_min_c <= indoor <= comfort_max_c:
-            return 0
-        outdoor = float(device.outdoor_temperature_c(start // 86_400)[(start % 86_400) // 60])
-        hours = (end - start) / 3600
-        if direction == Direction.REDUCE_CONSUMPTION:
-            end_c = indoor + (outdoor - indoor) * hours / device.TIME_CONSTANT_H
-        else:
-            sign = 1.0 if device.heating else -1.0
-            thermal_w = device.capacity_w * device._efficiency(outdoor)
-            end_c = indoor + sign * thermal_w * hours / device.THERMAL_CAPACITY_WH_PER_K
-        return device.capacity_w if comfort_min_c <= end_c <= comfort_max_c else 0
-
-    return available
+# ─── Availability from the device models ─────────────────────────────────────────────────
 
 
 def availability_for(
-    device: SimulatedDevice, *, comfort_min_c: float = 18.0, comfort_max_c: float = 26.0
-) -> AvailabilityModel | None:
-    """The availability model of a simulated device (None: always its offer limit).
-
-    A load (anything but a battery, which can discharge past its own use) can only shed
-    what it would have consumed: its reduction is capped at its expected average draw
-    over the window, so a heat pump that would be idle at noon offers nothing."""
-    if isinstance(device, HomeBattery):
-        return _battery_availability(device)
-    if isinstance(device, PVInverter):
-        return _pv_availability(device)
-    if isinstance(device, EVCharger):
-        model = _ev_availability(device)
-    elif isinstance(device, ThermalDevice):
-        model = _thermal_availability(device, comfort_min_c, comfort_max_c)
-    elif isinstance(device, IndustrialLoad):
-        model = _only(Direction.REDUCE_CONSUMPTION, device.capacity_w)
-    else:
-        return None
-    return _shed_at_most_the_draw(device, model)
-
-
-def _only(direction: Direction, power_w: int) -> AvailabilityModel:
-    """A device that acts in one direction only (an industrial load sheds a process; it
-    cannot add one on command)."""
-    return lambda _start, _end, asked: power_w if asked == direction else 0
-
-
-def _pv_availability(pv: PVInverter) -> AvailabilityModel:
-    """PV cannot cut consumption; it raises net consumption by curtailing what it would
-    produce (its export, negative energy at the meter)."""
-
-    def available(start: int, end: int, direction: Direction) -> int:
-        if direction == Direction.REDUCE_CONSUMPTION:
-            return 0
-        produced_w = -pv.read_interval_energy_wh(start, end - start) * 3600 // (end - start)
-        return max(0, min(pv.capacity_w, produced_w))
-
-    return available
-
-
-def _shed_at_most_the_draw(device: SimulatedDevice, model: AvailabilityModel) -> AvailabilityModel:
-    def available(start: int, end: int, direction: Direction) -> int:
-        offer = model(start, end, direction)
-        if direction != Direction.REDUCE_CONSUMPTION or offer <= 0:
-            return offer
-        draw_w = device.read_interval_energy_wh(start, end - start) * 3600 // (end - start)
-        return max(0, min(offer, draw_w))
-
-    return available
+    device: DeviceAdapter, *, comfort_min_c: float = 18.0, comfort_max_c: float = 26.0
+) -> AvailabilityModel:
+    """The availability model of a device: what its own model says it can deliver
+    (`DeviceAdapter.available_w`), heat pumps and air conditioning within the comfort band."""
+    comfort = ComfortBand(comfort_min_c, comfort_max_c)
+    return lambda start, end, direction: device.available_w(start, end, direction, comfort)
 
 
 # ─── Durable commitments ──────────────────────────────────────────────────────────────────

@@ -44,12 +44,12 @@ from sqlalchemy import Engine, and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gridflex.rules.attestation import (
-    SETTLED_INTERVAL_SECONDS,
     AttestationError,
     MeterUnit,
     signed_by,
     unit_digest,
 )
+from gridflex.rules.types import SETTLED_INTERVAL_SECONDS
 from oracle.clock import Clock
 from oracle.db import writer_engine
 from oracle.models import INT64_MAX, ConflictEvidence, MeterUnitRecord, Reading

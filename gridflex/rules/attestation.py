@@ -56,9 +56,6 @@ METER_READINGS_TYPES = {
     ]
 }
 UNIT_INTEGER_FIELDS = ("deviceId", "firstIntervalStart", "intervalSeconds", "sequence")
-SETTLED_INTERVAL_SECONDS = frozenset({900, 1800})
-"""The interval lengths a request can have (`FlexMarket._checkRequestParams`: 15-minute
-ERCOT/EU periods, 30-minute GB settlement periods): readings of other lengths settle nothing."""
 SECP256K1_SIGNATURE_LENGTH = 65
 P256_SIGNATURE_LENGTH = 64
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

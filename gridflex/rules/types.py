@@ -11,6 +11,13 @@ from typing import Any
 
 from eth_utils import keccak
 
+SETTLED_INTERVAL_SECONDS = frozenset({900, 1800})
+"""The interval lengths a request can have and readings can be metered at (`FlexMarket`
+refuses others with `InvalidInterval`): 15-minute ERCOT/EU periods, 30-minute GB
+settlement periods. Oracles refuse readings of other lengths: they settle nothing."""
+DEFAULT_INTERVAL_SECONDS = 900
+"""The length a request or a node takes unless told otherwise."""
+
 
 class DeviceKind(IntEnum):
     BATTERY = 0
@@ -60,7 +67,7 @@ class RequestSpec:
     gate_closure: int
     settlement_token: str
     direction: Direction = Direction.REDUCE_CONSUMPTION
-    interval_seconds: int = 900
+    interval_seconds: int = DEFAULT_INTERVAL_SECONDS
     availability_price_per_kwh: int = 0
     baseline_method: BaselineMethod = BaselineMethod.MBMA
     pricing_rule: int = 0

@@ -29,8 +29,15 @@ from dataclasses import dataclass
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from gridflex.rules.types import DeviceKind
-from node.devices.base import MissingSampleError
+from gridflex.rules.types import DeviceKind, Direction
+from node.devices.base import (
+    DEFAULT_COMFORT,
+    NO_COMMANDS,
+    ComfortBand,
+    Command,
+    MissingSampleError,
+    Schedule,
+)
 from node.errors import NodeError
 
 SUNSPEC_MARKER = (0x5375, 0x6E53)  # "SunS"
@@ -76,7 +83,10 @@ def _scaled(raw: int, scale: int) -> int:
 
 
 class ModbusMeter:
-    """A metered device read over Modbus TCP (implements DeviceAdapter, BoundarySampler)."""
+    """A metered device read over Modbus TCP (implements DeviceAdapter, BoundarySampler).
+
+    A meter only reads: it cannot be commanded (dispatch logs why), its readings are what
+    the site did whatever was commanded, and it offers the owner's offer limit."""
 
     def __init__(
         self,
@@ -159,7 +169,23 @@ class ModbusMeter:
         while len(self._samples) > MAX_KEPT_SAMPLES:
             self._samples.popitem(last=False)
 
-    def read_interval_energy_wh(self, interval_start: int, interval_seconds: int) -> int:
+    def power_w(self, at: int, schedule: Schedule = NO_COMMANDS) -> float:
+        """The meter's power now (`at` is the caller's clock: a meter has no history)."""
+        return float(self.read_power_w())
+
+    def available_w(
+        self, start: int, end: int, direction: Direction, comfort: ComfortBand = DEFAULT_COMFORT
+    ) -> int:
+        return self.capacity_w
+
+    def refusal(self, command: Command) -> str | None:
+        return f"no dispatch model for {self.kind.name.lower()}: a meter only reads"
+
+    def read_interval_energy_wh(
+        self, interval_start: int, interval_seconds: int, schedule: Schedule = NO_COMMANDS
+    ) -> int:
+        """Energy between the boundary samples (a schedule changes nothing: the meter
+        measures what the site did)."""
         interval_end = interval_start + interval_seconds
         try:
             first, last = self._samples[interval_start], self._samples[interval_end]

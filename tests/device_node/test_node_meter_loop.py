@@ -110,3 +110,20 @@ def test_run_node_signs_each_completed_interval_and_delivers_it(
     assert [u.first_interval_start for u in units] == [
         MONDAY + i * INTERVAL for i in range(len(units))
     ]
+
+
+def test_a_half_hourly_node_signs_its_history_in_1800_s_intervals(tmp_path: Path) -> None:
+    """The metering length is the node's setting, not a fixed 15-minute grid: a day is 48
+    readings of 1,800 s, each the device's energy over its half hour."""
+    devices = fleet()
+    with Outbox(tmp_path / "outbox.sqlite", [ORACLE]) as outbox:
+        loop = MeterLoop(outbox, devices, DOMAIN, interval_seconds=1800)
+        assert loop.backfill(MONDAY + 600, MONDAY + DAY + 1799) == 2
+        units = [item.unit for item in outbox.pending(ORACLE, 10)]
+    for device, unit in zip(devices, units, strict=True):
+        assert (unit.first_interval_start, unit.interval_seconds) == (MONDAY, 1800)
+        assert len(unit.energy_wh) == 48
+        assert list(unit.energy_wh) == [
+            device.adapter.read_interval_energy_wh(start, 1800) for start in unit.interval_starts
+        ]
+        verify_unit(unit, DOMAIN, registered_key(device.signing_key))

@@ -4,6 +4,7 @@ interval boundaries, attested and verified."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -18,11 +19,13 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from gridflex.chain.anvil import free_port
 from gridflex.rules.attestation import verify_unit
-from gridflex.rules.types import DeviceKind
+from gridflex.rules.types import DeviceKind, Direction
 from node.devices import BoundarySampler, DeviceAdapter, MissingSampleError
 from node.devices.modbus import ModbusMeter, ModbusReadError, SunSpecRegisterMap
+from node.dispatch import CommandedDevice, DispatchController, DispatchOrder
 from node.meter_loop import MeteredDevice, MeterLoop
 from node.outbox import Outbox
+from node.strategy import availability_for
 
 INTERVAL = 900
 REGISTERS = SunSpecRegisterMap()
@@ -188,3 +191,40 @@ def test_a_device_that_is_not_a_sunspec_meter_is_refused(meter_server) -> None:
             meter.sample_boundary(MONDAY)
     finally:
         meter.close()
+
+
+def test_a_modbus_meter_runs_behind_the_same_dispatch_and_meter_loop(
+    meter_server, tmp_path: Path
+) -> None:
+    """The node drives a real meter through the same interface as a simulated model: the
+    meter loop samples it through the command layer, dispatch logs that a meter cannot be
+    commanded, and its readings stay what the meter measured."""
+    registers, port = meter_server
+    meter = ModbusMeter("127.0.0.1", port, kind=DeviceKind.HEAT_PUMP, capacity_w=10_000)
+    commanded = CommandedDevice(meter)
+    key = bytes(Account.create().key)
+    db = sqlite3.connect(tmp_path / "node.sqlite", isolation_level=None)
+    controller = DispatchController(db, {9: commanded})
+    strategy = availability_for(meter)
+    assert strategy(MONDAY, MONDAY + INTERVAL, Direction.REDUCE_CONSUMPTION) == 10_000
+    controller.schedule([DispatchOrder(1, 9, Direction.REDUCE_CONSUMPTION, 2_000, MONDAY,
+                                       MONDAY + 2 * INTERVAL)])  # fmt: skip
+    with Outbox(tmp_path / "outbox.sqlite", ["http://oracle"]) as outbox:
+        loop = MeterLoop(
+            outbox, [MeteredDevice(9, commanded, key)], DOMAIN, interval_seconds=INTERVAL
+        )
+        for step, energy_wh in enumerate([400, 650]):
+            boundary = MONDAY + step * INTERVAL
+            (entry,) = controller.tick(boundary) or (None,)
+            if step == 0:
+                assert entry is not None and entry.action == "undeliverable"
+                assert entry.reason == "no dispatch model for heat_pump: a meter only reads"
+            loop.attest_completed(boundary + 5, first_start=MONDAY)
+            registers.add(imported=energy_wh)
+        loop.attest_completed(MONDAY + 2 * INTERVAL + 5, first_start=MONDAY)
+        units = [item.unit for item in outbox.pending("http://oracle", 10)]
+    meter.close()
+    db.close()
+    assert [(u.first_interval_start, u.energy_wh) for u in units] == [
+        (MONDAY, (400,)), (MONDAY + INTERVAL, (650,))
+    ]  # fmt: skip

@@ -106,3 +106,28 @@ def test_core_package_imports_no_component() -> None:
 def test_components_never_import_each_other_nor_the_cli(component: str) -> None:
     others = {c for c in COMPONENTS if c != component} | {WIRING}
     assert violations(component, None, others) == []
+
+
+def test_the_node_reaches_device_models_only_through_their_interface() -> None:
+    """Dispatch, strategy and the meter loop call `DeviceAdapter` (`node/devices/base.py`):
+    no node module outside `node/devices` imports a concrete model (a class defined in a
+    model module, or the module itself), so a new kind is one module and a registry entry
+    and no `isinstance` ladder elsewhere grows with it."""
+    model_files = [p for p in (ROOT / "node" / "devices").glob("*.py") if p.stem != "base"]
+    models = {f"node.devices.{path.stem}" for path in model_files} - {"node.devices.simulated"}
+    model_classes = {
+        node.name
+        for path in model_files
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef)
+    }
+    offenders = []
+    for path in package_files("node"):
+        if path.parent.name == "devices":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("node.devices"):
+                names = {alias.name for alias in node.names} & model_classes
+                if node.module in models or names:
+                    offenders.append(f"{path.relative_to(ROOT)}: {node.module} {sorted(names)}")
+    assert {"HomeBattery", "ModbusMeter"} <= model_classes and offenders == []
