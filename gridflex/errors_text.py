@@ -10,13 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak
 
 from gridflex.errors import TransactionReverted
+from gridflex.rules.types import RequestStatus
 
-REQUEST_STATUS_NAMES = ("none", "open", "cleared", "reported", "settled", "cancelled", "expired")
+if TYPE_CHECKING:
+    from gridflex.chain.protocol import TokenMetadata
+
 KNOWN_ROLES = (
     "GRID_OPERATOR_ROLE",
     "DISPUTE_ROLE",
@@ -47,9 +50,12 @@ def format_kw(power_w: int) -> str:
     return f"{Decimal(int(power_w)).scaleb(-3).normalize():,f} kW"
 
 
-def _status(value: Any) -> str:
-    index = int(value)
-    return REQUEST_STATUS_NAMES[index] if 0 <= index < len(REQUEST_STATUS_NAMES) else str(index)
+def status_name(value: Any) -> str:
+    """A request status as the CLI shows it ('open', 'settled'...); the number if unknown."""
+    try:
+        return RequestStatus(int(value)).name.lower()
+    except ValueError:
+        return str(int(value))
 
 
 def _bytes32_text(value: Any) -> str:
@@ -69,6 +75,13 @@ class Units:
 
     def bare(self, amount: int) -> str:
         return format_amount(amount, self.decimals)
+
+    @classmethod
+    def of_token(cls, token: str, metadata: TokenMetadata | None) -> Units:
+        """Units of `token` (`Protocol.token_metadata`): raw base units without metadata."""
+        if metadata is None:
+            return cls(f"units of {token}", 0)
+        return cls(metadata.symbol, metadata.decimals)
 
 
 Explainer = Callable[[dict[str, Any], Units], str]
@@ -96,15 +109,15 @@ def _gate_closure(args: dict[str, Any], units: Units) -> str:
 
 def _wrong_status(args: dict[str, Any], units: Units) -> str:
     return (
-        f"request {args['requestId']} is {_status(args['status'])}, "
-        f"this needs it {_status(args['expected'])}"
+        f"request {args['requestId']} is {status_name(args['status'])}, "
+        f"this needs it {status_name(args['expected'])}"
     )
 
 
 def _not_expirable(args: dict[str, Any], units: Units) -> str:
     expires = int(args["expiresAt"])
     when = f"before {format_time(expires)}" if expires else "in its state"
-    return f"request {args['requestId']} ({_status(args['status'])}) cannot expire {when}"
+    return f"request {args['requestId']} ({status_name(args['status'])}) cannot expire {when}"
 
 
 MESSAGES: dict[str, Explainer] = {
@@ -273,7 +286,7 @@ MESSAGES: dict[str, Explainer] = {
     "NoBondToRelease": lambda a, u: f"{a['oracle']} has no bond to release",
     # ─── DisputeResolver ──────────────────────────────────────────────────────────────
     "NotDisputable": lambda a, u: (
-        f"request {a['requestId']} ({_status(a['status'])}) cannot be disputed now"
+        f"request {a['requestId']} ({status_name(a['status'])}) cannot be disputed now"
     ),
     "ReadingsProofInvalid": lambda a, u: (
         f"the readings proof for device {a['deviceId']} does not match the report"
