@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 grid_app = typer.Typer(help="Grid operator: post, clear, finalize and cancel flexibility requests.")
 
-DEFAULT_LOCAL_RPC = "http://127.0.0.1:8545"
 DEFAULT_KEY_ENV = "GRIDFLEX_OPERATOR_KEY"
 
 
@@ -106,7 +105,7 @@ def _connect(rpc_url: str | None, key_env: str, *, need_key: bool) -> Protocol:
     """The operator's handle on the deployment (a throwaway account when reading only)."""
     from eth_account import Account
 
-    from gridflex.chain.session import open_protocol
+    from gridflex.chain.session import LOCAL_RPC_URL, open_protocol
 
     settings = get_settings()
     key = os.environ.get(key_env)
@@ -116,7 +115,7 @@ def _connect(rpc_url: str | None, key_env: str, *, need_key: bool) -> Protocol:
         account = Account.from_key(key) if key else None
     except (ValueError, TypeError) as error:
         _fail(f"{key_env} does not hold a valid private key: {error}")
-    url = rpc_url or settings.rpc_url or DEFAULT_LOCAL_RPC
+    url = rpc_url or settings.rpc_url or LOCAL_RPC_URL
     try:
         return open_protocol(url, settings.deployments_dir, account)
     except ChainUnavailableError as error:

@@ -24,15 +24,17 @@ class Approval(StrEnum):
     EXISTING = "existing allowance"
 
 
+@dataclass
 class InsufficientFundsError(GridFlexError):
     """The operator's `funds` ("balance" or "allowance") of the settlement token fall short
-    of the request's budget."""
+    of the request's budget (amounts in base units)."""
 
-    def __init__(self, funds: str, needed: int, available: int) -> None:
-        super().__init__(f"insufficient {funds}: need {needed}, have {available}")
-        self.funds = funds
-        self.needed = needed
-        self.available = available
+    funds: str
+    needed: int
+    available: int
+
+    def __str__(self) -> str:
+        return f"insufficient {self.funds}: need {self.needed}, have {self.available}"
 
 
 @dataclass(frozen=True)

@@ -14,54 +14,46 @@ from gridflex.chain.client import ChainClient
 PERMIT_DEADLINE_SECONDS = 3600
 """How long a signed permit stays valid (it is submitted right away)."""
 
+
+def _named(params: str) -> list[dict[str, str]]:
+    """ABI parameters from their Solidity spelling: "address owner, uint256 value"."""
+    pairs = (param.split() for param in params.split(",") if param.strip())
+    return [{"name": name, "type": type_} for type_, name in pairs]
+
+
+def _function(name: str, mutability: str, inputs: str, outputs: str) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "name": name,
+        "stateMutability": mutability,
+        "inputs": _named(inputs),
+        "outputs": _named(outputs),
+    }
+
+
 PERMIT_ABI: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "name": "nonces",
-        "stateMutability": "view",
-        "inputs": [{"name": "owner", "type": "address"}],
-        "outputs": [{"name": "", "type": "uint256"}],
-    },
-    {
-        "type": "function",
-        "name": "eip712Domain",
-        "stateMutability": "view",
-        "inputs": [],
-        "outputs": [
-            {"name": "fields", "type": "bytes1"},
-            {"name": "name", "type": "string"},
-            {"name": "version", "type": "string"},
-            {"name": "chainId", "type": "uint256"},
-            {"name": "verifyingContract", "type": "address"},
-            {"name": "salt", "type": "bytes32"},
-            {"name": "extensions", "type": "uint256[]"},
-        ],
-    },
-    {
-        "type": "function",
-        "name": "permit",
-        "stateMutability": "nonpayable",
-        "inputs": [
-            {"name": "owner", "type": "address"},
-            {"name": "spender", "type": "address"},
-            {"name": "value", "type": "uint256"},
-            {"name": "deadline", "type": "uint256"},
-            {"name": "v", "type": "uint8"},
-            {"name": "r", "type": "bytes32"},
-            {"name": "s", "type": "bytes32"},
-        ],
-        "outputs": [],
-    },
+    _function("nonces", "view", "address owner", "uint256 nonce"),
+    _function(
+        "eip712Domain",
+        "view",
+        "",
+        "bytes1 fields, string name, string version, uint256 chainId, "
+        "address verifyingContract, bytes32 salt, uint256[] extensions",
+    ),
+    _function(
+        "permit",
+        "nonpayable",
+        "address owner, address spender, uint256 value, uint256 deadline, "
+        "uint8 v, bytes32 r, bytes32 s",
+        "",
+    ),
 ]
+"""EIP-2612 (`nonces`, `permit`) and EIP-5267 (`eip712Domain`), the parts a permit needs."""
 
 PERMIT_TYPES = {
-    "Permit": [
-        {"name": "owner", "type": "address"},
-        {"name": "spender", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ]
+    "Permit": _named(
+        "address owner, address spender, uint256 value, uint256 nonce, uint256 deadline"
+    )
 }
 
 

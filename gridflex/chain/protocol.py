@@ -341,6 +341,11 @@ class Protocol:
         raw = self.client.call(self.registry.functions.deviceAt(device_id, timestamp))
         return DeviceEpoch.from_raw(raw)
 
+    def registered_at(self, device_id: int) -> int:
+        """When the device was first registered (`epochAt(id, 0).since`): no key of it can
+        attest an interval before then."""
+        return int(self.client.call(self.registry.functions.epochAt(device_id, 0))[0])
+
     def propose_transfer(self, device_id: int, new_owner: str) -> None:
         """Offers the device to `new_owner`; nothing changes until it accepts."""
         self.send(self.registry.functions.transfer(device_id, new_owner))

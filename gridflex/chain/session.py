@@ -16,9 +16,12 @@ from gridflex.chain.deployments import load_deployment
 from gridflex.chain.protocol import Protocol
 from gridflex.errors import GridFlexError
 
-CHAIN_CALL_ERRORS: tuple[type[Exception], ...] = (Web3Exception, OSError)
-"""What a chain call can raise besides GridFlexError (the node rejected the request, the
-connection broke): callers that print one readable line catch these too."""
+LOCAL_RPC_URL = "http://127.0.0.1:8545"
+"""Where `gridflex chain up` serves anvil: the RPC every command falls back to."""
+
+CHAIN_CALL_ERRORS: tuple[type[Exception], ...] = (Web3Exception, OSError, ValueError)
+"""What a chain call can raise besides GridFlexError (the node rejected the call, the
+connection broke, a bad argument): callers that print one readable line catch these too."""
 
 
 def open_protocol(
