@@ -184,55 +184,38 @@ def node_stream(
 ) -> None:
     """Sign the simulated devices' readings for the backfill window and send them to every
     oracle until all acknowledged (time compressed: a day is produced instantly)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-    from gridflex.rules.attestation import meter_domain_separator
-    from node.builder import metered_devices
-    from node.errors import DrainTimeoutError
-    from node.keystore import load_node
-    from node.meter_loop import MeterLoop
-    from node.outbox import Outbox
-    from node.sender import Sender, SendStats
+    from node.builder import stream_history
 
     settings = _settings(data_dir)
     oracle_urls = list(oracle or settings.oracle_urls)
     if not oracle_urls:
         raise _fail("no oracle: pass --oracle URL or set GRIDFLEX_NODE_ORACLE_URLS")
     password = _password(password_env, settings.password, confirm=False)
-    try:
-        state, _owner, keys = load_node(settings.data_dir, password)
-        chain_id, registry, records = state.require_registered()
-    except GridFlexError as error:
-        raise _fail(str(error)) from error
-    devices = metered_devices(records, keys)
     history_end = end if end is not None else int(time.time())
     history_start = history_end - int(backfill_hours * 3600)
-    with Outbox(settings.outbox_path, oracle_urls) as outbox:
-        meter_loop = MeterLoop(
-            outbox, devices, meter_domain_separator(chain_id, registry),
-            interval_seconds=settings.interval_seconds,
-        )  # fmt: skip
-        signed_units = meter_loop.backfill(history_start, history_end)
-        sender = Sender(outbox, batch_size=settings.batch_size)
-        to_send = {url: outbox.pending_count(url) for url in oracle_urls}
-        progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            console=console, disable=as_json,
-        )  # fmt: skip
-        tasks = {url: progress.add_task(url, total=count) for url, count in to_send.items()}
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        console=console, disable=as_json,
+    )  # fmt: skip
+    tasks: dict[str, TaskID] = {}
 
-        def show(_stats: SendStats) -> None:
-            for url, task in tasks.items():
-                progress.update(task, completed=to_send[url] - outbox.pending_count(url))
+    def show(sent: dict[str, tuple[int, int]]) -> None:
+        for url, (done, total) in sent.items():
+            if url not in tasks:
+                tasks[url] = progress.add_task(url, total=total)
+            progress.update(tasks[url], completed=done)
 
-        try:
-            with progress:
-                stats = sender.drain(timeout_s=timeout, on_progress=show)
-        except DrainTimeoutError as error:
-            raise _fail(str(error)) from error
-        finally:
-            sender.close()
-        dead_letters = len(outbox.dead_letters())
+    try:
+        with progress:
+            result = stream_history(
+                settings, password, oracle_urls, history_start, history_end,
+                timeout_s=timeout, on_progress=show,
+            )  # fmt: skip
+    except GridFlexError as error:
+        raise _fail(str(error)) from error
+    signed_units, stats, dead_letters = result.signed_units, result.stats, result.dead_letters
     summary = {
         "signedUnits": signed_units,
         "ackedUnits": stats.acked,

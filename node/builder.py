@@ -2,23 +2,30 @@
 its settings and the chain it runs on, a `NodeRunner` whose parts (`protocol`, `devices`,
 `watcher`, `bidder`, `dispatch`, `meter`, `sender`) are wired and ready to `tick()`.
 
-`gridflex node run` builds its node here; `metered_devices` gives `gridflex node stream`
-the same simulated devices without the market side."""
+`gridflex node run` builds its node here; `stream_history` (`gridflex node stream`) signs
+the same simulated devices' history without the market side and sends it to the oracles."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from gridflex.chain.session import open_protocol
+from gridflex.rules.attestation import meter_domain_separator
 from gridflex.rules.types import zone_id
 from node import state as node_state
 from node.config import NodeSettings
 from node.devices.simulated import simulated_device
 from node.dispatch import CommandedDevice
 from node.keystore import DevicePrivateKey, load_node
-from node.meter_loop import MeteredDevice
+from node.meter_loop import MeteredDevice, MeterLoop
+from node.outbox import Outbox
 from node.runner import NodeDevice, NodeRunner
+from node.sender import Sender, SendStats
+
+SendProgress = Callable[[dict[str, tuple[int, int]]], None]
+"""Called as units are acknowledged: oracle URL -> (acknowledged, to send)."""
 
 
 def metered_devices(
@@ -81,3 +88,51 @@ def build_node(
         history_intervals=int(history_hours * 3600) // settings.interval_seconds,
         price_fraction_bps=settings.bid_price_fraction_bps,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    signed_units: int
+    stats: SendStats
+    dead_letters: int
+
+
+def stream_history(
+    settings: NodeSettings,
+    password: str,
+    oracle_urls: Sequence[str],
+    start: int,
+    end: int,
+    *,
+    timeout_s: float,
+    on_progress: SendProgress | None = None,
+) -> StreamResult:
+    """Sign the registered devices' readings of [start, end) into the outbox and send them
+    to every oracle until all are acknowledged. Raises GridFlexError (wrong password, not
+    registered, DrainTimeoutError when `timeout_s` passes first)."""
+    state, _owner, keys = load_node(settings.data_dir, password)
+    chain_id, registry, records = state.require_registered()
+    with Outbox(settings.outbox_path, list(oracle_urls)) as outbox:
+        meter_loop = MeterLoop(
+            outbox, metered_devices(records, keys), meter_domain_separator(chain_id, registry),
+            interval_seconds=settings.interval_seconds,
+        )  # fmt: skip
+        signed_units = meter_loop.backfill(start, end)
+        to_send = {url: outbox.pending_count(url) for url in oracle_urls}
+
+        def report(_stats: SendStats | None = None) -> None:
+            if on_progress is not None:
+                on_progress(
+                    {
+                        url: (total - outbox.pending_count(url), total)
+                        for url, total in to_send.items()
+                    }
+                )
+
+        report()
+        sender = Sender(outbox, batch_size=settings.batch_size)
+        try:
+            stats = sender.drain(timeout_s=timeout_s, on_progress=report)
+        finally:
+            sender.close()
+        return StreamResult(signed_units, stats, len(outbox.dead_letters()))
