@@ -1,5 +1,7 @@
 """Readable sentences for GridFlex reverts: one table from custom-error name to a message
-with units, shared by every CLI (grid operator, node, oracle).
+with units, shared by every CLI (grid operator, node, oracle). The table is data
+(`revert_sentences.toml`, one template per error); the few sentences that pick their words
+from the arguments are the functions in `EXPLAINERS`.
 
 `explain(error, units)` turns a `TransactionReverted` into a sentence; amounts are rendered
 in the settlement token (`Units`), power in kW, times in UTC."""
