@@ -265,10 +265,7 @@ def _run_status(runner: object) -> Table:
         )  # fmt: skip
     if not commitments:
         table.caption = "no current commitments"
-    tokens = {runner.protocol.request(b.request_id).settlement_token
-              for b in runner.bidder.own_bids() if b.awarded_w}  # fmt: skip
-    earnings = [f"{runner.protocol.claimable(t, runner.protocol.address)} claimable in {t}"
-                for t in sorted(tokens)]  # fmt: skip
+    earnings = [f"{amount} claimable in {token}" for token, amount in runner.claimable().items()]
     table.caption = "; ".join(filter(None, [table.caption, *earnings])) or "no earnings yet"
     return table
 

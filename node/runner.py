@@ -169,6 +169,15 @@ class NodeRunner:
     def commitments(self) -> list[Commitment]:
         return self.bidder.commitments.all()
 
+    def claimable(self) -> dict[str, int]:
+        """What the owner can withdraw, per settlement token of the requests it won bids in."""
+        tokens = {
+            self.protocol.request(bid.request_id).settlement_token
+            for bid in self.bidder.own_bids()
+            if bid.awarded_w
+        }
+        return {token: self.protocol.claimable(token) for token in sorted(tokens)}
+
     def close(self) -> None:
         self.sender.close()
         self.outbox.close()

@@ -231,5 +231,6 @@ def test_build_node_wires_the_registered_devices_as_the_owner(
         assert runner.outbox.oracles == ("http://127.0.0.1:9",)
         registered = max(runner.protocol.registered_at(d.device_id) for d in runner.devices)
         assert runner.first_start >= registered
+        assert runner.claimable() == {}  # no bid won yet: nothing to withdraw anywhere
     finally:
         runner.close()
