@@ -13,8 +13,6 @@ from gridflex.config import get_settings
 
 console = Console()
 
-DEFAULT_LOCAL_RPC = "http://127.0.0.1:8545"
-
 
 def deploy(
     rpc_url: Annotated[
@@ -31,22 +29,24 @@ def deploy(
 ) -> None:
     """Deploy the GridFlex contracts and record their addresses and ABIs."""
     from eth_account import Account
-    from web3 import Web3
 
     from gridflex.chain.anvil import LOCAL_CHAIN_ID, anvil_dev_account
     from gridflex.chain.client import ChainClient
     from gridflex.chain.compiler import load_artifacts
+    from gridflex.chain.connect import chain_id_at, connect
     from gridflex.chain.deploy import ProtocolParams, deploy_protocol
     from gridflex.chain.deployments import save_deployment
-    from gridflex.errors import GridFlexError
+    from gridflex.chain.session import LOCAL_RPC_URL
+    from gridflex.errors import ChainUnavailableError, GridFlexError
 
     settings = get_settings()
-    url = rpc_url or settings.rpc_url or DEFAULT_LOCAL_RPC
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
-    if not w3.is_connected():
-        console.print(f"[red]no chain answers at {url}[/] (start one with `gridflex chain up`)")
-        raise typer.Exit(1)
-    chain_id = int(w3.eth.chain_id)
+    url = rpc_url or settings.rpc_url or LOCAL_RPC_URL
+    w3 = connect(url)
+    try:
+        chain_id = chain_id_at(w3, url)
+    except ChainUnavailableError as error:
+        console.print(f"[red]{error}[/] (start one with `gridflex chain up`)")
+        raise typer.Exit(1) from error
     if private_key is not None:
         governance = Account.from_key(private_key)
     elif chain_id == LOCAL_CHAIN_ID:

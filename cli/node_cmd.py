@@ -17,13 +17,13 @@ from rich.console import Console
 from rich.table import Table
 
 from gridflex.config import get_settings, load_settings
-from gridflex.errors import GridFlexError
+from gridflex.errors import ChainUnavailableError, GridFlexError
 from node.config import NodeSettings
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from gridflex.chain.protocol import Protocol
+    from gridflex.chain.protocol import BidSettlement, Protocol
     from gridflex.errors_text import Units
     from node.state import NodeState
 
@@ -31,7 +31,6 @@ console = Console()
 log = structlog.get_logger("gridflex.node")
 node_app = typer.Typer(help="Device-owner node: keys, registration, signed metering.")
 
-DEFAULT_LOCAL_RPC = "http://127.0.0.1:8545"
 
 DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Node data dir (default GRIDFLEX_NODE_DATA_DIR).")
@@ -125,12 +124,7 @@ def node_register(
     password_env: PasswordEnvOption = None,
 ) -> None:
     """Register every device on-chain with its proof of key possession, then stake."""
-    from web3 import Web3
-    from web3.exceptions import Web3Exception
-
-    from gridflex.chain.client import ChainClient
-    from gridflex.chain.deployments import load_deployment
-    from gridflex.chain.protocol import Protocol
+    from gridflex.chain.session import CHAIN_CALL_ERRORS
     from node.keystore import load_node
     from node.registration import register_devices
 
@@ -140,27 +134,21 @@ def node_register(
         state, owner, keys = load_node(settings.data_dir, password)
     except GridFlexError as error:
         raise _fail(str(error)) from error
-    url = rpc_url or settings.rpc_url or get_settings().rpc_url or DEFAULT_LOCAL_RPC
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
-    if not w3.is_connected():
-        raise _fail(f"no chain answers at {url} (start one with `gridflex chain up`)")
-    chain_id = int(w3.eth.chain_id)
-    expected = settings.chain_id or state.chain_id
-    if expected is not None and expected != chain_id:
-        raise _fail(f"the RPC at {url} is chain {chain_id}, this node uses chain {expected}")
+    protocol = _protocol(
+        settings, rpc_url, owner, expected_chain_id=settings.chain_id or state.chain_id
+    )
+    chain_id = protocol.deployment.chain_id
     try:
-        deployment = load_deployment(chain_id, get_settings().deployments_dir)
-        protocol = Protocol(ChainClient(w3, owner), deployment)
         registry = protocol.registry.address
         if state.registry not in (None, registry):
             raise _fail(f"devices are registered at registry {state.registry}, not {registry}")
         register_devices(protocol, state, keys, settings.data_dir)
-        stake_amount = _parse_flex(stake, int(protocol.token.functions.decimals().call()))
+        stake_amount = _parse_flex(stake, _units(protocol, protocol.token.address).decimals)
         if stake_amount:
             protocol.stake(stake_amount)
     except GridFlexError as error:
         raise _fail(str(error)) from error
-    except (Web3Exception, OSError) as error:
+    except CHAIN_CALL_ERRORS as error:
         raise _fail(f"chain call failed: {error}") from error
     table = Table(title=f"devices registered on chain {chain_id} (registry {registry})")
     for column in ("name", "device id", "kind", "capacity W", "key"):
@@ -196,62 +184,38 @@ def node_stream(
 ) -> None:
     """Sign the simulated devices' readings for the backfill window and send them to every
     oracle until all acknowledged (time compressed: a day is produced instantly)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-    from gridflex.rules.attestation import meter_domain_separator
-    from node.devices.simulated import simulated_device
-    from node.errors import DrainTimeoutError
-    from node.keystore import load_node
-    from node.meter_loop import MeteredDevice, MeterLoop
-    from node.outbox import Outbox
-    from node.sender import Sender, SendStats
+    from node.builder import stream_history
 
     settings = _settings(data_dir)
     oracle_urls = list(oracle or settings.oracle_urls)
     if not oracle_urls:
         raise _fail("no oracle: pass --oracle URL or set GRIDFLEX_NODE_ORACLE_URLS")
     password = _password(password_env, settings.password, confirm=False)
-    try:
-        state, _owner, keys = load_node(settings.data_dir, password)
-        chain_id, registry, records = state.require_registered()
-    except GridFlexError as error:
-        raise _fail(str(error)) from error
-    devices = [
-        MeteredDevice(
-            record.device_id,  # type: ignore[arg-type]  # require_registered checked it
-            simulated_device(record.kind, record.capacity_w, record.seed),
-            keys[record.name],
-        )
-        for record in records
-    ]
     history_end = end if end is not None else int(time.time())
     history_start = history_end - int(backfill_hours * 3600)
-    with Outbox(settings.outbox_path, oracle_urls) as outbox:
-        meter_loop = MeterLoop(
-            outbox, devices, meter_domain_separator(chain_id, registry),
-            interval_seconds=settings.interval_seconds,
-        )  # fmt: skip
-        signed_units = meter_loop.backfill(history_start, history_end)
-        sender = Sender(outbox, batch_size=settings.batch_size)
-        to_send = {url: outbox.pending_count(url) for url in oracle_urls}
-        progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            console=console, disable=as_json,
-        )  # fmt: skip
-        tasks = {url: progress.add_task(url, total=count) for url, count in to_send.items()}
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        console=console, disable=as_json,
+    )  # fmt: skip
+    tasks: dict[str, TaskID] = {}
 
-        def show(_stats: SendStats) -> None:
-            for url, task in tasks.items():
-                progress.update(task, completed=to_send[url] - outbox.pending_count(url))
+    def show(sent: dict[str, tuple[int, int]]) -> None:
+        for url, (done, total) in sent.items():
+            if url not in tasks:
+                tasks[url] = progress.add_task(url, total=total)
+            progress.update(tasks[url], completed=done)
 
-        try:
-            with progress:
-                stats = sender.drain(timeout_s=timeout, on_progress=show)
-        except DrainTimeoutError as error:
-            raise _fail(str(error)) from error
-        finally:
-            sender.close()
-        dead_letters = len(outbox.dead_letters())
+    try:
+        with progress:
+            result = stream_history(
+                settings, password, oracle_urls, history_start, history_end,
+                timeout_s=timeout, on_progress=show,
+            )  # fmt: skip
+    except GridFlexError as error:
+        raise _fail(str(error)) from error
+    signed_units, stats, dead_letters = result.signed_units, result.stats, result.dead_letters
     summary = {
         "signedUnits": signed_units,
         "ackedUnits": stats.acked,
@@ -301,10 +265,7 @@ def _run_status(runner: object) -> Table:
         )  # fmt: skip
     if not commitments:
         table.caption = "no current commitments"
-    tokens = {runner.protocol.request(b.request_id).settlement_token
-              for b in runner.bidder.own_bids() if b.awarded_w}  # fmt: skip
-    earnings = [f"{runner.protocol.claimable(t, runner.protocol.address)} claimable in {t}"
-                for t in sorted(tokens)]  # fmt: skip
+    earnings = [f"{amount} claimable in {token}" for token, amount in runner.claimable().items()]
     table.caption = "; ".join(filter(None, [table.caption, *earnings])) or "no earnings yet"
     return table
 
@@ -347,12 +308,8 @@ def node_run(
     tick that did something. SIGTERM stops it like Ctrl-C: the node database is closed."""
     from rich.live import Live
 
-    from gridflex.rules.types import zone_id
-    from node.devices.simulated import simulated_device
-    from node.dispatch import CommandedDevice
-    from node.keystore import load_node
+    from node.builder import build_node
     from node.metrics import NodeMetrics
-    from node.runner import NodeDevice, NodeRunner
 
     settings = _settings(data_dir)
     oracle_urls = list(oracle or settings.oracle_urls)
@@ -360,28 +317,12 @@ def node_run(
         raise _fail("no oracle: pass --oracle URL or set GRIDFLEX_NODE_ORACLE_URLS")
     password = _password(password_env, settings.password, confirm=False)
     try:
-        state, owner, keys = load_node(settings.data_dir, password)
-        _chain_id, _registry, records = state.require_registered()
+        runner = build_node(
+            settings, password, rpc_url=_rpc_url(settings, rpc_url), oracle_urls=oracle_urls,
+            deployments_dir=get_settings().deployments_dir, history_hours=history_hours,
+        )  # fmt: skip
     except GridFlexError as error:
-        raise _fail(str(error)) from error
-    protocol = _protocol(settings, rpc_url, owner)
-    devices = [
-        NodeDevice(
-            record.device_id,  # type: ignore[arg-type]  # require_registered checked it
-            CommandedDevice(simulated_device(record.kind, record.capacity_w, record.seed)),
-            keys[record.name],
-            record.min_price_per_kwh,
-            record.max_share_bps,
-        )
-        for record in records
-    ]
-    url = rpc_url or settings.rpc_url or get_settings().rpc_url or DEFAULT_LOCAL_RPC
-    runner = NodeRunner(
-        protocol, devices, zone_id(state.zone), settings.data_dir, url, oracle_urls,
-        interval_seconds=settings.interval_seconds,
-        history_intervals=int(history_hours * 3600) // settings.interval_seconds,
-        price_fraction_bps=settings.bid_price_fraction_bps,
-    )  # fmt: skip
+        raise _fail(_with_rpc_hint(error)) from error
     metrics = NodeMetrics()
     if metrics_port is not None:
         try:
@@ -444,77 +385,54 @@ def _load_state_or_fail(settings: NodeSettings) -> NodeState:
         raise _fail(str(error)) from error
 
 
+def _rpc_url(settings: NodeSettings, rpc_url: str | None) -> str:
+    from gridflex.chain.session import LOCAL_RPC_URL
+
+    return rpc_url or settings.rpc_url or get_settings().rpc_url or LOCAL_RPC_URL
+
+
+def _with_rpc_hint(error: GridFlexError) -> str:
+    if isinstance(error, ChainUnavailableError):
+        return f"{error} (check --rpc-url or GRIDFLEX_NODE_RPC_URL)"
+    return str(error)
+
+
 def _protocol(
-    settings: NodeSettings, rpc_url: str | None, account: LocalAccount | None = None
+    settings: NodeSettings,
+    rpc_url: str | None,
+    account: LocalAccount | None = None,
+    *,
+    expected_chain_id: int | None = None,
 ) -> Protocol:
     """The deployment of the chain at the RPC, as `account` (read-only: a throwaway one)."""
-    from eth_account import Account
-    from web3 import Web3
+    from gridflex.chain.session import open_protocol
 
-    from gridflex.chain.client import ChainClient
-    from gridflex.chain.deployments import load_deployment
-    from gridflex.chain.protocol import Protocol
-
-    url = rpc_url or settings.rpc_url or get_settings().rpc_url or DEFAULT_LOCAL_RPC
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
     try:
-        connected = w3.is_connected()
-    except Exception:
-        connected = False
-    if not connected:
-        raise _fail(f"no chain answers at {url} (check --rpc-url or GRIDFLEX_NODE_RPC_URL)")
-    try:
-        deployment = load_deployment(int(w3.eth.chain_id), get_settings().deployments_dir)
+        return open_protocol(
+            _rpc_url(settings, rpc_url), get_settings().deployments_dir, account,
+            expected_chain_id=expected_chain_id,
+        )  # fmt: skip
     except GridFlexError as error:
-        raise _fail(str(error)) from error
-    client = ChainClient(w3, account or Account.create())
-    for contract in deployment.contracts.values():
-        client.register_abi(contract.abi)
-    return Protocol(client, deployment)
+        raise _fail(_with_rpc_hint(error)) from error
 
 
 def _units(protocol: Protocol, token: str) -> Units:
     from gridflex.errors_text import Units
 
-    contract = protocol.erc20(token)
-    try:
-        return Units(
-            str(contract.functions.symbol().call()), int(contract.functions.decimals().call())
-        )
-    except Exception:  # no ERC20 metadata: raw base units
-        return Units(f"units of {token}", 0)
+    return Units.of_token(token, protocol.token_metadata(token))
 
 
-SettledBid = tuple[int, int, str, int]
-
-
-def _settled_bids(protocol: Protocol, owner: str) -> list[SettledBid]:
-    """(request id, bid index, settlement token, payout) of every BidSettled for `owner`."""
-    logs = protocol.market.events.BidSettled().get_logs(
-        from_block=protocol.deployment.deployed_at_block, argument_filters={"bidder": owner}
-    )
-    tokens: dict[int, str] = {}
-    rows = []
-    for entry in logs:
-        args = entry["args"]
-        request_id = int(args["requestId"])
-        if request_id not in tokens:
-            tokens[request_id] = protocol.request(request_id).settlement_token
-        gross = int(args["utilization"]) + int(args["availability"])
-        rows.append(
-            (
-                request_id,
-                int(args["bidIndex"]),
-                tokens[request_id],
-                max(gross - int(args["fee"]), 0),
-            )
-        )
-    return rows
-
-
-def _known_tokens(protocol: Protocol, settled: list[SettledBid], extra: list[str]) -> list[str]:
-    tokens = [protocol.token.address, *extra, *(token for _, _, token, _ in settled)]
-    return list(dict.fromkeys(tokens))
+def _known_tokens(
+    protocol: Protocol, settled: list[BidSettlement], extra: list[str]
+) -> tuple[list[str], dict[int, str]]:
+    """Every token the owner may hold payouts in (FLEX, `extra`, the settled requests'),
+    and the settlement token of each settled request."""
+    request_tokens = {
+        request_id: protocol.request(request_id).settlement_token
+        for request_id in dict.fromkeys(bid.request_id for bid in settled)
+    }
+    tokens = [protocol.token.address, *extra, *request_tokens.values()]
+    return list(dict.fromkeys(tokens)), request_tokens
 
 
 @node_app.command("strategy")
@@ -605,23 +523,23 @@ def node_earnings(
     data_dir: DataDirOption = None,
 ) -> None:
     """Print claimable payouts per token and the owner's settled bids once."""
-    from web3.exceptions import Web3Exception
+    from gridflex.chain.session import CHAIN_CALL_ERRORS
 
     settings = _settings(data_dir)
     state = _load_state_or_fail(settings)
     protocol = _protocol(settings, rpc_url)
     try:
-        settled = _settled_bids(protocol, state.owner)
-        tokens = _known_tokens(protocol, settled, list(token or []))
+        settled = protocol.bid_settlements(bidder=state.owner)
+        tokens, request_tokens = _known_tokens(protocol, settled, list(token or []))
         claimable = {t: protocol.claimable(t, state.owner) for t in tokens}
         units = {t: _units(protocol, t) for t in tokens}
-    except (Web3Exception, ValueError) as error:
+    except CHAIN_CALL_ERRORS as error:
         raise _fail(f"chain call failed: {error}") from error
     table = Table(title=f"claimable by {state.owner}")
     for column in ("token", "claimable", "settled payouts"):
         table.add_column(column)
     for t in tokens:
-        paid = sum(amount for _, _, tok, amount in settled if tok == t)
+        paid = sum(bid.payout for bid in settled if request_tokens[bid.request_id] == t)
         table.add_row(
             f"{units[t].symbol} ({t})", units[t].money(claimable[t]), units[t].money(paid)
         )
@@ -632,8 +550,11 @@ def node_earnings(
     bids = Table(title="settled bids")
     for column in ("request", "bid", "payout"):
         bids.add_column(column)
-    for request_id, bid_index, tok, amount in settled:
-        bids.add_row(str(request_id), str(bid_index), units[tok].money(amount))
+    for bid in settled:
+        bids.add_row(
+            str(bid.request_id), str(bid.bid_index),
+            units[request_tokens[bid.request_id]].money(bid.payout),
+        )  # fmt: skip
     console.print(bids)
 
 
@@ -648,9 +569,9 @@ def node_withdraw(
     password_env: PasswordEnvOption = None,
 ) -> None:
     """Pull the owner's payouts from the market."""
-    from web3 import Web3
-    from web3.exceptions import Web3Exception
+    from eth_utils import is_address, to_checksum_address
 
+    from gridflex.chain.session import CHAIN_CALL_ERRORS
     from gridflex.errors import TransactionReverted
     from gridflex.errors_text import explain
     from node.keystore import load_owner
@@ -665,11 +586,11 @@ def node_withdraw(
     protocol = _protocol(settings, rpc_url, owner)
     try:
         if token is not None:
-            if not Web3.is_address(token):
+            if not is_address(token):
                 raise _fail(f"--token {token!r} is not an address")
-            tokens = [Web3.to_checksum_address(token)]
+            tokens = [to_checksum_address(token)]
         else:
-            known = _known_tokens(protocol, _settled_bids(protocol, state.owner), [])
+            known, _ = _known_tokens(protocol, protocol.bid_settlements(bidder=state.owner), [])
             tokens = [t for t in known if protocol.claimable(t, state.owner) > 0]
             if not tokens:
                 raise _fail(f"nothing to withdraw for {state.owner}")
@@ -680,5 +601,5 @@ def node_withdraw(
             except TransactionReverted as error:
                 raise _fail(explain(error, units)) from error
             console.print(f"withdrew {units.money(amount)} to {state.owner}")
-    except (Web3Exception, ValueError) as error:
+    except CHAIN_CALL_ERRORS as error:
         raise _fail(f"chain call failed: {error}") from error

@@ -20,8 +20,6 @@ from gridflex.chain.protocol import Protocol
 console = Console()
 err_console = Console(stderr=True)
 
-DEFAULT_LOCAL_RPC = "http://127.0.0.1:8545"
-
 OracleOption = Annotated[
     list[str] | None,
     typer.Option("--oracle", help="Base URL of an oracle API (repeat for several)."),
@@ -40,32 +38,23 @@ def _protocol(rpc_url: str | None, private_key: str | None = None) -> Protocol:
     """A handle on the deployment of the chain at `rpc_url` (a throwaway account for
     reads when no key is given). Raises typer.Exit(2) with a readable message."""
     from eth_account import Account
-    from web3 import Web3
 
-    from gridflex.chain.client import ChainClient
-    from gridflex.chain.deployments import load_deployment
+    from gridflex.chain.session import LOCAL_RPC_URL, open_protocol
     from gridflex.config import get_settings
     from gridflex.errors import GridFlexError
 
     settings = get_settings()
-    url = rpc_url or settings.rpc_url or DEFAULT_LOCAL_RPC
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
     try:
-        chain_id = int(w3.eth.chain_id)
-    except Exception as error:
-        raise _fail(f"no chain answers at {url} ({type(error).__name__})") from error
-    try:
-        deployment = load_deployment(chain_id, settings.deployments_dir)
-    except GridFlexError as error:
-        raise _fail(str(error)) from error
-    try:
-        account = Account.from_key(private_key) if private_key else Account.create()
+        account = Account.from_key(private_key) if private_key else None
     except ValueError as error:
         raise _fail(f"bad private key: {error}") from error
-    client = ChainClient(w3, account)
-    for deployed in deployment.contracts.values():
-        client.register_abi(deployed.abi)
-    return Protocol(client, deployment)
+    try:
+        return open_protocol(
+            rpc_url or settings.rpc_url or LOCAL_RPC_URL, settings.deployments_dir, account,
+            timeout_seconds=10,
+        )  # fmt: skip
+    except GridFlexError as error:
+        raise _fail(str(error)) from error
 
 
 def verify(

@@ -163,16 +163,20 @@ class NodeRunner:
     def _first_interval_after_registration(self) -> int:
         """First interval start at or after the latest registration of this node's devices
         (`epochAt(id, 0).since`)."""
-        functions = self.protocol.registry.functions
-        registered = [
-            int(self.protocol.client.call(functions.epochAt(d.device_id, 0))[0])
-            for d in self.devices
-        ]
-        latest = max(registered, default=0)
+        latest = max((self.protocol.registered_at(d.device_id) for d in self.devices), default=0)
         return -(-latest // self.interval_seconds) * self.interval_seconds
 
     def commitments(self) -> list[Commitment]:
         return self.bidder.commitments.all()
+
+    def claimable(self) -> dict[str, int]:
+        """What the owner can withdraw, per settlement token of the requests it won bids in."""
+        tokens = {
+            self.protocol.request(bid.request_id).settlement_token
+            for bid in self.bidder.own_bids()
+            if bid.awarded_w
+        }
+        return {token: self.protocol.claimable(token) for token in sorted(tokens)}
 
     def close(self) -> None:
         self.sender.close()

@@ -147,6 +147,64 @@ class ArithmeticProofResult:
     receipt: TxReceipt
 
 
+@dataclass(frozen=True)
+class TokenMetadata:
+    """An ERC-20's optional `symbol()` and `decimals()`."""
+
+    symbol: str
+    decimals: int
+
+
+@dataclass(frozen=True)
+class Award:
+    """One `Awarded` event: the dispatch signal for bid `bid_index`."""
+
+    bid_index: int
+    bidder: str
+    awarded_w: int
+    price_per_kwh: int
+
+
+@dataclass(frozen=True)
+class Clearing:
+    """A cleared request, from `RequestCleared` and its `Awarded` events."""
+
+    awarded_w: int
+    clearing_price: int
+    accepted_bids: int
+    awards: tuple[Award, ...]
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A settled request, from `RequestSettled` (`slashed` is in FLEX, the rest in the
+    settlement token)."""
+
+    payouts: int
+    fees: int
+    refund: int
+    slashed: int
+
+
+@dataclass(frozen=True)
+class BidSettlement:
+    """One `BidSettled` event: what bid `bid_index` of `request_id` delivered and earned."""
+
+    request_id: int
+    bid_index: int
+    bidder: str
+    delivered_wh: int
+    utilization: int
+    availability: int
+    fee: int
+    slashed: int
+
+    @property
+    def payout(self) -> int:
+        """What the bidder can withdraw for it: utilization and availability, less the fee."""
+        return max(self.utilization + self.availability - self.fee, 0)
+
+
 def _unit_tuple(unit: MeterUnit) -> tuple[int, int, int, int, bytes, bytes]:
     return (
         unit.device_id,
@@ -213,6 +271,19 @@ class Protocol:
     def balance_of(self, token: str, account: str | None = None) -> int:
         return int(self.erc20(token).functions.balanceOf(account or self.address).call())
 
+    def allowance(self, token: str, spender: str, owner: str | None = None) -> int:
+        return int(self.erc20(token).functions.allowance(owner or self.address, spender).call())
+
+    def token_metadata(self, token: str) -> TokenMetadata | None:
+        """The token's symbol and decimals; None when it lacks the optional metadata."""
+        contract = self.erc20(token)
+        try:
+            symbol = str(contract.functions.symbol().call())
+            decimals = int(contract.functions.decimals().call())
+        except Exception:  # not a full ERC-20 metadata token
+            return None
+        return TokenMetadata(symbol, decimals)
+
     def approve(self, token: str, spender: str, amount: int) -> None:
         self.send(self.erc20(token).functions.approve(spender, amount))
 
@@ -266,6 +337,11 @@ class Protocol:
         raw = self.client.call(self.registry.functions.deviceAt(device_id, timestamp))
         return DeviceEpoch.from_raw(raw)
 
+    def registered_at(self, device_id: int) -> int:
+        """When the device was first registered (`epochAt(id, 0).since`): no key of it can
+        attest an interval before then."""
+        return int(self.client.call(self.registry.functions.epochAt(device_id, 0))[0])
+
     def propose_transfer(self, device_id: int, new_owner: str) -> None:
         """Offers the device to `new_owner`; nothing changes until it accepts."""
         self.send(self.registry.functions.transfer(device_id, new_owner))
@@ -289,8 +365,17 @@ class Protocol:
 
     def create_request(self, spec: RequestSpec) -> tuple[int, int]:
         """Approves and escrows the budget; returns (request id, escrow)."""
-        escrow = self.budget_of(spec)
-        self.approve(spec.settlement_token, self.market.address, escrow)
+        self.approve(spec.settlement_token, self.market.address, self.budget_of(spec))
+        return self.escrow_request(spec)
+
+    def check_request(self, spec: RequestSpec) -> None:
+        """Dry-runs `createRequest` (an eth_call): raises TransactionReverted as posting
+        would, the role and parameter checks coming before the escrow is pulled."""
+        self.client.call(self.market.functions.createRequest(spec.as_tuple()))
+
+    def escrow_request(self, spec: RequestSpec) -> tuple[int, int]:
+        """Posts the request, the market pulling its budget under an allowance already
+        given; returns (request id, escrow)."""
         receipt = self.send(self.market.functions.createRequest(spec.as_tuple()))
         (event,) = self.market.events.RequestCreated().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["requestId"]), int(event["args"]["escrow"])
@@ -305,6 +390,13 @@ class Protocol:
             spec.price_cap_per_kwh,
             spec.availability_price_per_kwh,
         )
+
+    def request_count(self) -> int:
+        return int(self.market.functions.requestCount().call())
+
+    def cancel_request(self, request_id: int) -> None:
+        """Withdraws an open request before gate closure (its operator only)."""
+        self.send(self.market.functions.cancelRequest(request_id))
 
     def request(self, request_id: int) -> RequestState:
         return RequestState.from_chain(self.client.call(self.market.functions.request(request_id)))
@@ -343,6 +435,28 @@ class Protocol:
         order = merit_order(self.bids(request_id))
         return self.send(self.market.functions.clear(request_id, order))
 
+    def clearing(self, request_id: int) -> Clearing | None:
+        """How the request was cleared; None before it was."""
+        cleared = self._market_events("RequestCleared", requestId=request_id)
+        if not cleared:
+            return None
+        awards = tuple(
+            Award(int(a["bidIndex"]), a["bidder"], int(a["awardedW"]), int(a["pricePerKWh"]))
+            for a in self._market_events("Awarded", requestId=request_id)
+        )
+        args = cleared[-1]
+        return Clearing(
+            int(args["awardedW"]), int(args["clearingPrice"]), int(args["acceptedBids"]), awards
+        )
+
+    def _market_events(self, event: str, **indexed: Any) -> list[Any]:
+        """The args of every FlexMarket `event` since the deployment, filtered on indexed
+        arguments by ABI name."""
+        logs = self.market.events[event]().get_logs(
+            from_block=self.deployment.deployed_at_block, argument_filters=indexed or None
+        )
+        return [log["args"] for log in logs]
+
     # ─── Reports and settlement ───────────────────────────────────────────────────────
 
     def submit_report(
@@ -374,6 +488,37 @@ class Protocol:
         return self.send(
             self.market.functions.finalize(request_id, self.reported_delivery(request_id))
         )
+
+    def settlement(self, request_id: int) -> Settlement | None:
+        """The request's settlement totals; None before it settled."""
+        settled = self._market_events("RequestSettled", requestId=request_id)
+        if not settled:
+            return None
+        args = settled[-1]
+        return Settlement(
+            int(args["payouts"]), int(args["fees"]), int(args["refund"]), int(args["slashed"])
+        )
+
+    def bid_settlements(
+        self, *, request_id: int | None = None, bidder: str | None = None
+    ) -> list[BidSettlement]:
+        """Every `BidSettled`, of one request and/or one bidder."""
+        indexed = {"requestId": request_id, "bidder": bidder}
+        events = self._market_events(
+            "BidSettled", **{name: value for name, value in indexed.items() if value is not None}
+        )
+        fields = ("deliveredWh", "utilization", "availability", "fee", "slashed")
+        return [
+            BidSettlement(
+                int(a["requestId"]), int(a["bidIndex"]), a["bidder"], *(int(a[f]) for f in fields)
+            )
+            for a in events
+        ]
+
+    def cancellation_refund(self, request_id: int) -> int | None:
+        """The escrow a cancelled request returned; None if it was not cancelled."""
+        cancelled = self._market_events("RequestCancelled", requestId=request_id)
+        return int(cancelled[-1]["refund"]) if cancelled else None
 
     def claimable(self, token: str, account: str | None = None) -> int:
         return int(self.market.functions.claimable(token, account or self.address).call())

@@ -186,3 +186,51 @@ def test_strategy_sets_a_devices_floor_and_share_and_refuses_bad_values(node_env
     code, output = invoke("strategy", "no-such-device", "--min-price-per-kwh", "1")
     assert code == 1 and "no device named 'no-such-device'" in output
     assert load_state(node_env).devices[1].max_share_bps == 6_000  # refused changes nothing
+
+
+def test_build_node_refuses_unregistered_devices_before_reaching_a_chain(node_env: Path) -> None:
+    from node.builder import build_node
+    from node.config import NodeSettings
+    from node.errors import NotRegisteredError
+
+    assert invoke("init", "--devices", "1", "--password-env", "NODE_PW")[0] == 0
+    down = f"http://127.0.0.1:{free_port()}"  # reaching it would raise ChainUnavailableError
+    with pytest.raises(NotRegisteredError, match="gridflex node register"):
+        build_node(
+            NodeSettings(data_dir=node_env), PASSWORD, rpc_url=down, oracle_urls=[down],
+            deployments_dir=get_settings().deployments_dir, history_hours=1,
+        )  # fmt: skip
+
+
+@pytest.mark.integration
+def test_build_node_wires_the_registered_devices_as_the_owner(
+    node_env: Path, anvil: AnvilProcess, deployed_protocol: Protocol
+) -> None:
+    from node.builder import build_node
+    from node.config import NodeSettings
+
+    save_deployment(deployed_protocol.deployment, get_settings().deployments_dir)
+    assert invoke("init", "--devices", "2", "--password-env", "NODE_PW")[0] == 0
+    state = load_state(node_env)
+    fund_owner(deployed_protocol, state.owner, 0)
+    assert invoke("register", "--rpc-url", anvil.url, "--password-env", "NODE_PW")[0] == 0
+    assert invoke("strategy", state.devices[1].name, "--max-share-pct", "50")[0] == 0
+    state = load_state(node_env)
+
+    runner = build_node(
+        NodeSettings(data_dir=node_env), PASSWORD, rpc_url=anvil.url,
+        oracle_urls=["http://127.0.0.1:9"], deployments_dir=get_settings().deployments_dir,
+        history_hours=1,
+    )  # fmt: skip
+    try:
+        assert runner.protocol.address == state.owner
+        assert runner.protocol.deployment.chain_id == 31337
+        assert [d.device_id for d in runner.devices] == [d.device_id for d in state.devices]
+        assert [d.max_share_bps for d in runner.devices] == [10_000, 5_000]
+        assert runner.zone == zone_id(state.zone)
+        assert runner.outbox.oracles == ("http://127.0.0.1:9",)
+        registered = max(runner.protocol.registered_at(d.device_id) for d in runner.devices)
+        assert runner.first_start >= registered
+        assert runner.claimable() == {}  # no bid won yet: nothing to withdraw anywhere
+    finally:
+        runner.close()

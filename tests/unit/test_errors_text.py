@@ -52,3 +52,22 @@ def test_unknown_errors_and_unexpected_arguments_fall_back_to_the_raw_form() -> 
     error = TransactionReverted(DecodedRevert("UnknownRequest", {"requestId": 7}), tx_hash="0x12")
     assert explain(error) == "request 7 does not exist (tx 0x12)"
     assert "unknown reason" in explain(TransactionReverted(None))
+
+
+def test_every_sentence_template_uses_only_known_renderings() -> None:
+    """A mistyped spec ({x:tme}) would fall back to the raw revert at run time."""
+    import string
+
+    from gridflex.errors_text import EXPLAINERS, TEMPLATES, SentenceFormatter
+
+    known = set(SentenceFormatter(Units()).renderers) | {""}
+    for name, template in TEMPLATES.items():
+        specs = {spec for _text, field, spec, _conv in string.Formatter().parse(template) if field}
+        assert specs <= known, (name, specs - known)
+    assert not set(TEMPLATES) & set(EXPLAINERS)
+
+
+def test_request_statuses_are_named_from_the_enum() -> None:
+    args = {"requestId": 4, "status": 3, "expected": 1}
+    assert explain_revert("WrongStatus", args) == "request 4 is reported, this needs it open"
+    assert explain_revert("WrongStatus", {**args, "status": 99}).startswith("request 4 is 99,")

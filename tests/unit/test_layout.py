@@ -67,17 +67,11 @@ def test_rules_core_names_no_io_library_and_no_other_layer() -> None:
     offenders = []
     for path in package_files("gridflex/rules"):
         for module in imported_modules(path):
-            if (
-                top(module) in IO_LIBRARIES
-                or top(module) in (*COMPONENTS, WIRING)
-                or (
-                    top(module) == "gridflex"
-                    and not (
-                        module.startswith("gridflex.rules")
-                        or module in ("gridflex", "gridflex.errors")
-                    )
-                )
-            ):
+            outside_layer = top(module) in (*IO_LIBRARIES, *COMPONENTS, WIRING)
+            other_core_module = top(module) == "gridflex" and not (
+                module.startswith("gridflex.rules") or module in ("gridflex", "gridflex.errors")
+            )
+            if outside_layer or other_core_module:
                 offenders.append(f"{path.relative_to(ROOT)}: {module}")
     assert offenders == []
 
@@ -131,3 +125,33 @@ def test_the_node_reaches_device_models_only_through_their_interface() -> None:
                 if node.module in models or names:
                     offenders.append(f"{path.relative_to(ROOT)}: {node.module} {sorted(names)}")
     assert {"HomeBattery", "ModbusMeter"} <= model_classes and offenders == []
+
+
+CHAIN_CALL_MARKERS = (".functions.", ".events.", "Web3(")
+
+
+def chain_edge_violations(path: Path) -> list[str]:
+    """`file:line: text` for each web3 import and each raw contract call, event read or
+    hand-built connection in `path`: the CLI goes through typed `gridflex.chain` calls."""
+    name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    found = [f"{name}: imports {m}" for m in sorted(imported_modules(path)) if top(m) == "web3"]
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if any(marker in line for marker in CHAIN_CALL_MARKERS):
+            found.append(f"{name}:{number}: {line.strip()}")
+    return found
+
+
+def test_chain_edge_check_sees_imports_calls_and_connections(tmp_path: Path) -> None:
+    sample = tmp_path / "sample_cmd.py"
+    sample.write_text(
+        "def f(market, w3):\n    from web3 import Web3\n    market.functions.clear(1)\n"
+        "    market.events.Awarded()\n    Web3(provider)\n"
+    )
+    assert len(chain_edge_violations(sample)) == 4
+
+
+def test_cli_commands_reach_the_chain_only_through_typed_gridflex_chain_calls() -> None:
+    offenders = [
+        v for path in sorted((ROOT / WIRING).glob("*.py")) for v in chain_edge_violations(path)
+    ]
+    assert offenders == []
