@@ -48,7 +48,7 @@ from gridflex.verify import (
     check_report,
     device_histories,
     fetch_published_report,
-    posted_from_event,
+    posted_report,
     read_facts,
 )
 
@@ -180,13 +180,11 @@ class ReportWatcher:
         latest = int(self.protocol.client.w3.eth.block_number)
         if latest < self._next_block:
             return
-        events = self.protocol.market.events.ReportSubmitted().get_logs(
-            from_block=self._next_block, to_block=latest
-        )
-        for event in events:
-            key = (int(event["args"]["requestId"]), int(event["args"]["round"]))
+        submissions = self.protocol.report_submissions(from_block=self._next_block, to_block=latest)
+        for submission in submissions:
+            key = (submission.request_id, submission.round)
             if key not in self._done and key not in self._pending:
-                self._pending[key] = _Pending(posted_from_event(self.protocol, event))
+                self._pending[key] = _Pending(posted_report(self.protocol, submission))
         self._next_block = latest + 1
 
     def advance(self, posted: PostedReport) -> bool:
@@ -362,11 +360,14 @@ class ReportWatcher:
         latest = int(self.protocol.client.w3.eth.block_number)
         if latest < self._next_challenge_block:
             return
-        events = self.protocol.dispute.events.ChallengeOpened().get_logs(
-            from_block=self._next_challenge_block, to_block=latest
+        events = self.protocol.events(
+            self.protocol.dispute,
+            "ChallengeOpened",
+            from_block=self._next_challenge_block,
+            to_block=latest,
         )
         for event in events:
-            challenge_id = int(event["args"]["challengeId"])
+            challenge_id = int(event.args["challengeId"])
             if challenge_id not in self._challenges_seen:
                 self._challenges_seen.add(challenge_id)
                 self._to_rebut[challenge_id] = _Retry(challenge_id)

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Protocol
 
-from web3 import Web3
+from gridflex.chain import protocol as chain
 
 CHAIN_CLOCK_CACHE_SECONDS = 1.0
 
@@ -34,8 +34,8 @@ class ChainClock:
     """Timestamp of the latest block, asked at most once a second (one RPC per second,
     not per batch)."""
 
-    def __init__(self, w3: Web3) -> None:
-        self._w3 = w3
+    def __init__(self, protocol: chain.Protocol) -> None:
+        self._protocol = protocol
         self._lock = threading.Lock()
         self._timestamp = 0
         self._fetched_at = float("-inf")
@@ -52,5 +52,5 @@ class ChainClock:
             return self._timestamp
 
     def _fetch(self) -> None:
-        self._timestamp = int(self._w3.eth.get_block("latest")["timestamp"])
+        self._timestamp = self._protocol.latest_block_timestamp()
         self._fetched_at = time.monotonic()

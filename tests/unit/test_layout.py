@@ -67,10 +67,16 @@ def test_rules_core_names_no_io_library_and_no_other_layer() -> None:
     offenders = []
     for path in package_files("gridflex/rules"):
         for module in imported_modules(path):
-            if top(module) in IO_LIBRARIES or top(module) in (*COMPONENTS, WIRING):
-                offenders.append(f"{path.relative_to(ROOT)}: {module}")
-            elif top(module) == "gridflex" and not (
-                module.startswith("gridflex.rules") or module in ("gridflex", "gridflex.errors")
+            if (
+                top(module) in IO_LIBRARIES
+                or top(module) in (*COMPONENTS, WIRING)
+                or (
+                    top(module) == "gridflex"
+                    and not (
+                        module.startswith("gridflex.rules")
+                        or module in ("gridflex", "gridflex.errors")
+                    )
+                )
             ):
                 offenders.append(f"{path.relative_to(ROOT)}: {module}")
     assert offenders == []
