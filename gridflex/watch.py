@@ -452,4 +452,4 @@ def public_finder(protocol: Protocol, oracle_urls: Sequence[str], http: httpx.Cl
 
 def chain_now(protocol: Protocol) -> Callable[[], int]:
     """The latest block's timestamp: what the contracts compare the window against."""
-    return lambda: int(protocol.client.w3.eth.get_block("latest")["timestamp"])
+    return protocol.latest_block_timestamp

@@ -96,7 +96,8 @@ def build_service(settings: OracleSettings) -> OracleService:
             chain_id = chain_id_at(w3, settings.rpc_url)
         except ChainUnavailableError as error:
             raise ConfigurationError(
-                f"{error}; start the chain or set GRIDFLEX_ORACLE_CHAIN_ID to start without it"
+                f"chain RPC {settings.rpc_url} does not answer ({error.__cause__}); start the "
+                "chain or set GRIDFLEX_ORACLE_CHAIN_ID to start without it"
             ) from error
     deployment = load_deployment(chain_id, settings.deployments_dir)
     # Reads need no key: a throwaway account is only the `from` of eth_call.
@@ -107,7 +108,9 @@ def build_service(settings: OracleSettings) -> OracleService:
         log.warning("chain RPC down at start; registry events from the deployment block")
         from_block = deployment.deployed_at_block
     registry = RegistryCache(protocol, from_block, settings.registry_poll_seconds)
-    clock: Clock = ChainClock(protocol) if settings.clock == "chain" else WallClock()
+    clock: Clock = (
+        ChainClock(protocol.latest_block_timestamp) if settings.clock == "chain" else WallClock()
+    )
     engine = create_oracle_engine(settings)
     ingestor = Ingestor(
         engine,

@@ -702,13 +702,13 @@ def explorer(
 ) -> None:
     """Server time of each explorer page over a filled database (p50/p95/max, ms)."""
     from fastapi.testclient import TestClient
-    from web3 import Web3
 
     from explorer.app import create_app
     from explorer.db import create_explorer_engine, init_db
     from explorer.deps import ExplorerContext
     from explorer.service import freeze_startup_heap
     from explorer.settings import ExplorerSettings
+    from gridflex.chain.connect import connect
     from gridflex.chain.deployments import Deployment
 
     with tempfile.TemporaryDirectory() as workdir:
@@ -718,7 +718,7 @@ def explorer(
         _log(f"filling: {requests} requests, {readings} readings over {devices} devices...")
         filled = _fill_explorer(engine, requests, readings, devices)
         context = ExplorerContext(
-            settings, engine, Web3(), Deployment(chain_id=31337, deployed_at_block=0)
+            settings, engine, connect(settings.rpc_url), Deployment(31337, deployed_at_block=0)
         )
         pages = {
             "overview": "/",

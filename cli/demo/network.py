@@ -161,7 +161,7 @@ class DemoNetwork:
         w3 = self.protocol.client.w3
         w3.provider.make_request("anvil_setBalance", [address, hex(100 * 10**18)])
         if flex:
-            self.protocol.send(self.protocol.token.functions.transfer(address, flex))
+            self.protocol.transfer(self.protocol.token.address, address, flex)
 
     # ─── Chain ────────────────────────────────────────────────────────────────────────
 

@@ -4,10 +4,10 @@ unix seconds; power in W; energy in Wh."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
@@ -18,6 +18,7 @@ from gridflex.chain.client import ChainClient
 from gridflex.chain.decode import from_named, struct_from_output, struct_members
 from gridflex.chain.deployments import Deployment
 from gridflex.chain.device_history import DeviceHistory, device_history
+from gridflex.chain.logs import LoggedEvent, logged_event
 from gridflex.rules.attestation import MeterUnit
 from gridflex.rules.clearing import BidOffer, merit_order
 from gridflex.rules.eip712 import DeviceKey
@@ -165,6 +166,16 @@ class Bid:
 
 
 @dataclass(frozen=True)
+class StakeAccount:
+    """`IStaking.Account` (`accountOf`)."""
+
+    staked: int
+    locked: int
+    unbonding: int
+    unbonding_release_at: int
+
+
+@dataclass(frozen=True)
 class OracleSeat:
     """`IOracleCommittee.Oracle` (`oracleOf`): id 0 when the address was never seated."""
 
@@ -190,17 +201,6 @@ class ReportSubmission:
     tx_hash: str
 
 
-@dataclass(frozen=True)
-class LoggedEvent:
-    """One decoded contract event: its ABI-named `args` and where it was mined."""
-
-    name: str
-    args: Mapping[str, Any]
-    block_number: int
-    log_index: int
-    tx_hash: str
-
-
 def report_submission(event: LoggedEvent) -> ReportSubmission:
     """The one decoding of `ReportSubmitted` (its `report` struct flattened by name)."""
     args = dict(event.args)
@@ -211,23 +211,6 @@ def report_submission(event: LoggedEvent) -> ReportSubmission:
         block_number=event.block_number,
         log_index=event.log_index,
         tx_hash=event.tx_hash,
-    )
-
-
-def logged_event(event_abi: Mapping[str, Any], raw: Any) -> LoggedEvent:
-    """A web3 event log (`get_logs` / `process_log`) as a `LoggedEvent`, struct arguments
-    as {member name: value} (from the event's ABI components)."""
-    args = dict(raw["args"])
-    for item in event_abi["inputs"]:
-        if item["type"] == "tuple":
-            args[item["name"]] = struct_members(item["components"], args[item["name"]])
-    tx_hash = raw.get("transactionHash")
-    return LoggedEvent(
-        event_abi["name"],
-        args,
-        int(raw.get("blockNumber") or 0),
-        int(raw.get("logIndex") or 0),
-        "" if tx_hash is None else "0x" + bytes(tx_hash).hex(),
     )
 
 
@@ -274,6 +257,11 @@ class Protocol:
         if self._delivery is None:
             self._delivery = self._bind("DeliveryDispute")
         return self._delivery
+
+    @classmethod
+    def reader(cls, w3: Web3, deployment: Deployment) -> Protocol:
+        """A handle that only reads (a throwaway account is only the `from` of eth_call)."""
+        return cls.signing(w3, Account.create(), deployment)
 
     @classmethod
     def signing(cls, w3: Web3, account: LocalAccount, deployment: Deployment) -> Protocol:
@@ -346,6 +334,17 @@ class Protocol:
     def approve(self, token: str, spender: str, amount: int) -> None:
         self.send(self.erc20(token).functions.approve(spender, amount))
 
+    def transfer(self, token: str, to: str, amount: int) -> None:
+        self.send(self.erc20(token).functions.transfer(to, amount))
+
+    def token_symbol(self, token: str) -> str:
+        return str(self.client.call(self.erc20(token).functions.symbol()))
+
+    def stake_of(self, account: str, block: int | str = "latest") -> StakeAccount:
+        """`account`'s stake at `block` (raises what the node raises without that state)."""
+        fn = self.staking.functions.accountOf(account)
+        return self._struct(StakeAccount, fn, block)
+
     def stake(self, amount: int) -> None:
         self.approve(self.token.address, self.staking.address, amount)
         self.send(self.staking.functions.stake(amount))
@@ -364,7 +363,7 @@ class Protocol:
         in the same transaction.
         """
         bond = self.oracle_bond() + challenge_bonds * self.challenge_bond()
-        self.send(self.token.functions.transfer(oracle.address, bond))
+        self.transfer(self.token.address, oracle.address, bond)
         self.as_account(oracle).stake(bond)
         self.send(self.committee.functions.addOracle(oracle.address, threshold))
 
@@ -482,6 +481,13 @@ class Protocol:
 
     def dispute_window(self) -> int:
         return int(self.client.call(self.market.functions.disputeWindow()))
+
+    def delivery_threshold_bps(self) -> int:
+        """Delivery (of the awarded energy) below which a bid is paid nothing and slashed."""
+        return int(self.client.call(self.market.functions.deliveryThresholdBps()))
+
+    def protocol_fee_bps(self) -> int:
+        return int(self.client.call(self.market.functions.protocolFeeBps()))
 
     def bid(self, request_id: int, power_w: int, price_per_kwh: int, device_ids: list[int]) -> int:
         receipt = self.send(
@@ -700,6 +706,10 @@ class Protocol:
     def challenge_bond(self) -> int:
         """FLEX of free stake a challenge locks (lost if the challenge is rebutted)."""
         return int(self.client.call(self.dispute.functions.challengeBond()))
+
+    def challenger_share_bps(self) -> int:
+        """The challenger's share of what a successful challenge slashes."""
+        return int(self.client.call(self.dispute.functions.challengerShareBps()))
 
     def pending_challenge_count(self, request_id: int) -> int:
         """How many challenges against `request_id` (any round) await rebuttal or resolution."""

@@ -5,12 +5,15 @@ core, from what importing it really loads):
   and no other part of the project but `gridflex.errors`;
 - the core package `gridflex` imports no component (node, oracle, explorer, cli);
 - node, oracle and explorer never import each other, nor the CLI;
-- only the CLI (`cli`, with the demo in `cli/demo`) wires components together.
+- only the CLI (`cli`, with the demo in `cli/demo`) wires components together;
+- only `gridflex.chain` talks to a node: nothing else imports web3, builds a contract call
+  (`.functions.`) or reads contract events (`.events.`); the others go through `Protocol`.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPONENTS = ("node", "oracle", "explorer")
 WIRING = "cli"
 IO_LIBRARIES = ("web3", "httpx", "sqlalchemy", "sqlmodel", "fastapi", "uvicorn", "psycopg")
+CHAIN_EDGE = ROOT / "gridflex" / "chain"
+RAW_CONTRACT_ACCESS = re.compile(r"\.(functions|events)\.|\bWeb3\(")
+CLI_COMMANDS_NOT_YET_ON_PROTOCOL = frozenset(
+    {"cli/deploy_cmd.py", "cli/grid_cmd.py", "cli/node_cmd.py", "cli/verify_cmd.py"}
+)
+"""CLI commands still reaching the chain by hand; the CLI's conversion empties this set."""
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -106,3 +115,52 @@ def test_core_package_imports_no_component() -> None:
 def test_components_never_import_each_other_nor_the_cli(component: str) -> None:
     others = {c for c in COMPONENTS if c != component} | {WIRING}
     assert violations(component, None, others) == []
+
+
+def chain_rule_files() -> list[Path]:
+    """Every module outside `gridflex/chain` of the core package, the components and the
+    CLI with its demo, less the CLI commands not converted yet."""
+    files = [
+        path
+        for package in ("gridflex", *COMPONENTS, WIRING)
+        for path in package_files(package)
+        if CHAIN_EDGE not in path.parents
+    ]
+    return [f for f in files if str(f.relative_to(ROOT)) not in CLI_COMMANDS_NOT_YET_ON_PROTOCOL]
+
+
+def test_only_the_chain_edge_imports_web3() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in chain_rule_files()
+        for module in sorted(imported_modules(path))
+        if top(module) == "web3"
+    ]
+    assert offenders == []
+
+
+def test_only_the_chain_edge_builds_contract_calls_or_reads_events() -> None:
+    """`.functions.` / `.events.` / `Web3(` outside `gridflex/chain`: a second way to reach
+    the chain next to `Protocol` and `gridflex.chain.connect`."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in chain_rule_files()
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if RAW_CONTRACT_ACCESS.search(line)
+    ]
+    assert offenders == []
+
+
+def test_chain_rule_sees_raw_access_and_exempts_only_unconverted_commands() -> None:
+    """The pattern catches what it must, and every exempt command still reaches the chain
+    by hand (a converted command must leave the set, so the rule covers it again)."""
+    assert RAW_CONTRACT_ACCESS.search("protocol.market.functions.threshold().call()")
+    assert RAW_CONTRACT_ACCESS.search("x.events.ReportSubmitted().get_logs()")
+    assert RAW_CONTRACT_ACCESS.search("w3 = Web3(Web3.HTTPProvider(url))")
+    assert not RAW_CONTRACT_ACCESS.search("protocol.events(protocol.market, 'Awarded')")
+    for name in sorted(CLI_COMMANDS_NOT_YET_ON_PROTOCOL):
+        path = ROOT / name
+        assert path.exists() and (
+            RAW_CONTRACT_ACCESS.search(path.read_text())
+            or any(top(module) == "web3" for module in imported_modules(path))
+        ), f"{name} no longer reaches the chain by hand: remove it from the exempt set"
