@@ -145,7 +145,7 @@ class ReportWatcher:
     def _chain_now(self) -> int:
         if self.chain_time is not None:
             return self.chain_time()
-        return int(self.protocol.client.w3.eth.get_block("latest")["timestamp"])
+        return self.protocol.latest_block_timestamp()
 
     def _backoff(self, retry: _Retry, what: str, error: Exception) -> None:
         retry.next_attempt = time.monotonic() + retry.backoff
@@ -177,7 +177,7 @@ class ReportWatcher:
     def _discover(self) -> None:
         if self._next_block < 0:
             self._next_block = self.protocol.deployment.deployed_at_block
-        latest = int(self.protocol.client.w3.eth.block_number)
+        latest = self.protocol.block_number()
         if latest < self._next_block:
             return
         submissions = self.protocol.report_submissions(from_block=self._next_block, to_block=latest)
@@ -357,7 +357,7 @@ class ReportWatcher:
     def _discover_challenges(self) -> None:
         if self._next_challenge_block < 0:
             self._next_challenge_block = self.protocol.deployment.deployed_at_block
-        latest = int(self.protocol.client.w3.eth.block_number)
+        latest = self.protocol.block_number()
         if latest < self._next_challenge_block:
             return
         events = self.protocol.events(
