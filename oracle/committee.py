@@ -204,8 +204,7 @@ class CommitteeLoop:
         if self.clock.now() < state.window_end + self.settings.report_delay_seconds:
             return False
         facts = _PassFacts(self.protocol, request_id)
-        threshold = self.protocol.threshold()
-        if not self._reconciled(request_id, state.report_round, facts, threshold):
+        if not self._reconciled(request_id, state.report_round, facts):
             return False
         try:
             report = self._current_report(request_id, facts)
@@ -214,6 +213,7 @@ class CommitteeLoop:
                 return False
             raise
         signatures = self.collect_signatures(report)
+        threshold = self.protocol.threshold()
         if len(signatures) < threshold:
             log.info(
                 "waiting for signatures",
@@ -245,7 +245,7 @@ class CommitteeLoop:
             follow.quorum_since = None  # a new digest needs its own quorum
         return report
 
-    def _reconciled(self, request_id: int, round_: int, facts: _PassFacts, threshold: int) -> bool:
+    def _reconciled(self, request_id: int, round_: int, facts: _PassFacts) -> bool:
         """True once this round may be signed: reconciled with at least k-1 peers in one
         pass, or `reconcile_timeout_seconds` after the first attempt (then with whatever
         peers answered). Reconciled rounds are remembered by the book."""
@@ -263,6 +263,7 @@ class CommitteeLoop:
             return False
         follow.reconcile_next = now + RECONCILE_RETRY_POLLS * self.settings.committee_poll_seconds
         outcome = self.reconciler.reconcile(facts())
+        threshold = self.protocol.threshold()
         needed = min(max(threshold - 1, 0), len(self.settings.peer_urls))
         timed_out = now - follow.reconcile_since >= self.settings.reconcile_timeout_seconds
         if outcome.peers_reconciled < needed and not timed_out:
