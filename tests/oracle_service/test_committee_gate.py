@@ -40,6 +40,9 @@ class StubProtocol:
     def threshold(self) -> int:
         return THRESHOLD
 
+    def oracle_of(self, _address: str) -> Any:
+        return SimpleNamespace(active=True)
+
     def request(self, _request_id: int) -> Any:
         return SimpleNamespace(status=RequestStatus.CLEARED, window_end=0, report_round=0)
 
@@ -139,3 +142,23 @@ def test_fewer_than_k_minus_1_peers_hold_the_round_until_the_timeout(
     assert (
         loop._reconciled(7, 0, committee_module._PassFacts(loop.protocol, 7)) and stub.passes == 3
     )  # remembered, no more passes
+
+
+def test_one_pass_reads_the_request_facts_once(
+    loop: CommitteeLoop, book: ReportBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reconciling, measuring and re-measuring in one pass share one chain read of the
+    request's facts (each read is a dozen RPCs or more)."""
+    reads: list[int] = []
+
+    def read_facts(_protocol: Any, request_id: int) -> Any:
+        reads.append(request_id)
+        return REQUEST
+
+    monkeypatch.setattr(committee_module, "read_request_facts", read_facts)
+    loop.settings.peers = ""  # no peer to ask for signatures
+    loop.reconciler = StubReconciler(reconciled=THRESHOLD - 1)  # type: ignore[assignment]
+    loop._follows[7] = committee_module._Follow(measured_at=Clock.now - 10 * 86_400)
+    assert loop.advance(7) is False  # one signature of k = 2: waits for peers
+    assert reads == [7]
+    assert book.measurer.measured == 2  # type: ignore[attr-defined]  # measured, then re-measured
