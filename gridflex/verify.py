@@ -83,16 +83,10 @@ class VerifyInputError(GridFlexError):
 
 
 @dataclass(frozen=True)
-class PostedReport:
-    """One `ReportSubmitted` event: what the chain holds (or held, if voided since)."""
+class PostedReport(ReportSubmission):
+    """One `ReportSubmitted` event: what the chain holds (or held, if voided since), with
+    the addresses of its signers as seated when it was posted."""
 
-    request_id: int
-    round: int
-    delivered_wh: tuple[int, ...]
-    devices_root: bytes
-    readings_root: bytes
-    signer_bitmap: int
-    dispute_ends_at: int
     signers: tuple[str, ...] = ()
 
 
@@ -675,14 +669,8 @@ def signers_of(
 def posted_report(protocol: Protocol, submission: ReportSubmission) -> PostedReport:
     """A posted report with its signers as seated when it was posted."""
     return PostedReport(
-        submission.request_id,
-        submission.round,
-        submission.delivered_wh,
-        submission.devices_root,
-        submission.readings_root,
-        submission.signer_bitmap,
-        submission.dispute_ends_at,
-        signers_of(protocol, submission.signer_bitmap, submission.block_number),
+        **{name.name: getattr(submission, name.name) for name in dataclasses.fields(submission)},
+        signers=signers_of(protocol, submission.signer_bitmap, submission.block_number),
     )
 
 

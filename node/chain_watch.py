@@ -30,7 +30,7 @@ from gridflex.chain.connect import connect
 from gridflex.chain.decode import from_named
 from gridflex.chain.deployments import Deployment
 from gridflex.chain.logs import DeploymentLogs, LoggedEvent
-from gridflex.chain.protocol import report_submission
+from gridflex.chain.protocol import ReportSubmission, report_submission
 from gridflex.rules.types import Direction
 
 log = structlog.get_logger(__name__)
@@ -104,13 +104,11 @@ class RequestCleared:
 @dataclass(frozen=True)
 class ReportSubmitted:
     meta: EventMeta
-    request_id: int
-    round: int
-    delivered_wh: tuple[int, ...]
-    devices_root: bytes
-    readings_root: bytes
-    signer_bitmap: int
-    dispute_ends_at: int
+    report: ReportSubmission
+
+    @property
+    def request_id(self) -> int:
+        return self.report.request_id
 
 
 @dataclass(frozen=True)
@@ -167,17 +165,7 @@ def market_event(event: LoggedEvent) -> MarketEvent:
     one decoding of posted reports, `gridflex.chain.protocol.report_submission`)."""
     meta = EventMeta(event.block_number, event.log_index, event.tx_hash)
     if event.name == "ReportSubmitted":
-        posted = report_submission(event)
-        return ReportSubmitted(
-            meta,
-            posted.request_id,
-            posted.round,
-            posted.delivered_wh,
-            posted.devices_root,
-            posted.readings_root,
-            posted.signer_bitmap,
-            posted.dispute_ends_at,
-        )
+        return ReportSubmitted(meta, report_submission(event))
     args = dict(event.args)
     if event.name == "RequestCreated":
         args = {**args.pop("params"), **args}  # the params struct's members, flattened

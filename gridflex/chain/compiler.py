@@ -13,7 +13,6 @@ import json
 import os
 import posixpath
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -335,14 +334,6 @@ def load_artifacts(
 ) -> dict[str, Artifact]:
     """Name -> Artifact for the GridFlex contracts, compiling only if sources changed."""
     return compile_contracts(source_dir, project_root=project_root, build_dir=build_dir)
-
-
-def iter_error_abis(artifacts: Iterable[Artifact]) -> Iterable[dict[str, Any]]:
-    """Every `type: error` ABI entry across `artifacts` (for revert decoding)."""
-    for artifact in artifacts:
-        for entry in artifact.abi:
-            if entry.get("type") == "error":
-                yield entry
 
 
 def _write_json_atomically(path: Path, payload: Any) -> None:

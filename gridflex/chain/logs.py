@@ -33,6 +33,8 @@ class LoggedEvent:
 
 @dataclass(frozen=True)
 class BlockHeader:
+    """What dates an event and detects a reorg: the block's number, hash and time."""
+
     number: int
     hash: str
     timestamp: int

@@ -196,9 +196,9 @@ class ReportSubmission:
     readings_root: bytes
     signer_bitmap: int
     dispute_ends_at: int
-    block_number: int
-    log_index: int
-    tx_hash: str
+    block_number: int = 0
+    log_index: int = 0
+    tx_hash: str = ""
 
 
 def report_submission(event: LoggedEvent) -> ReportSubmission:
