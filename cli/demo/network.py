@@ -160,7 +160,7 @@ class DemoNetwork:
         return self.governance
 
     def chain_time(self) -> int:
-        return int(self.protocol.client.w3.eth.get_block("latest")["timestamp"])
+        return self.protocol.latest_block_timestamp()
 
     def fund(self, address: str, flex: int = 0) -> None:
         """Gas money (anvil) and FLEX from governance."""

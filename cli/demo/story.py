@@ -273,7 +273,7 @@ def _settle_and_withdraw(
 ) -> list[RequestSummary]:
     protocol = network.protocol
     with phases.phase("dispute window passes (anvil time); the committee finalizes"):
-        settle_from = protocol.client.w3.eth.block_number
+        settle_from = protocol.block_number()
         dispute_window = protocol.dispute_window()
         _jump_to(network, network.chain_time() + dispute_window + 1)
         _wait_status(network, request_ids, RequestStatus.SETTLED, "settlement")
