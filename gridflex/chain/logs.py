@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3 import Web3
@@ -31,8 +31,7 @@ class LoggedEvent:
     block_hash: str = ""
 
 
-@dataclass(frozen=True)
-class BlockHeader:
+class BlockHeader(NamedTuple):
     """What dates an event and detects a reorg: the block's number, hash and time."""
 
     number: int
