@@ -8,15 +8,13 @@ from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
 
 import httpx
-from eth_account import Account
 from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy import Engine
 from sqlmodel import Session
-from web3 import Web3
 
 from explorer.queries import has_device_record
 from explorer.settings import ExplorerSettings
-from gridflex.chain.client import ChainClient
+from gridflex.chain.connect import Connection
 from gridflex.chain.deployments import Deployment
 from gridflex.chain.protocol import Protocol
 
@@ -29,7 +27,7 @@ class ExplorerContext:
 
     settings: ExplorerSettings
     engine: Engine
-    w3: Web3
+    w3: Connection
     deployment: Deployment
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=ORACLE_TIMEOUT_SECONDS))
     _protocol: Protocol | None = None
@@ -38,7 +36,7 @@ class ExplorerContext:
     def protocol(self) -> Protocol:
         """A read-only handle (a throwaway account is only the `from` of eth_call)."""
         if self._protocol is None:
-            self._protocol = Protocol(ChainClient(self.w3, Account.create()), self.deployment)
+            self._protocol = Protocol.reader(self.w3, self.deployment)
         return self._protocol
 
 

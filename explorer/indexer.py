@@ -22,9 +22,6 @@ import structlog
 from hexbytes import HexBytes
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
-from web3 import Web3
-from web3.contract.contract import ContractEvent
-from web3.exceptions import BlockNotFound, Web3Exception
 
 from explorer.models import (
     ALL_TABLES,
@@ -35,7 +32,11 @@ from explorer.models import (
     LedgerEntry,
 )
 from explorer.projection import FLEX, apply_event, rebuild_projections
+from gridflex.chain.connect import RPC_ERRORS, Connection
 from gridflex.chain.deployments import Deployment
+from gridflex.chain.logs import DeploymentLogs
+from gridflex.chain.protocol import Protocol
+from gridflex.errors import TransactionReverted
 
 log = structlog.get_logger(__name__)
 
@@ -64,77 +65,29 @@ def to_json_value(value: Any, abi_type: Mapping[str, Any] | None = None) -> Any:
     return value
 
 
-class EventDecoder:
-    """Maps (contract address, topic0) to the web3 event that decodes it."""
-
-    def __init__(self, w3: Web3, deployment: Deployment) -> None:
-        self.addresses: list[str] = []
-        self._events: dict[tuple[str, bytes], tuple[str, ContractEvent, dict[str, Any]]] = {}
-        for name, deployed in deployment.contracts.items():
-            contract = w3.eth.contract(address=deployed.address, abi=deployed.abi)  # type: ignore[call-overload]
-            self.addresses.append(deployed.address)
-            for entry in deployed.abi:
-                if entry.get("type") != "event":
-                    continue
-                event = contract.events[entry["name"]]()
-                topic = bytes(Web3.keccak(text=_event_signature(entry)))
-                self._events[(deployed.address.lower(), topic)] = (name, event, entry)
-
-    def decode(self, raw_log: Any) -> tuple[str, str, dict[str, Any]] | None:
-        """(contract name, event name, args as JSON) or None for an unknown log."""
-        if not raw_log["topics"]:
-            return None
-        key = (str(raw_log["address"]).lower(), bytes(raw_log["topics"][0]))
-        if key not in self._events:
-            return None
-        contract_name, event, entry = self._events[key]
-        decoded = event.process_log(raw_log)
-        inputs = {i["name"]: i for i in entry["inputs"]}
-        args = {k: to_json_value(v, inputs.get(k)) for k, v in decoded["args"].items()}
-        return contract_name, entry["name"], args
-
-
-def _event_signature(entry: Mapping[str, Any]) -> str:
-    def canonical(item: Mapping[str, Any]) -> str:
-        kind = str(item["type"])
-        if kind.startswith("tuple"):
-            inner = ",".join(canonical(c) for c in item["components"])
-            return f"({inner}){kind.removeprefix('tuple')}"
-        return kind
-
-    return f"{entry['name']}({','.join(canonical(i) for i in entry['inputs'])})"
-
-
-def _block_hash(w3: Web3, number: int) -> str | None:
-    try:
-        return "0x" + bytes(w3.eth.get_block(number)["hash"]).hex()
-    except BlockNotFound:
-        return None
-
-
 class Indexer:
     """One chain, one deployment, one database."""
 
     def __init__(
         self,
         engine: Engine,
-        w3: Web3,
+        w3: Connection,
         deployment: Deployment,
         *,
         batch_blocks: int = 2_000,
         reorg_depth: int = 64,
     ) -> None:
         self.engine = engine
-        self.w3 = w3
         self.deployment = deployment
         self.batch_blocks = batch_blocks
         self.reorg_depth = reorg_depth
-        self.decoder = EventDecoder(w3, deployment)
-        self.staking = w3.eth.contract(
-            address=deployment.address_of("Staking"),  # type: ignore[arg-type]
-            abi=deployment.contracts["Staking"].abi,
-        )
+        self.logs = DeploymentLogs(w3, deployment)
+        self.protocol = Protocol.reader(w3, deployment)
         self._lock = threading.Lock()
+
+    def _block_hash(self, number: int) -> str | None:
+        header = self.logs.block(number)
+        return None if header is None else header.hash
 
     # ─── One pass ─────────────────────────────────────────────────────────────────────
 
@@ -144,7 +97,7 @@ class Indexer:
             return self._sync()
 
     def _sync(self) -> SyncResult:
-        head = int(self.w3.eth.block_number)
+        head = self.logs.head()
         cursor, reset = self._checked_cursor(head)
         rolled_back_to = None
         if not reset:
@@ -155,7 +108,7 @@ class Indexer:
             to_block = min(head, next_block + self.batch_blocks - 1)
             try:
                 stored = self._index_batch(next_block, to_block, head)
-            except (Web3Exception, ValueError) as error:
+            except RPC_ERRORS as error:
                 if to_block == next_block:
                     raise
                 # Providers cap eth_getLogs by range or result count: halve and go on.
@@ -185,8 +138,8 @@ class Indexer:
         """The cursor, after a reset when the database describes another chain (another
         genesis, another deployment block hash) or the deployment is not on it yet."""
         deployed_at = self.deployment.deployed_at_block
-        genesis = _block_hash(self.w3, 0) or ""
-        deployment_hash = (_block_hash(self.w3, deployed_at) if head >= deployed_at else "") or ""
+        genesis = self._block_hash(0) or ""
+        deployment_hash = (self._block_hash(deployed_at) if head >= deployed_at else "") or ""
         expected = (self.deployment.chain_id, genesis, deployed_at, deployment_hash)
         with Session(self.engine) as session:
             cursor = session.get(IndexerCursor, 1)
@@ -226,11 +179,11 @@ class Indexer:
                 .order_by(col(IndexedBlock.number).desc())
                 .limit(self.reorg_depth)
             ).all()
-            if not recent or _block_hash(self.w3, recent[0].number) == recent[0].hash:
+            if not recent or self._block_hash(recent[0].number) == recent[0].hash:
                 return None
             fork_point = cursor.deployed_at_block - 1
             for block in recent[1:]:
-                if _block_hash(self.w3, block.number) == block.hash:
+                if self._block_hash(block.number) == block.hash:
                     fork_point = block.number
                     break
             else:
@@ -255,40 +208,31 @@ class Indexer:
     def _index_batch(self, from_block: int, to_block: int, head: int) -> int | None:
         """Store and project the logs of [from_block, to_block]; None if a block hash
         changed while fetching (a reorg in progress)."""
-        raw_logs = self.w3.eth.get_logs(
-            {"fromBlock": from_block, "toBlock": to_block, "address": self.decoder.addresses}  # type: ignore[typeddict-item]
-        )
-        numbers = sorted({int(entry["blockNumber"]) for entry in raw_logs} | {to_block})
+        logged = self.logs.fetch(from_block, to_block)
+        numbers = sorted({event.block_number for event in logged} | {to_block})
         blocks: dict[int, IndexedBlock] = {}
         for number in numbers:
-            try:
-                block = self.w3.eth.get_block(number)
-            except BlockNotFound:
+            header = self.logs.block(number)
+            if header is None:
                 return None
             blocks[number] = IndexedBlock(
-                number=number,
-                hash="0x" + bytes(block["hash"]).hex(),
-                timestamp=int(block["timestamp"]),
+                number=number, hash=header.hash, timestamp=header.timestamp
             )
         events = []
-        for entry in sorted(raw_logs, key=lambda e: (int(e["blockNumber"]), int(e["logIndex"]))):
-            block = blocks[int(entry["blockNumber"])]
-            if "0x" + bytes(entry["blockHash"]).hex() != block.hash:
+        for event in logged:
+            block = blocks[event.block_number]
+            if event.block_hash != block.hash:
                 return None
-            decoded = self.decoder.decode(entry)
-            if decoded is None:
-                continue
-            contract_name, name, args = decoded
             events.append(
                 ChainEvent(
                     block_number=block.number,
                     block_hash=block.hash,
-                    log_index=int(entry["logIndex"]),
-                    tx_hash="0x" + bytes(entry["transactionHash"]).hex(),
+                    log_index=event.log_index,
+                    tx_hash=event.tx_hash,
                     timestamp=block.timestamp,
-                    contract=contract_name,
-                    name=name,
-                    args=json.dumps(args),
+                    contract=event.contract,
+                    name=event.name,
+                    args=json.dumps({k: to_json_value(v) for k, v in event.args.items()}),
                 )
             )
         with Session(self.engine) as session:
@@ -326,17 +270,17 @@ class Indexer:
         next batches that touch the account overwrite."""
         for account in accounts:
             read_at: int = block
-            stake_call = self.staking.functions.accountOf(account)
             try:
-                staked, locked, unbonding, release_at = stake_call.call(block_identifier=block)
-            except (Web3Exception, ValueError) as error:
+                stake = self.protocol.stake_of(account, block)
+            except (*RPC_ERRORS, TransactionReverted) as error:
                 log.info("no historical state; stake read at the head", error=str(error))
-                read_at = int(self.w3.eth.block_number)
-                staked, locked, unbonding, release_at = stake_call.call(block_identifier=read_at)
+                read_at = self.logs.head()
+                stake = self.protocol.stake_of(account, read_at)
             session.merge(
                 AccountStake(
-                    account=account, staked=staked, locked=locked, unbonding=unbonding,
-                    unbonding_release_at=release_at, block_number=read_at,
+                    account=account, staked=stake.staked, locked=stake.locked,
+                    unbonding=stake.unbonding, unbonding_release_at=stake.unbonding_release_at,
+                    block_number=read_at,
                 )
             )  # fmt: skip
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import structlog
 from fastapi import FastAPI
-from web3 import Web3
 
 from explorer.app import create_app
 from explorer.db import create_explorer_engine, init_db
@@ -19,8 +18,9 @@ from explorer.deps import ExplorerContext
 from explorer.indexer import Indexer, SyncResult
 from explorer.records import RecordFetcher
 from explorer.settings import ExplorerSettings
+from gridflex.chain.connect import Connection, chain_id_at, connect
 from gridflex.chain.deployments import Deployment, load_deployment
-from gridflex.errors import ConfigurationError
+from gridflex.errors import ChainUnavailableError, ConfigurationError
 
 log = structlog.get_logger(__name__)
 
@@ -38,19 +38,21 @@ def freeze_startup_heap() -> None:
 def build_context(settings: ExplorerSettings) -> ExplorerContext:
     """The app's context; ConfigurationError naming the fix when the chain does not answer
     or has no deployment record."""
-    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_SECONDS}))
+    w3 = connect(settings.rpc_url, RPC_TIMEOUT_SECONDS)
     try:
-        chain_id = int(w3.eth.chain_id)
-    except Exception as error:
+        chain_id = chain_id_at(w3, settings.rpc_url)
+    except ChainUnavailableError as error:
         raise ConfigurationError(
-            f"chain RPC {settings.rpc_url} does not answer ({error}): start the chain or "
-            "pass --rpc-url"
+            f"chain RPC {settings.rpc_url} does not answer ({error.__cause__}): start the "
+            "chain or pass --rpc-url"
         ) from error
     deployment = load_deployment(chain_id, settings.deployments_dir)
     return open_context(settings, w3, deployment)
 
 
-def open_context(settings: ExplorerSettings, w3: Web3, deployment: Deployment) -> ExplorerContext:
+def open_context(
+    settings: ExplorerSettings, w3: Connection, deployment: Deployment
+) -> ExplorerContext:
     """The context over a chain already reached: opens the database, creating its tables."""
     engine = create_explorer_engine(settings.resolved_database_url)
     init_db(engine)

@@ -42,9 +42,9 @@ from typing import Any
 import httpx
 
 from gridflex import safe_json
-from gridflex.chain.device_history import DeviceHistory, load_device_history
+from gridflex.chain.device_history import DeviceHistory
 from gridflex.chain.facts import read_request_facts
-from gridflex.chain.protocol import Protocol
+from gridflex.chain.protocol import Protocol, ReportSubmission
 from gridflex.errors import GridFlexError
 from gridflex.rules.attestation import (
     AttestationError,
@@ -83,16 +83,10 @@ class VerifyInputError(GridFlexError):
 
 
 @dataclass(frozen=True)
-class PostedReport:
-    """One `ReportSubmitted` event: what the chain holds (or held, if voided since)."""
+class PostedReport(ReportSubmission):
+    """One `ReportSubmitted` event: what the chain holds (or held, if voided since), with
+    the addresses of its signers as seated when it was posted."""
 
-    request_id: int
-    round: int
-    delivered_wh: tuple[int, ...]
-    devices_root: bytes
-    readings_root: bytes
-    signer_bitmap: int
-    dispute_ends_at: int
     signers: tuple[str, ...] = ()
 
 
@@ -667,31 +661,16 @@ def signers_of(
 ) -> tuple[str, ...]:
     """Oracle addresses of a report's signer bitmap (bit i = oracle id i + 1), as seated at
     `block` (pass the report's block: an id may be given to another oracle later)."""
-    committee = protocol.committee.functions
     return tuple(
-        str(committee.oracleById(bit + 1).call(block_identifier=block))
-        for bit in range(64)
-        if signer_bitmap >> bit & 1
+        protocol.oracle_by_id(bit + 1, block) for bit in range(64) if signer_bitmap >> bit & 1
     )
 
 
-def posted_from_event(protocol: Protocol, event: Any) -> PostedReport:
-    args = event["args"]
-    report = args["report"]
-    if isinstance(report, Mapping):
-        devices_root, readings_root = report["devicesRoot"], report["readingsRoot"]
-    else:
-        devices_root, readings_root = report[1], report[2]
-    bitmap = int(args["signerBitmap"])
+def posted_report(protocol: Protocol, submission: ReportSubmission) -> PostedReport:
+    """A posted report with its signers as seated when it was posted."""
     return PostedReport(
-        int(args["requestId"]),
-        int(args["round"]),
-        tuple(int(v) for v in args["deliveredWh"]),
-        bytes(devices_root),
-        bytes(readings_root),
-        bitmap,
-        int(args["disputeEndsAt"]),
-        signers_of(protocol, bitmap, event.get("blockNumber", "latest")),
+        **{name.name: getattr(submission, name.name) for name in dataclasses.fields(submission)},
+        signers=signers_of(protocol, submission.signer_bitmap, submission.block_number),
     )
 
 
@@ -699,17 +678,12 @@ def read_posted_report(
     protocol: Protocol, request_id: int, round_: int | None = None
 ) -> PostedReport:
     """The report posted for `round_` (default: the latest posted round)."""
-    filters: dict[str, Any] = {"requestId": request_id}
-    if round_ is not None:
-        filters["round"] = round_
-    logs = protocol.market.events.ReportSubmitted().get_logs(
-        from_block=protocol.deployment.deployed_at_block, argument_filters=filters
-    )
-    if not logs:
+    submissions = protocol.report_submissions(request_id, round_)
+    if not submissions:
         which = "" if round_ is None else f" in round {round_}"
         raise VerifyInputError(f"request {request_id} has no report posted{which} yet")
-    latest = max(logs, key=lambda e: (int(e["args"]["round"]), int(e["blockNumber"])))
-    return posted_from_event(protocol, latest)
+    latest = max(submissions, key=lambda s: (s.round, s.block_number))
+    return posted_report(protocol, latest)
 
 
 def device_histories(protocol: Protocol, device_ids: Sequence[int]) -> dict[int, DeviceHistory]:
@@ -718,7 +692,7 @@ def device_histories(protocol: Protocol, device_ids: Sequence[int]) -> dict[int,
     of it is evidence)."""
     histories = {}
     for device_id in device_ids:
-        history = load_device_history(protocol.registry, device_id)
+        history = protocol.device_history(device_id)
         if history is not None:
             histories[device_id] = history
     return histories

@@ -48,7 +48,7 @@ from gridflex.verify import (
     check_report,
     device_histories,
     fetch_published_report,
-    posted_from_event,
+    posted_report,
     read_facts,
 )
 
@@ -145,7 +145,7 @@ class ReportWatcher:
     def _chain_now(self) -> int:
         if self.chain_time is not None:
             return self.chain_time()
-        return int(self.protocol.client.w3.eth.get_block("latest")["timestamp"])
+        return self.protocol.latest_block_timestamp()
 
     def _backoff(self, retry: _Retry, what: str, error: Exception) -> None:
         retry.next_attempt = time.monotonic() + retry.backoff
@@ -177,16 +177,14 @@ class ReportWatcher:
     def _discover(self) -> None:
         if self._next_block < 0:
             self._next_block = self.protocol.deployment.deployed_at_block
-        latest = int(self.protocol.client.w3.eth.block_number)
+        latest = self.protocol.block_number()
         if latest < self._next_block:
             return
-        events = self.protocol.market.events.ReportSubmitted().get_logs(
-            from_block=self._next_block, to_block=latest
-        )
-        for event in events:
-            key = (int(event["args"]["requestId"]), int(event["args"]["round"]))
+        submissions = self.protocol.report_submissions(from_block=self._next_block, to_block=latest)
+        for submission in submissions:
+            key = (submission.request_id, submission.round)
             if key not in self._done and key not in self._pending:
-                self._pending[key] = _Pending(posted_from_event(self.protocol, event))
+                self._pending[key] = _Pending(posted_report(self.protocol, submission))
         self._next_block = latest + 1
 
     def advance(self, posted: PostedReport) -> bool:
@@ -359,14 +357,17 @@ class ReportWatcher:
     def _discover_challenges(self) -> None:
         if self._next_challenge_block < 0:
             self._next_challenge_block = self.protocol.deployment.deployed_at_block
-        latest = int(self.protocol.client.w3.eth.block_number)
+        latest = self.protocol.block_number()
         if latest < self._next_challenge_block:
             return
-        events = self.protocol.dispute.events.ChallengeOpened().get_logs(
-            from_block=self._next_challenge_block, to_block=latest
+        events = self.protocol.events(
+            self.protocol.dispute,
+            "ChallengeOpened",
+            from_block=self._next_challenge_block,
+            to_block=latest,
         )
         for event in events:
-            challenge_id = int(event["args"]["challengeId"])
+            challenge_id = int(event.args["challengeId"])
             if challenge_id not in self._challenges_seen:
                 self._challenges_seen.add(challenge_id)
                 self._to_rebut[challenge_id] = _Retry(challenge_id)
@@ -451,4 +452,4 @@ def public_finder(protocol: Protocol, oracle_urls: Sequence[str], http: httpx.Cl
 
 def chain_now(protocol: Protocol) -> Callable[[], int]:
     """The latest block's timestamp: what the contracts compare the window against."""
-    return lambda: int(protocol.client.w3.eth.get_block("latest")["timestamp"])
+    return protocol.latest_block_timestamp

@@ -23,13 +23,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
-from eth_utils import event_abi_to_log_topic
-from web3 import Web3
 
+from gridflex.chain.connect import connect
+from gridflex.chain.decode import from_named
 from gridflex.chain.deployments import Deployment
+from gridflex.chain.logs import DeploymentLogs, LoggedEvent
+from gridflex.chain.protocol import ReportSubmission, report_submission
 from gridflex.rules.types import Direction
 
 log = structlog.get_logger(__name__)
@@ -103,13 +104,11 @@ class RequestCleared:
 @dataclass(frozen=True)
 class ReportSubmitted:
     meta: EventMeta
-    request_id: int
-    round: int
-    delivered_wh: tuple[int, ...]
-    devices_root: bytes
-    readings_root: bytes
-    signer_bitmap: int
-    dispute_ends_at: int
+    report: ReportSubmission
+
+    @property
+    def request_id(self) -> int:
+        return self.report.request_id
 
 
 @dataclass(frozen=True)
@@ -149,85 +148,28 @@ MarketEvent = (
 Handler = Callable[[MarketEvent, sqlite3.Connection], None]
 
 
-def _field(struct: Any, name: str, index: int) -> Any:
-    """A struct member from a decoded event: web3 gives a mapping or a tuple."""
-    return struct[name] if hasattr(struct, "keys") else struct[index]
-
-
-def _request_created(meta: EventMeta, a: dict[str, Any]) -> RequestCreated:
-    p = a["params"]
-    names = (
-        "zone", "direction", "powerW", "windowStart", "windowEnd", "intervalSeconds",
-        "priceCapPerKWh", "availabilityPricePerKWh", "gateClosure", "baselineMethod",
-        "pricingRule", "settlementToken",
-    )  # fmt: skip
-    v = [_field(p, name, i) for i, name in enumerate(names)]
-    return RequestCreated(
-        meta=meta,
-        request_id=int(a["requestId"]),
-        operator=a["operator"],
-        zone=bytes(a["zone"]),
-        direction=Direction(v[1]),
-        power_w=int(v[2]),
-        window_start=int(v[3]),
-        window_end=int(v[4]),
-        interval_seconds=int(v[5]),
-        price_cap_per_kwh=int(v[6]),
-        availability_price_per_kwh=int(v[7]),
-        gate_closure=int(v[8]),
-        baseline_method=int(v[9]),
-        pricing_rule=int(v[10]),
-        settlement_token=v[11],
-        escrow=int(a["escrow"]),
-    )
-
-
-def _report(meta: EventMeta, a: dict[str, Any]) -> ReportSubmitted:
-    report = a["report"]
-    return ReportSubmitted(
-        meta,
-        int(a["requestId"]),
-        int(a["round"]),
-        tuple(int(v) for v in a["deliveredWh"]),
-        bytes(_field(report, "devicesRoot", 1)),
-        bytes(_field(report, "readingsRoot", 2)),
-        int(a["signerBitmap"]),
-        int(a["disputeEndsAt"]),
-    )
-
-
-DECODERS: dict[str, Callable[[EventMeta, dict[str, Any]], MarketEvent]] = {
-    "RequestCreated": _request_created,
-    "Awarded": lambda m, a: Awarded(
-        m,
-        int(a["requestId"]),
-        int(a["bidIndex"]),
-        a["bidder"],
-        int(a["awardedW"]),
-        int(a["pricePerKWh"]),
-    ),
-    "BidDisplaced": lambda m, a: BidDisplaced(
-        m, int(a["requestId"]), int(a["bidIndex"]), a["bidder"], a["byBidder"]
-    ),
-    "RequestCleared": lambda m, a: RequestCleared(
-        m,
-        int(a["requestId"]),
-        int(a["awardedW"]),
-        int(a["clearingPrice"]),
-        int(a["acceptedBids"]),
-    ),
-    "ReportSubmitted": _report,
-    "RequestSettled": lambda m, a: RequestSettled(
-        m,
-        int(a["requestId"]),
-        int(a["payouts"]),
-        int(a["fees"]),
-        int(a["refund"]),
-        int(a["slashed"]),
-    ),
-    "RequestCancelled": lambda m, a: RequestCancelled(m, int(a["requestId"]), int(a["refund"])),
-    "RequestExpired": lambda m, a: RequestExpired(m, int(a["requestId"]), int(a["refund"])),
+EVENT_TYPES: dict[str, type[MarketEvent]] = {
+    "RequestCreated": RequestCreated,
+    "Awarded": Awarded,
+    "BidDisplaced": BidDisplaced,
+    "RequestCleared": RequestCleared,
+    "ReportSubmitted": ReportSubmitted,
+    "RequestSettled": RequestSettled,
+    "RequestCancelled": RequestCancelled,
+    "RequestExpired": RequestExpired,
 }
+
+
+def market_event(event: LoggedEvent) -> MarketEvent:
+    """The node's view of a market event, decoded by ABI name (`ReportSubmitted` by the
+    one decoding of posted reports, `gridflex.chain.protocol.report_submission`)."""
+    meta = EventMeta(event.block_number, event.log_index, event.tx_hash)
+    if event.name == "ReportSubmitted":
+        return ReportSubmitted(meta, report_submission(event))
+    args = dict(event.args)
+    if event.name == "RequestCreated":
+        args = {**args.pop("params"), **args}  # the params struct's members, flattened
+    return from_named(EVENT_TYPES[event.name], args, meta=meta)
 
 
 class ChainWatcher:
@@ -254,14 +196,7 @@ class ChainWatcher:
         self.backoff_cap_s = backoff_cap_s
         self.request_timeout_s = request_timeout_s
         self.failures = 0
-        market = deployment.contracts["FlexMarket"]
-        self.market_address = Web3.to_checksum_address(market.address)
-        self._abi = market.abi
-        self._topics: dict[bytes, str] = {
-            bytes(event_abi_to_log_topic(entry)): entry["name"]
-            for entry in market.abi
-            if entry.get("type") == "event" and entry["name"] in DECODERS
-        }
+        self.market_address = deployment.address_of("FlexMarket")
         self.use_rpc(rpc_url)
         Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
@@ -272,10 +207,12 @@ class ChainWatcher:
     def use_rpc(self, rpc_url: str) -> None:
         """Switch to another RPC endpoint (e.g. a fallback); the cursor is unaffected."""
         self.rpc_url = rpc_url
-        self.w3 = Web3(
-            Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": self.request_timeout_s})
+        self._logs = DeploymentLogs(
+            connect(rpc_url, self.request_timeout_s),
+            self.deployment,
+            contracts={"FlexMarket"},
+            events=set(EVENT_TYPES),
         )
-        self._contract = self.w3.eth.contract(address=self.market_address, abi=self._abi)
 
     def close(self) -> None:
         self.db.close()
@@ -289,31 +226,6 @@ class ChainWatcher:
         return self.deployment.deployed_at_block if row is None else int(row[0])
 
     # ─── One step ─────────────────────────────────────────────────────────────────────
-
-    def _fetch(self, from_block: int, to_block: int) -> list[Any]:
-        return self.w3.eth.get_logs(
-            {
-                "address": self.market_address,
-                "fromBlock": from_block,
-                "toBlock": to_block,
-                "topics": [["0x" + t.hex() for t in self._topics]],
-            }
-        )
-
-    def _decode(self, raw_logs: list[Any]) -> list[MarketEvent]:
-        events: list[MarketEvent] = []
-        for entry in sorted(raw_logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
-            name = self._topics.get(bytes(entry["topics"][0]))
-            if name is None:
-                continue
-            decoded = getattr(self._contract.events, name)().process_log(entry)
-            meta = EventMeta(
-                int(entry["blockNumber"]),
-                int(entry["logIndex"]),
-                "0x" + entry["transactionHash"].hex().removeprefix("0x"),
-            )
-            events.append(DECODERS[name](meta, dict(decoded["args"])))
-        return events
 
     def _apply(self, events: list[MarketEvent], next_block: int) -> None:
         self.db.execute("BEGIN IMMEDIATE")
@@ -343,7 +255,7 @@ class ChainWatcher:
         RPC errors: they roll their range back and propagate."""
         handled = 0
         try:
-            head = int(self.w3.eth.block_number) - self.confirmations
+            head = self._logs.head() - self.confirmations
         except Exception as exc:  # any transport or JSON-RPC failure: retry later
             self._rpc_error(exc)
             return None
@@ -351,11 +263,11 @@ class ChainWatcher:
         while start <= head:
             end = min(head, start + self.max_range - 1)
             try:
-                raw_logs = self._fetch(start, end)
+                logged = self._logs.fetch(start, end)
             except Exception as exc:
                 self._rpc_error(exc)
                 return None
-            events = self._decode(raw_logs)
+            events = [market_event(event) for event in logged]
             self._apply(events, end + 1)
             handled += len(events)
             start = end + 1

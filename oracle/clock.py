@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
-
-from web3 import Web3
 
 CHAIN_CLOCK_CACHE_SECONDS = 1.0
 
@@ -34,8 +33,9 @@ class ChainClock:
     """Timestamp of the latest block, asked at most once a second (one RPC per second,
     not per batch)."""
 
-    def __init__(self, w3: Web3) -> None:
-        self._w3 = w3
+    def __init__(self, latest_block_time: Callable[[], int]) -> None:
+        """`latest_block_time`: e.g. `Protocol.latest_block_timestamp`."""
+        self._latest_block_time = latest_block_time
         self._lock = threading.Lock()
         self._timestamp = 0
         self._fetched_at = float("-inf")
@@ -52,5 +52,5 @@ class ChainClock:
             return self._timestamp
 
     def _fetch(self) -> None:
-        self._timestamp = int(self._w3.eth.get_block("latest")["timestamp"])
+        self._timestamp = self._latest_block_time()
         self._fetched_at = time.monotonic()

@@ -38,16 +38,14 @@ from dataclasses import dataclass, field
 
 import httpx
 import structlog
-from eth_account import Account
 from eth_keys import keys
 from eth_keys.exceptions import BadSignature
-from web3 import Web3
 
 from gridflex import safe_json
-from gridflex.chain.client import ChainClient
 from gridflex.chain.facts import read_request_facts
 from gridflex.chain.protocol import Protocol
 from gridflex.errors import TransactionReverted
+from gridflex.rules.measurement import RequestFacts
 from gridflex.rules.types import RequestStatus
 from oracle.clock import Clock
 from oracle.config import OracleSettings
@@ -93,6 +91,20 @@ class _Follow:
     """When this loop first tried to reconcile that round (the timeout counts from it)."""
     reconcile_next: float = 0.0
     """No new pass before this (a pass that fell short is retried a few polls later)."""
+
+
+@dataclass
+class _PassFacts:
+    """One request's chain facts for one pass, read on first use and then reused."""
+
+    protocol: Protocol
+    request_id: int
+    _facts: RequestFacts | None = None
+
+    def __call__(self) -> RequestFacts:
+        if self._facts is None:
+            self._facts = read_request_facts(self.protocol, self.request_id)
+        return self._facts
 
 
 @dataclass
@@ -171,14 +183,11 @@ class CommitteeLoop:
                 follow.backoff = min(2 * follow.backoff, self.settings.rpc_retry_max_seconds)
 
     def _discover(self) -> None:
-        latest = int(self.protocol.client.w3.eth.block_number)
+        latest = self.protocol.block_number()
         if latest < self._next_block:
             return
-        events = self.protocol.market.events.RequestCleared().get_logs(
-            from_block=self._next_block, to_block=latest
-        )
-        for event in events:
-            self._follows.setdefault(int(event["args"]["requestId"]), _Follow())
+        for request_id in self.protocol.cleared_request_ids(self._next_block, latest):
+            self._follows.setdefault(request_id, _Follow())
         self._next_block = latest + 1
 
     def advance(self, request_id: int) -> bool:
@@ -194,16 +203,17 @@ class CommitteeLoop:
             return False
         if self.clock.now() < state.window_end + self.settings.report_delay_seconds:
             return False
-        if not self._reconciled(request_id, state.report_round):
+        facts = _PassFacts(self.protocol, request_id)
+        if not self._reconciled(request_id, state.report_round, facts):
             return False
         try:
-            report = self._current_report(request_id)
+            report = self._current_report(request_id, facts)
         except ReportUnavailableError as error:
             if error.status == 425:
                 return False
             raise
         signatures = self.collect_signatures(report)
-        threshold = int(self.protocol.committee.functions.threshold().call())
+        threshold = self.protocol.threshold()
         if len(signatures) < threshold:
             log.info(
                 "waiting for signatures",
@@ -216,26 +226,26 @@ class CommitteeLoop:
             self._submit(report, signatures)
         return False
 
-    def _current_report(self, request_id: int) -> MeasuredReport:
+    def _current_report(self, request_id: int, facts: _PassFacts) -> MeasuredReport:
         """The stored report, measured again every `remeasure_seconds` until it is posted,
         so that readings arriving after the first measurement still count."""
         follow = self._follows.setdefault(request_id, _Follow())
         now = time.monotonic()
         if follow.measured_at is None:
             follow.measured_at = now
-            return self.book.report_for(request_id)
+            return self.book.report_for(request_id, facts=facts)
         if now - follow.measured_at < self.settings.remeasure_seconds:
-            return self.book.report_for(request_id)
+            return self.book.report_for(request_id, facts=facts)
         follow.measured_at = now
-        before = self.book.report_for(request_id)
+        before = self.book.report_for(request_id, facts=facts)
         if self.reconciler is not None:  # late or peer-held units count as well
-            self.reconciler.reconcile(read_request_facts(self.protocol, request_id))
-        report = self.book.refresh(request_id)
+            self.reconciler.reconcile(facts())
+        report = self.book.refresh(request_id, facts=facts)
         if report.digest != before.digest:
             follow.quorum_since = None  # a new digest needs its own quorum
         return report
 
-    def _reconciled(self, request_id: int, round_: int) -> bool:
+    def _reconciled(self, request_id: int, round_: int, facts: _PassFacts) -> bool:
         """True once this round may be signed: reconciled with at least k-1 peers in one
         pass, or `reconcile_timeout_seconds` after the first attempt (then with whatever
         peers answered). Reconciled rounds are remembered by the book."""
@@ -252,8 +262,8 @@ class CommitteeLoop:
         if now < follow.reconcile_next:
             return False
         follow.reconcile_next = now + RECONCILE_RETRY_POLLS * self.settings.committee_poll_seconds
-        outcome = self.reconciler.reconcile(read_request_facts(self.protocol, request_id))
-        threshold = int(self.protocol.committee.functions.threshold().call())
+        outcome = self.reconciler.reconcile(facts())
+        threshold = self.protocol.threshold()
         needed = min(max(threshold - 1, 0), len(self.settings.peer_urls))
         timed_out = now - follow.reconcile_since >= self.settings.reconcile_timeout_seconds
         if outcome.peers_reconciled < needed and not timed_out:
@@ -345,8 +355,7 @@ class CommitteeLoop:
         ttl = 30.0 if cached is not None and cached[0] else self.settings.committee_poll_seconds
         if cached is not None and time.monotonic() - cached[1] < ttl:
             return cached[0]
-        oracle = self.protocol.committee.functions.oracleOf(address).call()
-        active = bool(oracle[1])
+        active = self.protocol.oracle_of(address).active
         self._active_oracles[address] = (active, time.monotonic())
         return active
 
@@ -397,16 +406,10 @@ class CommitteeLoop:
 def build_committee_loop(
     settings: OracleSettings,
     book: ReportBook,
-    protocol: Protocol,
+    signer: Protocol,
     clock: Clock,
     ingestor: Ingestor | None = None,
 ) -> CommitteeLoop:
-    """A loop with its own Web3 connection (the request threads keep theirs)."""
-    assert settings.signer_key is not None
-    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 10}))
-    client = ChainClient(w3, Account.from_key(settings.signer_key.get_secret_value()))
-    for deployed in protocol.deployment.contracts.values():
-        client.register_abi(deployed.abi)
-    return CommitteeLoop(
-        settings, book, Protocol(client, protocol.deployment), clock, ingestor=ingestor
-    )
+    """A loop writing through `signer`: the committee key's one client (and nonce source),
+    shared with the oracle's watcher."""
+    return CommitteeLoop(settings, book, signer, clock, ingestor=ingestor)

@@ -242,8 +242,10 @@ class Measurer:
         self.engine = engine
         self.signer_key = signer_key
 
-    def measure_request(self, request_id: int) -> MeasuredReport:
-        facts = read_request_facts(self.protocol, request_id)
+    def measure_request(self, request_id: int, facts: RequestFacts | None = None) -> MeasuredReport:
+        """Measure from `facts` (read from the chain when not given)."""
+        if facts is None:
+            facts = read_request_facts(self.protocol, request_id)
         records, used = measure_records(self.engine, facts)
         report = assemble_report(facts, records, used, self.signer_key)
         log.info(

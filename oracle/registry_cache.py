@@ -21,21 +21,15 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol as Interface
 
 import structlog
-from web3 import Web3
-from web3.contract import Contract
-from web3.exceptions import ContractLogicError
 
-from gridflex.chain.device_history import (
-    DeviceHistory,
-    RegisteredDevice,
-    load_device_history,
-)
-from gridflex.rules.attestation import DeviceSigningKey
-from gridflex.rules.eip712 import KeyType
-from gridflex.rules.types import RegistryDevice
+from gridflex.chain.device_history import DeviceHistory, RegisteredDevice
+from gridflex.chain.protocol import Protocol
+from gridflex.errors import TransactionReverted
+
+__all__ = ["DeviceDirectory", "DeviceHistory", "RegisteredDevice", "RegistryCache"]
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +44,7 @@ class RegistryUnavailableError(RuntimeError):
     """The chain did not answer a registry lookup; the batch must be retried later."""
 
 
-class DeviceDirectory(Protocol):
+class DeviceDirectory(Interface):
     """What ingest asks about devices (RegistryCache on a chain; a fixed map in tests)."""
 
     def get_many(self, device_ids: set[int]) -> dict[int, DeviceHistory | None]: ...
@@ -68,11 +62,8 @@ class _Entry:
 class RegistryCache:
     """Thread-safe cache of `DeviceRegistry` devices, kept fresh by polling its events."""
 
-    def __init__(
-        self, w3: Web3, registry: Contract, from_block: int, poll_seconds: float = 2.0
-    ) -> None:
-        self._w3 = w3
-        self._registry = registry
+    def __init__(self, protocol: Protocol, from_block: int, poll_seconds: float = 2.0) -> None:
+        self._protocol = protocol
         self._poll_seconds = poll_seconds
         self._next_block = from_block
         self._last_poll = 0.0
@@ -123,46 +114,25 @@ class RegistryCache:
         with self._lock:
             self._last_poll = time.monotonic()
             try:
-                latest = int(self._w3.eth.block_number)
+                latest = self._protocol.block_number()
                 if latest < self._next_block:
                     return
-                logs = self._w3.eth.get_logs(
-                    {
-                        "address": self._registry.address,
-                        "fromBlock": self._next_block,
-                        "toBlock": latest,
-                    }
-                )
+                changed = self._protocol.changed_device_ids(self._next_block, latest)
             except Exception as error:  # any transport error: keep serving from the cache
                 log.warning("registry event poll failed", error=str(error))
                 return
-            for entry in logs:
-                topics = entry["topics"]
-                if len(topics) >= 2:
-                    self._entries.pop(int.from_bytes(bytes(topics[1]), "big"), None)
+            for device_id in changed:
+                self._entries.pop(device_id, None)
             self._next_block = latest + 1
-            if logs:
-                log.info("registry events applied", count=len(logs), next_block=self._next_block)
+            if changed:
+                log.info("registry devices changed", count=len(changed), next_block=latest + 1)
 
     def _load(self, device_id: int) -> DeviceHistory | None:
         try:
-            history = load_device_history(self._registry, device_id)
-        except ContractLogicError:  # UnknownDevice: removed between the two calls
+            history = self._protocol.device_history(device_id)
+        except TransactionReverted:  # UnknownDevice: removed between the two calls
             history = None
         except Exception as error:
             raise RegistryUnavailableError(f"registry lookup failed: {error}") from error
         self._entries[device_id] = _Entry(history, time.monotonic())
         return history
-
-
-def registered_device(device_id: int, raw: Any) -> RegisteredDevice:
-    """From the `device(id)` tuple, decoded by gridflex.rules.types.RegistryDevice."""
-    record = RegistryDevice.from_chain(raw)
-    key = DeviceSigningKey(KeyType(record.key_type), record.key_x, record.key_y)
-    return RegisteredDevice(
-        device_id=device_id,
-        key=key,
-        signer_address=key.secp256k1_address if key.key_type == KeyType.SECP256K1 else None,
-        capacity_w=record.capacity_w,
-        active=record.active,
-    )

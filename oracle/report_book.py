@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from oracle.measurement import (
     MeasuredReport,
     Measurer,
     ReportUnavailableError,
+    RequestFacts,
     read_request,
 )
 from oracle.models import MeterUnitRecord, OracleReport, Reading, ReportSignature
@@ -85,13 +87,19 @@ class ReportBook:
 
     # ─── Reports ──────────────────────────────────────────────────────────────────────
 
-    def report_for(self, request_id: int, round_: int | None = None) -> MeasuredReport:
+    def report_for(
+        self,
+        request_id: int,
+        round_: int | None = None,
+        facts: Callable[[], RequestFacts] | None = None,
+    ) -> MeasuredReport:
         """The report of the request's current round: stored, or measured now and stored.
         An earlier `round_` (e.g. a voided report, for `gridflex verify --round`) is only
         served from the store: it is never re-measured.
 
         ReportUnavailableError: 404 unknown or never cleared (or that round never measured
-        here), 425 before the window end plus the report delay."""
+        here), 425 before the window end plus the report delay. `facts`: the caller's read
+        of the request's chain facts, used if a measurement is needed."""
         state = read_request(self.measurer.protocol, request_id)
         if round_ is not None and round_ != state.report_round:
             earlier = self.load(request_id, round_) if round_ < state.report_round else None
@@ -127,7 +135,7 @@ class ReportBook:
             stored = self.load(request_id, state.report_round)
             if stored is not None:
                 return stored
-            report = self.measurer.measure_request(request_id)
+            report = self.measurer.measure_request(request_id, None if facts is None else facts())
             return self.save(report)
 
     def mark_reconciled(self, request_id: int, round_: int) -> None:
@@ -162,12 +170,15 @@ class ReportBook:
             self.add_signature(stored, stored.signer or "", stored.signature, SELF_SOURCE)
         return stored
 
-    def refresh(self, request_id: int) -> MeasuredReport:
+    def refresh(
+        self, request_id: int, facts: Callable[[], RequestFacts] | None = None
+    ) -> MeasuredReport:
         """Measure the current round again (called only while its report is not on chain
         yet) and keep the new result if it changed: readings that arrive late, e.g. from a
         node catching up after an outage, must still count."""
         with self._measure_lock:
-            return self.replace_if_changed(self.measurer.measure_request(request_id))
+            fresh = self.measurer.measure_request(request_id, None if facts is None else facts())
+            return self.replace_if_changed(fresh)
 
     def replace_if_changed(self, fresh: MeasuredReport) -> MeasuredReport:
         """Store `fresh` in place of the stored report of its round when the digests

@@ -11,12 +11,12 @@ import structlog
 from eth_account import Account
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
-from web3 import Web3
 
 from gridflex.chain.client import ChainClient
+from gridflex.chain.connect import chain_id_at, connect
 from gridflex.chain.deployments import Deployment, load_deployment
 from gridflex.chain.protocol import Protocol
-from gridflex.errors import ConfigurationError
+from gridflex.errors import ChainUnavailableError, ConfigurationError
 from gridflex.rules.attestation import meter_domain_separator
 from gridflex.watch import ReportWatcher
 from oracle.clock import ChainClock, Clock, WallClock
@@ -33,13 +33,15 @@ from oracle.watcher import build_watcher
 log = structlog.get_logger(__name__)
 
 RPC_TIMEOUT_SECONDS = 5.0
+SIGNER_RPC_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass
 class OracleService:
     settings: OracleSettings
     engine: Engine
-    w3: Web3
+    protocol: Protocol
+    """Reads for the request threads (a keyless account: it never sends)."""
     deployment: Deployment
     registry: RegistryCache
     ingestor: Ingestor
@@ -87,34 +89,34 @@ class OracleService:
 
 def build_service(settings: OracleSettings) -> OracleService:
     """Everything one oracle process needs; raises ConfigurationError with the fix."""
-    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_SECONDS}))
+    w3 = connect(settings.rpc_url, RPC_TIMEOUT_SECONDS)
     chain_id = settings.chain_id
     if chain_id is None:
         try:
-            chain_id = int(w3.eth.chain_id)
-        except Exception as error:
+            chain_id = chain_id_at(w3, settings.rpc_url)
+        except ChainUnavailableError as error:
             raise ConfigurationError(
-                f"chain RPC {settings.rpc_url} does not answer ({error}); start the chain or "
-                "set GRIDFLEX_ORACLE_CHAIN_ID to start without it"
+                f"chain RPC {settings.rpc_url} does not answer ({error.__cause__}); start the "
+                "chain or set GRIDFLEX_ORACLE_CHAIN_ID to start without it"
             ) from error
     deployment = load_deployment(chain_id, settings.deployments_dir)
-    registry_contract = w3.eth.contract(
-        address=deployment.address_of("DeviceRegistry"),  # type: ignore[arg-type]
-        abi=deployment.contracts["DeviceRegistry"].abi,
-    )
+    # Reads need no key: a throwaway account is only the `from` of eth_call.
+    protocol = Protocol(ChainClient(w3, Account.create()), deployment)
     try:
-        from_block = int(w3.eth.block_number) + 1
+        from_block = protocol.block_number() + 1
     except Exception:
         log.warning("chain RPC down at start; registry events from the deployment block")
         from_block = deployment.deployed_at_block
-    registry = RegistryCache(w3, registry_contract, from_block, settings.registry_poll_seconds)
-    clock: Clock = ChainClock(w3) if settings.clock == "chain" else WallClock()
+    registry = RegistryCache(protocol, from_block, settings.registry_poll_seconds)
+    clock: Clock = (
+        ChainClock(protocol.latest_block_timestamp) if settings.clock == "chain" else WallClock()
+    )
     engine = create_oracle_engine(settings)
     ingestor = Ingestor(
         engine,
         registry,
         clock,
-        meter_domain_separator(chain_id, registry_contract.address),
+        meter_domain_separator(chain_id, protocol.registry.address),
         IngestLimits(
             settings.margin_ratio,
             settings.future_skew_seconds,
@@ -122,24 +124,26 @@ def build_service(settings: OracleSettings) -> OracleService:
         ),
     )
     signer_key = None if settings.signer_key is None else settings.signer_key.get_secret_value()
-    # Reads need no key: a throwaway account is only the `from` of eth_call.
-    reader = ChainClient(w3, Account.from_key(signer_key) if signer_key else Account.create())
-    protocol = Protocol(reader, deployment)
     reports = ReportBook(
         Measurer(protocol, engine, signer_key), engine, clock, settings.report_delay_seconds
     )
-    committee = (
-        build_committee_loop(settings, reports, protocol, clock, ingestor) if signer_key else None
-    )
-    watcher = (
-        build_watcher(settings, reports, protocol, clock)
-        if signer_key and settings.watcher_enabled
-        else None
-    )
+    committee, watcher = None, None
+    if signer_key:
+        # The committee key's one client: the loop and the watcher write through it, so
+        # their transactions take nonces from one counter (on its own connection, so the
+        # request threads' reads do not queue behind the loops' receipts).
+        signer = Protocol.signing(
+            connect(settings.rpc_url, SIGNER_RPC_TIMEOUT_SECONDS),
+            Account.from_key(signer_key),
+            deployment,
+        )
+        committee = build_committee_loop(settings, reports, signer, clock, ingestor)
+        if settings.watcher_enabled:
+            watcher = build_watcher(settings, reports, signer, clock)
     service = OracleService(
         settings,
         engine,
-        w3,
+        protocol,
         deployment,
         registry,
         ingestor,
@@ -155,7 +159,7 @@ def build_service(settings: OracleSettings) -> OracleService:
     log.info(
         "oracle ready",
         chain_id=chain_id,
-        registry=registry_contract.address,
+        registry=protocol.registry.address,
         database=engine.url.render_as_string(hide_password=True),
         clock=settings.clock,
         signer=None if committee is None else committee.protocol.address,

@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import httpx
 import structlog
-from eth_account import Account
-from web3 import Web3
 
-from gridflex.chain.client import ChainClient
 from gridflex.chain.protocol import ChallengeState, Protocol
 from gridflex.rules.attestation import (
     AttestationError,
@@ -127,7 +124,7 @@ class OracleRebuttalFinder:
         self.protocol = protocol
 
     def __call__(self, challenge: ChallengeState) -> tuple[MeterUnit, int] | None:
-        oracle_id = int(self.protocol.committee.functions.oracleOf(self.protocol.address).call()[0])
+        oracle_id = self.protocol.oracle_of(self.protocol.address).id
         if oracle_id == 0 or not (challenge.signer_bitmap >> (oracle_id - 1)) & 1:
             return None  # not a report we signed: its signers defend it
         history = device_histories(self.protocol, [challenge.device_id]).get(challenge.device_id)
@@ -170,16 +167,10 @@ class OracleRebuttalFinder:
 
 
 def build_watcher(
-    settings: OracleSettings, book: ReportBook, protocol: Protocol, clock: Clock
+    settings: OracleSettings, book: ReportBook, signer: Protocol, clock: Clock
 ) -> ReportWatcher:
-    """A watcher challenging (and rebutting) with the committee key, on its own Web3
-    connection."""
-    assert settings.signer_key is not None
-    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 10}))
-    client = ChainClient(w3, Account.from_key(settings.signer_key.get_secret_value()))
-    for deployed in protocol.deployment.contracts.values():
-        client.register_abi(deployed.abi)
-    signer = Protocol(client, protocol.deployment)
+    """A watcher challenging (and rebutting) through `signer`: the committee key's one
+    client (and nonce source), shared with the committee loop."""
     return ReportWatcher(
         signer,
         OracleEvidenceFinder(settings, book, signer),

@@ -702,16 +702,18 @@ def explorer(
 ) -> None:
     """Server time of each explorer page over a filled database (p50/p95/max, ms)."""
     from fastapi.testclient import TestClient
-    from web3 import Web3
 
     from explorer.service import build_app, open_context
     from explorer.settings import ExplorerSettings
+    from gridflex.chain.connect import connect
     from gridflex.chain.deployments import Deployment
 
     with tempfile.TemporaryDirectory() as workdir:
         settings = ExplorerSettings(data_dir=Path(workdir), database_url=database_url)
         # No chain: the pages read only the database (the verify check is not measured).
-        context = open_context(settings, Web3(), Deployment(chain_id=31337, deployed_at_block=0))
+        context = open_context(
+            settings, connect(settings.rpc_url), Deployment(chain_id=31337, deployed_at_block=0)
+        )
         _log(f"filling: {requests} requests, {readings} readings over {devices} devices...")
         filled = _fill_explorer(context.engine, requests, readings, devices)
         pages = {

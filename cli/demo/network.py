@@ -30,7 +30,13 @@ from cli.demo.processes import (
     spawn,
     spawn_explorer,
 )
-from gridflex.chain.anvil import AnvilProcess, anvil_dev_account, free_port, increase_time
+from gridflex.chain.anvil import (
+    AnvilProcess,
+    anvil_dev_account,
+    free_port,
+    increase_time,
+    set_balance,
+)
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.deploy import ProtocolParams, deploy_protocol
@@ -154,14 +160,13 @@ class DemoNetwork:
         return self.governance
 
     def chain_time(self) -> int:
-        return int(self.protocol.client.w3.eth.get_block("latest")["timestamp"])
+        return self.protocol.latest_block_timestamp()
 
     def fund(self, address: str, flex: int = 0) -> None:
         """Gas money (anvil) and FLEX from governance."""
-        w3 = self.protocol.client.w3
-        w3.provider.make_request("anvil_setBalance", [address, hex(100 * 10**18)])
+        set_balance(self.protocol.client.w3, address, 100 * 10**18)
         if flex:
-            self.protocol.send(self.protocol.token.functions.transfer(address, flex))
+            self.protocol.transfer(self.protocol.token.address, address, flex)
 
     # ─── Chain ────────────────────────────────────────────────────────────────────────
 

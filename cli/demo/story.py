@@ -273,8 +273,8 @@ def _settle_and_withdraw(
 ) -> list[RequestSummary]:
     protocol = network.protocol
     with phases.phase("dispute window passes (anvil time); the committee finalizes"):
-        settle_from = protocol.client.w3.eth.block_number
-        dispute_window = int(protocol.market.functions.disputeWindow().call())
+        settle_from = protocol.block_number()
+        dispute_window = protocol.dispute_window()
         _jump_to(network, network.chain_time() + dispute_window + 1)
         _wait_status(network, request_ids, RequestStatus.SETTLED, "settlement")
     with phases.phase("withdrawals: nodes (`gridflex node withdraw`), operators, treasury"):
@@ -417,11 +417,7 @@ def run_fraud(
     # databases (less consumption metered = more delivery paid); the device never signed it.
     bid = next(b for b in protocol.bids(request_id) if protocol.awarded_w(request_id)[b.index])
     owner = next(n for n in network.nodes if n.address == bid.bidder)
-    placed = protocol.market.events.BidPlaced().get_logs(
-        from_block=protocol.deployment.deployed_at_block,
-        argument_filters={"requestId": request_id, "bidIndex": bid.index},
-    )
-    device_id = int(placed[-1]["args"]["deviceIds"][0])  # the bid now in the slot
+    device_id = protocol.bid_placements(request_id)[bid.index][0]  # the bid now in the slot
     interval = spec.window_start + INTERVAL
     with phases.phase("two colluding oracles rewrite a reading the device never signed"):
         for oracle in colluders:
@@ -441,11 +437,11 @@ def run_fraud(
         _wait_status(network, [request_id], RequestStatus.REPORTED, "the tampered report")
     with phases.phase("the honest oracle's watcher challenges with the device-signed unit"):
         wait_until(
-            lambda: bool(protocol.dispute.events.ChallengeOpened().get_logs(from_block=first)),
+            lambda: bool(protocol.events(protocol.dispute, "ChallengeOpened", from_block=first)),
             "the challenge", network, timeout=120,
         )  # fmt: skip
-    (opened,) = protocol.dispute.events.ChallengeOpened().get_logs(from_block=first)
-    challenge = opened["args"]
+    (opened,) = protocol.events(protocol.dispute, "ChallengeOpened", from_block=first)
+    challenge = opened.args
     phases.note(
         f"challenge {challenge['challengeId']}: device {challenge['deviceId']} interval "
         f"{challenge['intervalStart']}: report used {challenge['usedEnergyWh']} Wh, the "
@@ -455,13 +451,15 @@ def run_fraud(
     with phases.phase("no rebuttal: the report is voided, both signers slashed"):
         _jump_to(network, int(challenge["responseDeadline"]) + 1)
         wait_until(
-            lambda: bool(protocol.dispute.events.ChallengeResolved().get_logs(from_block=first)),
+            lambda: bool(protocol.events(protocol.dispute, "ChallengeResolved", from_block=first)),
             "the resolution", network, timeout=120,
         )  # fmt: skip
-    (resolved,) = protocol.dispute.events.ChallengeResolved().get_logs(from_block=first)
-    resolution_block = int(resolved["blockNumber"])
-    slashes = protocol.staking.events.Slashed().get_logs(
-        from_block=resolution_block, to_block=resolution_block
+    (resolved,) = protocol.events(protocol.dispute, "ChallengeResolved", from_block=first)
+    slashes = protocol.events(
+        protocol.staking,
+        "Slashed",
+        from_block=resolved.block_number,
+        to_block=resolved.block_number,
     )
     with phases.phase("governance seats the standby oracle; the honest pair report again"):
         network.seat(standby, 2)
@@ -479,11 +477,11 @@ def run_fraud(
         signed_energy_wh=int(challenge["signedEnergyWh"]),
         forged_energy_wh=int(challenge["usedEnergyWh"]),
         challenger=str(challenge["challenger"]),
-        slashed_oracles=sorted({str(e["args"]["account"]) for e in slashes}),
-        slashed_total=int(resolved["args"]["slashedTotal"]),
+        slashed_oracles=sorted({str(e.args["account"]) for e in slashes}),
+        slashed_total=int(resolved.args["slashedTotal"]),
         challenger_reward=protocol.balance_of(protocol.token.address, honest.account.address)
         - reward_before,
-        oracle_bond=int(protocol.committee.functions.oracleBond().call()),
-        challenger_share_bps=int(protocol.dispute.functions.challengerShareBps().call()),
+        oracle_bond=protocol.oracle_bond(),
+        challenger_share_bps=protocol.challenger_share_bps(),
     )  # fmt: skip
     return summaries, fraud

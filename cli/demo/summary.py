@@ -76,32 +76,26 @@ def summarize_request(
     protocol: Protocol, request_id: int, title: str, node_of: dict[str, int]
 ) -> RequestSummary:
     """Everything about a settled request, from its contract state and events."""
-    market, first = protocol.market, protocol.deployment.deployed_at_block
+    market = protocol.market
     state = protocol.request(request_id)
-    by_request = {"requestId": request_id}
-    created = market.events.RequestCreated().get_logs(from_block=first, argument_filters=by_request)
-    placed = {
-        int(e["args"]["bidIndex"]): e["args"]
-        for e in market.events.BidPlaced().get_logs(from_block=first, argument_filters=by_request)
-    }
+    (created,) = protocol.events(market, "RequestCreated", requestId=request_id)
+    placed = protocol.bid_placements(request_id)
     settled_bids = {
-        int(e["args"]["bidIndex"]): e["args"]
-        for e in market.events.BidSettled().get_logs(from_block=first, argument_filters=by_request)
+        int(e.args["bidIndex"]): e.args
+        for e in protocol.events(market, "BidSettled", requestId=request_id)
     }
-    (settled,) = market.events.RequestSettled().get_logs(
-        from_block=first, argument_filters=by_request
-    )
-    reports = market.events.ReportSubmitted().get_logs(
-        from_block=first, argument_filters={**by_request, "round": state.report_round}
+    (settled,) = protocol.events(market, "RequestSettled", requestId=request_id)
+    reports = protocol.report_submissions(
+        request_id, state.report_round
     )  # none when nothing was awarded (settled at clearing with a full refund)
-    delivered = [int(v) for v in reports[0]["args"]["deliveredWh"]] if reports else []
+    delivered = list(reports[0].delivered_wh) if reports else []
     awarded = protocol.awarded_w(request_id)
     bids = []
     for offer in protocol.bids(request_id):
         outcome = settled_bids.get(offer.index)
         bid = BidSummary(
             index=offer.index, bidder=offer.bidder, node=node_of.get(offer.bidder),
-            device_ids=[int(d) for d in placed[offer.index]["deviceIds"]],
+            device_ids=list(placed[offer.index]),
             power_w=offer.power_w, price_per_kwh=offer.price_per_kwh, bond=offer.bond,
             awarded_w=awarded[offer.index],
             delivered_wh=delivered[offer.index] if awarded[offer.index] else None,
@@ -114,28 +108,26 @@ def summarize_request(
             bid.fee, bid.slashed = int(outcome["fee"]), int(outcome["slashed"])
             bid.payout = bid.utilization + bid.availability - bid.fee
         bids.append(bid)
-    args = settled["args"]
+    args = settled.args
     payouts, fees, refund = int(args["payouts"]), int(args["fees"]), int(args["refund"])
-    token = protocol.erc20(state.settlement_token)
+    escrow = int(created.args["escrow"])
     signers: list[str] = []
     if reports:
-        report = reports[0]
-        bitmap, block = int(report["args"]["signerBitmap"]), report["blockNumber"]
-        signers = list(signers_of(protocol, bitmap, block))
+        signers = list(signers_of(protocol, reports[0].signer_bitmap, reports[0].block_number))
     return RequestSummary(
         id=request_id, title=title, operator=state.operator, token=state.settlement_token,
-        token_symbol=str(token.functions.symbol().call()),
+        token_symbol=protocol.token_symbol(state.settlement_token),
         baseline=BaselineMethod(state.baseline_method).name,
         pricing_rule=PricingRule(state.pricing_rule).name,
         power_w=state.power_w, window_start=state.window_start, window_end=state.window_end,
         price_cap_per_kwh=state.price_cap_per_kwh,
         availability_price_per_kwh=state.availability_price_per_kwh,
-        delivery_threshold_bps=int(market.functions.deliveryThresholdBps().call()),
-        fee_bps=int(market.functions.protocolFeeBps().call()),
-        escrow=int(created[0]["args"]["escrow"]), awarded_w=state.awarded_w,
+        delivery_threshold_bps=protocol.delivery_threshold_bps(),
+        fee_bps=protocol.protocol_fee_bps(),
+        escrow=escrow, awarded_w=state.awarded_w,
         clearing_price=state.clearing_price, delivered_wh=sum(delivered),
         payouts=payouts, fees=fees, slashed=int(args["slashed"]), refund=refund,
-        conserved=payouts + fees + refund == int(created[0]["args"]["escrow"]),
+        conserved=payouts + fees + refund == escrow,
         report_round=state.report_round, report_signers=signers,
         bids=bids,
     )  # fmt: skip
@@ -143,10 +135,8 @@ def summarize_request(
 
 def withdrawn_total(protocol: Protocol, token: str, from_block: int) -> int:
     """Everything withdrawn from the market in `token` since `from_block`."""
-    logs = protocol.market.events.Withdrawn().get_logs(
-        from_block=from_block, argument_filters={"token": token}
-    )
-    return sum(int(e["args"]["amount"]) for e in logs)
+    events = protocol.events(protocol.market, "Withdrawn", from_block=from_block, token=token)
+    return sum(int(e.args["amount"]) for e in events)
 
 
 # ─── Rendering ────────────────────────────────────────────────────────────────────────

@@ -220,3 +220,8 @@ def increase_time(w3: Web3, seconds: int) -> int:
 def set_next_block_timestamp(w3: Web3, timestamp: int) -> None:
     """Pin the timestamp of the next mined block (e.g. exactly at a gate closure)."""
     w3.provider.make_request("evm_setNextBlockTimestamp", [int(timestamp)])
+
+
+def set_balance(w3: Web3, address: str, wei: int) -> None:
+    """Give `address` exactly `wei` of gas money."""
+    w3.provider.make_request("anvil_setBalance", [address, hex(wei)])

@@ -6,6 +6,7 @@ name and arguments decoded from every ABI it knows.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ from web3.exceptions import ContractLogicError
 from web3.types import TxParams, TxReceipt
 
 from gridflex.chain.compiler import Artifact
+from gridflex.chain.connect import connect
 from gridflex.errors import DecodedRevert, GridFlexError, TransactionReverted
 
 log = structlog.get_logger(__name__)
@@ -107,7 +109,11 @@ def _revert_data_of(error: ContractLogicError) -> str | None:
 
 
 class ChainClient:
-    """One account talking to one chain; `send()` is the only way GridFlex writes."""
+    """One account talking to one chain; `send()` is the only way GridFlex writes.
+
+    The client is the account's one nonce source: threads that write with the same key
+    (an oracle's committee loop and its watcher) share one client, and `send` hands out
+    nonces under a lock, so two sends never take the same nonce."""
 
     def __init__(
         self,
@@ -122,6 +128,7 @@ class ChainClient:
         self.revert_decoder = RevertDecoder(artifact.abi for artifact in (artifacts or {}).values())
         self._chain_id: int | None = None
         self._next_nonce: int | None = None
+        self._nonce_lock = threading.Lock()
 
     @classmethod
     def from_url(
@@ -131,8 +138,7 @@ class ChainClient:
         artifacts: Mapping[str, Artifact] | None = None,
     ) -> ChainClient:
         """Client for `rpc_url` signing with `private_key` (hex)."""
-        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
-        return cls(w3, Account.from_key(private_key), artifacts)
+        return cls(connect(rpc_url), Account.from_key(private_key), artifacts)
 
     @property
     def address(self) -> str:
@@ -165,7 +171,8 @@ class ChainClient:
         return self.contract(address, artifact.abi)
 
     def _take_nonce(self) -> int:
-        """Local nonce counter, so back-to-back sends don't wait on the node's pending pool."""
+        """Local nonce counter, so back-to-back sends don't wait on the node's pending pool
+        (call with `_nonce_lock` held)."""
         if self._next_nonce is None:
             self._next_nonce = self.w3.eth.get_transaction_count(self.address, "pending")
         nonce = self._next_nonce
@@ -183,13 +190,14 @@ class ChainClient:
             tx = contract_fn.build_transaction(tx_params)  # estimates gas: reverts surface here
         except ContractLogicError as error:
             raise self._reverted(error) from error
-        tx["nonce"] = self._take_nonce()
-        signed = self.account.sign_transaction(tx)
-        try:
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        except Exception:
-            self._next_nonce = None  # resync from the node on the next send
-            raise
+        with self._nonce_lock:  # nonce taken and the tx in the pool, as one step
+            tx["nonce"] = self._take_nonce()
+            signed = self.account.sign_transaction(tx)
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Exception:
+                self._next_nonce = None  # resync from the node on the next send
+                raise
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
         if receipt["status"] != 1:
             raise self._explain_mined_revert(tx, receipt)

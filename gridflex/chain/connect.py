@@ -4,10 +4,19 @@ answer before anything is built on it. Every component and the CLI connect throu
 from __future__ import annotations
 
 from web3 import Web3
+from web3.exceptions import Web3Exception
 
 from gridflex.errors import ChainUnavailableError
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+
+Connection = Web3
+"""A connection to a node, as `connect` builds it: the type to hold one by outside the
+chain edge, which passes it back in (web3 stays an implementation detail here)."""
+
+RPC_ERRORS: tuple[type[Exception], ...] = (Web3Exception, ValueError)
+"""What a JSON-RPC call may raise when the node refuses it (a range too large for
+`eth_getLogs`, no state at an old block)."""
 
 
 def connect(rpc_url: str, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> Web3:

@@ -2,17 +2,19 @@
 was in, oldest first. A unit is judged by the epoch in force at its first interval and must
 end within it, as `DisputeResolver` does (`deviceAt`, `UnitSpansDeviceEpochs`): the oracle's
 ingest (`oracle.registry_cache`) and the public re-check (`gridflex.verify`) share this
-decoding so they cannot disagree with each other or with the contract.
+history (read by `Protocol.device_history`), so they cannot disagree with each other or
+with the contract.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from gridflex.rules.attestation import DeviceSigningKey, MeterUnit
 from gridflex.rules.eip712 import KeyType
+from gridflex.rules.types import DeviceEpoch
 
 
 @dataclass(frozen=True)
@@ -67,36 +69,21 @@ class DeviceHistory:
         return epoch.key
 
 
-def device_history(device_id: int, raw_epochs: list[Any]) -> DeviceHistory:
-    """From `epochAt` tuples (since, owner, capacityW, keyType, active, zone, keyX, keyY)."""
-    epochs = []
-    for index, raw in enumerate(raw_epochs):
-        since, owner, capacity_w, key_type, active, _zone, key_x, key_y = raw
-        key = DeviceSigningKey(KeyType(int(key_type)), bytes(key_x), bytes(key_y))
-        until = int(raw_epochs[index + 1][0]) if index + 1 < len(raw_epochs) else None
-        epochs.append(
+def device_history(device_id: int, epochs: Sequence[DeviceEpoch]) -> DeviceHistory:
+    """From the registry's epochs, oldest first (`Protocol.device_history` reads them)."""
+    registered = []
+    for index, epoch in enumerate(epochs):
+        key = DeviceSigningKey(KeyType(epoch.key_type), epoch.key_x, epoch.key_y)
+        registered.append(
             RegisteredDevice(
                 device_id=device_id,
                 key=key,
                 signer_address=key.secp256k1_address if key.key_type == KeyType.SECP256K1 else None,
-                capacity_w=int(capacity_w),
-                active=bool(active),
-                owner=str(owner),
-                since=int(since),
-                until=until,
+                capacity_w=epoch.capacity_w,
+                active=epoch.active,
+                owner=epoch.owner,
+                since=epoch.since,
+                until=epochs[index + 1].since if index + 1 < len(epochs) else None,
             )
         )
-    return DeviceHistory(device_id, tuple(epochs))
-
-
-def load_device_history(registry: Any, device_id: int) -> DeviceHistory | None:
-    """The device's whole history from the `DeviceRegistry` contract (web3), None when it is
-    not registered; every call at one block, so an epoch appended meanwhile cannot leave
-    the last one read open-ended. Raises what web3 raises on a failed call."""
-    functions = registry.functions
-    block = int(registry.w3.eth.block_number)
-    count = int(functions.epochCount(device_id).call(block_identifier=block))
-    raws = [
-        functions.epochAt(device_id, index).call(block_identifier=block) for index in range(count)
-    ]
-    return device_history(device_id, raws) if count else None
+    return DeviceHistory(device_id, tuple(registered))

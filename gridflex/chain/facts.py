@@ -32,24 +32,17 @@ def read_request_facts(protocol: Protocol, request_id: int) -> RequestFacts:
         raise ReportUnavailableError(
             404, f"request {request_id} is {state.status.name.lower()}, nothing to measure"
         )
-    market = protocol.market
-    placed = market.events.BidPlaced().get_logs(
-        from_block=protocol.deployment.deployed_at_block,
-        argument_filters={"requestId": request_id},
-    )
-    placed_by_index = {int(e["args"]["bidIndex"]): e for e in placed}
+    placements = protocol.bid_placements(request_id)
     bids = []
     for bid_index in range(state.bid_count):
-        bid = protocol.client.call(market.functions.bidOf(request_id, bid_index))
-        awarded_w, placed_at = int(bid[2]), int(bid[5])
-        if awarded_w == 0:
+        bid = protocol.bid_of(request_id, bid_index)
+        if bid.awarded_w == 0:
             continue
-        event = placed_by_index[bid_index]
-        device_ids = [int(d) for d in event["args"]["deviceIds"]]
         capacities = {
-            device_id: _capacity_at(protocol, device_id, placed_at) for device_id in device_ids
+            device_id: _capacity_at(protocol, device_id, bid.placed_at)
+            for device_id in placements[bid_index]
         }
-        bids.append(AwardedBid(bid_index, awarded_w, capacities))
+        bids.append(AwardedBid(bid_index, bid.awarded_w, capacities))
     window = EventWindow(state.window_start, state.window_end, state.interval_seconds)
     excluded: dict[int, frozenset[int]] = {}
     if state.baseline_method != BaselineMethod.MBMA:
@@ -58,7 +51,7 @@ def read_request_facts(protocol: Protocol, request_id: int) -> RequestFacts:
     return RequestFacts(
         request_id=request_id,
         round=state.report_round,
-        market=market.address,
+        market=protocol.market.address,
         chain_id=protocol.client.chain_id,
         committee=protocol.committee.address,
         direction=int(state.direction),
@@ -83,8 +76,7 @@ def _capacity_at(protocol: Protocol, device_id: int, placed_at: int) -> int:
     """The device's capacity when the bid was placed, from the registry's device history
     (`deviceAt(deviceId, bid.placedAt)`): exactly what `DeliveryDispute` reads to cap the
     device, on any node (no archive state needed)."""
-    epoch = protocol.client.call(protocol.registry.functions.deviceAt(device_id, placed_at))
-    return int(epoch[2])
+    return protocol.device_at(device_id, placed_at).capacity_w
 
 
 def _earlier_event_days(
@@ -92,15 +84,13 @@ def _earlier_event_days(
 ) -> dict[int, frozenset[int]]:
     """UTC days of earlier events each device was awarded in (best effort: a request we
     cannot read is skipped, and logged)."""
-    market = protocol.market
-    from_block = protocol.deployment.deployed_at_block
-    awarded = market.events.Awarded().get_logs(from_block=from_block)
+    awarded = protocol.events(protocol.market, "Awarded")
     days: dict[int, set[int]] = defaultdict(set)
     windows: dict[int, RequestState | None] = {}
-    placed_cache: dict[int, dict[int, list[int]]] = {}
+    placed_cache: dict[int, dict[int, tuple[int, ...]]] = {}
     for event in awarded:
-        other_id = int(event["args"]["requestId"])
-        if other_id == request_id or int(event["args"]["awardedW"]) == 0:
+        other_id = int(event.args["requestId"])
+        if other_id == request_id or int(event.args["awardedW"]) == 0:
             continue
         if other_id not in windows:
             try:
@@ -112,14 +102,9 @@ def _earlier_event_days(
         if other is None or other.window_start >= state.window_start:
             continue
         if other_id not in placed_cache:
-            logs = market.events.BidPlaced().get_logs(
-                from_block=from_block, argument_filters={"requestId": other_id}
-            )
-            placed_cache[other_id] = {
-                int(e["args"]["bidIndex"]): [int(d) for d in e["args"]["deviceIds"]] for e in logs
-            }
+            placed_cache[other_id] = protocol.bid_placements(other_id)
         event_days = range(utc_day(other.window_start), utc_day(other.window_end - 1) + 1)
-        for device_id in placed_cache[other_id].get(int(event["args"]["bidIndex"]), []):
+        for device_id in placed_cache[other_id].get(int(event.args["bidIndex"]), ()):
             if device_id in device_ids:
                 days[device_id].update(event_days)
     return {device_id: frozenset(d) for device_id, d in days.items()}

@@ -7,13 +7,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from gridflex.chain.client import ChainClient
+from gridflex.chain.decode import from_named, struct_from_output, struct_members
 from gridflex.chain.deployments import Deployment
+from gridflex.chain.device_history import DeviceHistory, device_history
+from gridflex.chain.logs import LoggedEvent, logged_event
 from gridflex.rules.attestation import MeterUnit
 from gridflex.rules.clearing import BidOffer, merit_order
 from gridflex.rules.eip712 import DeviceKey
@@ -205,6 +210,68 @@ class BidSettlement:
         return max(self.utilization + self.availability - self.fee, 0)
 
 
+@dataclass(frozen=True)
+class Bid:
+    """`IFlexMarket.Bid` as read from the chain (`bidOf`)."""
+
+    bidder: str
+    power_w: int
+    awarded_w: int
+    price_per_kwh: int
+    bond: int
+    placed_at: int
+    sequence: int
+
+
+@dataclass(frozen=True)
+class StakeAccount:
+    """`IStaking.Account` (`accountOf`)."""
+
+    staked: int
+    locked: int
+    unbonding: int
+    unbonding_release_at: int
+
+
+@dataclass(frozen=True)
+class OracleSeat:
+    """`IOracleCommittee.Oracle` (`oracleOf`): id 0 when the address was never seated."""
+
+    id: int
+    active: bool
+    bond: int
+    bond_release_at: int
+
+
+@dataclass(frozen=True)
+class ReportSubmission:
+    """One `ReportSubmitted` event: a report posted for one round of a request."""
+
+    request_id: int
+    round: int
+    delivered_wh: tuple[int, ...]
+    devices_root: bytes
+    readings_root: bytes
+    signer_bitmap: int
+    dispute_ends_at: int
+    block_number: int = 0
+    log_index: int = 0
+    tx_hash: str = ""
+
+
+def report_submission(event: LoggedEvent) -> ReportSubmission:
+    """The one decoding of `ReportSubmitted` (its `report` struct flattened by name)."""
+    args = dict(event.args)
+    report = args.pop("report")
+    return from_named(
+        ReportSubmission,
+        {**args, **report},
+        block_number=event.block_number,
+        log_index=event.log_index,
+        tx_hash=event.tx_hash,
+    )
+
+
 def _unit_tuple(unit: MeterUnit) -> tuple[int, int, int, int, bytes, bytes]:
     return (
         unit.device_id,
@@ -249,12 +316,23 @@ class Protocol:
             self._delivery = self._bind("DeliveryDispute")
         return self._delivery
 
+    @classmethod
+    def reader(cls, w3: Web3, deployment: Deployment) -> Protocol:
+        """A handle that only reads (a throwaway account is only the `from` of eth_call)."""
+        return cls.signing(w3, Account.create(), deployment)
+
+    @classmethod
+    def signing(cls, w3: Web3, account: LocalAccount, deployment: Deployment) -> Protocol:
+        """`deployment` on `w3`, writing as `account` through a new client (its own nonce
+        counter: build one per key and share it), every deployed contract's errors known."""
+        client = ChainClient(w3, account)
+        for deployed in deployment.contracts.values():
+            client.register_abi(deployed.abi)
+        return cls(client, deployment)
+
     def as_account(self, account: LocalAccount) -> Protocol:
         """The same deployment, signing as `account`."""
-        client = ChainClient(self.client.w3, account)
-        for deployed in self.deployment.contracts.values():
-            client.register_abi(deployed.abi)
-        return Protocol(client, self.deployment)
+        return Protocol.signing(self.client.w3, account, self.deployment)
 
     @property
     def address(self) -> str:
@@ -265,6 +343,46 @@ class Protocol:
 
     def send(self, fn: Any) -> TxReceipt:
         return self.client.send(fn)
+
+    # ─── Reading: structs by ABI name, events decoded once ────────────────────────────
+
+    def _struct(self, cls: type[Any], fn: Any, block: int | str = "latest") -> Any:
+        """`cls` from the struct view call `fn` returns, matched by member name."""
+        return struct_from_output(cls, fn.abi, self.client.call(fn, block=block))
+
+    def events(
+        self,
+        contract: Contract,
+        name: str,
+        *,
+        from_block: int | None = None,
+        to_block: int | str = "latest",
+        **filters: Any,
+    ) -> list[LoggedEvent]:
+        """Every `name` event of `contract` from `from_block` (default: the deployment
+        block), in chain order; `filters` match indexed arguments by ABI name."""
+        event = contract.events[name]
+        logs = event().get_logs(
+            from_block=self.deployment.deployed_at_block if from_block is None else from_block,
+            to_block=to_block,
+            argument_filters=filters or None,
+        )
+        return [logged_event(event.abi, raw) for raw in logs]
+
+    def block_number(self) -> int:
+        return int(self.client.w3.eth.block_number)
+
+    def latest_block_timestamp(self) -> int:
+        """Chain time: the latest block's timestamp (unix seconds)."""
+        return int(self.client.w3.eth.get_block("latest")["timestamp"])
+
+    def changed_device_ids(self, from_block: int, to_block: int) -> set[int]:
+        """Devices named by any registry event in the blocks (each names its device id in
+        the first indexed topic): what a device cache must forget."""
+        logs = self.client.w3.eth.get_logs(
+            {"address": self.registry.address, "fromBlock": from_block, "toBlock": to_block}
+        )
+        return {int.from_bytes(bytes(e["topics"][1]), "big") for e in logs if len(e["topics"]) > 1}
 
     # ─── Tokens and stake ─────────────────────────────────────────────────────────────
 
@@ -287,6 +405,17 @@ class Protocol:
     def approve(self, token: str, spender: str, amount: int) -> None:
         self.send(self.erc20(token).functions.approve(spender, amount))
 
+    def transfer(self, token: str, to: str, amount: int) -> None:
+        self.send(self.erc20(token).functions.transfer(to, amount))
+
+    def token_symbol(self, token: str) -> str:
+        return str(self.client.call(self.erc20(token).functions.symbol()))
+
+    def stake_of(self, account: str, block: int | str = "latest") -> StakeAccount:
+        """`account`'s stake at `block` (raises what the node raises without that state)."""
+        fn = self.staking.functions.accountOf(account)
+        return self._struct(StakeAccount, fn, block)
+
     def stake(self, amount: int) -> None:
         self.approve(self.token.address, self.staking.address, amount)
         self.send(self.staking.functions.stake(amount))
@@ -304,11 +433,25 @@ class Protocol:
         of the new committee size (1 of 1, 2 of 2, 2 of 3, 3 of 4, ...); the contract sets it
         in the same transaction.
         """
-        bond = int(self.committee.functions.oracleBond().call())
-        bond += challenge_bonds * self.challenge_bond()
-        self.send(self.token.functions.transfer(oracle.address, bond))
+        bond = self.oracle_bond() + challenge_bonds * self.challenge_bond()
+        self.transfer(self.token.address, oracle.address, bond)
         self.as_account(oracle).stake(bond)
         self.send(self.committee.functions.addOracle(oracle.address, threshold))
+
+    def oracle_bond(self) -> int:
+        """FLEX an oracle must stake to be seated."""
+        return int(self.client.call(self.committee.functions.oracleBond()))
+
+    def threshold(self) -> int:
+        """k: the signatures a report needs."""
+        return int(self.client.call(self.committee.functions.threshold()))
+
+    def oracle_of(self, address: str) -> OracleSeat:
+        return self._struct(OracleSeat, self.committee.functions.oracleOf(address))
+
+    def oracle_by_id(self, oracle_id: int, block: int | str = "latest") -> str:
+        """The address seated with `oracle_id` at `block` (an id may be reused later)."""
+        return str(self.client.call(self.committee.functions.oracleById(oracle_id), block=block))
 
     def grant_grid_operator(self, account: str) -> None:
         role = self.market.functions.GRID_OPERATOR_ROLE().call()
@@ -326,16 +469,26 @@ class Protocol:
         return int(event["args"]["deviceId"])
 
     def device(self, device_id: int) -> RegistryDevice:
-        return RegistryDevice.from_chain(
-            self.client.call(self.registry.functions.device(device_id))
-        )
+        return self._struct(RegistryDevice, self.registry.functions.device(device_id))
 
     def device_at(self, device_id: int, timestamp: int) -> DeviceEpoch:
         """The device as it stood at `timestamp` (owner, key, ...): what a reading of an
         interval starting then is judged by. Reverts `DeviceNotYetRegistered` before it
         existed."""
-        raw = self.client.call(self.registry.functions.deviceAt(device_id, timestamp))
-        return DeviceEpoch.from_raw(raw)
+        return self._struct(DeviceEpoch, self.registry.functions.deviceAt(device_id, timestamp))
+
+    def device_history(self, device_id: int) -> DeviceHistory | None:
+        """The device's whole history (`epochCount` + `epochAt`), None when it is not
+        registered; every call at one block, so an epoch appended meanwhile cannot leave
+        the last one read open-ended."""
+        block = self.block_number()
+        registry = self.registry.functions
+        count = int(self.client.call(registry.epochCount(device_id), block=block))
+        epochs = [
+            self._struct(DeviceEpoch, registry.epochAt(device_id, index), block)
+            for index in range(count)
+        ]
+        return device_history(device_id, epochs) if count else None
 
     def registered_at(self, device_id: int) -> int:
         """When the device was first registered (`epochAt(id, 0).since`): no key of it can
@@ -399,7 +552,34 @@ class Protocol:
         self.send(self.market.functions.cancelRequest(request_id))
 
     def request(self, request_id: int) -> RequestState:
-        return RequestState.from_chain(self.client.call(self.market.functions.request(request_id)))
+        return self._struct(RequestState, self.market.functions.request(request_id))
+
+    def bid_of(self, request_id: int, bid_index: int) -> Bid:
+        return self._struct(Bid, self.market.functions.bidOf(request_id, bid_index))
+
+    def bid_placements(self, request_id: int) -> dict[int, tuple[int, ...]]:
+        """Device ids of each bid now in its slot (bid index -> ids), from `BidPlaced` (a
+        displaced bid's slot holds the latest placement)."""
+        return {
+            int(e.args["bidIndex"]): tuple(int(d) for d in e.args["deviceIds"])
+            for e in self.events(self.market, "BidPlaced", requestId=request_id)
+        }
+
+    def cleared_request_ids(self, from_block: int, to_block: int) -> list[int]:
+        events = self.events(
+            self.market, "RequestCleared", from_block=from_block, to_block=to_block
+        )
+        return [int(e.args["requestId"]) for e in events]
+
+    def dispute_window(self) -> int:
+        return int(self.client.call(self.market.functions.disputeWindow()))
+
+    def delivery_threshold_bps(self) -> int:
+        """Delivery (of the awarded energy) below which a bid is paid nothing and slashed."""
+        return int(self.client.call(self.market.functions.deliveryThresholdBps()))
+
+    def protocol_fee_bps(self) -> int:
+        return int(self.client.call(self.market.functions.protocolFeeBps()))
 
     def bid(self, request_id: int, power_w: int, price_per_kwh: int, device_ids: list[int]) -> int:
         receipt = self.send(
@@ -418,18 +598,17 @@ class Protocol:
         )
 
     def bids(self, request_id: int) -> list[BidOffer]:
-        count = self.request(request_id).bid_count
         offers = []
-        for index in range(count):
-            bidder, power_w, _awarded, price, bond, _placed_at, sequence = (
-                self.market.functions.bidOf(request_id, index).call()
+        for index in range(self.request(request_id).bid_count):
+            bid = self.bid_of(request_id, index)
+            offers.append(
+                BidOffer(index, bid.bidder, bid.power_w, bid.price_per_kwh, bid.bond, bid.sequence)
             )
-            offers.append(BidOffer(index, bidder, power_w, price, bond, sequence))
         return offers
 
     def awarded_w(self, request_id: int) -> list[int]:
         count = self.request(request_id).bid_count
-        return [self.market.functions.bidOf(request_id, i).call()[2] for i in range(count)]
+        return [self.bid_of(request_id, index).awarded_w for index in range(count)]
 
     def clear(self, request_id: int) -> TxReceipt:
         order = merit_order(self.bids(request_id))
@@ -473,16 +652,33 @@ class Protocol:
             )
         )
 
+    def report_submissions(
+        self,
+        request_id: int | None = None,
+        round_: int | None = None,
+        *,
+        from_block: int | None = None,
+        to_block: int | str = "latest",
+    ) -> list[ReportSubmission]:
+        """`ReportSubmitted` events in chain order, of one request (and round) or of all:
+        the only place GridFlex reads posted reports."""
+        filters: dict[str, Any] = {}
+        if request_id is not None:
+            filters["requestId"] = request_id
+        if round_ is not None:
+            filters["round"] = round_
+        events = self.events(
+            self.market, "ReportSubmitted", from_block=from_block, to_block=to_block, **filters
+        )
+        return [report_submission(event) for event in events]
+
     def reported_delivery(self, request_id: int) -> list[int]:
         """Per-bid delivery of the pending report, from its `ReportSubmitted` event."""
         state = self.request(request_id)
-        logs = self.market.events.ReportSubmitted().get_logs(
-            from_block=self.deployment.deployed_at_block,
-            argument_filters={"requestId": request_id, "round": state.report_round},
-        )
-        if not logs:
+        reports = self.report_submissions(request_id, state.report_round)
+        if not reports:
             raise LookupError(f"request {request_id} has no report in round {state.report_round}")
-        return [int(v) for v in logs[-1]["args"]["deliveredWh"]]
+        return list(reports[-1].delivered_wh)
 
     def finalize(self, request_id: int) -> TxReceipt:
         return self.send(
@@ -648,41 +844,29 @@ class Protocol:
         )
 
     def challenge_of(self, challenge_id: int) -> ChallengeState:
-        c = self.client.call(self.dispute.functions.challengeOf(challenge_id))
-        return ChallengeState(
-            challenge_id=challenge_id,
-            request_id=int(c[0]),
-            device_id=int(c[1]),
-            challenger=c[2],
-            response_deadline=int(c[3]),
-            round=int(c[4]),
-            status=ChallengeStatus(int(c[5])),
-            device_owner=c[6],
-            bond=int(c[7]),
-            signer_bitmap=int(c[8]),
-            interval_start=int(c[9]),
-            used_energy_wh=int(c[10]),
-            signed_energy_wh=int(c[11]),
-        )
+        fn = self.dispute.functions.challengeOf(challenge_id)
+        members = struct_members(fn.abi["outputs"][0]["components"], self.client.call(fn))
+        return from_named(ChallengeState, members, challenge_id=challenge_id)
 
     def challenge_bond(self) -> int:
         """FLEX of free stake a challenge locks (lost if the challenge is rebutted)."""
-        return int(self.dispute.functions.challengeBond().call())
+        return int(self.client.call(self.dispute.functions.challengeBond()))
+
+    def challenger_share_bps(self) -> int:
+        """The challenger's share of what a successful challenge slashes."""
+        return int(self.client.call(self.dispute.functions.challengerShareBps()))
 
     def pending_challenge_count(self, request_id: int) -> int:
         """How many challenges against `request_id` (any round) await rebuttal or resolution."""
-        return int(self.dispute.functions.pendingChallengeCount(request_id).call())
+        return int(self.client.call(self.dispute.functions.pendingChallengeCount(request_id)))
 
     def pending_challenges(self, request_id: int, round_: int) -> list[ChallengeState]:
         """The pending challenges against report `round_` of `request_id` (from the indexed
         `ChallengeOpened` events), oldest first."""
         if self.pending_challenge_count(request_id) == 0:
             return []
-        events = self.dispute.events.ChallengeOpened().get_logs(
-            from_block=self.deployment.deployed_at_block,
-            argument_filters={"requestId": request_id},
-        )
-        states = [self.challenge_of(int(e["args"]["challengeId"])) for e in events]
+        events = self.events(self.dispute, "ChallengeOpened", requestId=request_id)
+        states = [self.challenge_of(int(e.args["challengeId"])) for e in events]
         return [s for s in states if s.status == ChallengeStatus.PENDING and s.round == round_]
 
     def prove_equivocation(

@@ -4,7 +4,6 @@ and every component passes them around."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -121,13 +120,6 @@ class RequestState:
     # Bids ever placed, displaced ones included (the next bid's sequence).
     bids_placed: int = 0
 
-    @classmethod
-    def from_chain(cls, raw: tuple[Any, ...]) -> RequestState:
-        values = list(raw)
-        values[2] = Direction(values[2])
-        values[12] = RequestStatus(values[12])
-        return cls(*values)
-
     @property
     def duration_seconds(self) -> int:
         return self.window_end - self.window_start
@@ -135,7 +127,7 @@ class RequestState:
 
 @dataclass(frozen=True)
 class RegistryDevice:
-    """`IDeviceRegistry.Device` as read from the chain (field order is the struct's)."""
+    """`IDeviceRegistry.Device` as read from the chain (decoded by name in gridflex.chain)."""
 
     owner: str
     capacity_w: int
@@ -146,14 +138,6 @@ class RegistryDevice:
     zone: bytes
     key_x: bytes
     key_y: bytes
-
-    @classmethod
-    def from_chain(cls, raw: tuple[Any, ...]) -> RegistryDevice:
-        owner, capacity_w, kind, key_type, active, last_transfer_at, zone, key_x, key_y = raw
-        return cls(
-            owner, int(capacity_w), DeviceKind(kind), int(key_type), bool(active),
-            int(last_transfer_at), bytes(zone), bytes(key_x), bytes(key_y),
-        )  # fmt: skip
 
 
 class ChallengeStatus(IntEnum):
@@ -178,14 +162,6 @@ class DeviceEpoch:
     zone: bytes
     key_x: bytes
     key_y: bytes
-
-    @classmethod
-    def from_raw(cls, raw: Sequence[Any]) -> DeviceEpoch:
-        since, owner, capacity_w, key_type, active, zone, key_x, key_y = raw
-        return cls(
-            int(since), owner, int(capacity_w), int(key_type), bool(active),
-            bytes(zone), bytes(key_x), bytes(key_y),
-        )  # fmt: skip
 
 
 class ArithmeticFault(IntEnum):

@@ -23,7 +23,7 @@ from gridflex.rules.attestation import (
     verify_unit,
 )
 from gridflex.rules.eip712 import KeyType
-from gridflex.rules.types import RegistryDevice, zone_id
+from gridflex.rules.types import zone_id
 from node.state import load_state
 
 PASSWORD = "node test password"
@@ -103,7 +103,7 @@ def test_register_then_stream_a_day_of_verified_readings(
     assert (state.chain_id, state.registry) == (31337, registry.address)
     for device in state.devices:
         assert device.device_id is not None
-        on_chain = RegistryDevice.from_chain(registry.functions.device(device.device_id).call())
+        on_chain = deployed_protocol.device(device.device_id)
         assert (on_chain.owner, on_chain.capacity_w, on_chain.kind) == (
             owner, device.capacity_w, device.kind
         )  # fmt: skip

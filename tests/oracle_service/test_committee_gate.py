@@ -36,8 +36,12 @@ class StubProtocol:
     def __init__(self) -> None:
         self.deployment = SimpleNamespace(deployed_at_block=0)
         self.address = Account.from_key(KEY).address
-        threshold = SimpleNamespace(call=lambda: THRESHOLD)
-        self.committee = SimpleNamespace(functions=SimpleNamespace(threshold=lambda: threshold))
+
+    def threshold(self) -> int:
+        return THRESHOLD
+
+    def oracle_of(self, _address: str) -> Any:
+        return SimpleNamespace(active=True)
 
     def request(self, _request_id: int) -> Any:
         return SimpleNamespace(status=RequestStatus.CLEARED, window_end=0, report_round=0)
@@ -49,7 +53,7 @@ class StubMeasurer:
         self.signer_key = KEY
         self.measured = 0
 
-    def measure_request(self, _request_id: int) -> Any:
+    def measure_request(self, _request_id: int, _facts: Any = None) -> Any:
         self.measured += 1
         record = DeviceRecord(1, 0, 0, 0, 0, Quality.CONFLICT)
         return assemble_report(REQUEST, [record], {1: b""}, KEY)
@@ -111,7 +115,7 @@ def test_no_report_is_measured_or_signed_before_reconciliation(
     assert refused.value.status == 425 and "reconciling" in refused.value.reason
     assert book.measurer.measured == 0  # type: ignore[attr-defined]
     loop.reconciler = StubReconciler(reconciled=THRESHOLD - 1)  # type: ignore[assignment]
-    assert loop._reconciled(7, 0)
+    assert loop._reconciled(7, 0, committee_module._PassFacts(loop.protocol, 7))
     report = book.report_for(7)
     assert report.signature is not None and book.measurer.measured == 1  # type: ignore[attr-defined]
 
@@ -122,13 +126,39 @@ def test_fewer_than_k_minus_1_peers_hold_the_round_until_the_timeout(
     stub = StubReconciler(reconciled=0)
     loop.reconciler = stub  # type: ignore[assignment]
     Clock.now = 1_000.0
-    assert not loop._reconciled(7, 0)
-    assert not loop._reconciled(7, 0)  # paced: no second pass within three polls
+    assert not loop._reconciled(7, 0, committee_module._PassFacts(loop.protocol, 7))
+    assert not loop._reconciled(
+        7, 0, committee_module._PassFacts(loop.protocol, 7)
+    )  # paced: no second pass within three polls
     assert stub.passes == 1
     Clock.now += 3.0
-    assert not loop._reconciled(7, 0)
+    assert not loop._reconciled(7, 0, committee_module._PassFacts(loop.protocol, 7))
     assert stub.passes == 2 and not book.is_reconciled(7, 0)
     Clock.now = 1_000.0 + 60.0
-    assert loop._reconciled(7, 0)  # timed out: sign what we hold
+    assert loop._reconciled(
+        7, 0, committee_module._PassFacts(loop.protocol, 7)
+    )  # timed out: sign what we hold
     assert book.is_reconciled(7, 0) and stub.passes == 3
-    assert loop._reconciled(7, 0) and stub.passes == 3  # remembered, no more passes
+    assert (
+        loop._reconciled(7, 0, committee_module._PassFacts(loop.protocol, 7)) and stub.passes == 3
+    )  # remembered, no more passes
+
+
+def test_one_pass_reads_the_request_facts_once(
+    loop: CommitteeLoop, book: ReportBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reconciling, measuring and re-measuring in one pass share one chain read of the
+    request's facts (each read is a dozen RPCs or more)."""
+    reads: list[int] = []
+
+    def read_facts(_protocol: Any, request_id: int) -> Any:
+        reads.append(request_id)
+        return REQUEST
+
+    monkeypatch.setattr(committee_module, "read_request_facts", read_facts)
+    loop.settings.peers = ""  # no peer to ask for signatures
+    loop.reconciler = StubReconciler(reconciled=THRESHOLD - 1)  # type: ignore[assignment]
+    loop._follows[7] = committee_module._Follow(measured_at=Clock.now - 10 * 86_400)
+    assert loop.advance(7) is False  # one signature of k = 2: waits for peers
+    assert reads == [7]
+    assert book.measurer.measured == 2  # type: ignore[attr-defined]  # measured, then re-measured

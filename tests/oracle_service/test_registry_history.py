@@ -74,8 +74,7 @@ class Timeline:
         settings = OracleSettings(data_dir=tmp_path / name, chain_id=31337)
         engine = create_oracle_engine(settings)
         init_db(engine)
-        w3 = self.protocol.client.w3
-        cache = RegistryCache(w3, self.protocol.registry, 0, poll_seconds=0.01)
+        cache = RegistryCache(self.protocol, 0, poll_seconds=0.01)
         clock = FixedClock(self.chain_now())
         return Ingestor(engine, cache, clock, self.domain, limits or IngestLimits()), engine
 

@@ -21,7 +21,7 @@ def _check(service: ServiceDep) -> dict[str, str | int]:
     except Exception as error:  # any failure means "down"; the message says which
         report["database"] = f"down: {str(error).splitlines()[0]}"
     try:
-        report["block"] = int(service.w3.eth.block_number)
+        report["block"] = service.protocol.block_number()
         report["chain"] = "ok"
     except Exception as error:
         report["chain"] = f"down: {str(error).splitlines()[0]}"
