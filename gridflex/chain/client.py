@@ -30,6 +30,11 @@ from gridflex.errors import DecodedRevert, GridFlexError, TransactionReverted
 log = structlog.get_logger(__name__)
 
 ERROR_STRING_SELECTOR = "0x08c379a0"  # Error(string), from require/revert("...")
+GAS_ESTIMATE_MARGIN_PCT = 125
+"""Gas limit = estimate x 1.25: an estimate is exact only for the state and block time it
+ran on, and a challenge or bid mined a block later can take another branch (a displaced
+bid, a bond locked by a concurrent challenge); a tx mined out of gas would cost the sender
+and do nothing. Unused gas is not paid for."""
 PANIC_SELECTOR = "0x4e487b71"  # Panic(uint256), from assert, overflow, bad index...
 
 # Solidity panic codes (docs: "Panic via assert and Error via require").
@@ -190,6 +195,8 @@ class ChainClient:
             tx = contract_fn.build_transaction(tx_params)  # estimates gas: reverts surface here
         except ContractLogicError as error:
             raise self._reverted(error) from error
+        if gas is None:
+            tx["gas"] = tx["gas"] * GAS_ESTIMATE_MARGIN_PCT // 100
         with self._nonce_lock:  # nonce taken and the tx in the pool, as one step
             tx["nonce"] = self._take_nonce()
             signed = self.account.sign_transaction(tx)
