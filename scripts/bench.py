@@ -97,9 +97,10 @@ from gridflex.rules.attestation import (  # noqa: E402
     unit_digest,
     verify_unit,
 )
-from gridflex.rules.baselines import SECONDS_PER_DAY, EventWindow  # noqa: E402
-from gridflex.rules.baselines_np import (  # noqa: E402
+from gridflex.rules.baselines import (  # noqa: E402  # noqa: E402
     MISSING_WH,
+    SECONDS_PER_DAY,
+    EventWindow,
     block_days,
     block_starts,
     compute_baselines,

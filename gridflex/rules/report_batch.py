@@ -15,9 +15,19 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from gridflex.rules import native
-from gridflex.rules.baselines import SECONDS_PER_DAY
-from gridflex.rules.baselines_np import BaselineBatch, block_starts
-from gridflex.rules.reports import USED_READING_BYTES, Quality
+from gridflex.rules.baselines import (
+    LOOKBACK_DAYS,
+    MISSING_WH,
+    SECONDS_PER_DAY,
+    BaselineBatch,
+    block_starts,
+)
+from gridflex.rules.reports import (
+    USED_READING_BYTES,
+    Quality,
+    pack_used_readings,
+    used_readings_leaf,
+)
 
 USED_READING_DTYPE = np.dtype([("start", ">u8"), ("energy", ">i8")])
 _WORD_LIMBS = 4  # a 32-byte ABI word as four big-endian 64-bit limbs
@@ -118,6 +128,53 @@ def pack_used_readings_batch(
         cursor += len(event_columns)
     bounds[:, 1] = bounds[:, 0] + lengths
     return packed, bounds
+
+
+def device_used_readings(batch: BaselineBatch, history: np.ndarray, device: int) -> bytes:
+    """One device's packed used readings: the present cells of the days it read (its pool
+    days and the event day; only the event intervals without a usable baseline), each
+    interval once."""
+    window = batch.window
+    starts = block_starts(batch.method, window)
+    days = history.shape[1]
+    if batch.quality[device] == Quality.INSUFFICIENT_DATA:
+        cells = [
+            (days - 1, j) for j in range(len(starts) - len(window.interval_starts), len(starts))
+        ]
+    else:
+        read = [days - 1 - LOOKBACK_DAYS + int(i) for i in np.flatnonzero(batch.pool[device])]
+        cells = [(i, j) for i in [*read, days - 1] for j in range(len(starts))]
+    values = {
+        starts[j] - (days - 1 - i) * SECONDS_PER_DAY: int(history[device, i, j]) for i, j in cells
+    }
+    return pack_used_readings((t, v) for t, v in values.items() if v != MISSING_WH)
+
+
+def used_readings_of_batch(
+    batch: BaselineBatch, history: np.ndarray, device_ids: np.ndarray
+) -> tuple[list[bytes], np.ndarray]:
+    """Every device's packed used readings and their leaves: packed and hashed for all
+    devices at once, then redone one by one (`device_used_readings`) for the few whose
+    read cells hold a gap (a missing event interval, an equivocated device) and for all
+    when the block's columns span more than a day (two days then share intervals)."""
+    starts = block_starts(batch.method, batch.window)
+    if batch.window.end - starts[0] > SECONDS_PER_DAY and history.shape[1] > 1:
+        irregular = np.arange(len(device_ids))
+        packed_bytes = [b""] * len(device_ids)
+        leaves = np.empty((len(device_ids), 32), dtype=np.uint8)
+    else:
+        packed, bounds = pack_used_readings_batch(batch, history)
+        gaps = np.concatenate([[0], np.cumsum(packed["energy"] == MISSING_WH)])
+        irregular = np.flatnonzero(gaps[bounds[:, 1]] - gaps[bounds[:, 0]])
+        leaves = used_readings_leaves(device_ids, packed, bounds)
+        buffer = packed.tobytes()
+        byte_bounds = (bounds * USED_READING_BYTES).tolist()
+        packed_bytes = [buffer[begin:end] for begin, end in byte_bounds]
+    for device in irregular.tolist():
+        data = device_used_readings(batch, history, device)
+        packed_bytes[device] = data
+        leaves[device] = np.frombuffer(used_readings_leaf(int(device_ids[device]), data), np.uint8)
+    return packed_bytes, leaves
 
 
 def device_words(device_ids: Sequence[int] | np.ndarray) -> np.ndarray:

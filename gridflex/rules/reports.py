@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import cached_property
 
 import numpy as np
 
@@ -101,33 +102,54 @@ def used_readings_leaf(device_id: int, packed: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class ReportTrees:
-    """The two trees of one report and its per-bid delivery figures."""
+    """The two trees of one report and its per-bid delivery figures. The roots are computed
+    when the report is measured; the trees themselves (for proofs) only when first asked."""
 
     records: list[DeviceRecord]
     used_readings: dict[int, bytes]
     delivered_wh: list[int]
-    devices_tree: MerkleTree
-    readings_tree: MerkleTree
+    devices_root: bytes
+    readings_root: bytes
 
-    @property
-    def devices_root(self) -> bytes:
-        return self.devices_tree.root
+    @cached_property
+    def devices_tree(self) -> MerkleTree:
+        return MerkleTree.from_leaf_hashes([r.leaf() for r in self.records])
 
-    @property
-    def readings_root(self) -> bytes:
-        return self.readings_tree.root
+    @cached_property
+    def readings_tree(self) -> MerkleTree:
+        return MerkleTree.from_leaf_hashes(
+            [used_readings_leaf(device, packed) for device, packed in self.used_readings.items()]
+        )
+
+
+def delivered_per_bid(bid_index: np.ndarray, delivered_wh: np.ndarray, bid_count: int) -> list[int]:
+    """Per bid index, the sum of its devices' (non-negative) deliveries; zero for bids
+    without measured devices."""
+    totals = np.zeros(bid_count, dtype=np.int64)
+    np.add.at(totals, np.asarray(bid_index, dtype=np.int64), np.maximum(delivered_wh, 0))
+    return [int(total) for total in totals]
 
 
 def build_report_trees(
     records: list[DeviceRecord], used_readings: dict[int, bytes], bid_count: int
 ) -> ReportTrees:
-    """Trees and per-bid totals (sum of device deliveries per bid index; zero for bids
-    without measured devices). Needs at least one record."""
-    delivered = [0] * bid_count
-    for record in records:
-        delivered[record.bid_index] += max(record.delivered_wh, 0)
-    devices_tree = MerkleTree.from_leaf_hashes([r.leaf() for r in records])
-    readings_tree = MerkleTree.from_leaf_hashes(
-        [used_readings_leaf(device_id, packed) for device_id, packed in used_readings.items()]
+    """Trees and per-bid totals of a report given as records (by bid, then device) and
+    used readings (by device); needs at least one record."""
+    from gridflex.rules.report_batch import merkle_roots
+
+    if not records:
+        raise ValueError("a Merkle tree needs at least one leaf")
+    devices_root, readings_root = merkle_roots(
+        _leaf_array([r.leaf() for r in records]),
+        _leaf_array([used_readings_leaf(d, packed) for d, packed in used_readings.items()]),
     )
-    return ReportTrees(records, used_readings, delivered, devices_tree, readings_tree)
+    delivered = delivered_per_bid(
+        np.array([r.bid_index for r in records]),
+        np.array([r.delivered_wh for r in records]),
+        bid_count,
+    )
+    return ReportTrees(records, used_readings, delivered, devices_root, readings_root)
+
+
+def _leaf_array(leaves: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(leaves), dtype=np.uint8).reshape(-1, 32)

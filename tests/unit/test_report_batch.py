@@ -1,15 +1,22 @@
 """The batch report builder gives the roots of `gridflex.rules.reports.build_report_trees` built
-device by device from `compute_baseline` results."""
+device by device from the scalar reference model."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from support.baseline_vectors import random_device_histories
+from support.reference_baselines import reference_baseline
 
 from gridflex.rules import native
-from gridflex.rules.baselines import SECONDS_PER_DAY, EventWindow, compute_baseline, delivered_wh
-from gridflex.rules.baselines_np import compute_baselines, excluded_mask, history_block
+from gridflex.rules.baselines import (
+    SECONDS_PER_DAY,
+    EventWindow,
+    compute_baselines,
+    delivered_wh,
+    excluded_mask,
+    history_block,
+)
 from gridflex.rules.merkle import MerkleTree
 from gridflex.rules.native.build import build
 from gridflex.rules.report_batch import (
@@ -47,7 +54,7 @@ def test_batch_roots_equal_the_per_device_report_trees(
 
     records, used = [], {}
     for d, device_id in enumerate(device_ids):
-        result = compute_baseline(method, readings[d], window, excluded[d])
+        result = reference_baseline(method, readings[d], window, excluded[d])
         metered = [readings[d][t] for t in window.interval_starts]
         ok = result.quality != Quality.INSUFFICIENT_DATA
         delivered = sum(delivered_wh(0, result.baseline_wh, metered, cap)) if ok else 0
