@@ -162,14 +162,20 @@ def read_history(engine: Engine, facts: RequestFacts, rows: RequestRows) -> np.n
     return history
 
 
+def driver_sql(connection: Connection, query: Select[Any]) -> tuple[str, Any]:
+    """`query` as the driver's own SQL text and parameters (what `read_history` executes on
+    the DBAPI cursor; the `settle` benchmark times a bare read of the same text)."""
+    compiled = query.compile(connection, compile_kwargs={"render_postcompile": True})
+    if compiled.positiontup:
+        return str(compiled), [compiled.params[name] for name in compiled.positiontup]
+    return str(compiled), compiled.params
+
+
 def _fetch_int64(connection: Connection, query: Select[tuple[int, int, int]]) -> np.ndarray:
     """All rows of `query` as an int64 `[rows, 3]` array, through the DBAPI cursor."""
-    compiled = query.compile(connection, compile_kwargs={"render_postcompile": True})
-    parameters = compiled.positiontup or []
-    values = [compiled.params[name] for name in parameters]
     cursor = connection.connection.cursor()
     try:
-        cursor.execute(str(compiled), values if parameters else compiled.params)
+        cursor.execute(*driver_sql(connection, query))
         found = cursor.fetchall()
     finally:
         cursor.close()
