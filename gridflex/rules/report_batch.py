@@ -197,59 +197,6 @@ def used_readings_leaves(
     )
 
 
-def used_readings_leaves_batch(
-    batch: BaselineBatch,
-    history: np.ndarray,
-    device_ids: Sequence[int] | np.ndarray,
-    chunk_devices: int = 8192,
-) -> np.ndarray:
-    """`used_readings_leaves` for all devices. With the native library the readings are packed
-    and hashed in one pass over `history` (`gridflex.rules.native.used_readings_block`, `8 x
-    chunk_devices` at a time); otherwise `chunk_devices` at a time are packed into one reused
-    buffer (memory stays small at 10^6 devices) and hashed."""
-    words = device_words(device_ids)
-    if native.available():
-        return _used_readings_leaves_native(batch, history, words, 8 * chunk_devices)
-    leaves = np.empty((len(device_ids), 32), dtype=np.uint8)
-    buffer: np.ndarray | None = None
-    for begin in range(0, len(device_ids), chunk_devices):
-        end = min(begin + chunk_devices, len(device_ids))
-        packed, bounds = pack_used_readings_batch(batch, history, np.arange(begin, end), buffer)
-        if buffer is None or len(packed) > len(buffer):
-            buffer = packed
-        leaves[begin:end] = native.used_readings_leaves(
-            packed.view(np.uint8), bounds * USED_READING_BYTES, words[begin:end]
-        )
-    return leaves
-
-
-def _used_readings_leaves_native(
-    batch: BaselineBatch, history: np.ndarray, words: np.ndarray, chunk_devices: int
-) -> np.ndarray:
-    window = batch.window
-    n, days = history.shape[:2]
-    starts = np.array(block_starts(batch.method, window), dtype=np.int64)
-    first_day = window.event_day - (days - 1)
-    column_s = starts - window.event_day * SECONDS_PER_DAY
-    event_columns = len(starts) - len(window.interval_starts)
-    leaves = np.empty((n, 32), dtype=np.uint8)
-    for begin in range(0, n, chunk_devices):
-        rows = slice(begin, min(begin + chunk_devices, n))
-        usable = batch.quality[rows] != Quality.INSUFFICIENT_DATA
-        read_days = np.zeros((len(usable), days), dtype=bool)
-        read_days[:, : days - 1] = batch.pool[rows, : days - 1] & usable[:, None]
-        read_days[:, days - 1] = True
-        day_offsets = np.zeros(len(usable) + 1, dtype=np.int64)
-        np.cumsum(read_days.sum(axis=1), out=day_offsets[1:])
-        chunk = native.used_readings_block(
-            history[rows], first_day * SECONDS_PER_DAY, column_s, day_offsets,
-            np.nonzero(read_days)[1], np.where(usable, 0, event_columns), words[rows],
-        )  # fmt: skip
-        assert chunk is not None  # the caller checked native.available()
-        leaves[rows] = chunk
-    return leaves
-
-
 def merkle_root(leaves: Sequence[bytes] | np.ndarray) -> bytes:
     """`MerkleTree.from_leaf_hashes(leaves).root`, without keeping the tree."""
     if isinstance(leaves, np.ndarray):

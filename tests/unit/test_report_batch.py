@@ -25,7 +25,7 @@ from gridflex.rules.report_batch import (
     merkle_roots,
     pack_used_readings_batch,
     used_readings_leaves,
-    used_readings_leaves_batch,
+    used_readings_of_batch,
 )
 from gridflex.rules.reports import DeviceRecord, Quality, build_report_trees, pack_used_readings
 from gridflex.rules.types import BaselineMethod
@@ -74,10 +74,9 @@ def test_batch_roots_equal_the_per_device_report_trees(
     assert [bytes(leaf) for leaf in leaves] == [r.leaf() for r in records]
     assert merkle_root(leaves) == trees.devices_root
     assert merkle_root(used_readings_leaves(device_ids, packed, bounds)) == trees.readings_root
-    chunked = used_readings_leaves_batch(batch, history, device_ids, chunk_devices=6)
-    assert merkle_root(chunked) == trees.readings_root
-    narrow = used_readings_leaves_batch(batch, history.astype(np.int32), np.array(device_ids))
-    assert merkle_root(narrow) == trees.readings_root
+    packed_bytes, leaves = used_readings_of_batch(batch, history.astype(np.int32), ids)
+    assert packed_bytes == [used[device_id] for device_id in device_ids]
+    assert merkle_root(leaves) == trees.readings_root
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 8, 13])
