@@ -60,7 +60,8 @@ from gridflex.rules.measurement import (
 from gridflex.rules.report_batch import device_record_leaves, merkle_roots, used_readings_of_batch
 from gridflex.rules.reports import (
     DeviceRecord,
-    Quality,
+    PackedReadings,
+    RecordTable,
     ReportTrees,
     build_report_trees,
     delivered_per_bid,
@@ -251,33 +252,29 @@ def read_inputs(engine: Engine, facts: RequestFacts) -> MeasurementInputs:
 
 # ─── Measurement ──────────────────────────────────────────────────────────────────────
 
-_QUALITIES = list(Quality)
-
 
 def measure_inputs(
     facts: RequestFacts, inputs: MeasurementInputs
-) -> tuple[list[DeviceRecord], dict[int, bytes], np.ndarray, np.ndarray]:
-    """Records (by bid, then device), used readings (by device) and both leaf sets."""
+) -> tuple[RecordTable, PackedReadings, np.ndarray, np.ndarray, np.ndarray]:
+    """Records (by bid, then device), used readings (by device), both leaf sets and the
+    devices' deliveries."""
     rows = inputs.rows
     batch = measure_request_block(facts, rows, inputs.history, inputs.conflicted)
-    record_leaves = device_record_leaves(
+    columns = (
         rows.device_id, rows.bid_index, batch.baseline_wh, batch.metered_wh,
         batch.delivered_wh, batch.quality,
     )  # fmt: skip
+    record_leaves = device_record_leaves(*columns)
     by_device = np.argsort(rows.device_id, kind="stable")
-    packed, readings_leaves = used_readings_of_batch(
-        _rows(batch.baselines, by_device), inputs.history[by_device], rows.device_id[by_device]
-    )
-    records = [
-        DeviceRecord(device, bid, baseline, metered, delivered, _QUALITIES[quality])
-        for device, bid, baseline, metered, delivered, quality in zip(
-            rows.device_id.tolist(), rows.bid_index.tolist(), batch.baseline_wh.tolist(),
-            batch.metered_wh.tolist(), batch.delivered_wh.tolist(), batch.quality.tolist(),
-            strict=True,
+    if (by_device == np.arange(len(by_device))).all():  # rows already by device: no copies
+        used, readings_leaves = used_readings_of_batch(
+            batch.baselines, inputs.history, rows.device_id
         )
-    ]  # fmt: skip
-    used = dict(zip(rows.device_id[by_device].tolist(), packed, strict=True))
-    return records, used, record_leaves, readings_leaves
+    else:
+        used, readings_leaves = used_readings_of_batch(
+            _rows(batch.baselines, by_device), inputs.history[by_device], rows.device_id[by_device]
+        )
+    return RecordTable(*columns), used, record_leaves, readings_leaves, batch.delivered_wh
 
 
 def _rows(batch: BaselineBatch, order: np.ndarray) -> BaselineBatch:
@@ -291,8 +288,8 @@ def measure_records(
     engine: Engine, facts: RequestFacts
 ) -> tuple[list[DeviceRecord], dict[int, bytes]]:
     """Records (by bid, then device) and used readings (by device) of every awarded device."""
-    records, used, _, _ = measure_inputs(facts, read_inputs(engine, facts))
-    return records, used
+    records, used, *_ = measure_inputs(facts, read_inputs(engine, facts))
+    return list(records), dict(used)
 
 
 def conflict_measurement(facts: RequestFacts, bid: AwardedBid, device_id: int) -> DeviceMeasurement:
@@ -359,11 +356,9 @@ def compute_report(
     and (with a key) the signature."""
     if len(inputs.rows.device_id) == 0:
         raise ReportUnavailableError(404, f"request {facts.request_id} has no awarded device")
-    records, used, record_leaves, readings_leaves = measure_inputs(facts, inputs)
+    records, used, record_leaves, readings_leaves, delivered_wh = measure_inputs(facts, inputs)
     devices_root, readings_root = merkle_roots(record_leaves, readings_leaves)
-    delivered = delivered_per_bid(
-        inputs.rows.bid_index, np.array([r.delivered_wh for r in records]), facts.bid_count
-    )
+    delivered = delivered_per_bid(inputs.rows.bid_index, delivered_wh, facts.bid_count)
     trees = ReportTrees(records, used, delivered, devices_root, readings_root)
     return _signed(facts, trees, signer_key)
 

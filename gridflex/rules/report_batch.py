@@ -24,6 +24,7 @@ from gridflex.rules.baselines import (
 )
 from gridflex.rules.reports import (
     USED_READING_BYTES,
+    PackedReadings,
     Quality,
     pack_used_readings,
     used_readings_leaf,
@@ -152,7 +153,7 @@ def device_used_readings(batch: BaselineBatch, history: np.ndarray, device: int)
 
 def used_readings_of_batch(
     batch: BaselineBatch, history: np.ndarray, device_ids: np.ndarray
-) -> tuple[list[bytes], np.ndarray]:
+) -> tuple[PackedReadings, np.ndarray]:
     """Every device's packed used readings and their leaves: packed and hashed for all
     devices at once, then redone one by one (`device_used_readings`) for the few whose
     read cells hold a gap (a missing event interval, an equivocated device) and for all
@@ -160,21 +161,22 @@ def used_readings_of_batch(
     starts = block_starts(batch.method, batch.window)
     if batch.window.end - starts[0] > SECONDS_PER_DAY and history.shape[1] > 1:
         irregular = np.arange(len(device_ids))
-        packed_bytes = [b""] * len(device_ids)
+        empty = np.zeros(len(device_ids) * 2, dtype=np.int64).reshape(-1, 2)
+        packed = PackedReadings(device_ids, np.empty(0, USED_READING_DTYPE), empty)
         leaves = np.empty((len(device_ids), 32), dtype=np.uint8)
     else:
-        packed, bounds = pack_used_readings_batch(batch, history)
-        gaps = np.concatenate([[0], np.cumsum(packed["energy"] == MISSING_WH)])
-        irregular = np.flatnonzero(gaps[bounds[:, 1]] - gaps[bounds[:, 0]])
-        leaves = used_readings_leaves(device_ids, packed, bounds)
-        buffer = packed.tobytes()
-        byte_bounds = (bounds * USED_READING_BYTES).tolist()
-        packed_bytes = [buffer[begin:end] for begin, end in byte_bounds]
+        records, bounds = pack_used_readings_batch(batch, history)
+        gaps = np.flatnonzero(records["energy"] == MISSING_WH)
+        by_start = np.argsort(bounds[:, 0], kind="stable")
+        owners = by_start[np.searchsorted(bounds[by_start, 0], gaps, side="right") - 1]
+        irregular = np.unique(owners)
+        leaves = used_readings_leaves(device_ids, records, bounds)
+        packed = PackedReadings(device_ids, records, bounds)
     for device in irregular.tolist():
         data = device_used_readings(batch, history, device)
-        packed_bytes[device] = data
+        packed.replaced[int(device_ids[device])] = data
         leaves[device] = np.frombuffer(used_readings_leaf(int(device_ids[device]), data), np.uint8)
-    return packed_bytes, leaves
+    return packed, leaves
 
 
 def device_words(device_ids: Sequence[int] | np.ndarray) -> np.ndarray:

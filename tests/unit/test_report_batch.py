@@ -75,7 +75,7 @@ def test_batch_roots_equal_the_per_device_report_trees(
     assert merkle_root(leaves) == trees.devices_root
     assert merkle_root(used_readings_leaves(device_ids, packed, bounds)) == trees.readings_root
     packed_bytes, leaves = used_readings_of_batch(batch, history.astype(np.int32), ids)
-    assert packed_bytes == [used[device_id] for device_id in device_ids]
+    assert dict(packed_bytes) == used
     assert merkle_root(leaves) == trees.readings_root
 
 
