@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from web3 import Web3
 from web3.contract import Contract
 
-from gridflex.rules import settlement
 from gridflex.chain.anvil import anvil_dev_account
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import REPO_ROOT, compile_contracts
+from gridflex.rules import settlement
 
 pytestmark = pytest.mark.integration
 
