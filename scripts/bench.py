@@ -361,7 +361,7 @@ def _fill_store(engine: Any, facts: RequestFacts, rng: np.random.Generator) -> i
         if engine.dialect.name == "sqlite":
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         else:
-            raw.autocommit = True
+            raw.driver_connection.autocommit = True  # type: ignore[union-attr]
             cursor.execute("VACUUM ANALYZE readings")
     finally:
         raw.close()
