@@ -2,7 +2,7 @@
 summary (or JSON with --json); BENCHMARKS.md records the figures with these commands.
 
     python scripts/bench.py ingest [--devices 50] [--days 40] [--batch 50] [--json]
-    python scripts/bench.py settle [--devices 100000] [--seed 7] [--json]
+    python scripts/bench.py settle [--devices 100000] [--store sqlite|postgresql] [--json]
     python scripts/bench.py load [--rate 5000] [--duration 300] [--database-url URL] [--json]
     python scripts/bench.py explorer [--requests 100] [--readings 10000] [--repeat 30] [--json]
     python scripts/bench.py demo [--devices 50] [--runs 3] [--json]
@@ -22,14 +22,20 @@ rate and p50/p95/p99/max latency, then stops the oracle and checks in its databa
 every acknowledged unit is stored and the readings table holds exactly the acknowledged
 readings: zero lost, none extra.
 
-`settle`: one 4-hour CAISO 10-in-10 event (16 intervals of 15 minutes, adjustment window
-13:00-16:00) for N devices from a seeded synthetic 45-day history holding only the
-intervals the method reads (`[devices, 46 days, 28 columns]` int32). `settle_s` is the time
-from that array to both report roots: baselines with the day-of adjustment, capped
-delivery, device records, used readings, their leaves and the two StandardMerkleTree roots
-(`gridflex.rules.report_batch`, equal to `gridflex.rules.reports.build_report_trees`).
-`floor_s` is one
-numpy pass over the same array (`history.sum()`, best of three) in the same run.
+`settle`: the oracle's own measurement of ONE request from its own store, in its two
+production steps (`oracle.measurement.read_inputs`, `compute_report`). The store is the
+oracle's schema (`oracle.db.init_db`, SQLite file or a fresh PostgreSQL database), filled
+untimed in bulk: per device the 16 readings a day CAISO 10-in-10 reads for a 1-hour event
+(12 adjustment-window + 4 event intervals of 15 minutes) on the event day and the 14 days
+before it (10 weekdays: a full pool), all pointing to one meter unit. The request facts are
+synthetic (N devices in 4 bids, 80% awarded). `read_s` (reading the inputs: readings into
+the history block, conflict evidence) is timed against `bare_read_s`, the same SQL text
+through the same driver's cursor with `fetchall()` only; `compute_s` (baselines, delivery,
+records, used readings, both leaf sets and roots, EIP-712 signature) against
+`numpy_floor_s`, one `history.sum()` over the same block. Best of three each (the reads
+interleaved). `state_bytes_per_reading`: SQLite file size or PostgreSQL
+`pg_total_relation_size('readings')` over the readings stored (units and signatures not
+included: one unit only).
 
 `explorer`: an explorer database (SQLite file, or `--database-url`) filled through the
 indexer's own projection with N synthetic settled requests (4 bids of 2 devices each,
@@ -70,6 +76,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -78,6 +85,7 @@ import numpy as np
 import typer
 from coincurve import PublicKey
 from eth_account import Account
+from sqlalchemy import insert, text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -89,6 +97,7 @@ from gridflex.chain.deploy import ProtocolParams, deploy_protocol  # noqa: E402
 from gridflex.chain.deployments import save_deployment  # noqa: E402
 from gridflex.chain.protocol import Protocol  # noqa: E402
 from gridflex.logging import configure_logging  # noqa: E402
+from gridflex.rules import native  # noqa: E402
 from gridflex.rules.attestation import (  # noqa: E402
     DeviceSigningKey,
     MeterUnit,
@@ -97,21 +106,26 @@ from gridflex.rules.attestation import (  # noqa: E402
     unit_digest,
     verify_unit,
 )
-from gridflex.rules.baselines import SECONDS_PER_DAY, EventWindow  # noqa: E402
-from gridflex.rules.baselines_np import (  # noqa: E402
-    MISSING_WH,
-    block_days,
+from gridflex.rules.baselines import (  # noqa: E402
+    SECONDS_PER_DAY,
+    EventWindow,
     block_starts,
-    compute_baselines,
+    reading_span,
 )
 from gridflex.rules.eip712 import KeyType, secp256k1_device_key  # noqa: E402
-from gridflex.rules.report_batch import (  # noqa: E402
-    device_record_leaves,
-    merkle_roots,
-    used_readings_leaves_batch,
-)
+from gridflex.rules.measurement import AwardedBid, RequestFacts, RequestRows  # noqa: E402
 from gridflex.rules.reports import Quality  # noqa: E402
 from gridflex.rules.types import BaselineMethod, DeviceKind, zone_id  # noqa: E402
+from oracle.config import OracleSettings  # noqa: E402
+from oracle.db import create_oracle_engine, init_db  # noqa: E402
+from oracle.measurement import (  # noqa: E402
+    compute_report,
+    device_chunks,
+    driver_sql,
+    read_inputs,
+    readings_query,
+)
+from oracle.models import MeterUnitRecord  # noqa: E402
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
 INTERVAL_S = 900
@@ -267,114 +281,188 @@ def ingest(
             print(f"{key:>20}: {value}")
 
 
-SETTLE_BIDS = 100
+SETTLE_BIDS = 4
 SETTLE_EVENT_DAY = 20159  # Wednesday 2025-03-12
+SETTLE_HISTORY_DAYS = 14
+"""Days stored before the event day: 10 weekdays, what CAISO 10-in-10 averages."""
+SETTLE_EVENT_INTERVALS = 4
+"""A 1-hour event, 17:00-18:00: with the 12-interval adjustment window, 16 readings a day."""
 
 
-def _synthetic_history(devices: int, rng: np.random.Generator, window: EventWindow) -> np.ndarray:
-    """Household-sized loads (400-2,400 Wh per 15 minutes), one reading in 2,000 missing,
-    and a reduction of 0-800 Wh per interval during the event."""
-    method = BaselineMethod.CAISO_10_OF_10
-    columns = len(block_starts(method, window))
-    events = len(window.interval_starts)
-    history = np.empty((devices, block_days(method), columns), dtype=np.int32)
-    step = 65_536
-    for begin in range(0, devices, step):
-        rows = slice(begin, min(begin + step, devices))
-        history[rows] = rng.integers(400, 2_400, size=history[rows].shape, dtype=np.int32)
-        history[rows, -1, columns - events :] -= rng.integers(
-            0, 800, size=(history[rows].shape[0], events), dtype=np.int32
-        )
-    flat = history.reshape(-1)
-    flat[rng.integers(0, flat.size, size=flat.size // 2_000)] = MISSING_WH
-    history[:, -1, :] = np.where(history[:, -1, :] == MISSING_WH, 1_000, history[:, -1, :])
-    return history
+def _settle_facts(devices: int, rng: np.random.Generator) -> RequestFacts:
+    """One cleared CAISO 10-in-10 request: `devices` in `SETTLE_BIDS` bids, 80% awarded."""
+    start = SETTLE_EVENT_DAY * SECONDS_PER_DAY + 17 * 3600
+    window = EventWindow(start, start + SETTLE_EVENT_INTERVALS * INTERVAL_S, INTERVAL_S)
+    capacity_w = rng.integers(3_000, 10_000, size=devices).tolist()
+    bids = []
+    for index in range(SETTLE_BIDS):
+        members = range(index * devices // SETTLE_BIDS, (index + 1) * devices // SETTLE_BIDS)
+        capacities = {1 + d: capacity_w[d] for d in members}
+        bids.append(AwardedBid(index, sum(capacities.values()) * 8 // 10, capacities))
+    return RequestFacts(
+        1, 0, "0x" + "11" * 20, 31337, "0x" + "22" * 20, 0,
+        int(BaselineMethod.CAISO_10_OF_10), window, SETTLE_BIDS, tuple(bids),
+    )  # fmt: skip
 
 
-def _settle(history: np.ndarray, window: EventWindow, rng: np.random.Generator) -> dict[str, float]:
-    """Baselines to both roots; returns the phase timings (s)."""
-    devices = history.shape[0]
-    events = len(window.interval_starts)
-    device_ids = np.arange(1, devices + 1, dtype=np.int64)
-    bid_index = device_ids % SETTLE_BIDS
-    capacity_w = rng.integers(3_000, 10_000, size=devices, dtype=np.int64)
-    bid_capacity_w = np.bincount(bid_index, weights=capacity_w, minlength=SETTLE_BIDS)
-    bid_capacity_w = bid_capacity_w.astype(np.int64)
-    awarded_w = bid_capacity_w * 8 // 10
-    phases: dict[str, float] = {}
+def _settle_rows(facts: RequestFacts, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """The stored readings `[rows, 5]` (device, start, Wh, seconds, unit), per 8,192 devices:
+    household loads of 400-2,400 Wh per 15 minutes at the method's times of day on the
+    event day and the `SETTLE_HISTORY_DAYS` before it, 0-800 Wh less during the event."""
+    window = facts.window
+    starts = np.array(block_starts(BaselineMethod(facts.baseline_method), window), np.int64)
+    days = np.arange(-SETTLE_HISTORY_DAYS, 1, dtype=np.int64) * SECONDS_PER_DAY
+    times = (days[:, None] + starts[None, :]).reshape(-1)
+    event = np.isin(times, window.interval_starts)
+    device_ids = np.array(sorted(d for bid in facts.bids for d in bid.device_capacity_w))
+    for begin in range(0, len(device_ids), 8192):
+        ids = device_ids[begin : begin + 8192]
+        wh = rng.integers(400, 2_400, size=(len(ids), len(times)))
+        wh[:, event] -= rng.integers(0, 800, size=(len(ids), int(event.sum())))
+        rows = np.empty((len(ids), len(times), 5), dtype=np.int64)
+        rows[:, :, 0] = ids[:, None]
+        rows[:, :, 1] = times[None, :]
+        rows[:, :, 2] = wh
+        rows[:, :, 3] = window.interval_seconds
+        rows[:, :, 4] = 1
+        yield rows.reshape(-1, 5)
+
+
+def _fill_store(engine: Any, facts: RequestFacts, rng: np.random.Generator) -> int:
+    """The oracle's schema (`oracle.db.init_db`) filled in bulk: one meter unit that every
+    reading points to (its foreign key; units and signatures are not part of the figure)
+    and the readings (SQLite `executemany`, PostgreSQL `COPY`). Returns the reading count."""
+    init_db(engine)
+    unit = {
+        "device_id": 1, "first_interval_start": 0, "interval_seconds": INTERVAL_S,
+        "interval_count": 1, "sequence": 0, "energy_wh": "[0]", "signature": b"",
+        "digest": b"\0" * 32, "received_at": datetime.now(UTC),
+    }  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(insert(MeterUnitRecord).values(id=1, **unit))
+    count = 0
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        columns = "device_id, interval_start, energy_wh, interval_seconds, unit_id"
+        if engine.dialect.name == "sqlite":
+            cursor.execute("BEGIN")  # the oracle's connections run in autocommit mode
+        for rows in _settle_rows(facts, rng):
+            if engine.dialect.name == "sqlite":
+                cursor.executemany(
+                    f"INSERT INTO readings ({columns}) VALUES (?, ?, ?, ?, ?)", rows.tolist()
+                )
+            else:
+                with cursor.copy(f"COPY readings ({columns}) FROM STDIN") as copy:
+                    for row in rows.tolist():
+                        copy.write_row(row)
+            count += len(rows)
+        raw.commit()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            raw.driver_connection.autocommit = True  # type: ignore[union-attr]
+            cursor.execute("VACUUM ANALYZE readings")
+    finally:
+        raw.close()
+    return count
+
+
+def _bare_read(engine: Any, facts: RequestFacts) -> float:
+    """Seconds to fetch the rows `read_history` fetches, with the same SQL and driver."""
+    rows = RequestRows.of(facts)
+    span = reading_span(facts.baseline_method, facts.window)
     started = time.perf_counter()
+    with engine.connect() as connection:
+        for chunk in device_chunks(rows.device_id):
+            query = readings_query(chunk, span, facts.window.interval_seconds)
+            cursor = connection.connection.cursor()
+            cursor.execute(*driver_sql(connection, query))
+            cursor.fetchall()
+            cursor.close()
+    return time.perf_counter() - started
 
-    batch = compute_baselines(BaselineMethod.CAISO_10_OF_10, history, window)
-    phases["baselines_s"] = time.perf_counter() - started
 
-    mark = time.perf_counter()
-    metered = history[:, -1, -events:]
-    cap_wh = (
-        awarded_w[bid_index] * capacity_w // bid_capacity_w[bid_index]
-        * window.interval_seconds // 3600
-    )  # fmt: skip
-    # In place: one [devices, intervals] temporary (fresh memory is slow to fault in at 10^6).
-    reduction = batch.baseline_wh - metered
-    np.maximum(reduction, 0, out=reduction)
-    np.minimum(reduction, cap_wh[:, None], out=reduction)
-    usable = batch.quality != Quality.INSUFFICIENT_DATA
-    delivered = np.where(usable, reduction.sum(axis=1), 0)
-    record_leaves = device_record_leaves(
-        device_ids, bid_index, batch.baseline_wh.sum(axis=1),
-        metered.sum(axis=1, dtype=np.int64), delivered, batch.quality,
-    )  # fmt: skip
-    phases["records_s"] = time.perf_counter() - mark
-
-    mark = time.perf_counter()
-    readings_leaves = used_readings_leaves_batch(batch, history, device_ids)
-    phases["readings_leaves_s"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    merkle_roots(record_leaves, readings_leaves)
-    phases["roots_s"] = time.perf_counter() - mark
-    phases["settle_s"] = time.perf_counter() - started
-    phases["fallback_devices"] = int((batch.quality == Quality.FALLBACK).sum())
-    phases["insufficient_devices"] = int((~usable).sum())
-    return phases
+def _best_of(runs: int, call: Any) -> tuple[float, Any]:
+    best, value = float("inf"), None
+    for _ in range(runs):
+        started = time.perf_counter()
+        value = call()
+        best = min(best, time.perf_counter() - started)
+    return best, value
 
 
 @app.command()
 def settle(
-    devices: Annotated[int, typer.Option(help="Devices in the event.")] = 100_000,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic history.")] = 7,
+    devices: Annotated[int, typer.Option(help="Awarded devices in the request.")] = 100_000,
+    store: Annotated[str, typer.Option(help="sqlite or postgresql.")] = "sqlite",
+    database_url: Annotated[
+        str, typer.Option(help="PostgreSQL server for --store postgresql (a fresh database).")
+    ] = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic readings.")] = 7,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Baselines, delivery and both report trees for one 4-hour event vs one numpy pass."""
+    """The oracle's own measurement of one request from its own store to a signed report,
+    in two parts, each against a floor measured in the same run."""
     rng = np.random.default_rng(seed)
-    start = SETTLE_EVENT_DAY * SECONDS_PER_DAY + 17 * 3600
-    window = EventWindow(start, start + 4 * 3600, INTERVAL_S)
-    _log(f"generating a 45-day history for {devices} devices...")
-    history = _synthetic_history(devices, rng, window)
-    floor_s = float("inf")
-    for _ in range(3):
+    facts = _settle_facts(devices, rng)
+    key = "0x" + "42" * 32
+    with contextlib.ExitStack() as stack:
+        if store == "sqlite":
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            url = f"sqlite:///{workdir / 'oracle.db'}"
+        else:
+            url = stack.enter_context(_fresh_postgres(database_url))
+        engine = create_oracle_engine(OracleSettings(database_url=url))
+        stack.callback(engine.dispose)
+        _log(f"filling a {store} store for {devices} devices...")
         started = time.perf_counter()
-        history.sum()
-        floor_s = min(floor_s, time.perf_counter() - started)
-    _log("settling...")
-    phases = _settle(history, window, rng)
-    peak_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    settle_s = phases.pop("settle_s")
+        readings = _fill_store(engine, facts, rng)
+        fill_s = time.perf_counter() - started
+        if store == "sqlite":
+            state_bytes = (workdir / "oracle.db").stat().st_size
+        else:
+            with engine.connect() as connection:
+                state_bytes = connection.execute(
+                    text("SELECT pg_total_relation_size('readings')")
+                ).scalar_one()
+        _log("measuring...")
+        bare_s = read_s = float("inf")
+        for _ in range(3):  # interleaved, so both see the same cache state
+            bare_s = min(bare_s, _bare_read(engine, facts))
+            started = time.perf_counter()
+            inputs = read_inputs(engine, facts)
+            read_s = min(read_s, time.perf_counter() - started)
+    floor_s, _ = _best_of(3, inputs.history.sum)
+    compute_s, report = _best_of(3, lambda: compute_report(facts, inputs, key))
+    qualities = np.bincount([int(r.quality) for r in report.trees.records], minlength=4)
     result = {
         "benchmark": "settle",
+        "store": store,
         "devices": devices,
         "method": "CAISO_10_OF_10",
-        "history_shape": list(history.shape),
-        "history_bytes": history.nbytes,
-        "settle_s": round(settle_s, 3),
-        "floor_s": round(floor_s, 4),
-        "ratio": round(settle_s / floor_s, 1),
-        **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in phases.items()},
-        "peak_rss_gib": round(peak_rss_kib / 2**20, 2),
+        "native": native.available(),
+        "readings_stored": readings,
+        "state_bytes_per_reading": round(state_bytes / readings, 1),
+        "fill_s": round(fill_s, 1),
+        "read_s": round(read_s, 3),
+        "bare_read_s": round(bare_s, 3),
+        "read_ratio": round(read_s / bare_s, 2),
+        "compute_s": round(compute_s, 3),
+        "numpy_floor_s": round(floor_s, 4),
+        "compute_ratio": round(compute_s / floor_s, 1),
+        "history_shape": list(inputs.history.shape),
+        "ok_devices": int(qualities[Quality.OK]),
+        "fallback_devices": int(qualities[Quality.FALLBACK]),
+        "insufficient_devices": int(qualities[Quality.INSUFFICIENT_DATA]),
+        "signed": report.signature is not None,
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
     }
     if as_json:
         print(json.dumps(result))
     else:
-        for key, value in result.items():
-            print(f"{key:>22}: {value}")
+        for name, value in result.items():
+            print(f"{name:>24}: {value}")
 
 
 # ─── Sustained ingest load ─────────────────────────────────────────────────────────────
@@ -902,14 +990,19 @@ def render_block(machine: dict[str, str], results: dict[str, dict]) -> str:
                      f"{r['signatures_per_s']:,.0f}", f"{r['raw_recover_per_s']:,.0f}",
                      f"{r['signature_ratio']:.2f}"]]),
         ]  # fmt: skip
-    if "settle" in results:
-        r = results["settle"]
+    settles = [results[key] for key in ("settle", "settle_postgresql") if key in results]
+    if settles:
         parts += [
-            "", "### Settlement at scale", "",
-            f"Command: `python scripts/bench.py settle --devices {r['devices']} --json`.", "",
-            _table(["devices", "settle_s", "floor_s", "settle / floor", "peak RSS"],
-                   [[f"{r['devices']:,}", r["settle_s"], r["floor_s"], f"{r['ratio']}x",
-                     f"{r['peak_rss_gib']} GiB"]]),
+            "", "### Measurement of one request at scale (the oracle's own path)", "",
+            "Command: `python scripts/bench.py settle --devices N --store STORE --json`: "
+            "`read_inputs` against a bare `fetchall` of the same SQL, `compute_report` against "
+            "one numpy pass over the same readings (targets <= 2x and <= 20x).", "",
+            _table(["store", "devices", "read_s", "bare read_s", "read ratio", "compute_s",
+                    "numpy floor_s", "compute ratio", "bytes / reading", "peak RSS"],
+                   [[r["store"], f"{r['devices']:,}", r["read_s"], r["bare_read_s"],
+                     f"{r['read_ratio']}x", r["compute_s"], r["numpy_floor_s"],
+                     f"{r['compute_ratio']}x", r["state_bytes_per_reading"],
+                     f"{r['peak_rss_gib']} GiB"] for r in settles]),
         ]  # fmt: skip
     if "demo" in results:
         r = results["demo"]
@@ -979,6 +1072,9 @@ def run_all(
     results: dict[str, dict] = {"gas": _gas()}
     results["ingest"] = _run_json("ingest")
     results["settle"] = _run_json("settle", "--devices", "100000")
+    results["settle_postgresql"] = _run_json(
+        "settle", "--devices", "100000", "--store", "postgresql"
+    )
     results["demo"] = _run_json("demo", "--runs", str(demo_runs))
     results["explorer"] = _run_json("explorer")
     results["load"] = _run_json("load", "--duration", str(load_seconds))

@@ -2,6 +2,21 @@
 and how much flexibility it therefore delivered. The Python twin of
 `contracts/libraries/BaselineMath.sol`; both pass `tests/vectors/baselines.json` to the unit.
 
+This is the one baseline engine: it works on a numpy history block of many devices at
+once (the oracle measures a whole request with it; `compute_baseline` is a batch of one),
+and every method is one `MethodRule` entry in `METHODS` (what it reads, its block layout,
+its computation). `tests/support/reference_baselines.py` is an independent scalar reading
+of the same definitions, against which the engine is property-tested.
+
+History block: an integer array `[devices, days, columns]` (int32 or int64) holding only
+the intervals the method reads. Columns are `block_starts(method, window)` on the event
+day (X-of-Y: the adjustment window then the event intervals; MBMA: the interval before the
+event then the event intervals); day index `i` is the UTC day
+`window.event_day - (days - 1) + i`, so the last day is the event day, and column `j` of day
+`i` is the interval `block_starts[j] - (days - 1 - i) * 86400`. X-of-Y blocks hold
+`LOOKBACK_DAYS + 1` days, MBMA blocks one. A missing reading is `MISSING_WH`, so real
+readings must lie strictly between -2**31 and 2**31 in an int32 block.
+
 Units and rounding (the protocol's one rule): energy in Wh per interval (import positive,
 export such as PV negative), time in unix seconds, days are UTC days
 (`unix_day = ts // 86400`, Monday to Friday are weekdays). Every quotient rounds down,
@@ -45,9 +60,14 @@ needs history.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
+import numpy as np
+
+from gridflex.rules import native
 from gridflex.rules.reports import Quality
 from gridflex.rules.types import BaselineMethod, Direction
 
@@ -58,6 +78,10 @@ ADJUSTMENT_WINDOW_SECONDS = 3 * SECONDS_PER_HOUR
 ADJUSTMENT_GAP_SECONDS = SECONDS_PER_HOUR
 ADJUSTMENT_CAP_BPS = 2_000
 BPS = 10_000
+MISSING_WH = -(2**31)
+CHUNK_DEVICES = 8192
+NATIVE_CHUNK_DEVICES = 16_384
+_SAFE_PRODUCT = 2**62
 _THURSDAY = 3  # unix day 0 (1970-01-01) was a Thursday; Monday = 0
 
 
@@ -116,6 +140,22 @@ class EventWindow:
 
 
 @dataclass(frozen=True)
+class ReadingSpan:
+    """Readings `start <= t < end`, and when `daily_seconds` is set only those within
+    `daily_seconds` after `start`'s time of day on each day."""
+
+    start: int
+    end: int
+    daily_seconds: int | None = None
+
+    def contains(self, interval_start: int) -> bool:
+        if not self.start <= interval_start < self.end:
+            return False
+        offset = (interval_start - self.start) % SECONDS_PER_DAY
+        return self.daily_seconds is None or offset < self.daily_seconds
+
+
+@dataclass(frozen=True)
 class BaselineResult:
     """One device's baseline for one event.
 
@@ -131,64 +171,309 @@ class BaselineResult:
     selected_days: tuple[int, ...] = ()
 
 
-# ---------------------------------------------------------------------------------------
-# Arithmetic shared with BaselineMath.sol
-# ---------------------------------------------------------------------------------------
-
-
 def is_weekend(unix_day: int) -> bool:
     return (unix_day + _THURSDAY) % 7 >= 5
 
 
-def average_floor(values: Sequence[int]) -> int:
-    """floor(sum / count) towards minus infinity (`BaselineMath.averageFloor`)."""
-    if not values:
-        raise ValueError("average of no values")
-    return sum(values) // len(values)
+# ---------------------------------------------------------------------------------------
+# Methods: one entry per BaselineMethod
+# ---------------------------------------------------------------------------------------
+
+ChunkResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""(baseline_wh int64 [devices, event intervals], quality uint8 [devices], pool and
+selected bool [devices, LOOKBACK_DAYS]) of one chunk of a history block."""
 
 
-def x_of_y_baseline(day_values: Sequence[Sequence[int]]) -> list[int]:
-    """Per-interval floor average over already-selected days (`BaselineMath.xOfYBaseline`);
-    `day_values[day][interval]`."""
-    return [average_floor(column) for column in zip(*day_values, strict=True)]
+@dataclass(frozen=True)
+class MethodRule:
+    """Everything the engine knows about one method: `block_days` days of history block
+    (the event day last), its `block_starts` columns on the event day (always ending with
+    the event intervals), the `reading_span` an oracle reads from its store for it, and
+    `compute` (a chunk of the block, the window, its excluded-day mask or None) ->
+    `ChunkResult`. Adding a method is one entry here, its `BaselineMethod` id, and its
+    twin in `BaselineMath.sol`."""
+
+    block_days: int
+    block_starts: Callable[[EventWindow], list[int]]
+    reading_span: Callable[[EventWindow], ReadingSpan]
+    compute: Callable[[np.ndarray, EventWindow, np.ndarray | None], ChunkResult]
 
 
-def highest_days(day_totals: Sequence[int], keep: int) -> list[int]:
-    """Indices (ascending) of the `keep` days with the highest totals; days are given most
-    recent first, and on equal totals the more recent (lower index) day wins
-    (`BaselineMath.highestDays`)."""
-    ranked = sorted(range(len(day_totals)), key=lambda i: (-day_totals[i], i))
-    return sorted(ranked[:keep])
+def _mbma_starts(window: EventWindow) -> list[int]:
+    return [window.start - window.interval_seconds, *window.interval_starts]
 
 
-def capped_ratio(baseline_sum: int, actual_sum: int, cap_bps: int) -> tuple[int, int]:
-    """CAISO day-of adjustment ratio `actual / baseline` as a fraction (num, den), capped
-    to `[1 - cap, 1 + cap]` (`BaselineMath.dayOfAdjustmentCapped`). A non-positive
-    baseline sum (net export) has no meaningful ratio: (1, 1), no adjustment."""
-    if baseline_sum <= 0:
-        return 1, 1
-    if actual_sum * BPS > baseline_sum * (BPS + cap_bps):
-        return BPS + cap_bps, BPS
-    if actual_sum * BPS < baseline_sum * (BPS - cap_bps):
-        return BPS - cap_bps, BPS
-    return actual_sum, baseline_sum
+def _mbma_span(window: EventWindow) -> ReadingSpan:
+    return ReadingSpan(window.start - window.interval_seconds, window.end)
 
 
-def apply_ratio(baseline_wh: Sequence[int], num: int, den: int) -> list[int]:
-    """floor(baseline * num / den) per interval (`BaselineMath.applyRatio`)."""
-    return [value * num // den for value in baseline_wh]
+def _mbma_chunk(block: np.ndarray, window: EventWindow, excluded: np.ndarray | None) -> ChunkResult:
+    """Every event interval's baseline is the interval before the start."""
+    before = block[:, 0, 0].astype(np.int64)
+    present = before != MISSING_WH
+    baseline = np.repeat(np.where(present, before, 0)[:, None], len(window.interval_starts), 1)
+    quality = np.where(present, Quality.OK, Quality.INSUFFICIENT_DATA).astype(np.uint8)
+    no_days = np.zeros((len(block), LOOKBACK_DAYS), dtype=bool)
+    return baseline, quality, no_days, no_days
 
 
-def additive_adjustment(baseline_sum: int, actual_sum: int, window_intervals: int) -> int:
-    """PJM symmetric additive adjustment: floor((actual - baseline) / intervals), the
-    average per-interval difference over the adjustment window, added to every event
-    interval (`BaselineMath.additiveAdjustment`)."""
-    return (actual_sum - baseline_sum) // window_intervals
+def _x_of_y_starts(window: EventWindow) -> list[int]:
+    return window.adjustment_starts + window.interval_starts
+
+
+def _x_of_y_span(window: EventWindow) -> ReadingSpan:
+    """Per past day, readings from the adjustment window's start to the event end at the
+    same time of day; the read starts a day before the lookback because the adjustment
+    window can begin on the day before the event day."""
+    today_from = window.start - ADJUSTMENT_GAP_SECONDS - ADJUSTMENT_WINDOW_SECONDS
+    start = today_from - (LOOKBACK_DAYS + 1) * SECONDS_PER_DAY
+    daily = window.end - today_from
+    return ReadingSpan(start, window.end, daily if daily < SECONDS_PER_DAY else None)
+
+
+def _x_of_y_rule(method: BaselineMethod) -> MethodRule:
+    return MethodRule(
+        LOOKBACK_DAYS + 1, _x_of_y_starts, _x_of_y_span, partial(_x_of_y_chunk, method)
+    )
+
+
+def _x_of_y_chunk(
+    method: BaselineMethod, block: np.ndarray, window: EventWindow, excluded: np.ndarray | None
+) -> ChunkResult:
+    """The X-of-Y methods (module docstring): eligible days, the pool, the highest days,
+    the floor averages and the method's day-of adjustment."""
+    rule = X_OF_Y_RULES[(method, is_weekend(window.event_day))]
+    adjustment = len(window.adjustment_starts)
+    history, event_day = block[:, :LOOKBACK_DAYS, :], block[:, LOOKBACK_DAYS, :]
+    first = window.event_day - LOOKBACK_DAYS
+    same_type = np.array(
+        [is_weekend(first + i) == is_weekend(window.event_day) for i in range(LOOKBACK_DAYS)]
+    )
+    # One native pass gives complete days and event totals (numpy when not built).
+    stats = native.block_day_stats(block, LOOKBACK_DAYS, adjustment, MISSING_WH)
+    complete, day_totals = stats if stats is not None else (None, None)
+    if complete is None:
+        complete = (history != MISSING_WH).all(axis=2)
+    eligible = complete & same_type
+    if excluded is not None:
+        eligible &= ~excluded
+    # Rank eligible days from the most recent (1 = the day before the event).
+    recency = np.cumsum(eligible[:, ::-1], axis=1, dtype=np.int16)[:, ::-1]
+    pool = eligible & (recency <= rule.pool_days)
+    pool_count = pool.sum(axis=1)
+    actual = event_day[:, :adjustment].astype(np.int64)
+    usable = (pool_count >= rule.min_days) & (actual != MISSING_WH).all(axis=1)
+    pool &= usable[:, None]
+    keep = np.minimum(pool_count, rule.keep_highest)
+
+    if rule.keep_highest >= rule.pool_days:
+        selected = pool
+    else:
+        # Highest event totals first; on equal totals the more recent (higher index) day.
+        totals = day_totals
+        if totals is None:
+            totals = history[:, :, adjustment:].sum(axis=2, dtype=np.int64)
+        key = np.where(pool, totals * 64 + np.arange(LOOKBACK_DAYS), np.iinfo(np.int64).min)
+        rank = np.empty_like(key)
+        order = np.argsort(key, axis=1, kind="stable")
+        np.put_along_axis(rank, order, np.arange(LOOKBACK_DAYS - 1, -1, -1)[None, :], axis=1)
+        selected = pool & (rank < keep[:, None])
+
+    count = np.maximum(selected.sum(axis=1), 1)[:, None]
+    sums = native.block_masked_sums(block, selected)
+    if sums is None:
+        sums = np.where(selected[:, :, None], history, 0).sum(axis=1, dtype=np.int64)
+    average = np.floor_divide(sums, count)
+    baseline_sum = average[:, :adjustment].sum(axis=1)
+    actual_sum = actual.sum(axis=1)
+    event = average[:, adjustment:]
+    if method == BaselineMethod.CAISO_10_OF_10:
+        num, den = _capped_ratio(baseline_sum, actual_sum)
+        if np.abs(num).max(initial=0) * np.abs(event).max(initial=0) < _SAFE_PRODUCT:
+            baseline = np.floor_divide(event * num[:, None], den[:, None])
+        else:  # exact, unbounded integers for extreme values
+            baseline = (event.astype(object) * num[:, None] // den[:, None]).astype(np.int64)
+    else:  # PJM: the symmetric additive adjustment, floor((actual - baseline) / intervals)
+        offset = np.floor_divide(actual_sum - baseline_sum, adjustment)
+        baseline = event + offset[:, None]
+    baseline = np.where(usable[:, None], baseline, 0)
+    full = pool_count >= rule.pool_days
+    quality = np.where(
+        usable, np.where(full, Quality.OK, Quality.FALLBACK), Quality.INSUFFICIENT_DATA
+    ).astype(np.uint8)
+    return baseline, quality, pool, selected
+
+
+def _capped_ratio(
+    baseline_sum: np.ndarray, actual_sum: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """CAISO's day-of adjustment ratio `actual / baseline` per device as (num, den), capped
+    to `[1 - cap, 1 + cap]` (`BaselineMath.dayOfAdjustmentCapped`); a non-positive baseline
+    sum (net export) has no meaningful ratio: (1, 1)."""
+    cap = ADJUSTMENT_CAP_BPS
+    high = actual_sum * BPS > baseline_sum * (BPS + cap)
+    low = actual_sum * BPS < baseline_sum * (BPS - cap)
+    positive = baseline_sum > 0
+    num = np.where(high, BPS + cap, np.where(low, BPS - cap, actual_sum))
+    den = np.where(high | low, BPS, baseline_sum)
+    return np.where(positive, num, 1), np.where(positive, den, 1)
+
+
+METHODS: dict[BaselineMethod, MethodRule] = {
+    BaselineMethod.MBMA: MethodRule(1, _mbma_starts, _mbma_span, _mbma_chunk),
+    BaselineMethod.CAISO_10_OF_10: _x_of_y_rule(BaselineMethod.CAISO_10_OF_10),
+    BaselineMethod.PJM_HIGH_4_OF_5: _x_of_y_rule(BaselineMethod.PJM_HIGH_4_OF_5),
+}
+
+
+def block_starts(method: BaselineMethod, window: EventWindow) -> list[int]:
+    """The event-day interval starts of the block's columns."""
+    return METHODS[BaselineMethod(method)].block_starts(window)
+
+
+def block_days(method: BaselineMethod) -> int:
+    return METHODS[BaselineMethod(method)].block_days
+
+
+def reading_span(method: int, window: EventWindow) -> ReadingSpan:
+    """The readings `method` can need for `window`."""
+    return METHODS[BaselineMethod(method)].reading_span(window)
+
+
+def recomputable_on_chain(method: int, window: EventWindow) -> bool:
+    """Whether the chain can recompute a record of `method` from its used readings alone
+    (`BaselineMath.measureUsedReadings`): when the block's columns span at most a day (or
+    it has one day: MBMA), so that no two history days share an interval and the used
+    readings say which days were read (for X-of-Y: 4 h of adjustment lead + the window)."""
+    if block_days(method) == 1:
+        return True
+    return window.end - block_starts(method, window)[0] <= SECONDS_PER_DAY
 
 
 # ---------------------------------------------------------------------------------------
-# Baselines
+# The engine
 # ---------------------------------------------------------------------------------------
+
+
+def empty_block(
+    method: BaselineMethod, window: EventWindow, devices: int, dtype: type = np.int32
+) -> np.ndarray:
+    """A history block of `devices` with every reading missing."""
+    shape = (devices, block_days(method), len(block_starts(method, window)))
+    return np.full(shape, MISSING_WH, dtype=dtype)
+
+
+def history_block(
+    method: BaselineMethod,
+    readings_per_device: Sequence[Mapping[int, int]],
+    window: EventWindow,
+    dtype: type[np.signedinteger] = np.int64,
+) -> np.ndarray:
+    """The block for `readings_per_device` (interval start -> Wh, one mapping per device)."""
+    starts = block_starts(method, window)
+    block = empty_block(method, window, len(readings_per_device), dtype)
+    days = block.shape[1]
+    for device, readings in enumerate(readings_per_device):
+        for i in range(days):
+            shift = (days - 1 - i) * SECONDS_PER_DAY
+            for j, start in enumerate(starts):
+                value = readings.get(start - shift)
+                if value is not None:
+                    block[device, i, j] = value
+    return block
+
+
+def excluded_mask(
+    window: EventWindow, excluded_days_per_device: Sequence[Collection[int]]
+) -> np.ndarray:
+    """`[devices, LOOKBACK_DAYS]` booleans: history day `i` (UTC day
+    `event_day - LOOKBACK_DAYS + i`) was an event day of the device."""
+    first = window.event_day - LOOKBACK_DAYS
+    mask = np.zeros((len(excluded_days_per_device), LOOKBACK_DAYS), dtype=bool)
+    for device, days in enumerate(excluded_days_per_device):
+        for day in days:
+            if 0 <= day - first < LOOKBACK_DAYS:
+                mask[device, day - first] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class BaselineBatch:
+    """Baselines of many devices. `pool` are the history days the method read (for PJM
+    the ranked 5, for CAISO the averaged days) and `selected` the days averaged, both
+    `[devices, LOOKBACK_DAYS]` with day `i` = UTC day `event_day - LOOKBACK_DAYS + i`
+    (all False for MBMA and for devices without a usable baseline)."""
+
+    method: BaselineMethod
+    window: EventWindow
+    baseline_wh: np.ndarray  # int64 [devices, event intervals]
+    quality: np.ndarray  # uint8 [devices], Quality values
+    pool: np.ndarray
+    selected: np.ndarray
+
+    def used_intervals(self, device: int) -> tuple[int, ...]:
+        event = self.window.interval_starts
+        if self.quality[device] == Quality.INSUFFICIENT_DATA:
+            return tuple(event)
+        starts = block_starts(self.method, self.window)
+        used = set(starts)
+        first = self.window.event_day - LOOKBACK_DAYS
+        for i in np.flatnonzero(self.pool[device]):
+            shift = (self.window.event_day - (first + int(i))) * SECONDS_PER_DAY
+            used.update(t - shift for t in starts)
+        return tuple(sorted(used))
+
+    def result(self, device: int) -> BaselineResult:
+        """The device's result, as `compute_baseline` returns it."""
+        first = self.window.event_day - LOOKBACK_DAYS
+        selected = tuple(first + int(i) for i in np.flatnonzero(self.selected[device])[::-1])
+        return BaselineResult(
+            tuple(int(v) for v in self.baseline_wh[device]),
+            Quality(int(self.quality[device])),
+            self.used_intervals(device),
+            selected,
+        )
+
+
+def compute_baselines(
+    method: BaselineMethod,
+    history: np.ndarray,
+    window: EventWindow,
+    excluded: np.ndarray | None = None,
+    chunk_devices: int | None = None,
+) -> BaselineBatch:
+    """All devices' baselines from a history block (module docstring); `excluded` is an
+    `excluded_mask`. Works in chunks of devices to bound temporary memory (larger chunks
+    with the native kernels, which need no `[devices, days, columns]` temporaries)."""
+    method = BaselineMethod(method)
+    rule = METHODS[method]
+    if chunk_devices is None:
+        chunk_devices = NATIVE_CHUNK_DEVICES if native.available() else CHUNK_DEVICES
+    devices, events = history.shape[0], len(window.interval_starts)
+    if history.shape[1:] != (rule.block_days, len(rule.block_starts(window))):
+        raise ValueError(f"history block shape {history.shape} does not fit the method and window")
+    baseline = np.zeros((devices, events), dtype=np.int64)
+    quality = np.zeros(devices, dtype=np.uint8)
+    pool = np.zeros((devices, LOOKBACK_DAYS), dtype=bool)
+    selected = np.zeros((devices, LOOKBACK_DAYS), dtype=bool)
+
+    def one_chunk(begin: int) -> None:
+        rows = slice(begin, min(begin + chunk_devices, devices))
+        chunk_excluded = None if excluded is None else excluded[rows]
+        out = rule.compute(history[rows], window, chunk_excluded)
+        baseline[rows], quality[rows], pool[rows], selected[rows] = out
+
+    # With the native kernels, chunks (disjoint rows) run in threads: numpy and the kernels
+    # release the GIL. Without them, one chunk at a time bounds the temporaries.
+    begins = range(0, devices, chunk_devices)
+    if native.available() and native.THREADS > 1 and len(begins) > 1:
+        with ThreadPoolExecutor(native.THREADS) as executor:
+            for future in [executor.submit(one_chunk, begin) for begin in begins]:
+                future.result()
+    else:
+        for begin in begins:
+            one_chunk(begin)
+    return BaselineBatch(method, window, baseline, quality, pool, selected)
 
 
 def compute_baseline(
@@ -198,95 +483,33 @@ def compute_baseline(
     excluded_days: Collection[int] = (),
 ) -> BaselineResult:
     """One device's baseline for `window` from its `readings` (interval start -> Wh);
-    `excluded_days` are UTC day numbers of the device's own past event days. Definitions
-    and sources in the module docstring."""
-    event = window.interval_starts
-    if BaselineMethod(method) == BaselineMethod.MBMA:
-        return _mbma(readings, window)
-    rule = X_OF_Y_RULES[(BaselineMethod(method), is_weekend(window.event_day))]
-    adjustment = window.adjustment_starts
-    needed = adjustment + event
-    pool = eligible_days(readings, window, rule.pool_days, excluded_days)
-    actual = [readings.get(t) for t in adjustment]
-    if len(pool) < rule.min_days or any(value is None for value in actual):
-        return _insufficient(window)
-
-    def day_values(day: int, starts: list[int]) -> list[int]:
-        shift = (window.event_day - day) * SECONDS_PER_DAY
-        return [readings[t - shift] for t in starts]
-
-    totals = [sum(day_values(day, event)) for day in pool]
-    keep = highest_days(totals, min(rule.keep_highest, len(pool)))
-    selected = [pool[i] for i in keep]
-    baseline = x_of_y_baseline([day_values(day, event) for day in selected])
-    baseline_sum = sum(x_of_y_baseline([day_values(day, adjustment) for day in selected]))
-    actual_sum = sum(value for value in actual if value is not None)
-    if BaselineMethod(method) == BaselineMethod.CAISO_10_OF_10:
-        baseline = apply_ratio(
-            baseline, *capped_ratio(baseline_sum, actual_sum, ADJUSTMENT_CAP_BPS)
-        )
-    else:
-        offset = additive_adjustment(baseline_sum, actual_sum, len(adjustment))
-        baseline = [value + offset for value in baseline]
-
-    used = set(needed)
-    for day in pool:
-        shift = (window.event_day - day) * SECONDS_PER_DAY
-        used.update(t - shift for t in needed)
-    quality = Quality.OK if len(pool) == rule.pool_days else Quality.FALLBACK
-    return BaselineResult(tuple(baseline), quality, tuple(sorted(used)), tuple(selected))
-
-
-def eligible_days(
-    readings: Mapping[int, int],
-    window: EventWindow,
-    count: int,
-    excluded_days: Collection[int] = (),
-) -> list[int]:
-    """The `count` most recent eligible days (most recent first): same day type as the
-    event day, within the lookback, not excluded, every needed interval present."""
-    excluded = set(excluded_days)
-    weekend = is_weekend(window.event_day)
-    needed = window.adjustment_starts + window.interval_starts
-    days: list[int] = []
-    for day in range(window.event_day - 1, window.event_day - LOOKBACK_DAYS - 1, -1):
-        if len(days) == count:
-            break
-        if is_weekend(day) != weekend or day in excluded:
-            continue
-        shift = (window.event_day - day) * SECONDS_PER_DAY
-        if all(t - shift in readings for t in needed):
-            days.append(day)
-    return days
-
-
-def _mbma(readings: Mapping[int, int], window: EventWindow) -> BaselineResult:
-    before = window.start - window.interval_seconds
-    if before not in readings:
-        return _insufficient(window)
-    event = window.interval_starts
-    return BaselineResult(tuple(readings[before] for _ in event), Quality.OK, (before, *event), ())
-
-
-def _insufficient(window: EventWindow) -> BaselineResult:
-    event = window.interval_starts
-    return BaselineResult((0,) * len(event), Quality.INSUFFICIENT_DATA, tuple(event), ())
-
-
-def recomputable_on_chain(method: int, window: EventWindow) -> bool:
-    """Whether the chain can recompute a record of `method` from its used readings alone
-    (`BaselineMath.measureUsedReadings`): always for MBMA; for the X-of-Y methods when the
-    adjustment lead (4 h) plus the window fit one day, so that no two history days share an
-    interval and the used readings say which days were averaged."""
-    if BaselineMethod(method) == BaselineMethod.MBMA:
-        return True
-    lead = ADJUSTMENT_GAP_SECONDS + ADJUSTMENT_WINDOW_SECONDS
-    return window.end - window.start + lead <= SECONDS_PER_DAY
+    `excluded_days` are UTC day numbers of the device's own past event days: the engine
+    on a batch of one."""
+    block = history_block(method, [readings], window)
+    batch = compute_baselines(method, block, window, excluded_mask(window, [excluded_days]))
+    return batch.result(0)
 
 
 # ---------------------------------------------------------------------------------------
 # Delivery
 # ---------------------------------------------------------------------------------------
+
+_DELIVERY_SIGN = {Direction.REDUCE_CONSUMPTION: 1, Direction.INCREASE_CONSUMPTION: -1}
+
+
+def delivered_per_interval(
+    direction: int, baseline_wh: np.ndarray, metered_wh: np.ndarray, cap_wh: np.ndarray | int
+) -> np.ndarray:
+    """Per device and interval: reduce (0) `max(0, baseline - metered)`, increase (1)
+    `max(0, metered - baseline)`, each capped at the device's `cap_wh` per interval (DESIGN
+    "Baseline methods"; `BaselineMath.deliveredWh`). int64 arrays `[devices, intervals]`,
+    `cap_wh` one per device."""
+    sign = _DELIVERY_SIGN[Direction(direction)]
+    cap = np.asarray(cap_wh, dtype=np.int64)
+    if np.any(cap < 0):
+        raise ValueError("the cap cannot be negative")
+    gap = np.maximum(sign * (baseline_wh - metered_wh), 0)
+    return np.minimum(gap, cap[..., None] if cap.ndim else cap)
 
 
 def delivered_wh(
@@ -295,20 +518,16 @@ def delivered_wh(
     metered_wh: Sequence[int],
     cap_wh_per_interval: int,
 ) -> tuple[int, ...]:
-    """Per interval: reduce (0) `max(0, baseline - metered)`, increase (1)
-    `max(0, metered - baseline)`, each capped at `cap_wh_per_interval` (DESIGN "Baseline
-    methods"; `BaselineMath.deliveredWh`)."""
+    """`delivered_per_interval` of one device's event intervals."""
     if len(baseline_wh) != len(metered_wh):
         raise ValueError("baseline and metered need one value per event interval each")
-    if cap_wh_per_interval < 0:
-        raise ValueError("the cap cannot be negative")
-    sign = {Direction.REDUCE_CONSUMPTION: 1, Direction.INCREASE_CONSUMPTION: -1}[
-        Direction(direction)
-    ]
-    return tuple(
-        min(max(0, sign * (baseline - metered)), cap_wh_per_interval)
-        for baseline, metered in zip(baseline_wh, metered_wh, strict=True)
+    delivered = delivered_per_interval(
+        direction,
+        np.asarray(baseline_wh, dtype=np.int64),
+        np.asarray(metered_wh, dtype=np.int64),
+        cap_wh_per_interval,
     )
+    return tuple(int(v) for v in delivered)
 
 
 def device_cap_wh(

@@ -15,9 +15,20 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from gridflex.rules import native
-from gridflex.rules.baselines import SECONDS_PER_DAY
-from gridflex.rules.baselines_np import BaselineBatch, block_starts
-from gridflex.rules.reports import USED_READING_BYTES, Quality
+from gridflex.rules.baselines import (
+    LOOKBACK_DAYS,
+    MISSING_WH,
+    SECONDS_PER_DAY,
+    BaselineBatch,
+    block_starts,
+)
+from gridflex.rules.reports import (
+    USED_READING_BYTES,
+    PackedReadings,
+    Quality,
+    pack_used_readings,
+    used_readings_leaf,
+)
 
 USED_READING_DTYPE = np.dtype([("start", ">u8"), ("energy", ">i8")])
 _WORD_LIMBS = 4  # a 32-byte ABI word as four big-endian 64-bit limbs
@@ -120,6 +131,54 @@ def pack_used_readings_batch(
     return packed, bounds
 
 
+def device_used_readings(batch: BaselineBatch, history: np.ndarray, device: int) -> bytes:
+    """One device's packed used readings: the present cells of the days it read (its pool
+    days and the event day; only the event intervals without a usable baseline), each
+    interval once."""
+    window = batch.window
+    starts = block_starts(batch.method, window)
+    days = history.shape[1]
+    if batch.quality[device] == Quality.INSUFFICIENT_DATA:
+        cells = [
+            (days - 1, j) for j in range(len(starts) - len(window.interval_starts), len(starts))
+        ]
+    else:
+        read = [days - 1 - LOOKBACK_DAYS + int(i) for i in np.flatnonzero(batch.pool[device])]
+        cells = [(i, j) for i in [*read, days - 1] for j in range(len(starts))]
+    values = {
+        starts[j] - (days - 1 - i) * SECONDS_PER_DAY: int(history[device, i, j]) for i, j in cells
+    }
+    return pack_used_readings((t, v) for t, v in values.items() if v != MISSING_WH)
+
+
+def used_readings_of_batch(
+    batch: BaselineBatch, history: np.ndarray, device_ids: np.ndarray
+) -> tuple[PackedReadings, np.ndarray]:
+    """Every device's packed used readings and their leaves: packed and hashed for all
+    devices at once, then redone one by one (`device_used_readings`) for the few whose
+    read cells hold a gap (a missing event interval, an equivocated device) and for all
+    when the block's columns span more than a day (two days then share intervals)."""
+    starts = block_starts(batch.method, batch.window)
+    if batch.window.end - starts[0] > SECONDS_PER_DAY and history.shape[1] > 1:
+        irregular = np.arange(len(device_ids))
+        empty = np.zeros(len(device_ids) * 2, dtype=np.int64).reshape(-1, 2)
+        packed = PackedReadings(device_ids, np.empty(0, USED_READING_DTYPE), empty)
+        leaves = np.empty((len(device_ids), 32), dtype=np.uint8)
+    else:
+        records, bounds = pack_used_readings_batch(batch, history)
+        gaps = np.flatnonzero(records["energy"] == MISSING_WH)
+        by_start = np.argsort(bounds[:, 0], kind="stable")
+        owners = by_start[np.searchsorted(bounds[by_start, 0], gaps, side="right") - 1]
+        irregular = np.unique(owners)
+        leaves = used_readings_leaves(device_ids, records, bounds)
+        packed = PackedReadings(device_ids, records, bounds)
+    for device in irregular.tolist():
+        data = device_used_readings(batch, history, device)
+        packed.replaced[int(device_ids[device])] = data
+        leaves[device] = np.frombuffer(used_readings_leaf(int(device_ids[device]), data), np.uint8)
+    return packed, leaves
+
+
 def device_words(device_ids: Sequence[int] | np.ndarray) -> np.ndarray:
     """The `uint256` ABI words of `device_ids` (`n x 32` uint8, big-endian)."""
     ids = np.asarray(device_ids)
@@ -138,59 +197,6 @@ def used_readings_leaves(
     return native.used_readings_leaves(
         packed.view(np.uint8), bounds * USED_READING_BYTES, device_words(device_ids)
     )
-
-
-def used_readings_leaves_batch(
-    batch: BaselineBatch,
-    history: np.ndarray,
-    device_ids: Sequence[int] | np.ndarray,
-    chunk_devices: int = 8192,
-) -> np.ndarray:
-    """`used_readings_leaves` for all devices. With the native library the readings are packed
-    and hashed in one pass over `history` (`gridflex.rules.native.used_readings_block`, `8 x
-    chunk_devices` at a time); otherwise `chunk_devices` at a time are packed into one reused
-    buffer (memory stays small at 10^6 devices) and hashed."""
-    words = device_words(device_ids)
-    if native.available():
-        return _used_readings_leaves_native(batch, history, words, 8 * chunk_devices)
-    leaves = np.empty((len(device_ids), 32), dtype=np.uint8)
-    buffer: np.ndarray | None = None
-    for begin in range(0, len(device_ids), chunk_devices):
-        end = min(begin + chunk_devices, len(device_ids))
-        packed, bounds = pack_used_readings_batch(batch, history, np.arange(begin, end), buffer)
-        if buffer is None or len(packed) > len(buffer):
-            buffer = packed
-        leaves[begin:end] = native.used_readings_leaves(
-            packed.view(np.uint8), bounds * USED_READING_BYTES, words[begin:end]
-        )
-    return leaves
-
-
-def _used_readings_leaves_native(
-    batch: BaselineBatch, history: np.ndarray, words: np.ndarray, chunk_devices: int
-) -> np.ndarray:
-    window = batch.window
-    n, days = history.shape[:2]
-    starts = np.array(block_starts(batch.method, window), dtype=np.int64)
-    first_day = window.event_day - (days - 1)
-    column_s = starts - window.event_day * SECONDS_PER_DAY
-    event_columns = len(starts) - len(window.interval_starts)
-    leaves = np.empty((n, 32), dtype=np.uint8)
-    for begin in range(0, n, chunk_devices):
-        rows = slice(begin, min(begin + chunk_devices, n))
-        usable = batch.quality[rows] != Quality.INSUFFICIENT_DATA
-        read_days = np.zeros((len(usable), days), dtype=bool)
-        read_days[:, : days - 1] = batch.pool[rows, : days - 1] & usable[:, None]
-        read_days[:, days - 1] = True
-        day_offsets = np.zeros(len(usable) + 1, dtype=np.int64)
-        np.cumsum(read_days.sum(axis=1), out=day_offsets[1:])
-        chunk = native.used_readings_block(
-            history[rows], first_day * SECONDS_PER_DAY, column_s, day_offsets,
-            np.nonzero(read_days)[1], np.where(usable, 0, event_columns), words[rows],
-        )  # fmt: skip
-        assert chunk is not None  # the caller checked native.available()
-        leaves[rows] = chunk
-    return leaves
 
 
 def merkle_root(leaves: Sequence[bytes] | np.ndarray) -> bytes:

@@ -16,9 +16,10 @@ watcher and `gridflex verify` build and check the same roots.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import cached_property
 
 import numpy as np
 
@@ -99,35 +100,109 @@ def used_readings_leaf(device_id: int, packed: bytes) -> bytes:
     return keccak256(keccak256(_word(device_id) + keccak256(packed)))
 
 
+_QUALITIES = list(Quality)
+
+
+class RecordTable(Sequence[DeviceRecord]):
+    """Device records held as int64 / uint8 columns (how the engine computes them), seen as
+    a sequence of `DeviceRecord`: a record object is made only when one is asked for."""
+
+    def __init__(self, *columns: np.ndarray) -> None:
+        self.columns = [np.asarray(column) for column in columns]
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        values = [int(column[index]) for column in self.columns]
+        return DeviceRecord(*values[:5], _QUALITIES[values[5]])
+
+    def __iter__(self) -> Iterator[DeviceRecord]:
+        for *values, quality in zip(*(column.tolist() for column in self.columns), strict=True):
+            yield DeviceRecord(*values, _QUALITIES[quality])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class PackedReadings(Mapping[int, bytes]):
+    """Used readings per device as one packed buffer (`n` records of 16 bytes) and per-device
+    bounds in records, seen as {device id: packed bytes}; the bytes are cut when asked for."""
+
+    def __init__(self, device_ids: np.ndarray, packed: np.ndarray, bounds: np.ndarray) -> None:
+        self.device_ids = device_ids.tolist()
+        self.row = {device: k for k, device in enumerate(self.device_ids)}
+        self.buffer = packed.view(np.uint8).reshape(-1)
+        self.bounds = bounds * USED_READING_BYTES
+        self.replaced: dict[int, bytes] = {}
+
+    def __getitem__(self, device_id: int) -> bytes:
+        if device_id in self.replaced:
+            return self.replaced[device_id]
+        begin, end = self.bounds[self.row[device_id]]
+        return self.buffer[begin:end].tobytes()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.device_ids)
+
+    def __len__(self) -> int:
+        return len(self.device_ids)
+
+
 @dataclass(frozen=True)
 class ReportTrees:
-    """The two trees of one report and its per-bid delivery figures."""
+    """The two trees of one report and its per-bid delivery figures. The roots are computed
+    when the report is measured; the trees themselves (for proofs) only when first asked."""
 
-    records: list[DeviceRecord]
-    used_readings: dict[int, bytes]
+    records: Sequence[DeviceRecord]
+    used_readings: Mapping[int, bytes]
     delivered_wh: list[int]
-    devices_tree: MerkleTree
-    readings_tree: MerkleTree
+    devices_root: bytes
+    readings_root: bytes
 
-    @property
-    def devices_root(self) -> bytes:
-        return self.devices_tree.root
+    @cached_property
+    def devices_tree(self) -> MerkleTree:
+        return MerkleTree.from_leaf_hashes([r.leaf() for r in self.records])
 
-    @property
-    def readings_root(self) -> bytes:
-        return self.readings_tree.root
+    @cached_property
+    def readings_tree(self) -> MerkleTree:
+        return MerkleTree.from_leaf_hashes(
+            [used_readings_leaf(device, packed) for device, packed in self.used_readings.items()]
+        )
+
+
+def delivered_per_bid(bid_index: np.ndarray, delivered_wh: np.ndarray, bid_count: int) -> list[int]:
+    """Per bid index, the sum of its devices' (non-negative) deliveries; zero for bids
+    without measured devices."""
+    totals = np.zeros(bid_count, dtype=np.int64)
+    np.add.at(totals, np.asarray(bid_index, dtype=np.int64), np.maximum(delivered_wh, 0))
+    return [int(total) for total in totals]
 
 
 def build_report_trees(
     records: list[DeviceRecord], used_readings: dict[int, bytes], bid_count: int
 ) -> ReportTrees:
-    """Trees and per-bid totals (sum of device deliveries per bid index; zero for bids
-    without measured devices). Needs at least one record."""
-    delivered = [0] * bid_count
-    for record in records:
-        delivered[record.bid_index] += max(record.delivered_wh, 0)
-    devices_tree = MerkleTree.from_leaf_hashes([r.leaf() for r in records])
-    readings_tree = MerkleTree.from_leaf_hashes(
-        [used_readings_leaf(device_id, packed) for device_id, packed in used_readings.items()]
+    """Trees and per-bid totals of a report given as records (by bid, then device) and
+    used readings (by device); needs at least one record."""
+    from gridflex.rules.report_batch import merkle_roots
+
+    if not records:
+        raise ValueError("a Merkle tree needs at least one leaf")
+    devices_root, readings_root = merkle_roots(
+        _leaf_array([r.leaf() for r in records]),
+        _leaf_array([used_readings_leaf(d, packed) for d, packed in used_readings.items()]),
     )
-    return ReportTrees(records, used_readings, delivered, devices_tree, readings_tree)
+    delivered = delivered_per_bid(
+        np.array([r.bid_index for r in records]),
+        np.array([r.delivered_wh for r in records]),
+        bid_count,
+    )
+    return ReportTrees(records, used_readings, delivered, devices_root, readings_root)
+
+
+def _leaf_array(leaves: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(leaves), dtype=np.uint8).reshape(-1, 32)

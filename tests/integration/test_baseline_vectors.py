@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import reference_baselines as reference
 from support.baseline_vectors import VECTORS, BaselineVector, baseline_vectors
 from web3 import Web3
 from web3.contract import Contract
@@ -119,9 +120,9 @@ def _x_of_y_inputs(draw: st.DrawFn) -> tuple[list[list[int]], list[list[int]], l
 @given(_x_of_y_inputs())
 def test_caiso_python_equals_solidity_on_random_days(harness: Contract, inputs: tuple) -> None:
     day_event, day_adjustment, actual = inputs
-    adjustment_sum = sum(baselines.x_of_y_baseline(day_adjustment))
-    ratio = baselines.capped_ratio(adjustment_sum, sum(actual), ADJUSTMENT_CAP_BPS)
-    expected = baselines.apply_ratio(baselines.x_of_y_baseline(day_event), *ratio)
+    adjustment_sum = sum(reference.x_of_y_baseline(day_adjustment))
+    ratio = reference.capped_ratio(adjustment_sum, sum(actual), ADJUSTMENT_CAP_BPS)
+    expected = reference.apply_ratio(reference.x_of_y_baseline(day_event), *ratio)
     call = harness.functions.caisoBaseline(day_event, day_adjustment, actual, ADJUSTMENT_CAP_BPS)
     assert call.call() == expected
 
@@ -132,10 +133,10 @@ def test_pjm_python_equals_solidity_on_random_days(
     harness: Contract, inputs: tuple, keep: int
 ) -> None:
     pool_event, pool_adjustment, actual = inputs
-    chosen = baselines.highest_days([sum(day) for day in pool_event], min(keep, len(pool_event)))
-    adjustment_sum = sum(baselines.x_of_y_baseline([pool_adjustment[i] for i in chosen]))
-    offset = baselines.additive_adjustment(adjustment_sum, sum(actual), len(actual))
-    expected = [b + offset for b in baselines.x_of_y_baseline([pool_event[i] for i in chosen])]
+    chosen = reference.highest_days([sum(day) for day in pool_event], min(keep, len(pool_event)))
+    adjustment_sum = sum(reference.x_of_y_baseline([pool_adjustment[i] for i in chosen]))
+    offset = reference.additive_adjustment(adjustment_sum, sum(actual), len(actual))
+    expected = [b + offset for b in reference.x_of_y_baseline([pool_event[i] for i in chosen])]
     call = harness.functions.pjmBaseline(pool_event, pool_adjustment, actual, keep)
     assert call.call() == expected
 

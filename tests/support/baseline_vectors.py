@@ -10,8 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from gridflex.rules.baselines import LOOKBACK_DAYS, SECONDS_PER_DAY, EventWindow
-from gridflex.rules.baselines_np import block_days, block_starts
+from gridflex.rules.baselines import (
+    LOOKBACK_DAYS,
+    SECONDS_PER_DAY,
+    EventWindow,
+    block_days,
+    block_starts,
+)
 from gridflex.rules.types import BaselineMethod
 
 VECTORS: dict[str, Any] = json.loads(

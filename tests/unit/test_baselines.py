@@ -9,20 +9,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.baseline_vectors import VECTORS, BaselineVector, baseline_vectors
+from support.reference_baselines import (
+    additive_adjustment,
+    apply_ratio,
+    average_floor,
+    capped_ratio,
+    highest_days,
+)
 
 from gridflex.rules.baselines import (
     ADJUSTMENT_CAP_BPS,
     BPS,
     SECONDS_PER_DAY,
     EventWindow,
-    additive_adjustment,
-    apply_ratio,
-    average_floor,
-    capped_ratio,
     compute_baseline,
     delivered_wh,
     device_cap_wh,
-    highest_days,
     is_weekend,
     recomputable_on_chain,
 )

@@ -1,4 +1,4 @@
-"""The vectorized engine gives exactly `compute_baseline`'s results, device by device, on
+"""The engine gives exactly the scalar reference model's results, device by device, on
 random histories with gaps, excluded days and exports."""
 
 from __future__ import annotations
@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from support.baseline_vectors import BaselineVector, baseline_vectors, random_device_histories
+from support.reference_baselines import reference_baseline
 
 from gridflex.rules import native
-from gridflex.rules.baselines import SECONDS_PER_DAY, EventWindow, compute_baseline
-from gridflex.rules.baselines_np import (
+from gridflex.rules.baselines import (
+    SECONDS_PER_DAY,
+    EventWindow,
     compute_baselines,
     excluded_mask,
     history_block,
@@ -51,7 +53,7 @@ def test_vectorized_equals_scalar_on_random_histories(
         chunk_devices=17,
     )
     for device in range(len(readings)):
-        expected = compute_baseline(method, readings[device], window, excluded[device])
+        expected = reference_baseline(method, readings[device], window, excluded[device])
         assert batch.result(device) == expected, device
 
 
@@ -61,7 +63,9 @@ def test_vectorized_passes_the_shared_vectors(vector: BaselineVector) -> None:
     block = history_block(method, [vector.readings], vector.window)
     mask = excluded_mask(vector.window, [vector.excluded_days])
     result = compute_baselines(method, block, vector.window, mask).result(0)
-    assert result == compute_baseline(method, vector.readings, vector.window, vector.excluded_days)
+    assert result == reference_baseline(
+        method, vector.readings, vector.window, vector.excluded_days
+    )
     assert list(result.baseline_wh) == vector.expected["baseline_wh"]
 
 

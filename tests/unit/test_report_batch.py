@@ -1,15 +1,22 @@
 """The batch report builder gives the roots of `gridflex.rules.reports.build_report_trees` built
-device by device from `compute_baseline` results."""
+device by device from the scalar reference model."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from support.baseline_vectors import random_device_histories
+from support.reference_baselines import reference_baseline
 
 from gridflex.rules import native
-from gridflex.rules.baselines import SECONDS_PER_DAY, EventWindow, compute_baseline, delivered_wh
-from gridflex.rules.baselines_np import compute_baselines, excluded_mask, history_block
+from gridflex.rules.baselines import (
+    SECONDS_PER_DAY,
+    EventWindow,
+    compute_baselines,
+    delivered_wh,
+    excluded_mask,
+    history_block,
+)
 from gridflex.rules.merkle import MerkleTree
 from gridflex.rules.native.build import build
 from gridflex.rules.report_batch import (
@@ -18,7 +25,7 @@ from gridflex.rules.report_batch import (
     merkle_roots,
     pack_used_readings_batch,
     used_readings_leaves,
-    used_readings_leaves_batch,
+    used_readings_of_batch,
 )
 from gridflex.rules.reports import DeviceRecord, Quality, build_report_trees, pack_used_readings
 from gridflex.rules.types import BaselineMethod
@@ -47,7 +54,7 @@ def test_batch_roots_equal_the_per_device_report_trees(
 
     records, used = [], {}
     for d, device_id in enumerate(device_ids):
-        result = compute_baseline(method, readings[d], window, excluded[d])
+        result = reference_baseline(method, readings[d], window, excluded[d])
         metered = [readings[d][t] for t in window.interval_starts]
         ok = result.quality != Quality.INSUFFICIENT_DATA
         delivered = sum(delivered_wh(0, result.baseline_wh, metered, cap)) if ok else 0
@@ -67,10 +74,9 @@ def test_batch_roots_equal_the_per_device_report_trees(
     assert [bytes(leaf) for leaf in leaves] == [r.leaf() for r in records]
     assert merkle_root(leaves) == trees.devices_root
     assert merkle_root(used_readings_leaves(device_ids, packed, bounds)) == trees.readings_root
-    chunked = used_readings_leaves_batch(batch, history, device_ids, chunk_devices=6)
-    assert merkle_root(chunked) == trees.readings_root
-    narrow = used_readings_leaves_batch(batch, history.astype(np.int32), np.array(device_ids))
-    assert merkle_root(narrow) == trees.readings_root
+    packed_bytes, leaves = used_readings_of_batch(batch, history.astype(np.int32), ids)
+    assert dict(packed_bytes) == used
+    assert merkle_root(leaves) == trees.readings_root
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 8, 13])

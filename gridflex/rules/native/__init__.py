@@ -201,57 +201,6 @@ def used_readings_leaves(
     return _run(call, n)
 
 
-def used_readings_block(
-    history: np.ndarray,
-    first_day_s: int,
-    column_s: np.ndarray,
-    day_offsets: np.ndarray,
-    day_list: np.ndarray,
-    col_begin: np.ndarray,
-    device_words: np.ndarray,
-) -> np.ndarray | None:
-    """Used-readings leaves packed and hashed in one pass over a `[devices, days, columns]`
-    history block (int32 or int64), without materializing the packed readings: device `i`'s
-    message is, for each day `d` in `day_list[day_offsets[i]:day_offsets[i + 1]]` and each
-    column `c >= col_begin[i]`, `(uint64 BE first_day_s + d * 86400 + column_s[c], int64 BE
-    history[i, d, c])`. None without the native library (callers pack with numpy instead)."""
-    lib = _load()
-    if lib is None:
-        return None
-    history = np.ascontiguousarray(history)
-    if history.ndim != 3 or history.dtype not in (np.int32, np.int64):
-        raise ValueError("history must be an int32 or int64 [devices, days, columns] array")
-    n, days, columns = history.shape
-    column_s = np.ascontiguousarray(column_s, dtype=np.int64)
-    day_offsets = np.ascontiguousarray(day_offsets, dtype=np.int64)
-    day_list = np.ascontiguousarray(day_list, dtype=np.int64)
-    col_begin = np.ascontiguousarray(col_begin, dtype=np.int64)
-    words = np.ascontiguousarray(device_words, dtype=np.uint8).reshape(-1, 32)
-    if (
-        len(column_s) != columns
-        or len(day_offsets) != n + 1
-        or len(col_begin) != n
-        or len(words) != n
-        or (n and (day_offsets[0] != 0 or day_offsets[-1] > len(day_list)))
-        or np.any(np.diff(day_offsets) < 0)
-        or (len(day_list) and (day_list.min() < 0 or day_list.max() >= days))
-        or (n and (col_begin.min() < 0 or col_begin.max() > columns))
-    ):
-        raise ValueError("inconsistent used-readings layout")
-    row = days * columns * history.itemsize
-
-    def call(b: int, e: int, out: np.ndarray) -> None:
-        status = lib.gf_used_readings_block(
-            _address(history) + b * row, history.itemsize, days, columns, first_day_s,
-            _address(column_s), _address(day_offsets[b:]), _address(day_list),
-            _address(col_begin[b:]), _address(words[b:]), e - b, _address(out),
-        )  # fmt: skip
-        if status:
-            raise MemoryError("gf_used_readings_block")
-
-    return _run(call, n)
-
-
 def _block(history: np.ndarray) -> np.ndarray:
     history = np.ascontiguousarray(history)
     if history.ndim != 3 or history.dtype not in (np.int32, np.int64):
