@@ -11,7 +11,7 @@ import structlog
 
 from gridflex.chain.protocol import Protocol
 from gridflex.errors import TransactionReverted
-from gridflex.rules.baselines import EventWindow
+from gridflex.rules.baselines import EventWindow, block_days
 from gridflex.rules.measurement import (
     SETTLED_STATUSES,
     AwardedBid,
@@ -45,7 +45,7 @@ def read_request_facts(protocol: Protocol, request_id: int) -> RequestFacts:
         bids.append(AwardedBid(bid_index, bid.awarded_w, capacities))
     window = EventWindow(state.window_start, state.window_end, state.interval_seconds)
     excluded: dict[int, frozenset[int]] = {}
-    if state.baseline_method != BaselineMethod.MBMA:
+    if block_days(BaselineMethod(state.baseline_method)) > 1:  # a method with history days
         measured = {d for bid in bids for d in bid.device_capacity_w}
         excluded = _earlier_event_days(protocol, request_id, state, measured)
     return RequestFacts(
