@@ -57,7 +57,8 @@ from gridflex.rules.measurement import (
     reading_span,
     utc_day,
 )
-from gridflex.rules.report_batch import device_record_leaves, merkle_roots, used_readings_of_batch
+from gridflex.rules.merkle import merkle_roots
+from gridflex.rules.report_batch import device_record_leaves, used_readings_of_batch
 from gridflex.rules.reports import (
     DeviceRecord,
     PackedReadings,

@@ -10,11 +10,15 @@ its two children sorted (commutative), as `MerkleProof` expects.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from Crypto.Hash import keccak as _keccak_impl
 from eth_abi import encode
+
+from gridflex.rules import native
 
 
 def keccak256(data: bytes) -> bytes:
@@ -70,3 +74,24 @@ def verify_proof(root: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:
     for sibling in proof:
         computed = hash_pair(computed, sibling)
     return computed == root
+
+
+def merkle_root(leaves: Sequence[bytes] | np.ndarray) -> bytes:
+    """`MerkleTree.from_leaf_hashes(leaves).root`, without keeping the tree."""
+    if not isinstance(leaves, np.ndarray):
+        leaves = np.frombuffer(b"".join(leaves), dtype=np.uint8)
+    leaves = leaves.reshape(-1, 32)
+    if len(leaves) == 0:
+        raise ValueError("a Merkle tree needs at least one leaf")
+    root = native.merkle_root(leaves)
+    if root is None:
+        return MerkleTree.from_leaf_hashes([bytes(row) for row in leaves]).root
+    return root
+
+
+def merkle_roots(*leaf_sets: np.ndarray) -> list[bytes]:
+    """`merkle_root` of each leaf set, the trees built concurrently (native) in threads."""
+    if len(leaf_sets) < 2 or not native.available():
+        return [merkle_root(leaves) for leaves in leaf_sets]
+    with ThreadPoolExecutor(min(len(leaf_sets), native.THREADS)) as pool:
+        return list(pool.map(merkle_root, leaf_sets))

@@ -10,7 +10,6 @@ Leaves are `n x 32` uint8 arrays (row `i` is device `i`'s leaf hash).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -197,20 +196,3 @@ def used_readings_leaves(
     return native.used_readings_leaves(
         packed.view(np.uint8), bounds * USED_READING_BYTES, device_words(device_ids)
     )
-
-
-def merkle_root(leaves: Sequence[bytes] | np.ndarray) -> bytes:
-    """`MerkleTree.from_leaf_hashes(leaves).root`, without keeping the tree."""
-    if isinstance(leaves, np.ndarray):
-        return native.merkle_root(leaves)
-    if not leaves:
-        raise ValueError("a Merkle tree needs at least one leaf")
-    return native.merkle_root(np.frombuffer(b"".join(leaves), dtype=np.uint8).reshape(-1, 32))
-
-
-def merkle_roots(*leaf_sets: np.ndarray) -> list[bytes]:
-    """`merkle_root` of each leaf set, the trees built concurrently (native) in threads."""
-    if len(leaf_sets) < 2 or not native.available():
-        return [merkle_root(leaves) for leaves in leaf_sets]
-    with ThreadPoolExecutor(min(len(leaf_sets), native.THREADS)) as pool:
-        return list(pool.map(merkle_root, leaf_sets))

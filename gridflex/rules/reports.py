@@ -23,7 +23,7 @@ from functools import cached_property
 
 import numpy as np
 
-from gridflex.rules.merkle import MerkleTree, keccak256
+from gridflex.rules.merkle import MerkleTree, keccak256, merkle_roots
 
 DEVICE_RECORD_TYPES = ("uint256", "uint16", "int256", "int256", "int256", "uint8")
 USED_READINGS_TYPES = ("uint256", "bytes32")
@@ -188,8 +188,6 @@ def build_report_trees(
 ) -> ReportTrees:
     """Trees and per-bid totals of a report given as records (by bid, then device) and
     used readings (by device); needs at least one record."""
-    from gridflex.rules.report_batch import merkle_roots
-
     if not records:
         raise ValueError("a Merkle tree needs at least one leaf")
     devices_root, readings_root = merkle_roots(

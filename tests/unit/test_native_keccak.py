@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gridflex.rules.native as native
-from gridflex.rules.merkle import MerkleTree, keccak256
+from gridflex.rules.merkle import MerkleTree, keccak256, merkle_root
 from gridflex.rules.native.build import build
 from gridflex.rules.reports import used_readings_leaf
 
@@ -104,8 +104,10 @@ def test_merkle_root(count: int, duplicates: bool, seed: int) -> None:
     build(quiet=True)
     native._loaded, native._lib = False, None
     assert native.merkle_root(leaves) == expected
-    native._loaded, native._lib = True, None  # fallback
-    assert native.merkle_root(leaves) == expected
+    assert merkle_root(leaves) == expected
+    native._loaded, native._lib = True, None  # not built: merkle_root falls back
+    assert native.merkle_root(leaves) is None
+    assert merkle_root(leaves) == expected
     native._loaded, native._lib = False, None
 
 

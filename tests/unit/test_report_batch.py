@@ -17,12 +17,10 @@ from gridflex.rules.baselines import (
     excluded_mask,
     history_block,
 )
-from gridflex.rules.merkle import MerkleTree
+from gridflex.rules.merkle import MerkleTree, merkle_root, merkle_roots
 from gridflex.rules.native.build import build
 from gridflex.rules.report_batch import (
     device_record_leaves,
-    merkle_root,
-    merkle_roots,
     pack_used_readings_batch,
     used_readings_leaves,
     used_readings_of_batch,

@@ -263,17 +263,16 @@ def block_masked_sums(history: np.ndarray, mask: np.ndarray) -> np.ndarray | Non
     return sums
 
 
-def merkle_root(leaves: np.ndarray) -> bytes:
-    """The root of `gridflex.rules.merkle.MerkleTree.from_leaf_hashes` over `n x 32` leaf hashes."""
+def merkle_root(leaves: np.ndarray) -> bytes | None:
+    """The root of `gridflex.rules.merkle.MerkleTree.from_leaf_hashes` over `n x 32` leaf
+    hashes (n >= 1); None when the library is not built (the caller falls back)."""
     leaves = np.ascontiguousarray(leaves, dtype=np.uint8).reshape(-1, 32)
     n = len(leaves)
     if n == 0:
         raise ValueError("a Merkle tree needs at least one leaf")
     lib = _load()
     if lib is None:
-        from gridflex.rules.merkle import MerkleTree
-
-        return MerkleTree.from_leaf_hashes([bytes(row) for row in leaves]).root
+        return None
     nodes = np.empty((2 * n - 1, 32), dtype=np.uint8)
     if lib.gf_merkle_tree(_address(leaves), n, _address(nodes)):
         raise MemoryError("gf_merkle_tree")
