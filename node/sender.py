@@ -35,6 +35,9 @@ log = structlog.get_logger(__name__)
 
 READINGS_PATH = "/v1/readings"
 ACKED_STATUSES = frozenset({"accepted", "duplicate"})
+UNIT_STATUSES = ACKED_STATUSES | {"rejected", "valid"}
+"""Every per-unit status of the oracle's answer contract (oracle/README.md); `valid` = passed
+every check but not stored because another unit of the batch was rejected: resend it."""
 BATCH_REFUSED_STATUSES = frozenset({400, 422})
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
 """Largest oracle answer decoded (a 500-unit batch's answer is about 30 KiB)."""
@@ -265,7 +268,7 @@ def _results_by_index(results: Any, count: int) -> dict[int, tuple[str, str | No
         index, status = entry.get("index"), entry.get("status")
         if not isinstance(index, int) or not 0 <= index < count:
             return None
-        if status not in ("accepted", "duplicate", "rejected"):
+        if status not in UNIT_STATUSES:
             return None
         reason = entry.get("reason")
         by_index[index] = (status, None if reason is None else str(reason))

@@ -26,7 +26,8 @@ MONDAY = 20_003 * DAY  # 2024-10-07, a Monday
 @dataclass
 class FakeOracle:
     """The oracle's answer contract, nothing more: accepted / duplicate (same signed
-    content) / rejected per unit; a batch with any rejection stores nothing (422)."""
+    content) / rejected per unit; a batch with any rejection stores nothing (422) and
+    answers `valid` for the units that passed."""
 
     reject: Callable[[MeterUnit], str | None] = lambda unit: None
     fail_next: int = 0
@@ -62,6 +63,9 @@ class FakeOracle:
                 else:
                     results.append({"index": index, "status": "accepted", "reason": None})
             if any(result["status"] == "rejected" for result in results):
+                for result in results:  # the rest passed every check but nothing is stored
+                    if result["status"] == "accepted":
+                        result["status"] = "valid"
                 return 422, {"detail": "batch has rejected units", "results": results}
             for payload, result in zip(units, results, strict=True):
                 if result["status"] == "accepted":

@@ -12,7 +12,7 @@ import pytest
 from eth_account import Account
 from node_support import FakeOracle
 from prometheus_client.parser import text_string_to_metric_families
-from support.chain import funded_account, staked_owner
+from support.chain import advance_to_time_of_day, funded_account, staked_owner
 from web3 import Web3
 
 from gridflex.chain.anvil import AnvilProcess, free_port, increase_time
@@ -47,6 +47,7 @@ def test_node_metrics_count_signing_sending_and_bidding_and_are_served(
     node_dir: Path,
     oracle_server: Callable[[FakeOracle], str],
 ) -> None:
+    advance_to_time_of_day(w3, 8 * 3600)  # the window at 14:00, when the battery can offer
     owner = staked_owner(deployed_protocol, 500 * FLEX)
     key = bytes(Account.create().key)
     proof = secp256k1_device_key(key, owner.address, 31337, owner.registry.address)

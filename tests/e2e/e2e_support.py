@@ -20,6 +20,8 @@ FAST_SCRYPT_N = 2**10
 FLEX = 10**18
 INTERVAL = 900
 INTERVALS_PER_DAY = DAY // INTERVAL
+REPORT_DELAY_S = 60
+"""The committee oracle's wait after a window's end before it measures (stories)."""
 
 
 @dataclass

@@ -7,6 +7,8 @@ process (`gridflex oracle serve`, SQLite file) and the node's real outbox and se
 2. The oracle is SIGKILLed in the middle of a stream and restarted on the same port and
    database: the node backs off, then catches up; nothing it saw acknowledged is missing,
    nothing is duplicated, every reading is there.
+3. A batch holding one unit the oracle refuses (its device was never registered): the
+   refused unit is dead-lettered and the rest of the batch is stored.
 """
 
 from __future__ import annotations
@@ -131,6 +133,44 @@ def test_a_day_of_five_devices_is_stored_once_each_as_measured_and_a_rerun_chang
         assert (again["signedUnits"], again["ackedUnits"], again["retries"]) == (0, 0, 0)
         assert ingest_counters(oracle.url) == counters  # not even a duplicate was posted
         assert OracleStore.read(oracle_database(oracle_env)) == store
+    finally:
+        oracle.stop()
+
+
+def test_one_refused_unit_is_dead_lettered_and_the_rest_of_its_batch_is_stored(
+    registered_node: RegisteredNode, oracle_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The real oracle answers `valid` for the units of a refused batch that passed every
+    check; the node resends them without the refused one (it used to retry forever)."""
+    node = registered_node
+    end = last_midnight()
+    state, _owner, keys = load_node(node.data_dir, PASSWORD)
+    device = state.devices[0]
+    assert device.device_id is not None
+    unregistered = MeteredDevice(
+        10**9, simulated_device(device.kind, device.capacity_w, device.seed), keys[device.name]
+    )
+    registered = MeteredDevice(
+        device.device_id,
+        simulated_device(device.kind, device.capacity_w, device.seed),
+        keys[device.name],
+    )
+    oracle = start_oracle(tmp_path, oracle_env)
+    try:
+        with Outbox(node.outbox_path, [oracle.url]) as outbox:
+            signed = MeterLoop(outbox, [unregistered, registered], node.domain).backfill(
+                end - 2 * DAY, end
+            )
+            assert signed == 4  # two days of each device, in one batch
+            sender = Sender(outbox, batch_size=10)
+            stats = sender.drain(timeout_s=30)
+            sender.close()
+        assert (stats.acked, stats.rejected) == (2, 2)
+        assert outbox_units(node.outbox_path) == {}
+        assert outbox_dead_letters(node.outbox_path) == 2
+        store = OracleStore.read(oracle_database(oracle_env))
+        assert store.units_rows == 2
+        assert store.energy_of(device.device_id) == expected_energy_wh(device, end - 2 * DAY, end)
     finally:
         oracle.stop()
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.chain import fresh_protocol, funded_account, wait_for
+from support.chain import advance_to_time_of_day, fresh_protocol, funded_account, wait_for
 from support.nodes import staked_owner
 from support.oracle_process import OracleServer, start_oracle
 from web3 import Web3
@@ -61,6 +61,7 @@ def _chain_time(w3: Web3) -> int:
 
 @contextmanager
 def settled_event(w3: Web3, rpc_url: str, workdir: Path) -> Iterator[SettledEvent]:
+    advance_to_time_of_day(w3, 10 * 3600)  # the window at 12:00: every device can offer
     deployments_dir = workdir / "deployments"
     protocol = fresh_protocol(w3, deployments_dir)
     oracle_account = funded_account(w3)

@@ -12,7 +12,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from gridflex.chain.anvil import AnvilProcess
+from gridflex.chain.anvil import AnvilProcess, increase_time
 from gridflex.chain.client import ChainClient
 from gridflex.chain.compiler import Artifact, load_artifacts
 from gridflex.chain.deploy import ProtocolParams, deploy_protocol
@@ -65,3 +65,12 @@ def anvil_behind_wall_clock(days: int) -> AnvilProcess:
     before its device's registration is refused, issue 12 finding 9)."""
     genesis = int(time.time()) - days * 86_400
     return AnvilProcess(extra_args=["--timestamp", str(genesis)])
+
+
+def advance_to_time_of_day(w3: Web3, seconds_of_day: int) -> int:
+    """Move chain time forward to the next `seconds_of_day` (UTC); returns the new time.
+    Simulated devices follow the time of day (a home battery is empty from 22:00 to 01:00
+    and has nothing to offer then), so a test whose nodes bid with them picks its hour
+    instead of depending on when the suite runs."""
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    return increase_time(w3, (seconds_of_day - now) % 86_400)

@@ -7,15 +7,13 @@ its capacity."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from support.chain import fresh_protocol, funded_account, wait_for
+from e2e_support import REPORT_DELAY_S
+from support.chain import advance_to_time_of_day, funded_account, wait_for
 from support.nodes import staked_owner
-from support.oracle_process import OracleServer, start_oracle
+from support.oracle_process import OracleServer
 from web3 import Web3
 
 from gridflex.chain.anvil import AnvilProcess, increase_time
@@ -33,40 +31,12 @@ FLEX = 10**18
 EUR = 10**18
 ZONE = zone_id("NL-STORY-01")
 INTERVAL = 900
-REPORT_DELAY_S = 60
 STORY_TIME_OF_DAY = 12 * 3600
 NODE_DEVICES = (  # (kind, capacity W) per node: mixed
     ((DeviceKind.BATTERY, 5_000), (DeviceKind.INDUSTRIAL_LOAD, 8_000)),
     ((DeviceKind.INDUSTRIAL_LOAD, 10_000), (DeviceKind.BATTERY, 4_000)),
     ((DeviceKind.BATTERY, 6_000), (DeviceKind.INDUSTRIAL_LOAD, 6_000)),
 )
-
-
-@pytest.fixture
-def protocol(w3: Web3, tmp_path: Path) -> Protocol:
-    return fresh_protocol(w3, tmp_path / "deployments")
-
-
-@pytest.fixture
-def oracle(anvil: AnvilProcess, tmp_path: Path, protocol: Protocol) -> Iterator[OracleServer]:
-    """One committee oracle, seated at threshold 1, on chain time."""
-    account: LocalAccount = Account.create()
-    protocol.client.w3.provider.make_request("anvil_setBalance", [account.address, hex(10**21)])
-    protocol.seat_oracle(account, 1)
-    env = {
-        "GRIDFLEX_ORACLE_RPC_URL": anvil.url,
-        "GRIDFLEX_ORACLE_DEPLOYMENTS_DIR": str(tmp_path / "deployments"),
-        "GRIDFLEX_ORACLE_DATA_DIR": str(tmp_path / "oracle"),
-        "GRIDFLEX_ORACLE_SIGNER_KEY": account.key.hex(),
-        "GRIDFLEX_ORACLE_CLOCK": "chain",
-        "GRIDFLEX_ORACLE_COMMITTEE_POLL_SECONDS": "0.3",
-        "GRIDFLEX_ORACLE_REPORT_DELAY_SECONDS": str(REPORT_DELAY_S),
-    }
-    server = start_oracle(tmp_path, env)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _node(
@@ -134,8 +104,7 @@ def test_market_story(
     # The simulated devices follow the time of day (an industrial shift, a heat pump's
     # cycle): the story starts at 12:00 UTC chain time so its outcome does not depend on
     # when the suite runs.
-    now = int(w3.eth.get_block("latest")["timestamp"])
-    increase_time(w3, (STORY_TIME_OF_DAY - now) % 86_400)
+    advance_to_time_of_day(w3, STORY_TIME_OF_DAY)
     artifacts = load_artifacts()
     operators, tokens = [], []
     for _ in range(2):

@@ -10,16 +10,14 @@ from readings of its own length, so the device would be missing data and paid no
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from support.chain import fresh_protocol, funded_account, wait_for
+from e2e_support import REPORT_DELAY_S
+from support.chain import advance_to_time_of_day, funded_account, wait_for
 from support.nodes import staked_owner
-from support.oracle_process import OracleServer, start_oracle
+from support.oracle_process import OracleServer
 from web3 import Web3
 
 from gridflex.chain.anvil import AnvilProcess, increase_time
@@ -42,38 +40,10 @@ pytestmark = pytest.mark.integration
 EUR = 10**18
 ZONE = zone_id("GB-HALF-HOURLY-01")
 INTERVAL = 1_800
-REPORT_DELAY_S = 60
 STORY_TIME_OF_DAY = 12 * 3600
 BATTERY_W = 5_000
 """A home battery is idle and full at 14:00 (charged at night, discharges in the evening):
 asked to reduce consumption, it discharges whatever the day of the week."""
-
-
-@pytest.fixture
-def protocol(w3: Web3, tmp_path: Path) -> Protocol:
-    return fresh_protocol(w3, tmp_path / "deployments")
-
-
-@pytest.fixture
-def oracle(anvil: AnvilProcess, tmp_path: Path, protocol: Protocol) -> Iterator[OracleServer]:
-    """One committee oracle, seated at threshold 1, on chain time."""
-    account: LocalAccount = Account.create()
-    protocol.client.w3.provider.make_request("anvil_setBalance", [account.address, hex(10**21)])
-    protocol.seat_oracle(account, 1)
-    env = {
-        "GRIDFLEX_ORACLE_RPC_URL": anvil.url,
-        "GRIDFLEX_ORACLE_DEPLOYMENTS_DIR": str(tmp_path / "deployments"),
-        "GRIDFLEX_ORACLE_DATA_DIR": str(tmp_path / "oracle"),
-        "GRIDFLEX_ORACLE_SIGNER_KEY": account.key.hex(),
-        "GRIDFLEX_ORACLE_CLOCK": "chain",
-        "GRIDFLEX_ORACLE_COMMITTEE_POLL_SECONDS": "0.3",
-        "GRIDFLEX_ORACLE_REPORT_DELAY_SECONDS": str(REPORT_DELAY_S),
-    }
-    server = start_oracle(tmp_path, env)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def oracle_readings(tmp_path: Path, device_id: int) -> dict[int, tuple[int, int]]:
@@ -90,8 +60,7 @@ def oracle_readings(tmp_path: Path, device_id: int) -> dict[int, tuple[int, int]
 def test_a_half_hourly_request_is_metered_measured_and_settled_at_1800_s(
     w3: Web3, anvil: AnvilProcess, protocol: Protocol, oracle: OracleServer, tmp_path: Path
 ) -> None:
-    now = int(w3.eth.get_block("latest")["timestamp"])
-    increase_time(w3, (STORY_TIME_OF_DAY - now) % 86_400)
+    advance_to_time_of_day(w3, STORY_TIME_OF_DAY)
     operator = protocol.as_account(funded_account(w3))
     protocol.grant_grid_operator(operator.address)
     token = operator.client.deploy(load_artifacts()["FlexToken"], operator.address, 10**6 * EUR)
