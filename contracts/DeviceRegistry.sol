@@ -24,6 +24,9 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
     uint8 private constant ACTIVE = 1;
     /// @dev `Current.flags`: the device changed owner at least once (when: `_meta`).
     uint8 private constant TRANSFERRED = 2;
+    /// @dev `Current.flags`: the device is enrolled in a pool (set by `pools` only): no
+    ///      individual bids, no capacity or zone change, no transfer until it has left.
+    uint8 private constant POOLED = 4;
 
     /// @dev The current epoch: slot 0 packs everything a bid checks but the zone, so a bid
     ///      reads two slots per device and a registration writes no more than the state itself.
@@ -32,7 +35,7 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         uint32 capacityW;
         DeviceKind kind;
         KeyType keyType;
-        /// @dev ACTIVE and TRANSFERRED bits: one byte, so that `since` fits this slot too.
+        /// @dev ACTIVE, TRANSFERRED and POOLED bits: one byte, so that `since` fits this slot too.
         uint8 flags;
         /// @dev When this epoch began (registration or the last owner action).
         uint40 since;
@@ -56,8 +59,35 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
     /// @dev Append-only: epochs that ended, judged forever by the state they held.
     mapping(uint256 deviceId => mapping(uint256 index => DeviceEpoch)) private _past;
     uint256 private _deviceCount;
+    /// @notice The PoolRegistry, the only caller of `setPooled`; wired once at deployment.
+    address public pools;
+    address private immutable _deployer;
 
-    constructor() EIP712("GridFlex DeviceRegistry", "1") {}
+    constructor() EIP712("GridFlex DeviceRegistry", "1") {
+        _deployer = msg.sender;
+    }
+
+    /// @notice Wires the PoolRegistry, once, by the deploying account.
+    function setPools(address pools_) external {
+        if (msg.sender != _deployer) revert NotDeployer(msg.sender);
+        if (pools != address(0)) revert PoolsAlreadySet(pools);
+        if (pools_ == address(0)) revert InvalidNewOwner(pools_);
+        pools = pools_;
+        emit PoolsSet(pools_);
+    }
+
+    /// @notice Marks a device as enrolled in a pool, or as having left it (PoolRegistry only).
+    ///         Not an owner action: no new epoch, the device's state is unchanged.
+    function setPooled(uint256 deviceId, bool pooled) external {
+        if (msg.sender != pools || pools == address(0)) revert NotPools(msg.sender);
+        Current storage d = _devices[deviceId];
+        if (d.owner == address(0)) revert UnknownDevice(deviceId);
+        d.flags = pooled ? d.flags | POOLED : d.flags & ~POOLED;
+    }
+
+    function isPooled(uint256 deviceId) external view returns (bool) {
+        return _devices[deviceId].flags & POOLED != 0;
+    }
 
     // ─── Owner actions ────────────────────────────────────────────────────────────────────
 
@@ -89,6 +119,7 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
     /// @notice Changes capacity and zone (e.g. after a hardware upgrade or a grid re-connection).
     function update(uint256 deviceId, uint48 capacityW, bytes32 zone) external {
         Current storage d = _ownedDevice(deviceId);
+        if (d.flags & POOLED != 0) revert DeviceInPool(deviceId);
         _checkCapacityAndZone(capacityW, zone);
         _newEpoch(deviceId, d);
         // forge-lint: disable-next-line(unsafe-typecast) -- checked <= MAX_CAPACITY_W above
@@ -123,6 +154,7 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
     ///         device is unchanged until the recipient accepts.
     function transfer(uint256 deviceId, address newOwner) external {
         Current storage d = _ownedDevice(deviceId);
+        if (d.flags & POOLED != 0) revert DeviceInPool(deviceId);
         if (newOwner == address(0) || newOwner == d.owner) revert InvalidNewOwner(newOwner);
         _meta[deviceId].pendingOwner = newOwner;
         emit TransferProposed(deviceId, msg.sender, newOwner);
@@ -146,6 +178,7 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         if (from == address(0)) revert UnknownDevice(deviceId);
         DeviceMeta storage m = _meta[deviceId];
         if (m.pendingOwner != msg.sender) revert NotPendingOwner(deviceId, msg.sender, m.pendingOwner);
+        if (d.flags & POOLED != 0) revert DeviceInPool(deviceId);
         (KeyType keyType, bytes32 keyX, bytes32 keyY) = _verifiedKey(msg.sender, key);
         if (keyType == d.keyType && keyX == d.keyX && keyY == d.keyY) revert TransferKeyNotFresh(deviceId);
         _newEpoch(deviceId, d);
@@ -244,6 +277,7 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
             }
             uint8 flags = d.flags;
             if (flags & ACTIVE == 0) revert DeviceInactive(deviceId);
+            if (flags & POOLED != 0) revert DeviceInPool(deviceId);
             if (d.zone != zone) revert DeviceWrongZone(deviceId, d.zone, zone);
             // A transfer starts an epoch, so lastTransferAt <= since: only a transferred device
             // changed at or after the request's creation needs the third read.

@@ -11,6 +11,7 @@ import {IFlexMarket} from "./interfaces/IFlexMarket.sol";
 import {IDeviceRegistry} from "./interfaces/IDeviceRegistry.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
 import {IOracleCommittee} from "./interfaces/IOracleCommittee.sol";
+import {IPoolRegistry} from "./interfaces/IPoolRegistry.sol";
 import {SettlementMath} from "./libraries/SettlementMath.sol";
 
 /// @title FlexMarket
@@ -49,6 +50,8 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     IStaking public immutable staking;
     IOracleCommittee public immutable committee;
     address public treasury;
+    /// @notice Pools and their members' payouts.
+    IPoolRegistry public immutable pools;
 
     // ─── Governance parameters (bounded, see the setters) ────────────────────────────────
     uint128 public bondPerKW = 10e18;
@@ -70,6 +73,9 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     /// @dev Non-zero once `bidder` bid on the request: one bid per bidder per request.
     mapping(uint256 requestId => mapping(address bidder => bytes32 devicesHash)) private _bidDevices;
     mapping(uint256 requestId => Report) private _reports;
+    /// @dev The pool behind a bid (poolId 0: an individual bid).
+    mapping(uint256 requestId => mapping(uint256 bidIndex => PoolBid)) private _poolBids;
+
     /// @dev Filled from index 0; the first entry with requestId 0 ends the list. Dead
     ///      entries are pruned lazily by the device's next bid.
     // slither-disable-next-line uninitialized-state -- written through a storage pointer in _commitDevice
@@ -82,12 +88,14 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         IDeviceRegistry registry_,
         IStaking staking_,
         IOracleCommittee committee_,
+        IPoolRegistry pools_,
         address treasury_
     ) {
         if (
             admin == address(0) || address(registry_) == address(0) || address(staking_) == address(0)
-                || address(committee_) == address(0) || treasury_ == address(0)
+                || address(committee_) == address(0) || address(pools_) == address(0) || treasury_ == address(0)
         ) revert ZeroAddress();
+        pools = pools_;
         registry = registry_;
         staking = staking_;
         committee = committee_;
@@ -171,9 +179,7 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         if (block.timestamp >= r.gateClosure) revert GateClosed(requestId, r.gateClosure);
         if (_bidDevices[requestId][msg.sender] != bytes32(0)) revert AlreadyBid(requestId, msg.sender);
         Bid memory displaced;
-        (bidIndex, displaced) = _bidSlot(requestId, r, pricePerKWh);
-        if (powerW < minBidW) revert PowerBelowMinimum(powerW, minBidW);
-        if (pricePerKWh == 0 || pricePerKWh > r.priceCapPerKWh) revert InvalidBidPrice(pricePerKWh, r.priceCapPerKWh);
+        (bidIndex, displaced) = _checkBid(requestId, r, powerW, pricePerKWh);
         uint256 deviceCount = deviceIds.length;
         if (deviceCount == 0 || deviceCount > MAX_DEVICES_PER_BID) {
             revert InvalidDeviceCount(deviceCount, MAX_DEVICES_PER_BID);
@@ -181,31 +187,50 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         uint256 capacityW = registry.checkBidDevices(msg.sender, r.zone, r.createdAt, deviceIds);
         if (powerW > capacityW) revert BidExceedsCapacity(powerW, capacityW);
 
-        uint96 bond = SafeCast.toUint96(SettlementMath.bondFor(powerW, bondPerKW));
-        uint24 sequence = r.bidsPlaced;
-        r.bidsPlaced = SafeCast.toUint24(uint256(sequence) + 1);
-        _commitDevices(deviceIds, r, requestId, bidIndex, sequence);
-        if (displaced.bidder == address(0)) {
-            // forge-lint: disable-next-line(unsafe-typecast) -- bidIndex < maxBidsPerRequest <= 256
-            r.bidCount = uint16(bidIndex + 1);
-        } else {
-            delete _bidDevices[requestId][displaced.bidder];
-            emit BidDisplaced(requestId, bidIndex, displaced.bidder, msg.sender);
+        DeviceCommitment memory entry = _recordBid(requestId, r, bidIndex, displaced, powerW, pricePerKWh);
+        for (uint256 i; i < deviceCount; ++i) {
+            _commitDevice(deviceIds[i], entry);
         }
         _bidDevices[requestId][msg.sender] = keccak256(abi.encodePacked(deviceIds));
-        _bids[requestId][bidIndex] = Bid({
-            bidder: msg.sender,
-            powerW: powerW,
-            awardedW: 0,
-            pricePerKWh: pricePerKWh,
-            bond: bond,
-            // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
-            placedAt: uint40(block.timestamp),
-            sequence: sequence
-        });
+        uint96 bond = _bids[requestId][bidIndex].bond;
         emit BidPlaced(requestId, bidIndex, msg.sender, powerW, pricePerKWh, bond, deviceIds);
-        if (displaced.bond > 0) staking.unlock(displaced.bidder, displaced.bond);
-        if (bond > 0) staking.lock(msg.sender, bond);
+        _moveBonds(displaced, bond);
+    }
+
+    /// @notice Offers `powerW` from pool `poolId`, of which the caller is the operator, at
+    ///         `pricePerKWh`; the operator's stake bonds it. Backed by the pool's members in
+    ///         the request's zone (PoolRegistry): no device list, so its gas and that of its
+    ///         clearing, report and settlement do not depend on the pool's size.
+    /// @dev The pool's members in the zone back at most one live bid among requests with
+    ///      overlapping windows (one commitment list per pool and zone), so a pool bids once
+    ///      per request: a second bid reverts with DeviceOvercommitted(key, requestId).
+    function bidAsPool(uint256 requestId, uint256 poolId, uint48 powerW, uint96 pricePerKWh)
+        external
+        returns (uint256 bidIndex)
+    {
+        Request storage r = _openRequest(requestId);
+        if (block.timestamp >= r.gateClosure) revert GateClosed(requestId, r.gateClosure);
+        Bid memory displaced;
+        (bidIndex, displaced) = _checkBid(requestId, r, powerW, pricePerKWh);
+        (uint16 commissionBps, uint256 capacityW) = pools.onPoolBid(poolId, msg.sender, r.zone, powerW, r.windowEnd);
+
+        DeviceCommitment memory entry = _recordBid(requestId, r, bidIndex, displaced, powerW, pricePerKWh);
+        _commitDevice(_poolCommitmentKey(poolId, r.zone), entry);
+        _poolBids[requestId][bidIndex] = PoolBid({
+            poolId: SafeCast.toUint64(poolId),
+            commissionBps: commissionBps,
+            capacityW: SafeCast.toUint48(capacityW)
+        });
+        uint96 bond = _bids[requestId][bidIndex].bond;
+        emit BidPlaced(requestId, bidIndex, msg.sender, powerW, pricePerKWh, bond, new uint256[](0));
+        emit PoolBidPlaced(requestId, bidIndex, poolId, capacityW, commissionBps);
+        _moveBonds(displaced, bond);
+    }
+
+    /// @dev The key of a pool's commitment list in a zone (beside device ids, which are
+    ///      small counters).
+    function _poolCommitmentKey(uint256 poolId, bytes32 zone) private pure returns (uint256) {
+        return uint256(keccak256(abi.encode(poolId, zone)));
     }
 
     // ─── Clearing ─────────────────────────────────────────────────────────────────────────
@@ -473,6 +498,10 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         return _bids[requestId][bidIndex];
     }
 
+    function poolBidOf(uint256 requestId, uint256 bidIndex) external view returns (PoolBid memory) {
+        return _poolBids[requestId][bidIndex];
+    }
+
     function devicesHashOf(uint256 requestId, address bidder) external view returns (bytes32) {
         return _bidDevices[requestId][bidder];
     }
@@ -529,13 +558,26 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         uint256 fee = SettlementMath.fee(gross, ctx.feeBps);
         ctx.gross += gross;
         ctx.fees += fee;
-        if (gross > fee) _claimable[ctx.token][bidder] += gross - fee;
         emit BidSettled(ctx.requestId, bidIndex, bidder, deliveredWh, o.utilization, o.availability, fee, o.slashed);
+        if (gross > fee) _pay(ctx, bidIndex, bidder, gross - fee, deliveredWh);
 
         uint256 slashed = 0;
         if (o.slashed > 0) slashed = staking.slash(bidder, o.slashed, address(0), 0);
         ctx.slashed += slashed;
         if (bond > slashed) staking.unlock(bidder, bond - slashed);
+    }
+
+    /// @dev Credits an individual bid's payout to its bidder; a pool bid's goes to
+    ///      PoolRegistry, which splits it into commission and member shares.
+    function _pay(SettlementContext memory ctx, uint256 bidIndex, address bidder, uint256 net, uint256 deliveredWh)
+        private
+    {
+        if (_poolBids[ctx.requestId][bidIndex].poolId == 0) {
+            _claimable[ctx.token][bidder] += net;
+        } else {
+            IERC20(ctx.token).safeTransfer(address(pools), net);
+            pools.onPoolBidSettled(ctx.requestId, bidIndex, net, deliveredWh);
+        }
     }
 
     /// @dev Before clearing every bid holds its full bond; after clearing only awarded bids
@@ -557,6 +599,64 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
             if (released > 0) staking.unlock(b.bidder, released);
         }
         emit Awarded(requestId, index, b.bidder, awardW, b.pricePerKWh);
+    }
+
+    /// @dev The checks every bid passes, in order: a slot (or a bid to displace), the
+    ///      minimum power, the price.
+    function _checkBid(uint256 requestId, Request storage r, uint48 powerW, uint96 pricePerKWh)
+        private
+        view
+        returns (uint256 bidIndex, Bid memory displaced)
+    {
+        (bidIndex, displaced) = _bidSlot(requestId, r, pricePerKWh);
+        if (powerW < minBidW) revert PowerBelowMinimum(powerW, minBidW);
+        if (pricePerKWh == 0 || pricePerKWh > r.priceCapPerKWh) revert InvalidBidPrice(pricePerKWh, r.priceCapPerKWh);
+    }
+
+    /// @dev Stores the bid in its slot, frees the displaced bid's markers, and returns the
+    ///      commitment its devices (or its pool) take.
+    function _recordBid(
+        uint256 requestId,
+        Request storage r,
+        uint256 bidIndex,
+        Bid memory displaced,
+        uint48 powerW,
+        uint96 pricePerKWh
+    ) private returns (DeviceCommitment memory entry) {
+        uint96 bond = SafeCast.toUint96(SettlementMath.bondFor(powerW, bondPerKW));
+        uint24 sequence = r.bidsPlaced;
+        r.bidsPlaced = SafeCast.toUint24(uint256(sequence) + 1);
+        if (displaced.bidder == address(0)) {
+            // forge-lint: disable-next-line(unsafe-typecast) -- bidIndex < maxBidsPerRequest <= 256
+            r.bidCount = uint16(bidIndex + 1);
+        } else {
+            if (_poolBids[requestId][bidIndex].poolId == 0) delete _bidDevices[requestId][displaced.bidder];
+            else delete _poolBids[requestId][bidIndex];
+            emit BidDisplaced(requestId, bidIndex, displaced.bidder, msg.sender);
+        }
+        _bids[requestId][bidIndex] = Bid({
+            bidder: msg.sender,
+            powerW: powerW,
+            awardedW: 0,
+            pricePerKWh: pricePerKWh,
+            bond: bond,
+            // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
+            placedAt: uint40(block.timestamp),
+            sequence: sequence
+        });
+        entry = DeviceCommitment({
+            requestId: SafeCast.toUint64(requestId),
+            // forge-lint: disable-next-line(unsafe-typecast) -- bidIndex < MAX_BIDS_CAP
+            bidIndex: uint16(bidIndex),
+            sequence: sequence,
+            windowStart: r.windowStart,
+            windowEnd: r.windowEnd
+        });
+    }
+
+    function _moveBonds(Bid memory displaced, uint96 bond) private {
+        if (displaced.bond > 0) staking.unlock(displaced.bidder, displaced.bond);
+        if (bond > 0) staking.lock(msg.sender, bond);
     }
 
     /// @dev The slot a new bid at `price` takes: the next free one, or in a full request the
@@ -585,28 +685,6 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     /// @dev Merit order key: price first, then placement (a later bid ranks after).
     function _meritKey(uint96 price, uint24 sequence) private pure returns (uint256) {
         return (uint256(price) << 24) | sequence;
-    }
-
-    /// @dev Records the new bid as a live commitment of each of its devices; reverts when a
-    ///      device has a live commitment whose window overlaps the request's.
-    function _commitDevices(
-        uint256[] calldata deviceIds,
-        Request storage r,
-        uint256 requestId,
-        uint256 bidIndex,
-        uint24 sequence
-    ) private {
-        DeviceCommitment memory entry = DeviceCommitment({
-            requestId: SafeCast.toUint64(requestId),
-            // forge-lint: disable-next-line(unsafe-typecast) -- bidIndex < MAX_BIDS_CAP
-            bidIndex: uint16(bidIndex),
-            sequence: sequence,
-            windowStart: r.windowStart,
-            windowEnd: r.windowEnd
-        });
-        for (uint256 i; i < deviceIds.length; ++i) {
-            _commitDevice(deviceIds[i], entry);
-        }
     }
 
     /// @dev Compacts the device's list while checking it. An entry whose window has ended is

@@ -117,6 +117,18 @@ interface IDeviceRegistry {
     ///         must bring its own, so the seller's key cannot attest intervals after the sale.
     error TransferKeyNotFresh(uint256 deviceId);
 
+    /// @notice Thrown when a pooled device is offered in an individual bid, or its capacity,
+    ///         zone or owner would change: it must leave its pool first.
+    error DeviceInPool(uint256 deviceId);
+    /// @notice Thrown when anyone but the deploying account wires the PoolRegistry.
+    error NotDeployer(address caller);
+    /// @notice Thrown when the PoolRegistry is wired a second time.
+    error PoolsAlreadySet(address pools);
+    /// @notice Thrown when anyone but the PoolRegistry marks a device as pooled.
+    error NotPools(address caller);
+
+    event PoolsSet(address pools);
+
     event DeviceRegistered(
         uint256 indexed deviceId,
         address indexed owner,
@@ -183,4 +195,8 @@ interface IDeviceRegistry {
     function epochAt(uint256 deviceId, uint256 index) external view returns (DeviceEpoch memory);
     /// @notice EIP-712 digest that the device key signs to prove possession for `owner`.
     function keyProofDigest(address owner) external view returns (bytes32);
+
+    function setPools(address pools_) external;
+    function setPooled(uint256 deviceId, bool pooled) external;
+    function isPooled(uint256 deviceId) external view returns (bool);
 }

@@ -104,6 +104,14 @@ interface IFlexMarket {
         uint40 windowEnd;
     }
 
+    /// @dev One slot. A bid placed by a pool's operator for the pool (`bidAsPool`): the
+    ///      commission in force and the pool's capacity in the zone when it was placed.
+    struct PoolBid {
+        uint64 poolId;
+        uint16 commissionBps;
+        uint48 capacityW;
+    }
+
     struct Report {
         bytes32 deliveredHash;
         bytes32 devicesRoot;
@@ -199,6 +207,11 @@ interface IFlexMarket {
     /// @notice A full request took a cheaper bid: `bidder`'s bid in slot `bidIndex` (the
     ///         worst: highest price, latest among equals) is gone, its bond released, and the
     ///         `BidPlaced` that follows for the same slot is `byBidder`'s.
+    /// @notice A pool's bid (with `BidPlaced`, whose device list is empty): the backing
+    ///         devices are the pool's members in the zone at the bid's time (PoolRegistry).
+    event PoolBidPlaced(
+        uint256 indexed requestId, uint256 indexed bidIndex, uint256 indexed poolId, uint256 capacityW, uint16 commissionBps
+    );
     event BidDisplaced(uint256 indexed requestId, uint256 indexed bidIndex, address indexed bidder, address byBidder);
     /// @notice The dispatch signal: `bidder`'s devices deliver `awardedW` during the window.
     event Awarded(
@@ -239,6 +252,10 @@ interface IFlexMarket {
     function bid(uint256 requestId, uint48 powerW, uint96 pricePerKWh, uint256[] calldata deviceIds)
         external
         returns (uint256 bidIndex);
+    function bidAsPool(uint256 requestId, uint256 poolId, uint48 powerW, uint96 pricePerKWh)
+        external
+        returns (uint256 bidIndex);
+    function poolBidOf(uint256 requestId, uint256 bidIndex) external view returns (PoolBid memory);
     function clear(uint256 requestId, uint16[] calldata meritOrder) external;
     function submitReport(
         uint256 requestId,

@@ -9,9 +9,11 @@ import {MarketTestBase} from "./utils/MarketTestBase.sol";
 import {FeeOnTransferToken} from "./utils/FeeOnTransferToken.sol";
 import {CallbackToken, ReentrantOperator} from "./utils/CallbackToken.sol";
 import {FlexMarket} from "../FlexMarket.sol";
+import {IPoolRegistry} from "../interfaces/IPoolRegistry.sol";
 import {IFlexMarket} from "../interfaces/IFlexMarket.sol";
 import {IDeviceRegistry} from "../interfaces/IDeviceRegistry.sol";
 import {IStaking} from "../interfaces/IStaking.sol";
+import {IPoolRegistry} from "../interfaces/IPoolRegistry.sol";
 import {IOracleCommittee} from "../interfaces/IOracleCommittee.sol";
 
 /// @notice Unit tests of FlexMarket: every external function, every revert path with its
@@ -145,21 +147,23 @@ contract FlexMarketTest is MarketTestBase {
     function test_constructor_emitsTreasurySet() public {
         vm.expectEmit();
         emit IFlexMarket.TreasurySet(treasury);
-        new FlexMarket(governance, registry, staking, committee, treasury);
+        new FlexMarket(governance, registry, staking, committee, pools, treasury);
     }
 
     function test_constructor_revertsWhen_anyAddressIsZero() public {
         bytes memory err = abi.encodeWithSelector(IFlexMarket.ZeroAddress.selector);
         vm.expectRevert(err);
-        new FlexMarket(address(0), registry, staking, committee, treasury);
+        new FlexMarket(address(0), registry, staking, committee, pools, treasury);
         vm.expectRevert(err);
-        new FlexMarket(governance, IDeviceRegistry(address(0)), staking, committee, treasury);
+        new FlexMarket(governance, IDeviceRegistry(address(0)), staking, committee, pools, treasury);
         vm.expectRevert(err);
-        new FlexMarket(governance, registry, IStaking(address(0)), committee, treasury);
+        new FlexMarket(governance, registry, IStaking(address(0)), committee, pools, treasury);
         vm.expectRevert(err);
-        new FlexMarket(governance, registry, staking, IOracleCommittee(address(0)), treasury);
+        new FlexMarket(governance, registry, staking, IOracleCommittee(address(0)), pools, treasury);
         vm.expectRevert(err);
-        new FlexMarket(governance, registry, staking, committee, address(0));
+        new FlexMarket(governance, registry, staking, committee, IPoolRegistry(address(0)), treasury);
+        vm.expectRevert(err);
+        new FlexMarket(governance, registry, staking, committee, pools, address(0));
     }
 
     // ─── createRequest ────────────────────────────────────────────────────────────────────

@@ -11,6 +11,10 @@ Wiring (mirrored by `contracts/test/utils/Deployers.sol`):
   readings, a per-bid figure that is not the sum of its records) also holds
   FlexMarket.DISPUTE_ROLE (voids a report) and OracleCommittee.DISPUTE_ROLE (slashes its
   signers); it never extends a dispute and holds no Staking role.
+- PoolRegistry (pools, their members, their members' payouts) is wired once both ways at
+  deployment: DeviceRegistry.setPools (only it marks devices as pooled) and
+  PoolRegistry.setMarket (only FlexMarket calls its bid and settlement hooks); FlexMarket
+  takes it as a constructor argument.
 - Governance (the deployer here; a multisig in production) keeps DEFAULT_ADMIN_ROLE
   everywhere and grants GRID_OPERATOR_ROLE and oracle seats afterwards.
 """
@@ -38,6 +42,7 @@ PROTOCOL_CONTRACTS = (
     "FlexMarket",
     "DisputeResolver",
     "DeliveryDispute",
+    "PoolRegistry",
 )
 
 
@@ -67,7 +72,7 @@ def deploy_protocol(
     params: ProtocolParams | None = None,
     artifacts: Mapping[str, Artifact] | None = None,
 ) -> Deployment:
-    """Deploy the seven protocol contracts from `client`'s account (governance) and wire them."""
+    """Deploy the eight protocol contracts from `client`'s account (governance) and wire them."""
     params = params or ProtocolParams()
     artifacts = artifacts or load_artifacts()
     governance = client.address
@@ -82,14 +87,18 @@ def deploy_protocol(
     committee = client.deploy(
         artifacts["OracleCommittee"], governance, staking.address, params.oracle_bond
     )
+    pools = client.deploy(artifacts["PoolRegistry"], registry.address)
+    client.send(registry.functions.setPools(pools.address))
     market = client.deploy(
         artifacts["FlexMarket"],
         governance,
         registry.address,
         staking.address,
         committee.address,
+        pools.address,
         treasury,
     )
+    client.send(pools.functions.setMarket(market.address))
     dispute = client.deploy(
         artifacts["DisputeResolver"],
         governance,
@@ -134,7 +143,7 @@ def deploy_protocol(
 
     contracts = {"FlexToken": token, "DeviceRegistry": registry, "Staking": staking}
     contracts |= {"OracleCommittee": committee, "FlexMarket": market, "DisputeResolver": dispute}
-    contracts["DeliveryDispute"] = delivery
+    contracts |= {"DeliveryDispute": delivery, "PoolRegistry": pools}
     deployment = Deployment(
         chain_id=client.chain_id,
         deployed_at_block=start_block + 1,

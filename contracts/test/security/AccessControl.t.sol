@@ -8,6 +8,7 @@ import {IFlexMarket} from "../../interfaces/IFlexMarket.sol";
 import {IDeviceRegistry} from "../../interfaces/IDeviceRegistry.sol";
 import {IDisputeResolver} from "../../interfaces/IDisputeResolver.sol";
 import {IDeliveryDispute} from "../../interfaces/IDeliveryDispute.sol";
+import {IPoolRegistry} from "../../interfaces/IPoolRegistry.sol";
 
 /// @notice Access-control matrix: every state-changing external function of every protocol
 ///         contract is either public by design or gated; every gated one is called by every
@@ -22,7 +23,12 @@ contract AccessControlTest is SecurityBase {
         DeviceOwner, // the device's owner: NotDeviceOwner
         PendingOwner, // the account a device is offered to: NotPendingOwner
         RequestOperator, // the grid operator that posted the request: NotRequestOperator
-        Self // renounceRole: only for one's own account, AccessControlBadConfirmation
+        Self, // renounceRole: only for one's own account, AccessControlBadConfirmation
+        Deployer, // one-shot wiring, done at deployment: nobody after it
+        PoolsContract, // the PoolRegistry only: NotPools
+        MarketContract, // FlexMarket only: NotMarket
+        PoolOperator, // the pool's operator: NotPoolOperator
+        MemberOrOperator // the device's owner or its pool's operator: NotOwnerOrOperator
     }
 
     struct Entry {
@@ -44,6 +50,12 @@ contract AccessControlTest is SecurityBase {
     uint256 internal reportedRequestId;
 
     bytes32 internal constant ADMIN = 0x00; // DEFAULT_ADMIN_ROLE
+    address internal poolOperator = address(0x9001);
+    uint256 internal constant MEMBER_KEY = 0x3E3B;
+    address internal member;
+    uint256 internal memberDevice;
+    uint256 internal spareDevice;
+    uint256 internal poolId;
 
     function setUp() public {
         // The protocol exactly as `gridflex deploy` wires it (no extra test roles).
@@ -64,6 +76,16 @@ contract AccessControlTest is SecurityBase {
         vm.prank(alice);
         registry.transfer(aliceDevice, stranger);
 
+        // A pool with one member (10 kW) and one more device of the member, not enrolled.
+        member = vm.addr(MEMBER_KEY);
+        memberDevice = registerDevice(member, 0x3E3C, 10_000, ZONE);
+        spareDevice = registerDevice(member, 0x3E3D, 10_000, ZONE);
+        fundAndStake(poolOperator, PROVIDER_STAKE);
+        vm.prank(poolOperator);
+        poolId = pools.createPool(2_000, "VPP");
+        enrollDevices(poolOperator, poolId, MEMBER_KEY, ids(memberDevice));
+        vm.warp(block.timestamp + 1); // a pool bids in a later block than its last join
+
         _addActor(governance, "governance");
         _addActor(gridOperator, "grid operator");
         _addActor(oracles[0], "oracle");
@@ -74,6 +96,9 @@ contract AccessControlTest is SecurityBase {
         _addActor(address(committee), "OracleCommittee");
         _addActor(address(dispute), "DisputeResolver");
         _addActor(address(delivery), "DeliveryDispute");
+        _addActor(poolOperator, "pool operator");
+        _addActor(member, "pool member");
+        _addActor(address(pools), "PoolRegistry");
 
         _intend();
         _classify();
@@ -171,6 +196,92 @@ contract AccessControlTest is SecurityBase {
             Gate.PendingOwner,
             0,
             abi.encodeCall(registry.acceptTransfer, (aliceDevice, secpKey(stranger, 0x5158)))
+        );
+
+        // DeviceRegistry and PoolRegistry wiring, done once at deployment; pooling flags.
+        _gated(
+            "DeviceRegistry",
+            address(registry),
+            "setPools(address)",
+            Gate.Deployer,
+            0,
+            abi.encodeCall(registry.setPools, (stranger))
+        );
+        _gated(
+            "DeviceRegistry",
+            address(registry),
+            "setPooled(uint256,bool)",
+            Gate.PoolsContract,
+            0,
+            abi.encodeCall(registry.setPooled, (aliceDevice, true))
+        );
+        _gated(
+            "PoolRegistry",
+            address(pools),
+            "setMarket(address)",
+            Gate.Deployer,
+            0,
+            abi.encodeCall(pools.setMarket, (market))
+        );
+        // PoolRegistry: anyone creates a pool; its operator runs it; members leave.
+        _public("PoolRegistry", address(pools), "createPool(uint16,string)", abi.encodeCall(pools.createPool, (100, "x")));
+        _gated(
+            "PoolRegistry",
+            address(pools),
+            "setCommission(uint256,uint16)",
+            Gate.PoolOperator,
+            0,
+            abi.encodeCall(pools.setCommission, (poolId, 3_000))
+        );
+        _gated(
+            "PoolRegistry",
+            address(pools),
+            "enroll(uint256,address,uint256[],uint256,uint256,bytes)",
+            Gate.PoolOperator,
+            0,
+            _enrollSpareCall()
+        );
+        _gated(
+            "PoolRegistry",
+            address(pools),
+            "requestLeave(uint256[])",
+            Gate.MemberOrOperator,
+            0,
+            abi.encodeCall(pools.requestLeave, (ids(memberDevice)))
+        );
+        _public(
+            "PoolRegistry", address(pools), "completeLeave(uint256[])", abi.encodeCall(pools.completeLeave, (ids(memberDevice)))
+        );
+        _public(
+            "PoolRegistry",
+            address(pools),
+            "claim(uint256,(uint256,uint16,int256,int256,int256,uint8)[],bytes32[][])",
+            abi.encodeCall(pools.claim, (reportedRequestId, new IDeliveryDispute.DeviceRecord[](0), new bytes32[][](0)))
+        );
+        _public("PoolRegistry", address(pools), "withdraw(address)", abi.encodeCall(pools.withdraw, (address(eur))));
+        _gated(
+            "PoolRegistry",
+            address(pools),
+            "onPoolBid(uint256,address,bytes32,uint256,uint256)",
+            Gate.MarketContract,
+            0,
+            abi.encodeCall(pools.onPoolBid, (poolId, poolOperator, ZONE, 1_000, block.timestamp + 1 days))
+        );
+        _gated(
+            "PoolRegistry",
+            address(pools),
+            "onPoolBidSettled(uint256,uint256,uint256,uint256)",
+            Gate.MarketContract,
+            0,
+            abi.encodeCall(pools.onPoolBidSettled, (reportedRequestId, 0, 0, 0))
+        );
+        _gated(
+            "FlexMarket",
+            address(market),
+            "bidAsPool(uint256,uint256,uint48,uint96)",
+            Gate.PoolOperator,
+            0,
+            abi.encodeCall(market.bidAsPool, (openRequestId, poolId, 1_000, P20))
         );
 
         // Staking: stakers act on their own account; lock/slash are for protocol contracts.
@@ -490,7 +601,7 @@ contract AccessControlTest is SecurityBase {
                 ++checked;
             }
         }
-        assertEq(checked, 21 * actors.length, "every public function by every actor");
+        assertEq(checked, 25 * actors.length, "every public function by every actor");
     }
 
     /// @notice Role holdings after deployment are exactly the intended ones (no extra
@@ -517,7 +628,8 @@ contract AccessControlTest is SecurityBase {
     /// @notice The function list is the ABI's: every state-changing function of every
     ///         contract is classified above, and nothing classified is missing from the ABI.
     function test_everyStateChangingFunctionIsClassified() public view {
-        string[7] memory names = [
+        string[8] memory names = [
+            "PoolRegistry",
             "FlexToken",
             "DeviceRegistry",
             "Staking",
@@ -580,6 +692,12 @@ contract AccessControlTest is SecurityBase {
 
     // ─── Internals ────────────────────────────────────────────────────────────────────────
 
+    function _enrollSpareCall() internal view returns (bytes memory) {
+        uint256 deadline = block.timestamp + 1 days;
+        bytes memory signature = signConsent(MEMBER_KEY, poolId, ids(spareDevice), 1, deadline);
+        return abi.encodeCall(pools.enroll, (poolId, member, ids(spareDevice), 1, deadline, signature));
+    }
+
     function _addActor(address who, string memory name) internal {
         actors.push(who);
         actorNames.push(name);
@@ -598,7 +716,11 @@ contract AccessControlTest is SecurityBase {
             || selector == IAccessControl.AccessControlBadConfirmation.selector
             || selector == IDeviceRegistry.NotDeviceOwner.selector
             || selector == IDeviceRegistry.NotPendingOwner.selector
-            || selector == IFlexMarket.NotRequestOperator.selector;
+            || selector == IFlexMarket.NotRequestOperator.selector
+            || selector == IPoolRegistry.NotPoolOperator.selector
+            || selector == IPoolRegistry.NotOwnerOrOperator.selector || selector == IPoolRegistry.NotMarket.selector
+            || selector == IPoolRegistry.MarketWiring.selector || selector == IDeviceRegistry.NotPools.selector
+            || selector == IDeviceRegistry.NotDeployer.selector;
     }
 
     function _role(string memory name, address target, string memory signature, bytes32 role, bytes memory data)
@@ -655,6 +777,11 @@ contract AccessControlTest is SecurityBase {
         if (entry.gate == Gate.PendingOwner) return actor == stranger;
         if (entry.gate == Gate.RequestOperator) return actor == gridOperator;
         if (entry.gate == Gate.Self) return actor == governance;
+        if (entry.gate == Gate.Deployer) return false;
+        if (entry.gate == Gate.PoolsContract) return actor == address(pools);
+        if (entry.gate == Gate.MarketContract) return actor == address(market);
+        if (entry.gate == Gate.PoolOperator) return actor == poolOperator;
+        if (entry.gate == Gate.MemberOrOperator) return actor == member || actor == poolOperator;
         return true;
     }
 
@@ -670,6 +797,20 @@ contract AccessControlTest is SecurityBase {
         }
         if (entry.gate == Gate.RequestOperator) {
             return abi.encodeWithSelector(IFlexMarket.NotRequestOperator.selector, openRequestId, actor);
+        }
+        if (entry.gate == Gate.Deployer) {
+            if (entry.target == address(registry)) {
+                return abi.encodeWithSelector(IDeviceRegistry.NotDeployer.selector, actor);
+            }
+            return abi.encodeWithSelector(IPoolRegistry.MarketWiring.selector, actor);
+        }
+        if (entry.gate == Gate.PoolsContract) return abi.encodeWithSelector(IDeviceRegistry.NotPools.selector, actor);
+        if (entry.gate == Gate.MarketContract) return abi.encodeWithSelector(IPoolRegistry.NotMarket.selector, actor);
+        if (entry.gate == Gate.PoolOperator) {
+            return abi.encodeWithSelector(IPoolRegistry.NotPoolOperator.selector, poolId, actor);
+        }
+        if (entry.gate == Gate.MemberOrOperator) {
+            return abi.encodeWithSelector(IPoolRegistry.NotOwnerOrOperator.selector, memberDevice, actor);
         }
         return abi.encodeWithSelector(IAccessControl.AccessControlBadConfirmation.selector);
     }

@@ -86,7 +86,7 @@ contract SignatureReplayTest is SecurityBase {
     }
 
     function test_report_replayedOnAnotherMarketSharingTheCommittee_refused() public {
-        FlexMarket other = new FlexMarket(governance, registry, staking, committee, treasury);
+        FlexMarket other = new FlexMarket(governance, registry, staking, committee, pools, treasury);
         vm.startPrank(governance);
         other.grantRole(other.GRID_OPERATOR_ROLE(), gridOperator);
         staking.grantRole(staking.LOCKER_ROLE(), address(other));

@@ -9,6 +9,7 @@ import {OracleCommittee} from "../../OracleCommittee.sol";
 import {FlexMarket} from "../../FlexMarket.sol";
 import {DisputeResolver} from "../../DisputeResolver.sol";
 import {DeliveryDispute} from "../../DeliveryDispute.sol";
+import {PoolRegistry} from "../../PoolRegistry.sol";
 import {IDeviceRegistry} from "../../interfaces/IDeviceRegistry.sol";
 import {IFlexMarket} from "../../interfaces/IFlexMarket.sol";
 import {IStaking} from "../../interfaces/IStaking.sol";
@@ -80,6 +81,7 @@ abstract contract Deployers is TestBase {
     Staking internal staking;
     OracleCommittee internal committee;
     FlexMarket internal market;
+    PoolRegistry internal pools;
     DisputeResolver internal dispute;
     DeliveryDispute internal delivery;
 
@@ -93,7 +95,10 @@ abstract contract Deployers is TestBase {
         registry = new DeviceRegistry();
         staking = new Staking(flex, governance, treasury, UNBONDING);
         committee = new OracleCommittee(governance, staking, ORACLE_BOND);
-        market = new FlexMarket(governance, registry, staking, committee, treasury);
+        pools = new PoolRegistry(registry);
+        registry.setPools(address(pools));
+        market = new FlexMarket(governance, registry, staking, committee, pools, treasury);
+        pools.setMarket(market);
         dispute = new DisputeResolver(governance, market, committee, registry);
         delivery = new DeliveryDispute(market, committee, registry, dispute);
 
@@ -151,6 +156,26 @@ abstract contract Deployers is TestBase {
         IDeviceRegistry.DeviceKey memory key = secpKey(owner, deviceKey);
         vm.prank(owner);
         deviceId = registry.register(uint8(IDeviceRegistry.DeviceKind.Battery), capacityW, zone, key);
+    }
+
+    /// @notice `owner`'s (key `ownerKey`) EIP-712 consent to enrol `deviceIds` in `poolId`.
+    function signConsent(uint256 ownerKey, uint256 poolId, uint256[] memory deviceIds, uint256 nonce, uint256 deadline)
+        internal
+        view
+        returns (bytes memory)
+    {
+        bytes32 digest = pools.consentDigest(poolId, vm.addr(ownerKey), deviceIds, nonce, deadline);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(ownerKey, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
+    /// @notice Enrols `deviceIds` of the owner with key `ownerKey` in `poolId`, by its operator.
+    function enrollDevices(address operator, uint256 poolId, uint256 ownerKey, uint256[] memory deviceIds) internal {
+        address owner = vm.addr(ownerKey);
+        uint256 nonce = pools.nonces(owner);
+        bytes memory signature = signConsent(ownerKey, poolId, deviceIds, nonce, block.timestamp + 1 days);
+        vm.prank(operator);
+        pools.enroll(poolId, owner, deviceIds, nonce, block.timestamp + 1 days, signature);
     }
 
     /// @notice A complete two-step transfer: `from` offers the device, `to` accepts it with a
