@@ -220,6 +220,12 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
         (epoch,) = _epochAt(deviceId, timestamp);
     }
 
+    /// @notice The device's owner at `timestamp` (one read for a device never changed since).
+    function ownerAt(uint256 deviceId, uint256 timestamp) external view returns (address) {
+        (bool current, uint256 index,) = _locate(deviceId, timestamp);
+        return current ? _devices[deviceId].owner : _past[deviceId][index].owner;
+    }
+
     function deviceEpochAt(uint256 deviceId, uint256 timestamp)
         external
         view

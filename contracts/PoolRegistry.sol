@@ -7,11 +7,12 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IPoolRegistry} from "./interfaces/IPoolRegistry.sol";
 import {IDeviceRegistry} from "./interfaces/IDeviceRegistry.sol";
 import {IDeliveryDispute} from "./interfaces/IDeliveryDispute.sol";
 import {IFlexMarket} from "./interfaces/IFlexMarket.sol";
+import {SettlementMath} from "./libraries/SettlementMath.sol";
 
 /// @title PoolRegistry
 /// @notice Pools of devices that bid as one (aggregators, energy communities), and the
@@ -22,9 +23,9 @@ import {IFlexMarket} from "./interfaces/IFlexMarket.sol";
 ///      chain state (`Membership`: joined at or before the bid, not asked to leave before
 ///      it), read by the oracles from the membership events and by anyone from
 ///      `membershipOf`. A member's payout is claimed with its device record from the final
-///      report: share = memberPot * max(delivered, 0) / bid delivered, rounded down; the
-///      dust (under one base unit per paid device) stays in this contract.
-contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuard {
+///      report (`SettlementMath.poolSplit`, `memberShare`); the dust (under one base unit per
+///      paid device) stays in this contract.
+contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     uint16 public constant MAX_COMMISSION_BPS = 5_000;
@@ -37,7 +38,6 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuard {
     bytes32 public constant POOL_CONSENT_TYPEHASH = keccak256(
         "PoolConsent(uint256 poolId,address owner,uint256[] deviceIds,uint256 nonce,uint256 deadline)"
     );
-    uint256 private constant BPS = 10_000;
 
     IDeviceRegistry public immutable registry;
     IFlexMarket public market;
@@ -199,14 +199,14 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuard {
         if (!MerkleProof.verifyCalldata(proof, info.devicesRoot, _recordLeaf(record))) {
             revert InvalidRecordProof(requestId, deviceId);
         }
-        address owner = registry.deviceAt(deviceId, info.windowStart).owner;
+        address owner = registry.ownerAt(deviceId, info.windowStart);
         if (owner != msg.sender) revert NotDeviceOwnerAt(deviceId, msg.sender, owner);
         mapping(uint256 => uint256) storage claimedBits = _claimedBits[requestId];
         uint256 bit = 1 << (deviceId & 0xff);
         uint256 bits = claimedBits[deviceId >> 8];
         if (bits & bit != 0) revert AlreadyClaimed(requestId, deviceId);
         claimedBits[deviceId >> 8] = bits | bit;
-        share = shareOf(payout.memberPot, payout.deliveredWh, record.deliveredWh);
+        share = SettlementMath.memberShare(payout.memberPot, payout.deliveredWh, record.deliveredWh);
         uint256 claimedTotal = payout.claimed + share;
         if (claimedTotal > payout.memberPot) revert PotExceeded(requestId, record.bidIndex);
         // forge-lint: disable-next-line(unsafe-typecast) -- at most memberPot (uint128)
@@ -256,8 +256,7 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuard {
             (info.devicesRoot, info.token, info.windowStart) =
                 (market_.reportOf(requestId).devicesRoot, r.settlementToken, r.windowStart);
         }
-        uint256 commission = payout * poolBid.commissionBps / BPS;
-        uint256 memberPot = payout - commission;
+        (uint256 commission, uint256 memberPot) = SettlementMath.poolSplit(payout, poolBid.commissionBps);
         address operator = _pools[poolBid.poolId].operator;
         if (commission > 0) _withdrawable[info.token][operator] += commission;
         // forge-lint: disable-next-line(unsafe-typecast) -- payouts come from a uint128 escrow
@@ -318,19 +317,6 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuard {
                 abi.encode(POOL_CONSENT_TYPEHASH, poolId, owner, keccak256(abi.encodePacked(deviceIds)), nonce, deadline)
             )
         );
-    }
-
-    /// @notice A device's share of a member pot: pot * max(delivered, 0) / bid delivered,
-    ///         rounded down (0 when the bid delivered nothing). Mirrored by
-    ///         `gridflex.rules.settlement.member_share`.
-    function shareOf(uint256 memberPot, uint256 bidDeliveredWh, int256 deviceDeliveredWh)
-        public
-        pure
-        returns (uint256)
-    {
-        if (bidDeliveredWh == 0 || deviceDeliveredWh <= 0) return 0;
-        // forge-lint: disable-next-line(unsafe-typecast) -- positive, checked above
-        return memberPot * uint256(deviceDeliveredWh) / bidDeliveredWh;
     }
 
     // ─── Internals ────────────────────────────────────────────────────────────────────────

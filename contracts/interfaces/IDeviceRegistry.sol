@@ -179,6 +179,7 @@ interface IDeviceRegistry {
         returns (uint256 capacityW);
     /// @notice The device as it stood at `timestamp`: the last epoch with since <= timestamp.
     function deviceAt(uint256 deviceId, uint256 timestamp) external view returns (DeviceEpoch memory);
+    function ownerAt(uint256 deviceId, uint256 timestamp) external view returns (address);
     /// @notice deviceAt plus the end of that epoch: the next epoch's `since`, or
     ///         type(uint256).max while it is the current one. A reading covering
     ///         [start, end) was made under a single epoch iff end <= validUntil.

@@ -162,8 +162,4 @@ interface IPoolRegistry {
         external
         view
         returns (bytes32);
-    function shareOf(uint256 memberPot, uint256 bidDeliveredWh, int256 deviceDeliveredWh)
-        external
-        pure
-        returns (uint256);
 }

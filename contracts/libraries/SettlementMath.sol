@@ -73,6 +73,26 @@ library SettlementMath {
         return gross * feeBps / BPS;
     }
 
+    /// @notice A pool bid's payout split: the operator's commission (rounded down) and the
+    ///         members' pot (the rest).
+    function poolSplit(uint256 payout, uint256 commissionBps) internal pure returns (uint256 commission, uint256 memberPot) {
+        commission = payout * commissionBps / BPS;
+        memberPot = payout - commission;
+    }
+
+    /// @notice A device's share of its pool bid's member pot: pot * max(delivered, 0) / the
+    ///         bid's delivery, rounded down (0 when the bid delivered nothing). The dust,
+    ///         pot - sum of shares, is below one base unit per device with a positive share.
+    function memberShare(uint256 memberPot, uint256 bidDeliveredWh, int256 deviceDeliveredWh)
+        internal
+        pure
+        returns (uint256)
+    {
+        if (bidDeliveredWh == 0 || deviceDeliveredWh <= 0) return 0;
+        // forge-lint: disable-next-line(unsafe-typecast) -- positive, checked above
+        return memberPot * uint256(deviceDeliveredWh) / bidDeliveredWh;
+    }
+
     /// @notice Bond for `powerW` at `bondPerKW` (FLEX base units per kW).
     function bondFor(uint256 powerW, uint256 bondPerKW) internal pure returns (uint256) {
         return powerW * bondPerKW / W_PER_KW;

@@ -3,6 +3,7 @@ pragma solidity 0.8.37;
 
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {DeliveryFixtures} from "./utils/DeliveryFixtures.sol";
+import {TestMerkle} from "./utils/TestMerkle.sol";
 import {IFlexMarket} from "../interfaces/IFlexMarket.sol";
 import {IDeviceRegistry} from "../interfaces/IDeviceRegistry.sol";
 import {IPoolRegistry} from "../interfaces/IPoolRegistry.sol";
@@ -290,7 +291,7 @@ contract PoolRegistryTest is DeliveryFixtures {
         for (uint256 i; i < served.records.length; ++i) {
             served.leaves.push(recordLeaf(served.records[i]));
         }
-        served.root = merkleRoot(served.leaves);
+        served.root = TestMerkle.root(served.leaves);
         uint256[] memory delivered = wh2(served.poolBid, 39_000, served.aliceBid, 50_000);
         postRoots(served.requestId, delivered, served.root, bytes32("readings"));
         vm.warp(block.timestamp + market.disputeWindow());
@@ -308,7 +309,7 @@ contract PoolRegistryTest is DeliveryFixtures {
         bytes32[][] memory proofs = new bytes32[][](recordIdx.length);
         for (uint256 i; i < recordIdx.length; ++i) {
             records[i] = served.records[recordIdx[i]];
-            proofs[i] = merkleProof(served.leaves, recordIdx[i]);
+            proofs[i] = TestMerkle.proof(served.leaves, recordIdx[i]);
         }
         vm.prank(who);
         amount = pools.claim(served.requestId, records, proofs);
@@ -369,7 +370,7 @@ contract PoolRegistryTest is DeliveryFixtures {
         bytes32[][] memory proofs = new bytes32[][](1);
         records[0] = served.records[0];
         records[0].deliveredWh = 39_000; // the whole bid's delivery
-        proofs[0] = merkleProof(served.leaves, 0);
+        proofs[0] = TestMerkle.proof(served.leaves, 0);
         vm.prank(memberAddr(0));
         vm.expectRevert(
             abi.encodeWithSelector(IPoolRegistry.InvalidRecordProof.selector, served.requestId, records[0].deviceId)
@@ -428,38 +429,5 @@ contract PoolRegistryTest is DeliveryFixtures {
         vm.prank(memberAddr(0));
         pools.claim(served.requestId, records, proofs);
         assertLe(pools.payoutOf(served.requestId, 0).claimed, p.memberPot, "never above the pot");
-    }
-
-    // ─── A Merkle tree with OpenZeppelin's sorted-pair hashing ─────────────────────────────
-
-    function merkleRoot(bytes32[] memory leaves) internal pure returns (bytes32) {
-        bytes32[] memory level = leaves;
-        while (level.length > 1) {
-            level = nextLevel(level);
-        }
-        return level[0];
-    }
-
-    function nextLevel(bytes32[] memory level) internal pure returns (bytes32[] memory next) {
-        next = new bytes32[]((level.length + 1) / 2);
-        for (uint256 i; i < next.length; ++i) {
-            next[i] = 2 * i + 1 < level.length ? hashPair(level[2 * i], level[2 * i + 1]) : level[2 * i];
-        }
-    }
-
-    function merkleProof(bytes32[] memory leaves, uint256 index) internal pure returns (bytes32[] memory proof) {
-        bytes32[] memory path = new bytes32[](32);
-        uint256 depth = 0;
-        bytes32[] memory level = leaves;
-        while (level.length > 1) {
-            uint256 sibling = index ^ 1;
-            if (sibling < level.length) path[depth++] = level[sibling];
-            level = nextLevel(level);
-            index /= 2;
-        }
-        proof = new bytes32[](depth);
-        for (uint256 i; i < depth; ++i) {
-            proof[i] = path[i];
-        }
     }
 }

@@ -95,6 +95,20 @@ def fee(gross: int, fee_bps: int) -> int:
     return gross * fee_bps // BPS
 
 
+def pool_split(payout: int, commission_bps: int) -> tuple[int, int]:
+    """A pool bid's payout as (operator commission, members' pot); SettlementMath.poolSplit."""
+    commission = payout * commission_bps // BPS
+    return commission, payout - commission
+
+
+def member_share(member_pot: int, bid_delivered_wh: int, device_delivered_wh: int) -> int:
+    """A device's share of its pool bid's member pot, rounded down (SettlementMath.memberShare):
+    the pot split by delivered energy; a device that delivered nothing gets nothing."""
+    if bid_delivered_wh == 0 or device_delivered_wh <= 0:
+        return 0
+    return member_pot * device_delivered_wh // bid_delivered_wh
+
+
 def bond_for(power_w: int, bond_per_kw: int) -> int:
     return power_w * bond_per_kw // W_PER_KW
 

@@ -107,3 +107,38 @@ def test_settle_bid_python_equals_solidity_on_random_inputs(
     args = (awarded_w, intervals * interval_s, delivered_wh, price, availability_price)
     args += (threshold_bps, bond)
     assert tuple(harness.functions.settleBid(*args).call()) == _python_outcome(args)
+
+
+@pytest.mark.parametrize("case", VECTORS["pool_split"], ids=lambda c: c["name"])
+def test_pool_split_vector_matches_in_python_and_solidity(case: dict, harness: Contract) -> None:
+    args = (_int(case["payout"]), _int(case["commission_bps"]))
+    expected = (_int(case["expected"]["commission"]), _int(case["expected"]["member_pot"]))
+    assert settlement.pool_split(*args) == expected
+    assert tuple(harness.functions.poolSplit(*args).call()) == expected
+
+
+@pytest.mark.parametrize("case", VECTORS["member_share"], ids=lambda c: c["name"])
+def test_member_share_vector_matches_in_python_and_solidity(case: dict, harness: Contract) -> None:
+    args = (case["member_pot"], case["bid_delivered_wh"], case["device_delivered_wh"])
+    assert settlement.member_share(*args) == case["expected"]
+    assert harness.functions.memberShare(*args).call() == case["expected"]
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    pot=st.integers(0, 2**128 - 1),
+    bid_delivered=st.integers(0, 2**64),
+    device_delivered=st.integers(-(2**63), 2**63 - 1),
+    commission_bps=st.integers(0, 5_000),
+)
+def test_pool_math_python_equals_solidity_on_random_inputs(
+    harness: Contract, pot: int, bid_delivered: int, device_delivered: int, commission_bps: int
+) -> None:
+    assert tuple(harness.functions.poolSplit(pot, commission_bps).call()) == settlement.pool_split(
+        pot, commission_bps
+    )
+    assert harness.functions.memberShare(pot, bid_delivered, device_delivered).call() == (
+        settlement.member_share(pot, bid_delivered, device_delivered)
+    )

@@ -36,6 +36,18 @@ contract SettlementMathHarness {
         return SettlementMath.fee(gross, feeBps);
     }
 
+    function poolSplit(uint256 payout, uint256 commissionBps) external pure returns (uint256, uint256) {
+        return SettlementMath.poolSplit(payout, commissionBps);
+    }
+
+    function memberShare(uint256 memberPot, uint256 bidDeliveredWh, int256 deviceDeliveredWh)
+        external
+        pure
+        returns (uint256)
+    {
+        return SettlementMath.memberShare(memberPot, bidDeliveredWh, deviceDeliveredWh);
+    }
+
     function bondFor(uint256 powerW, uint256 bondPerKW) external pure returns (uint256) {
         return SettlementMath.bondFor(powerW, bondPerKW);
     }

@@ -39,6 +39,7 @@ interface Vm {
     function deal(address account, uint256 newBalance) external;
     function startSnapshotGas(string calldata name) external;
     function startSnapshotGas(string calldata group, string calldata name) external;
+    function snapshotGasLastCall(string calldata group, string calldata name) external returns (uint256 gasUsed);
     function stopSnapshotGas() external returns (uint256 gasUsed);
     function snapshotValue(string calldata group, string calldata name, uint256 value) external;
     function snapshotGasLastCall(string calldata name) external returns (uint256 gasUsed);
