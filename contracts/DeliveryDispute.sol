@@ -217,9 +217,21 @@ contract DeliveryDispute is IDeliveryDispute, ReentrancyGuard {
         if (record.bidIndex >= r.bidCount) return (true, Fault.UnknownBid, 0);
         IFlexMarket.Bid memory b = market.bidOf(requestId, record.bidIndex);
         if (b.awardedW == 0) return (true, Fault.BidNotAwarded, 0);
-        _checkBidDevices(requestId, record.bidIndex, b.bidder, bidDeviceIds);
-        (bool inBid, uint256 deviceCapacityW, uint256 bidCapacityW) =
-            _capacities(record.deviceId, bidDeviceIds, b.placedAt);
+        IFlexMarket.PoolBid memory pool = market.poolBidOf(requestId, record.bidIndex);
+        bool inBid;
+        uint256 deviceCapacityW;
+        uint256 bidCapacityW;
+        if (pool.poolId == 0) {
+            _checkBidDevices(requestId, record.bidIndex, b.bidder, bidDeviceIds);
+            (inBid, deviceCapacityW, bidCapacityW) = _capacities(record.deviceId, bidDeviceIds, b.placedAt);
+        } else {
+            // A pool bid: its backing devices are the pool's members in the zone when it was
+            // placed (PoolRegistry), its capacity the one recorded with the bid.
+            IDeviceRegistry.DeviceEpoch memory epoch = registry.deviceAt(record.deviceId, b.placedAt);
+            inBid = epoch.zone == r.zone
+                && market.pools().backingPoolAt(record.deviceId, b.placedAt) == pool.poolId;
+            (deviceCapacityW, bidCapacityW) = (epoch.capacityW, pool.capacityW);
+        }
         if (!inBid) return (true, Fault.DeviceNotInBid, 0);
         capWh = BaselineMath.deviceCapWh(b.awardedW, deviceCapacityW, bidCapacityW, r.intervalSeconds);
     }

@@ -126,7 +126,7 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuardTransient
         (m.poolId, m.joinedAt) = (uint64(poolId), uint40(block.timestamp));
         _changeCapacity(poolId, d.zone, int256(uint256(d.capacityW)));
         registry.setPooled(deviceId, true);
-        emit MemberJoined(poolId, deviceId, owner, d.zone, d.capacityW);
+        emit MemberJoined(poolId, deviceId, owner, d.zone, d.capacityW, block.timestamp);
     }
 
     // ─── Members ──────────────────────────────────────────────────────────────────────────
@@ -283,6 +283,20 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuardTransient
         return _memberships[deviceId];
     }
 
+    /// @notice The pool whose bids placed at `timestamp` the device backs (0: none): a
+    ///         membership that began at or before it and was not asked to end by then.
+    function backingPoolAt(uint256 deviceId, uint256 timestamp) external view returns (uint256) {
+        Membership memory m = _memberships[deviceId];
+        if (_backsAt(m, timestamp)) return m.poolId;
+        Membership[] storage past = _pastMemberships[deviceId];
+        for (uint256 i = past.length; i > 0; --i) {
+            m = past[i - 1];
+            if (_backsAt(m, timestamp)) return m.poolId;
+            if (m.joinedAt <= timestamp) return 0;
+        }
+        return 0;
+    }
+
     function pastMemberships(uint256 deviceId) external view returns (Membership[] memory) {
         return _pastMemberships[deviceId];
     }
@@ -325,6 +339,10 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuardTransient
         p = _pools[poolId];
         if (p.operator == address(0)) revert UnknownPool(poolId);
         if (p.operator != msg.sender) revert NotPoolOperator(poolId, msg.sender);
+    }
+
+    function _backsAt(Membership memory m, uint256 timestamp) private pure returns (bool) {
+        return m.poolId != 0 && m.joinedAt <= timestamp && (m.leaveRequestedAt == 0 || m.leaveRequestedAt > timestamp);
     }
 
     function _changeCapacity(uint256 poolId, bytes32 zone, int256 deltaW) private {

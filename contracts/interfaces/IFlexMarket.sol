@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {IPoolRegistry} from "./IPoolRegistry.sol";
+
 /// @title IFlexMarket
 /// @notice Flexibility requests from grid operators, bids from device owners, clearing,
 ///         oracle reports and settlement with escrowed budgets and pull payments.
@@ -256,6 +258,7 @@ interface IFlexMarket {
         external
         returns (uint256 bidIndex);
     function poolBidOf(uint256 requestId, uint256 bidIndex) external view returns (PoolBid memory);
+    function pools() external view returns (IPoolRegistry);
     function clear(uint256 requestId, uint16[] calldata meritOrder) external;
     function submitReport(
         uint256 requestId,

@@ -108,7 +108,12 @@ interface IPoolRegistry {
     event PoolCreated(uint256 indexed poolId, address indexed operator, uint16 commissionBps, string name);
     event CommissionChangeScheduled(uint256 indexed poolId, uint16 commissionBps, uint256 effectiveAt);
     event MemberJoined(
-        uint256 indexed poolId, uint256 indexed deviceId, address indexed owner, bytes32 zone, uint256 capacityW
+        uint256 indexed poolId,
+        uint256 indexed deviceId,
+        address indexed owner,
+        bytes32 zone,
+        uint256 capacityW,
+        uint256 joinedAt
     );
     event LeaveRequested(uint256 indexed poolId, uint256 indexed deviceId, uint256 requestedAt, uint256 leaveAt);
     event MemberLeft(uint256 indexed poolId, uint256 indexed deviceId);
@@ -155,6 +160,7 @@ interface IPoolRegistry {
     function pool(uint256 poolId) external view returns (Pool memory);
     function commissionAt(uint256 poolId, uint256 timestamp) external view returns (uint16);
     function membershipOf(uint256 deviceId) external view returns (Membership memory);
+    function backingPoolAt(uint256 deviceId, uint256 timestamp) external view returns (uint256);
     function capacityOf(uint256 poolId, bytes32 zone) external view returns (uint256);
     function payoutOf(uint256 requestId, uint256 bidIndex) external view returns (PoolPayout memory);
     function claimed(uint256 requestId, uint256 deviceId) external view returns (bool);

@@ -201,6 +201,56 @@ contract PoolRegistryTest is DeliveryFixtures {
         market.bidAsPool(requestId, poolId, 70_000, P20);
     }
 
+    // ─── Fraud proofs on pool records ─────────────────────────────────────────────────────
+
+    /// @notice A report that credits a pool bid with a device that does not back it (not a
+    ///         member, or asked to leave before the bid) is voided by an arithmetic proof.
+    function test_arithmeticProof_recordOfANonMemberUnderAPoolBid_voidsTheReport() public {
+        proveNotBacking(aliceDevice, false);
+    }
+
+    function test_arithmeticProof_recordOfALeavingMemberUnderALaterPoolBid_voidsTheReport() public {
+        proveNotBacking(memberDevices[2][1], true);
+    }
+
+    function test_arithmeticProof_recordOfABackingMember_isNotAStructuralFault() public {
+        uint256 requestId = createRequest(defaultParams());
+        vm.prank(aggregator);
+        market.bidAsPool(requestId, poolId, 50_000, P20);
+        clearRequest(requestId);
+        IDeliveryDispute.DeviceRecord memory member = record(memberDevices[0][0], 0, 50_000, 0, 50_000, OK);
+        (bytes32 root, bytes32[] memory proof,) =
+            pairTree(recordLeaf(member), recordLeaf(record(memberDevices[0][1], 0, 0, 0, 0, OK)));
+        postRoots(requestId, one(50_000), root, bytes32("readings"));
+        // A member's record is judged on its readings: without a readings proof, no void.
+        vm.prank(disputer());
+        vm.expectPartialRevert(IDeliveryDispute.ReadingsProofInvalid.selector);
+        delivery.challengeArithmetic(requestId, member, proof, "", new bytes32[](0), new uint256[](0));
+    }
+
+    function proveNotBacking(uint256 device, bool leaveFirst) internal {
+        if (leaveFirst) {
+            vm.prank(registry.device(device).owner);
+            pools.requestLeave(ids(device));
+            vm.warp(block.timestamp + 1);
+        }
+        uint256 requestId = createRequest(defaultParams());
+        vm.prank(aggregator);
+        market.bidAsPool(requestId, poolId, 50_000, P20);
+        clearRequest(requestId);
+        IDeliveryDispute.DeviceRecord memory bad = record(device, 0, 50_000, 0, 50_000, OK);
+        (bytes32 root, bytes32[] memory proof,) =
+            pairTree(recordLeaf(bad), recordLeaf(record(memberDevices[0][0], 0, 0, 0, 0, OK)));
+        postRoots(requestId, one(50_000), root, bytes32("readings"));
+        vm.prank(disputer());
+        delivery.challengeArithmetic(requestId, bad, proof, "", new bytes32[](0), new uint256[](0));
+        assertEq(uint256(market.request(requestId).status), uint256(IFlexMarket.RequestStatus.Cleared), "voided");
+    }
+
+    function disputer() internal pure returns (address) {
+        return address(0xD15);
+    }
+
     // ─── Commission ───────────────────────────────────────────────────────────────────────
 
     function test_commission_changeAppliesOnlyAfterItsNotice() public {
