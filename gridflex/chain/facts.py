@@ -19,6 +19,7 @@ from gridflex.rules.measurement import (
     RequestFacts,
     utc_day,
 )
+from gridflex.rules.pools import Membership, backing_devices
 from gridflex.rules.types import BaselineMethod, RequestState
 
 log = structlog.get_logger(__name__)
@@ -34,9 +35,25 @@ def read_request_facts(protocol: Protocol, request_id: int) -> RequestFacts:
         )
     placements = protocol.bid_placements(request_id)
     bids = []
+    memberships: list[Membership] | None = None
     for bid_index in range(state.bid_count):
         bid = protocol.bid_of(request_id, bid_index)
         if bid.awarded_w == 0:
+            continue
+        pool_bid = protocol.pool_bid_of(request_id, bid_index)
+        if pool_bid.pool_id:
+            # A pool bid: its members in the zone when it was placed (one event read for
+            # every pool bid of the request, however many devices stand behind them).
+            if memberships is None:
+                memberships = protocol.memberships()
+            capacities = backing_devices(memberships, pool_bid.pool_id, state.zone, bid.placed_at)
+            if sum(capacities.values()) != pool_bid.capacity_w:
+                log.error(
+                    "pool members do not add up to the bid's capacity",
+                    request_id=request_id, bid_index=bid_index,
+                    members_w=sum(capacities.values()), bid_capacity_w=pool_bid.capacity_w,
+                )  # fmt: skip
+            bids.append(AwardedBid(bid_index, bid.awarded_w, capacities, pool_bid.capacity_w))
             continue
         capacities = {
             device_id: _capacity_at(protocol, device_id, bid.placed_at)

@@ -22,6 +22,8 @@ from gridflex.chain.logs import LoggedEvent, logged_event
 from gridflex.rules.attestation import MeterUnit
 from gridflex.rules.clearing import BidOffer, merit_order
 from gridflex.rules.eip712 import DeviceKey
+from gridflex.rules.pools import Membership, Pool, PoolBid, PoolPayout
+from gridflex.rules.reports import DeviceRecord
 from gridflex.rules.types import (
     ArithmeticFault,
     ChallengeStatus,
@@ -296,6 +298,7 @@ class Protocol:
         self.market = self._bind("FlexMarket")
         self._dispute: Contract | None = None
         self._delivery: Contract | None = None
+        self._pools: Contract | None = None
 
     def _bind(self, name: str) -> Contract:
         address = self.deployment.address_of(name)  # KeyError naming what is deployed
@@ -315,6 +318,13 @@ class Protocol:
         if self._delivery is None:
             self._delivery = self._bind("DeliveryDispute")
         return self._delivery
+
+    @property
+    def pools(self) -> Contract:
+        """The PoolRegistry (pools, members, member payouts), bound on first use."""
+        if self._pools is None:
+            self._pools = self._bind("PoolRegistry")
+        return self._pools
 
     @classmethod
     def reader(cls, w3: Web3, deployment: Deployment) -> Protocol:
@@ -722,6 +732,129 @@ class Protocol:
     def withdraw(self, token: str) -> int:
         receipt = self.send(self.market.functions.withdraw(token))
         (event,) = self.market.events.Withdrawn().process_receipt(receipt, errors=DISCARD)
+        return int(event["args"]["amount"])
+
+    # ─── Pools ────────────────────────────────────────────────────────────────────────
+
+    def create_pool(self, commission_bps: int, name: str) -> int:
+        receipt = self.send(self.pools.functions.createPool(commission_bps, name))
+        (event,) = self.pools.events.PoolCreated().process_receipt(receipt, errors=DISCARD)
+        return int(event["args"]["poolId"])
+
+    def pool(self, pool_id: int) -> Pool:
+        return self._struct(Pool, self.pools.functions.pool(pool_id))
+
+    def pool_count(self) -> int:
+        return int(self.client.call(self.pools.functions.poolCount()))
+
+    def pool_name(self, pool_id: int) -> str:
+        events = self.events(self.pools, "PoolCreated", poolId=pool_id)
+        return str(events[0].args["name"]) if events else ""
+
+    def set_commission(self, pool_id: int, commission_bps: int) -> int:
+        """Schedules the new commission; returns when it takes effect."""
+        receipt = self.send(self.pools.functions.setCommission(pool_id, commission_bps))
+        (event,) = self.pools.events.CommissionChangeScheduled().process_receipt(
+            receipt, errors=DISCARD
+        )
+        return int(event["args"]["effectiveAt"])
+
+    def commission_changes(self, pool_id: int) -> list[LoggedEvent]:
+        return self.events(self.pools, "CommissionChangeScheduled", poolId=pool_id)
+
+    def consent_nonce(self, owner: str) -> int:
+        return int(self.client.call(self.pools.functions.nonces(owner)))
+
+    def enroll(
+        self,
+        pool_id: int,
+        owner: str,
+        device_ids: list[int],
+        nonce: int,
+        deadline: int,
+        signature: bytes,
+    ) -> None:
+        self.send(
+            self.pools.functions.enroll(pool_id, owner, device_ids, nonce, deadline, signature)
+        )
+
+    def request_leave(self, device_ids: list[int]) -> None:
+        self.send(self.pools.functions.requestLeave(device_ids))
+
+    def complete_leave(self, device_ids: list[int]) -> None:
+        self.send(self.pools.functions.completeLeave(device_ids))
+
+    def pool_capacity(self, pool_id: int, zone: bytes) -> int:
+        return int(self.client.call(self.pools.functions.capacityOf(pool_id, zone)))
+
+    def memberships(self, pool_id: int | None = None) -> list[Membership]:
+        """Every membership (of one pool, or all), joined with its leave if asked, from
+        PoolRegistry's events: what decides which devices back a pool bid."""
+        filters = {} if pool_id is None else {"poolId": pool_id}
+        joined = self.events(self.pools, "MemberJoined", **filters)
+        leaves: dict[tuple[int, int], list[LoggedEvent]] = {}
+        for e in self.events(self.pools, "LeaveRequested", **filters):
+            leaves.setdefault((int(e.args["poolId"]), int(e.args["deviceId"])), []).append(e)
+        result = []
+        for event in joined:
+            a = event.args
+            pool, device = int(a["poolId"]), int(a["deviceId"])
+            # Its leave: the first one of this device from this pool after it joined.
+            order = (event.block_number, event.log_index)
+            later = [
+                e for e in leaves.get((pool, device), ()) if (e.block_number, e.log_index) > order
+            ]
+            leave = later[0] if later else None
+            result.append(
+                Membership(
+                    pool_id=pool,
+                    device_id=device,
+                    owner=str(a["owner"]),
+                    zone=bytes(a["zone"]),
+                    capacity_w=int(a["capacityW"]),
+                    joined_at=int(a["joinedAt"]),
+                    leave_requested_at=None if leave is None else int(leave.args["requestedAt"]),
+                    leave_at=None if leave is None else int(leave.args["leaveAt"]),
+                )
+            )
+        return result
+
+    def bid_as_pool(self, request_id: int, pool_id: int, power_w: int, price_per_kwh: int) -> int:
+        receipt = self.send(
+            self.market.functions.bidAsPool(request_id, pool_id, power_w, price_per_kwh)
+        )
+        (event,) = self.market.events.BidPlaced().process_receipt(receipt, errors=DISCARD)
+        return int(event["args"]["bidIndex"])
+
+    def pool_bid_of(self, request_id: int, bid_index: int) -> PoolBid:
+        return self._struct(PoolBid, self.market.functions.poolBidOf(request_id, bid_index))
+
+    def pool_payout(self, request_id: int, bid_index: int) -> PoolPayout:
+        return self._struct(PoolPayout, self.pools.functions.payoutOf(request_id, bid_index))
+
+    def member_claimed(self, request_id: int, device_id: int) -> bool:
+        return bool(self.client.call(self.pools.functions.claimed(request_id, device_id)))
+
+    def claim_member_shares(
+        self, request_id: int, records: list[DeviceRecord], proofs: list[list[bytes]]
+    ) -> int:
+        """Claims the caller's devices' shares of one request in one transaction."""
+        receipt = self.send(
+            self.pools.functions.claim(
+                request_id, [r.values() for r in records], [list(p) for p in proofs]
+            )
+        )
+        events = self.pools.events.MemberPaid().process_receipt(receipt, errors=DISCARD)
+        return sum(int(e["args"]["amount"]) for e in events)
+
+    def pool_withdrawable(self, token: str, account: str | None = None) -> int:
+        return int(
+            self.client.call(self.pools.functions.withdrawable(token, account or self.address))
+        )
+
+    def withdraw_commission(self, token: str) -> int:
+        receipt = self.send(self.pools.functions.withdraw(token))
+        (event,) = self.pools.events.Withdrawn().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["amount"])
 
     # ─── Disputes ─────────────────────────────────────────────────────────────────────

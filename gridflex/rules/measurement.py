@@ -88,9 +88,14 @@ class AwardedBid:
     awarded_w: int
     device_capacity_w: Mapping[int, int]
     """device id -> registered capacity (W) when the bid was placed."""
+    pool_capacity_w: int | None = None
+    """A pool bid's capacity as the market recorded it (`IFlexMarket.PoolBid.capacityW`),
+    the sum of its backing devices' capacities; None for an individual bid."""
 
     @property
     def capacity_w(self) -> int:
+        if self.pool_capacity_w is not None:
+            return self.pool_capacity_w
         return sum(self.device_capacity_w.values())
 
 
