@@ -14,6 +14,7 @@ from cli.explorer_cmd import explorer
 from cli.grid_cmd import grid_app
 from cli.node_cmd import node_app
 from cli.oracle_cmd import oracle_app
+from cli.pool_cmd import pool_app
 from cli.verify_cmd import verify, watch
 from gridflex.config import get_settings
 from gridflex.errors import ConfigurationError
@@ -32,6 +33,7 @@ app.add_typer(chain_app, name="chain")
 app.add_typer(grid_app, name="grid")
 app.add_typer(node_app, name="node")
 app.add_typer(oracle_app, name="oracle")
+app.add_typer(pool_app, name="pool")
 app.command("deploy")(deploy)
 app.command("demo")(demo)
 app.command("verify")(verify)

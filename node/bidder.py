@@ -10,6 +10,10 @@ watcher's database and inside the watcher's transaction (so together with the cu
 - `own_bids`: the bids this node placed (request, bid index, power, price, devices, award);
 - `commitments` (`CommitmentStore`): the devices' committed power.
 
+Devices enrolled in a pool bid only through it: `bid_open` leaves them out. Another
+bidder's `Awarded` in the zone is kept in `foreign_awards`: if it is a pool bid backed by
+this node's devices, `NodeRunner.schedule_pool_awards` dispatches their shares.
+
 On `Awarded` for one of its own bids (bidder = owner and the recorded bid index) it keeps only
 the awarded power (`CommitmentStore.release(request_id, keep_w=awarded)`); on
 `BidDisplaced` of its own bid (a cheaper bid took its slot in a full request),
@@ -65,6 +69,13 @@ CREATE TABLE IF NOT EXISTS open_requests (
     availability_price_per_kwh TEXT NOT NULL,
     gate_closure INTEGER NOT NULL,
     bid_state TEXT NOT NULL DEFAULT 'new'  -- new | bid | skipped
+);
+CREATE TABLE IF NOT EXISTS foreign_awards (  -- other bidders' awards in the zone: pool bids?
+    request_id TEXT NOT NULL,
+    bid_index INTEGER NOT NULL,
+    awarded_w INTEGER NOT NULL,
+    scheduled INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (request_id, bid_index)
 );
 CREATE TABLE IF NOT EXISTS own_bids (
     request_id TEXT PRIMARY KEY,
@@ -146,6 +157,14 @@ class AutoBidder:
                 )
                 store.release(event.request_id, keep_w=event.awarded_w)
                 log.info("bid_awarded", request_id=event.request_id, awarded_w=event.awarded_w)
+            elif event.bidder.lower() != self.protocol.address.lower() and db.execute(
+                "SELECT 1 FROM open_requests WHERE request_id = ?", (rid,)
+            ).fetchone():
+                # Perhaps a pool bid backed by this node's devices (NodeRunner.schedule_pool_awards).
+                db.execute(
+                    "INSERT OR IGNORE INTO foreign_awards VALUES (?, ?, ?, 0)",
+                    (rid, event.bid_index, event.awarded_w),
+                )
             return
         if isinstance(event, BidDisplaced):
             own = self._own_bid(db, event.request_id)
@@ -211,8 +230,13 @@ class AutoBidder:
     def bid_open(self) -> list[OwnBid]:
         """Plans over the open requests not yet bid on and places the bids; returns them."""
         now = int(self.protocol.client.w3.eth.get_block("latest")["timestamp"])
+        requests = self.open_requests()
+        if not requests:
+            return []
+        # A pooled device bids through its pool only (the market refuses it alone).
+        devices = [d for d in self.devices if not self.protocol.is_pooled(d.device_id)]
         plans = plan_bids(
-            self.open_requests(), self.devices, self.commitments.all(),
+            requests, devices, self.commitments.all(),
             zone=self.zone, now=now, price_fraction_bps=self.price_fraction_bps,
         )  # fmt: skip
         placed = []

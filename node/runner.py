@@ -7,6 +7,8 @@ Each `NodeRunner.tick()`:
 2. turns every awarded bid into `DispatchOrder`s for the bid's devices, the awarded power
    split pro rata to the devices' capacities (as the oracle caps each device's delivery),
    and schedules them in the `DispatchController` (idempotent: orders already known stay);
+   likewise for an awarded pool bid its devices back: each device's share of the pool's
+   award (`gridflex.rules.pools.dispatch_shares`);
 3. ticks dispatch at the current chain time (window start: command, window end: restore);
 4. attests the completed intervals of the `CommandedDevice`s (whose meters show the
    commands) into the outbox, and sends a round to the oracles.
@@ -28,6 +30,7 @@ import structlog
 
 from gridflex.chain.protocol import Protocol
 from gridflex.rules.attestation import meter_domain_separator
+from gridflex.rules.pools import backing_devices, dispatch_shares
 from gridflex.rules.types import Direction
 from node.bidder import OwnBid, watch_and_bid
 from node.dispatch import CommandedDevice, DispatchController, DispatchOrder, LogEntry
@@ -207,11 +210,48 @@ class NodeRunner:
             log.info("awards_scheduled", request_id=bid.request_id, orders=len(orders))
         return scheduled
 
+    def schedule_pool_awards(self) -> int:
+        """Dispatch orders for awarded pool bids backed by this node's devices: each device
+        is asked for its share of the award, in proportion to capacity over all the pool's
+        backing devices (`dispatch_shares`), never more than it can deliver."""
+        rows = self.db.execute(
+            "SELECT request_id, bid_index, awarded_w FROM foreign_awards WHERE scheduled = 0"
+        ).fetchall()
+        own = {d.device_id for d in self.devices}
+        scheduled = 0
+        for request_id, bid_index, awarded_w in rows:
+            rid = int(request_id)
+            pool_bid = self.protocol.pool_bid_of(rid, bid_index)
+            orders: list[DispatchOrder] = []
+            if pool_bid.pool_id and awarded_w > 0:
+                request = self.protocol.request(rid)
+                placed_at = self.protocol.bid_of(rid, bid_index).placed_at
+                backing = backing_devices(
+                    self.protocol.memberships(pool_bid.pool_id), pool_bid.pool_id,
+                    request.zone, placed_at,
+                )  # fmt: skip
+                shares = dispatch_shares(awarded_w, backing)
+                orders = [
+                    DispatchOrder(rid, device_id, request.direction, shares[device_id],
+                                  request.window_start, request.window_end)
+                    for device_id in sorted(own & backing.keys()) if shares[device_id] > 0
+                ]  # fmt: skip
+                if orders:
+                    log.info("pool_award_scheduled", request_id=rid, pool_id=pool_bid.pool_id,
+                             orders=len(orders))  # fmt: skip
+            self.dispatch.schedule(orders)
+            self.db.execute(
+                "UPDATE foreign_awards SET scheduled = 1 WHERE request_id = ? AND bid_index = ?",
+                (request_id, bid_index),
+            )
+            scheduled += len(orders)
+        return scheduled
+
     def tick(self, *, send: bool = True) -> TickReport:
         before = len(self.bidder.own_bids())
         events = self.bidder.poll_once(self.watcher)
         placed = len(self.bidder.own_bids()) - before
-        scheduled = self.schedule_awards()
+        scheduled = self.schedule_awards() + self.schedule_pool_awards()
         now = self.chain_time()
         logged = self.dispatch.tick(now)
         signed = self.meter.attest_completed(now, self.first_start)

@@ -784,6 +784,9 @@ class Protocol:
     def complete_leave(self, device_ids: list[int]) -> None:
         self.send(self.pools.functions.completeLeave(device_ids))
 
+    def is_pooled(self, device_id: int) -> bool:
+        return bool(self.client.call(self.registry.functions.isPooled(device_id)))
+
     def pool_capacity(self, pool_id: int, zone: bytes) -> int:
         return int(self.client.call(self.pools.functions.capacityOf(pool_id, zone)))
 

@@ -39,7 +39,7 @@ def test_deploy_writes_deployment_record_usable_by_cast(
     record = json.loads((deployments_dir / "31337.json").read_text())
     assert set(record["contracts"]) == {
         "FlexToken", "DeviceRegistry", "Staking", "OracleCommittee", "FlexMarket",
-        "DisputeResolver", "DeliveryDispute",
+        "DisputeResolver", "DeliveryDispute", "PoolRegistry",
     }  # fmt: skip
     assert record["contracts"]["FlexMarket"]["address"] in result.output
     assert any(e.get("name") == "createRequest" for e in record["contracts"]["FlexMarket"]["abi"])
