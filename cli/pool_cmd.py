@@ -134,7 +134,9 @@ def pool_create(
     protocol = _operator(rpc_url, key_env)
     with _readable():
         pool_id = protocol.create_pool(_percent_bps(commission), name)
-    console.print(f"pool {pool_id} created: {name}, commission {commission}, operator {protocol.address}")
+    console.print(
+        f"pool {pool_id} created: {name}, commission {commission}, operator {protocol.address}"
+    )
 
 
 @pool_app.command("commission")
@@ -154,7 +156,9 @@ def pool_commission(
 @pool_app.command("accept")
 def pool_accept(
     pool_id: PoolArg,
-    consents: Annotated[list[Path], typer.Argument(help="Consent files from `gridflex pool join`.")],
+    consents: Annotated[
+        list[Path], typer.Argument(help="Consent files from `gridflex pool join`.")
+    ],
     rpc_url: RpcOption = None,
     key_env: KeyEnvOption = OPERATOR_KEY_ENV,
 ) -> None:
@@ -167,7 +171,9 @@ def pool_accept(
                 pool_id, consent["owner"], consent["deviceIds"], consent["nonce"],
                 consent["deadline"], bytes.fromhex(consent["signature"].removeprefix("0x")),
             )  # fmt: skip
-        console.print(f"pool {pool_id}: enrolled {len(consent['deviceIds'])} devices of {consent['owner']}")
+        console.print(
+            f"pool {pool_id}: enrolled {len(consent['deviceIds'])} devices of {consent['owner']}"
+        )
 
 
 def _read_consent(path: Path, pool_id: int, protocol: Protocol) -> dict[str, Any]:
@@ -206,7 +212,9 @@ def pool_bid(
         units = Units.of_token(token, protocol.token_metadata(token))
         price_units = _to_base_units(price, units.decimals, "--price")
         bid_index = protocol.bid_as_pool(request_id, pool_id, round(power_kw * 1000), price_units)
-    console.print(f"pool {pool_id} bid {format_kw(round(power_kw * 1000))} on request {request_id} (bid {bid_index})")
+    console.print(
+        f"pool {pool_id} bid {format_kw(round(power_kw * 1000))} on request {request_id} (bid {bid_index})"
+    )
 
 
 @pool_app.command("status")
@@ -265,7 +273,13 @@ def pool_join(
         nonce = protocol.consent_nonce(owner.address)
         deadline = protocol.latest_block_timestamp() + CONSENT_DAYS * 86_400
     digest = consent_digest(
-        protocol.client.chain_id, protocol.pools.address, pool_id, owner.address, chosen, nonce, deadline
+        protocol.client.chain_id,
+        protocol.pools.address,
+        pool_id,
+        owner.address,
+        chosen,
+        nonce,
+        deadline,
     )
     consent = {
         "poolId": pool_id, "owner": owner.address, "deviceIds": chosen, "nonce": nonce,
@@ -332,7 +346,9 @@ def pool_claim(
     records, proofs = [], []
     for device_id in devices:
         try:
-            response = httpx.get(f"{oracle.rstrip('/')}/v1/reports/{request_id}/devices/{device_id}", timeout=30)
+            response = httpx.get(
+                f"{oracle.rstrip('/')}/v1/reports/{request_id}/devices/{device_id}", timeout=30
+            )
         except httpx.HTTPError as error:
             _fail(f"oracle {oracle} unreachable: {error}")
         if response.status_code == 404:
@@ -357,4 +373,6 @@ def pool_claim(
         amount = protocol.claim_member_shares(request_id, records, proofs)
     if amount != expected:
         _fail(f"paid {amount}, but the shares add up to {expected}")
-    console.print(f"claimed {amount} (base units) for {len(records)} devices in request {request_id}")
+    console.print(
+        f"claimed {amount} (base units) for {len(records)} devices in request {request_id}"
+    )

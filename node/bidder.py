@@ -157,9 +157,12 @@ class AutoBidder:
                 )
                 store.release(event.request_id, keep_w=event.awarded_w)
                 log.info("bid_awarded", request_id=event.request_id, awarded_w=event.awarded_w)
-            elif event.bidder.lower() != self.protocol.address.lower() and db.execute(
-                "SELECT 1 FROM open_requests WHERE request_id = ?", (rid,)
-            ).fetchone():
+            elif (
+                event.bidder.lower() != self.protocol.address.lower()
+                and db.execute(
+                    "SELECT 1 FROM open_requests WHERE request_id = ?", (rid,)
+                ).fetchone()
+            ):
                 # Perhaps a pool bid backed by this node's devices (NodeRunner.schedule_pool_awards).
                 db.execute(
                     "INSERT OR IGNORE INTO foreign_awards VALUES (?, ?, ?, 0)",

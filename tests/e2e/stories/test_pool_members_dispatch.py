@@ -38,7 +38,13 @@ def enroll(operator: Protocol, pool_id: int, owner: Protocol, device_ids: list[i
     nonce = owner.consent_nonce(owner.address)
     deadline = owner.latest_block_timestamp() + 86_400
     digest = consent_digest(
-        owner.client.chain_id, owner.pools.address, pool_id, owner.address, device_ids, nonce, deadline
+        owner.client.chain_id,
+        owner.pools.address,
+        pool_id,
+        owner.address,
+        device_ids,
+        nonce,
+        deadline,
     )
     signature = sign_digest_secp256k1(owner.client.account.key, digest)
     operator.enroll(pool_id, owner.address, device_ids, nonce, deadline, signature)
@@ -56,10 +62,20 @@ def test_member_nodes_dispatch_their_share_of_the_pool_award_and_never_bid_alone
 
     runners = []
     for number, capacity in enumerate(BATTERY_W):
-        owner, devices = staked_owner(w3, protocol, ZONE, [(DeviceKind.BATTERY, capacity)], seed=10 + number)
+        owner, devices = staked_owner(
+            w3, protocol, ZONE, [(DeviceKind.BATTERY, capacity)], seed=10 + number
+        )
         enroll(operator, pool_id, owner, [d.device_id for d in devices])
         runners.append(
-            NodeRunner(owner, devices, ZONE, tmp_path / f"node{number}", anvil.url, [UNUSED_ORACLE], interval_seconds=INTERVAL)
+            NodeRunner(
+                owner,
+                devices,
+                ZONE,
+                tmp_path / f"node{number}",
+                anvil.url,
+                [UNUSED_ORACLE],
+                interval_seconds=INTERVAL,
+            )
         )
     leaver = runners[2]
     leaver.protocol.request_leave([leaver.devices[0].device_id])
@@ -81,7 +97,9 @@ def test_member_nodes_dispatch_their_share_of_the_pool_award_and_never_bid_alone
     # The leaver's battery is still pooled until its leave is due: no node bids alone.
     assert [runner.bidder.own_bids() for runner in runners] == [[], [], []]
     # ... nor sends a doomed bid (DeviceInPool would mark the request skipped).
-    assert all([r.request_id for r in runner.bidder.open_requests()] == [request_id] for runner in runners)
+    assert all(
+        [r.request_id for r in runner.bidder.open_requests()] == [request_id] for runner in runners
+    )
     operator.bid_as_pool(request_id, pool_id, POOL_BID_W, EUR // 5)
 
     increase_time(w3, spec.gate_closure - protocol.latest_block_timestamp())
@@ -93,7 +111,9 @@ def test_member_nodes_dispatch_their_share_of_the_pool_award_and_never_bid_alone
         runner.tick(send=False)
 
     # 4 kW over the 8 kW of the two backing batteries: half of each one's capacity.
-    commanded = [[e for e in r.dispatch.log(request_id) if e.action == "commanded"] for r in runners]
+    commanded = [
+        [e for e in r.dispatch.log(request_id) if e.action == "commanded"] for r in runners
+    ]
     assert [[(e.device_id, e.power_w) for e in log] for log in commanded] == [
         [(runners[0].devices[0].device_id, 2_500)],
         [(runners[1].devices[0].device_id, 1_500)],
