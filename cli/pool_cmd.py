@@ -212,9 +212,8 @@ def pool_bid(
         units = Units.of_token(token, protocol.token_metadata(token))
         price_units = _to_base_units(price, units.decimals, "--price")
         bid_index = protocol.bid_as_pool(request_id, pool_id, round(power_kw * 1000), price_units)
-    console.print(
-        f"pool {pool_id} bid {format_kw(round(power_kw * 1000))} on request {request_id} (bid {bid_index})"
-    )
+    offered = format_kw(round(power_kw * 1000))
+    console.print(f"pool {pool_id} bid {offered} on request {request_id} (bid {bid_index})")
 
 
 @pool_app.command("status")
@@ -230,9 +229,8 @@ def pool_status(pool_id: PoolArg, rpc_url: RpcOption = None) -> None:
     console.print(f"pool {pool_id}: {name}")
     console.print(f"operator {pool.operator}, commission {pool.commission_bps / 100:g}%")
     if pool.pending_effective_at:
-        console.print(
-            f"commission {pool.pending_commission_bps / 100:g}% from {format_time(pool.pending_effective_at)}"
-        )
+        pending = pool.pending_commission_bps / 100
+        console.print(f"commission {pending:g}% from {format_time(pool.pending_effective_at)}")
     owners = {m.owner for m in memberships}
     console.print(f"{len(memberships)} devices of {len(owners)} members")
     table = Table("zone", "capacity", "devices")

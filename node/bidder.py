@@ -163,7 +163,7 @@ class AutoBidder:
                     "SELECT 1 FROM open_requests WHERE request_id = ?", (rid,)
                 ).fetchone()
             ):
-                # Perhaps a pool bid backed by this node's devices (NodeRunner.schedule_pool_awards).
+                # Maybe a pool bid this node's devices back (NodeRunner.schedule_pool_awards).
                 db.execute(
                     "INSERT OR IGNORE INTO foreign_awards VALUES (?, ?, ?, 0)",
                     (rid, event.bid_index, event.awarded_w),
