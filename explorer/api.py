@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, TypeAdapter
 
-from explorer import queries
+from explorer import pools, queries
 from explorer.deps import Address, ContextDep, Id, SessionDep, found, require_device_record
 from explorer.verification import DeviceVerification, verify_device
 from gridflex.verify import VerifyInputError
@@ -90,6 +90,25 @@ def device_readings(
 def account(session: SessionDep, address: Address) -> Response:
     """Stake, locks, bids, payouts, refunds and slashes of one address."""
     return _json(queries.account_detail(session, address))
+
+
+@router.get("/pools", response_model=list[pools.PoolSummary])
+def pool_list(session: SessionDep) -> list[pools.PoolSummary]:
+    """Every pool: its name, operator, commission at creation and member devices."""
+    return pools.pool_list(session)
+
+
+@router.get("/pools/{pool_id}", response_model=pools.PoolDetail)
+def pool(session: SessionDep, pool_id: Id) -> Response:
+    """A pool: operator, commission history, members, capacity by zone, bids, payouts and
+    the members' claims."""
+    return _json(found(pools.pool_detail(session, pool_id), f"no pool {pool_id} indexed"))
+
+
+@router.get("/accounts/{address}/member-payments", response_model=list[pools.MemberPayment])
+def account_member_payments(session: SessionDep, address: Address) -> list[pools.MemberPayment]:
+    """The pool shares this address claimed, newest first."""
+    return pools.member_payments(session, owner=address)
 
 
 @router.get(

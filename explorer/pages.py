@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.requests import Request as HttpRequest
 
-from explorer import queries
+from explorer import pools, queries
 from explorer.charts import Band, Series, chart
 from explorer.deps import Address, ContextDep, Id, SessionDep, found, require_device_record
 from explorer.verification import verify_device
@@ -222,12 +222,27 @@ def device_page(request: HttpRequest, session: SessionDep, device_id: Id) -> HTM
     return _render(
         request, "device.html", d=detail, readings_chart=readings_chart(detail),
         event_charts={e.request_id: event_chart(e) for e in detail.events},
+        member_payments=pools.member_payments(session, device_id=device_id),
     )  # fmt: skip
 
 
 @router.get("/accounts/{address}", response_class=HTMLResponse)
 def account_page(request: HttpRequest, session: SessionDep, address: Address) -> HTMLResponse:
-    return _render(request, "account.html", d=queries.account_detail(session, address))
+    return _render(
+        request, "account.html", d=queries.account_detail(session, address),
+        member_payments=pools.member_payments(session, owner=address),
+    )  # fmt: skip
+
+
+@router.get("/pools", response_class=HTMLResponse)
+def pools_page(request: HttpRequest, session: SessionDep) -> HTMLResponse:
+    return _render(request, "pools.html", pools=pools.pool_list(session))
+
+
+@router.get("/pools/{pool_id}", response_class=HTMLResponse)
+def pool_page(request: HttpRequest, session: SessionDep, pool_id: Id) -> HTMLResponse:
+    detail = found(pools.pool_detail(session, pool_id), f"no pool {pool_id} indexed")
+    return _render(request, "pool.html", d=detail)
 
 
 @router.get("/requests/{request_id}/devices/{device_id}/verify", response_class=HTMLResponse)
