@@ -48,13 +48,12 @@ def test_the_pool_page_shows_members_commissions_payout_split_and_claims(
     homes = []
     for _ in range(2):
         owner = governance.as_account(funded_account(w3))
-        ids = [
-            owner.register_device(
-                DeviceKind.BATTERY, DEVICE_W, ZONE,
-                secp256k1_device_key(Account.create().key, owner.address, w3.eth.chain_id, governance.registry.address),
-            )
+        registry = governance.registry.address
+        keys = [
+            secp256k1_device_key(Account.create().key, owner.address, w3.eth.chain_id, registry)
             for _ in range(2)
-        ]  # fmt: skip
+        ]
+        ids = [owner.register_device(DeviceKind.BATTERY, DEVICE_W, ZONE, key) for key in keys]
         deadline = owner.latest_block_timestamp() + 86_400
         digest = consent_digest(
             w3.eth.chain_id, owner.pools.address, pool_id, owner.address, ids, 0, deadline
