@@ -29,7 +29,12 @@ contract DeliveryDispute is IDeliveryDispute, ReentrancyGuard {
     IDeviceRegistry public immutable registry;
     IDisputeResolver public immutable resolver;
 
-    constructor(IFlexMarket market_, IOracleCommittee committee_, IDeviceRegistry registry_, IDisputeResolver resolver_) {
+    constructor(
+        IFlexMarket market_,
+        IOracleCommittee committee_,
+        IDeviceRegistry registry_,
+        IDisputeResolver resolver_
+    ) {
         if (
             address(market_) == address(0) || address(committee_) == address(0) || address(registry_) == address(0)
                 || address(resolver_) == address(0)
@@ -105,7 +110,9 @@ contract DeliveryDispute is IDeliveryDispute, ReentrancyGuard {
         uint256[] calldata bidDeviceIds
     ) private pure returns (Fault fault, uint256 total) {
         uint256 n = bidDeviceIds.length;
-        if (records.length != n) revert RecordsDoNotMatchBid(requestId, bidIndex, records.length < n ? records.length : n);
+        if (records.length != n) {
+            revert RecordsDoNotMatchBid(requestId, bidIndex, records.length < n ? records.length : n);
+        }
         fault = Fault.BidTotal;
         for (uint256 i; i < n; ++i) {
             DeviceRecord calldata record = records[i].record;
@@ -199,7 +206,9 @@ contract DeliveryDispute is IDeliveryDispute, ReentrancyGuard {
         bytes calldata usedReadings,
         uint256 capWh
     ) private pure returns (Fault, BaselineMath.Figures memory expected) {
-        if (!BaselineMath.wellFormedUsedReadings(usedReadings)) return (Fault.MalformedReadings, expected);
+        if (!BaselineMath.wellFormedUsedReadings(usedReadings)) {
+            return (Fault.MalformedReadings, expected);
+        }
         expected = _recompute(requestId, r, usedReadings, capWh);
         if (_follows(record, expected)) revert ArithmeticCorrect(requestId, record.deviceId);
         return (Fault.Arithmetic, expected);
@@ -228,8 +237,7 @@ contract DeliveryDispute is IDeliveryDispute, ReentrancyGuard {
             // A pool bid: its backing devices are the pool's members in the zone when it was
             // placed (PoolRegistry), its capacity the one recorded with the bid.
             IDeviceRegistry.DeviceEpoch memory epoch = registry.deviceAt(record.deviceId, b.placedAt);
-            inBid = epoch.zone == r.zone
-                && market.pools().backingPoolAt(record.deviceId, b.placedAt) == pool.poolId;
+            inBid = epoch.zone == r.zone && market.pools().backingPoolAt(record.deviceId, b.placedAt) == pool.poolId;
             (deviceCapacityW, bidCapacityW) = (epoch.capacityW, pool.capacityW);
         }
         if (!inBid) return (true, Fault.DeviceNotInBid, 0);

@@ -14,6 +14,8 @@ import {IDeviceRegistry} from "./interfaces/IDeviceRegistry.sol";
 contract DeviceRegistry is IDeviceRegistry, EIP712 {
     /// @notice Largest capacity a single device can declare (1 GW; fits the uint32 field).
     uint48 public constant MAX_CAPACITY_W = 1_000_000_000;
+    /// @notice Devices per `registerBatch` (about 80k gas each: a few hundred fit a block).
+    uint256 public constant MAX_BATCH = 256;
     bytes32 public constant DEVICE_KEY_PROOF_TYPEHASH = keccak256("DeviceKeyProof(address owner)");
 
     uint256 private constant SECP256K1_KEY_LENGTH = 20;
@@ -94,6 +96,28 @@ contract DeviceRegistry is IDeviceRegistry, EIP712 {
     /// @notice Registers a device owned by the caller; ids start at 1.
     function register(uint8 kind, uint48 capacityW, bytes32 zone, DeviceKey calldata key)
         external
+        returns (uint256 deviceId)
+    {
+        return _register(kind, capacityW, zone, key);
+    }
+
+    /// @notice Registers a fleet of like devices (same kind, capacity and zone) owned by the
+    ///         caller, each with its own key and proof; their ids are consecutive from the
+    ///         returned one. Onboarding at fleet scale: one transaction per few hundred devices.
+    function registerBatch(uint8 kind, uint48 capacityW, bytes32 zone, DeviceKey[] calldata keys)
+        external
+        returns (uint256 firstDeviceId)
+    {
+        uint256 count = keys.length;
+        if (count == 0 || count > MAX_BATCH) revert InvalidBatchSize(count, MAX_BATCH);
+        firstDeviceId = _deviceCount + 1;
+        for (uint256 i; i < count; ++i) {
+            _register(kind, capacityW, zone, keys[i]);
+        }
+    }
+
+    function _register(uint8 kind, uint48 capacityW, bytes32 zone, DeviceKey calldata key)
+        private
         returns (uint256 deviceId)
     {
         if (kind > uint8(DeviceKind.Other)) revert InvalidKind(kind);

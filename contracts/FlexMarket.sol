@@ -217,9 +217,7 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
         DeviceCommitment memory entry = _recordBid(requestId, r, bidIndex, displaced, powerW, pricePerKWh);
         _commitDevice(_poolCommitmentKey(poolId, r.zone), entry);
         _poolBids[requestId][bidIndex] = PoolBid({
-            poolId: SafeCast.toUint64(poolId),
-            commissionBps: commissionBps,
-            capacityW: SafeCast.toUint48(capacityW)
+            poolId: SafeCast.toUint64(poolId), commissionBps: commissionBps, capacityW: SafeCast.toUint48(capacityW)
         });
         uint96 bond = _bids[requestId][bidIndex].bond;
         emit BidPlaced(requestId, bidIndex, msg.sender, powerW, pricePerKWh, bond, new uint256[](0));

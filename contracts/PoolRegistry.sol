@@ -35,9 +35,8 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuardTransient
     uint256 public constant LEAVE_NOTICE = 1 days;
     /// @notice Devices per enrolment (one owner's consent).
     uint256 public constant MAX_DEVICES_PER_CONSENT = 256;
-    bytes32 public constant POOL_CONSENT_TYPEHASH = keccak256(
-        "PoolConsent(uint256 poolId,address owner,uint256[] deviceIds,uint256 nonce,uint256 deadline)"
-    );
+    bytes32 public constant POOL_CONSENT_TYPEHASH =
+        keccak256("PoolConsent(uint256 poolId,address owner,uint256[] deviceIds,uint256 nonce,uint256 deadline)");
 
     IDeviceRegistry public immutable registry;
     IFlexMarket public market;
@@ -74,7 +73,8 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuardTransient
     function createPool(uint16 commissionBps, string calldata name) external returns (uint256 poolId) {
         _checkCommission(commissionBps);
         poolId = ++poolCount;
-        _pools[poolId] = Pool({operator: msg.sender, commissionBps: commissionBps, pendingCommissionBps: 0, pendingEffectiveAt: 0});
+        _pools[poolId] =
+            Pool({operator: msg.sender, commissionBps: commissionBps, pendingCommissionBps: 0, pendingEffectiveAt: 0});
         emit PoolCreated(poolId, msg.sender, commissionBps, name);
     }
 
@@ -254,7 +254,7 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuardTransient
         if (info.token == address(0)) {
             IFlexMarket.Request memory r = market_.request(requestId);
             (info.devicesRoot, info.token, info.windowStart) =
-                (market_.reportOf(requestId).devicesRoot, r.settlementToken, r.windowStart);
+            (market_.reportOf(requestId).devicesRoot, r.settlementToken, r.windowStart);
         }
         (uint256 commission, uint256 memberPot) = SettlementMath.poolSplit(payout, poolBid.commissionBps);
         address operator = _pools[poolBid.poolId].operator;
@@ -328,7 +328,9 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuardTransient
     {
         return _hashTypedDataV4(
             keccak256(
-                abi.encode(POOL_CONSENT_TYPEHASH, poolId, owner, keccak256(abi.encodePacked(deviceIds)), nonce, deadline)
+                abi.encode(
+                    POOL_CONSENT_TYPEHASH, poolId, owner, keccak256(abi.encodePacked(deviceIds)), nonce, deadline
+                )
             )
         );
     }

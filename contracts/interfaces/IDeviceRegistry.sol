@@ -120,6 +120,8 @@ interface IDeviceRegistry {
     /// @notice Thrown when a pooled device is offered in an individual bid, or its capacity,
     ///         zone or owner would change: it must leave its pool first.
     error DeviceInPool(uint256 deviceId);
+    /// @notice Thrown when a batch registration lists no device or more than MAX_BATCH.
+    error InvalidBatchSize(uint256 count, uint256 max);
     /// @notice Thrown when anyone but the deploying account wires the PoolRegistry.
     error NotDeployer(address caller);
     /// @notice Thrown when the PoolRegistry is wired a second time.
@@ -153,6 +155,9 @@ interface IDeviceRegistry {
     function register(uint8 kind, uint48 capacityW, bytes32 zone, DeviceKey calldata key)
         external
         returns (uint256 deviceId);
+    function registerBatch(uint8 kind, uint48 capacityW, bytes32 zone, DeviceKey[] calldata keys)
+        external
+        returns (uint256 firstDeviceId);
     function update(uint256 deviceId, uint48 capacityW, bytes32 zone) external;
     function rotateKey(uint256 deviceId, DeviceKey calldata key) external;
     function setActive(uint256 deviceId, bool active) external;

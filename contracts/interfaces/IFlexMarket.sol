@@ -212,7 +212,11 @@ interface IFlexMarket {
     /// @notice A pool's bid (with `BidPlaced`, whose device list is empty): the backing
     ///         devices are the pool's members in the zone at the bid's time (PoolRegistry).
     event PoolBidPlaced(
-        uint256 indexed requestId, uint256 indexed bidIndex, uint256 indexed poolId, uint256 capacityW, uint16 commissionBps
+        uint256 indexed requestId,
+        uint256 indexed bidIndex,
+        uint256 indexed poolId,
+        uint256 capacityW,
+        uint16 commissionBps
     );
     event BidDisplaced(uint256 indexed requestId, uint256 indexed bidIndex, address indexed bidder, address byBidder);
     /// @notice The dispatch signal: `bidder`'s devices deliver `awardedW` during the window.

@@ -64,7 +64,8 @@ library SettlementMath {
         } else {
             outcome.slashed = Math.mulDiv(bond, outcome.awardedWh - outcome.creditedWh, outcome.awardedWh);
         }
-        uint256 fullAvailability = Math.mulDiv(awardedW * durationSeconds, availabilityPricePerKWh, W_SECONDS_PER_KW_HOUR);
+        uint256 fullAvailability =
+            Math.mulDiv(awardedW * durationSeconds, availabilityPricePerKWh, W_SECONDS_PER_KW_HOUR);
         outcome.availability = Math.mulDiv(fullAvailability, outcome.creditedWh, outcome.awardedWh);
     }
 
@@ -75,7 +76,11 @@ library SettlementMath {
 
     /// @notice A pool bid's payout split: the operator's commission (rounded down) and the
     ///         members' pot (the rest).
-    function poolSplit(uint256 payout, uint256 commissionBps) internal pure returns (uint256 commission, uint256 memberPot) {
+    function poolSplit(uint256 payout, uint256 commissionBps)
+        internal
+        pure
+        returns (uint256 commission, uint256 memberPot)
+    {
         commission = payout * commissionBps / BPS;
         memberPot = payout - commission;
     }

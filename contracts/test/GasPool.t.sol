@@ -5,6 +5,7 @@ import {GasBase} from "./Gas.t.sol";
 import {TestMerkle} from "./utils/TestMerkle.sol";
 import {IFlexMarket} from "../interfaces/IFlexMarket.sol";
 import {IDeliveryDispute} from "../interfaces/IDeliveryDispute.sol";
+import {IDeviceRegistry} from "../interfaces/IDeviceRegistry.sol";
 
 /// @notice Gas of pools (issue 14): a pool bid, its clearing, report and settlement with 10,
 ///         1,000 and 100,000 devices behind it (the same: nothing per device), enrolment and
@@ -147,6 +148,19 @@ contract GasPoolMembershipTest is GasPoolBase {
         uint256 manyGas = vm.stopSnapshotGas();
         vm.snapshotValue(GROUP, "poolEnroll_perDevice_in250", manyGas / PER_OWNER);
         assertLe(manyGas / PER_OWNER, oneGas, "a batch is cheaper per device");
+    }
+
+    function test_gas_registerBatch_perDevice() public {
+        IDeviceRegistry.DeviceKey[] memory keys = new IDeviceRegistry.DeviceKey[](PER_OWNER);
+        address owner = vm.addr(OWNER_KEYS + 3);
+        for (uint256 i; i < PER_OWNER; ++i) {
+            keys[i] = secpKey(owner, 0x500000 + i);
+        }
+        vm.prank(owner);
+        registry.registerBatch(0, MEMBER_W, ZONE, keys);
+        uint256 used = vm.snapshotGasLastCall(GROUP, "registerBatch_250devices");
+        vm.snapshotValue(GROUP, "registerBatch_perDevice_in250", used / PER_OWNER);
+        assertLe(used / PER_OWNER, 90_000, "per device in a batch");
     }
 
     function test_gas_leave() public {

@@ -66,12 +66,11 @@ contract PoolRegistryTest is DeliveryFixtures {
         uint256 device = registerDevice(memberAddr(0), 0xE100, MEMBER_DEVICE_W, ZONE);
         uint256 deadline = block.timestamp + 1 days;
         // The operator signs the consent itself, with some key of its own.
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(0xBAD, pools.consentDigest(poolId, memberAddr(0), ids(device), 1, deadline));
+        (uint8 v, bytes32 r, bytes32 s) =
+            vm.sign(0xBAD, pools.consentDigest(poolId, memberAddr(0), ids(device), 1, deadline));
         bytes memory forged = abi.encodePacked(r, s, v);
         vm.prank(aggregator);
-        vm.expectRevert(
-            abi.encodeWithSelector(IPoolRegistry.InvalidConsent.selector, memberAddr(0), vm.addr(0xBAD))
-        );
+        vm.expectRevert(abi.encodeWithSelector(IPoolRegistry.InvalidConsent.selector, memberAddr(0), vm.addr(0xBAD)));
         pools.enroll(poolId, memberAddr(0), ids(device), 1, deadline, forged);
         // The owner's consent for another device does not cover this one.
         bytes memory other = signConsent(MEMBER_KEYS, poolId, ids(memberDevices[0][0]), 1, deadline);
@@ -383,7 +382,8 @@ contract PoolRegistryTest is DeliveryFixtures {
             (both[0], both[1]) = (2 * m, 2 * m + 1);
             uint256 before = eur.balanceOf(memberAddr(m));
             uint256 amount = claimAs(memberAddr(m), both);
-            uint256 expected = p.memberPot * ((2 * m + 4) * 1_000) / 39_000 + p.memberPot * ((2 * m + 5) * 1_000) / 39_000;
+            uint256 expected =
+                p.memberPot * ((2 * m + 4) * 1_000) / 39_000 + p.memberPot * ((2 * m + 5) * 1_000) / 39_000;
             assertEq(amount, expected, "share = pot * device delivered / bid delivered, rounded down");
             assertEq(eur.balanceOf(memberAddr(m)) - before, amount, "paid to the owner");
             claimedTotal += amount;

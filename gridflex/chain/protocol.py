@@ -478,6 +478,18 @@ class Protocol:
         (event,) = self.registry.events.DeviceRegistered().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["deviceId"])
 
+    def register_devices(
+        self, kind: DeviceKind, capacity_w: int, zone: bytes, keys: list[DeviceKey]
+    ) -> list[int]:
+        """A fleet of like devices in one transaction (`registerBatch`); their ids."""
+        receipt = self.send(
+            self.registry.functions.registerBatch(
+                int(kind), capacity_w, zone, [key.as_tuple() for key in keys]
+            )
+        )
+        events = self.registry.events.DeviceRegistered().process_receipt(receipt, errors=DISCARD)
+        return [int(event["args"]["deviceId"]) for event in events]
+
     def device(self, device_id: int) -> RegistryDevice:
         return self._struct(RegistryDevice, self.registry.functions.device(device_id))
 

@@ -149,6 +149,12 @@ contract AccessControlTest is SecurityBase {
             "register(uint8,uint48,bytes32,(uint8,bytes,bytes))",
             abi.encodeCall(registry.register, (0, 1_000, ZONE, secpKey(stranger, 0x5157)))
         );
+        _public(
+            "DeviceRegistry",
+            address(registry),
+            "registerBatch(uint8,uint48,bytes32,(uint8,bytes,bytes)[])",
+            abi.encodeCall(registry.registerBatch, (0, 1_000, ZONE, _strangerKeys()))
+        );
         _gated(
             "DeviceRegistry",
             address(registry),
@@ -224,7 +230,9 @@ contract AccessControlTest is SecurityBase {
             abi.encodeCall(pools.setMarket, (market))
         );
         // PoolRegistry: anyone creates a pool; its operator runs it; members leave.
-        _public("PoolRegistry", address(pools), "createPool(uint16,string)", abi.encodeCall(pools.createPool, (100, "x")));
+        _public(
+            "PoolRegistry", address(pools), "createPool(uint16,string)", abi.encodeCall(pools.createPool, (100, "x"))
+        );
         _gated(
             "PoolRegistry",
             address(pools),
@@ -250,7 +258,10 @@ contract AccessControlTest is SecurityBase {
             abi.encodeCall(pools.requestLeave, (ids(memberDevice)))
         );
         _public(
-            "PoolRegistry", address(pools), "completeLeave(uint256[])", abi.encodeCall(pools.completeLeave, (ids(memberDevice)))
+            "PoolRegistry",
+            address(pools),
+            "completeLeave(uint256[])",
+            abi.encodeCall(pools.completeLeave, (ids(memberDevice)))
         );
         _public(
             "PoolRegistry",
@@ -601,7 +612,7 @@ contract AccessControlTest is SecurityBase {
                 ++checked;
             }
         }
-        assertEq(checked, 25 * actors.length, "every public function by every actor");
+        assertEq(checked, 26 * actors.length, "every public function by every actor");
     }
 
     /// @notice Role holdings after deployment are exactly the intended ones (no extra
@@ -692,6 +703,11 @@ contract AccessControlTest is SecurityBase {
 
     // ─── Internals ────────────────────────────────────────────────────────────────────────
 
+    function _strangerKeys() internal view returns (IDeviceRegistry.DeviceKey[] memory out) {
+        out = new IDeviceRegistry.DeviceKey[](1);
+        out[0] = secpKey(stranger, 0x5159);
+    }
+
     function _enrollSpareCall() internal view returns (bytes memory) {
         uint256 deadline = block.timestamp + 1 days;
         bytes memory signature = signConsent(MEMBER_KEY, poolId, ids(spareDevice), 1, deadline);
@@ -716,8 +732,7 @@ contract AccessControlTest is SecurityBase {
             || selector == IAccessControl.AccessControlBadConfirmation.selector
             || selector == IDeviceRegistry.NotDeviceOwner.selector
             || selector == IDeviceRegistry.NotPendingOwner.selector
-            || selector == IFlexMarket.NotRequestOperator.selector
-            || selector == IPoolRegistry.NotPoolOperator.selector
+            || selector == IFlexMarket.NotRequestOperator.selector || selector == IPoolRegistry.NotPoolOperator.selector
             || selector == IPoolRegistry.NotOwnerOrOperator.selector || selector == IPoolRegistry.NotMarket.selector
             || selector == IPoolRegistry.MarketWiring.selector || selector == IDeviceRegistry.NotPools.selector
             || selector == IDeviceRegistry.NotDeployer.selector;
