@@ -14,8 +14,9 @@ import {IDeviceRegistry} from "./interfaces/IDeviceRegistry.sol";
 contract DeviceRegistry is IDeviceRegistry, EIP712 {
     /// @notice Largest capacity a single device can declare (1 GW; fits the uint32 field).
     uint48 public constant MAX_CAPACITY_W = 1_000_000_000;
-    /// @notice Devices per `registerBatch` (about 80k gas each: a few hundred fit a block).
-    uint256 public constant MAX_BATCH = 256;
+    /// @notice Devices per `registerBatch`: at about 77k gas each, 200 fit Osaka's per-transaction
+    ///         gas cap (EIP-7825, 2^24) with room to spare.
+    uint256 public constant MAX_BATCH = 200;
     bytes32 public constant DEVICE_KEY_PROOF_TYPEHASH = keccak256("DeviceKeyProof(address owner)");
 
     uint256 private constant SECP256K1_KEY_LENGTH = 20;

@@ -9,9 +9,11 @@ intervals are refused while its units for earlier intervals stay valid, and a
 deactivation after signing cannot make one oracle accept a unit another refuses.
 
 A device's history is loaded with `epochCount(id)` + `epochAt(id, i)` the first time it is
-seen. Registry events (registration, update, key rotation, (de)activation, transfer) are
-polled from the last seen block; every one names its device id in the first indexed
-topic, so the cache simply forgets that device and reloads it on next sight. When a unit
+seen, unless a poll saw its registration and nothing else (then the event is its history:
+one epoch, so a fleet onboarded in batches costs no call per device). Registry events
+(registration, update, key rotation, (de)activation, transfer) are polled from the last
+seen block; every one names its device id in the first indexed topic, so the cache simply
+forgets that device and reloads it on next sight. When a unit
 fails verification, the caller asks for one reload (rate-limited per device, so forged
 units cannot turn into an RPC flood) to catch a change the poll has not seen yet.
 """
@@ -117,12 +119,17 @@ class RegistryCache:
                 latest = self._protocol.block_number()
                 if latest < self._next_block:
                     return
-                changed = self._protocol.changed_device_ids(self._next_block, latest)
+                changed, registered = self._protocol.registry_changes(self._next_block, latest)
             except Exception as error:  # any transport error: keep serving from the cache
                 log.warning("registry event poll failed", error=str(error))
                 return
+            now = time.monotonic()
             for device_id in changed:
-                self._entries.pop(device_id, None)
+                history = registered.get(device_id)
+                if history is None:
+                    self._entries.pop(device_id, None)
+                else:  # a new device, known from its registration event alone
+                    self._entries[device_id] = _Entry(history, now)
             self._next_block = latest + 1
             if changed:
                 log.info("registry devices changed", count=len(changed), next_block=latest + 1)

@@ -3,6 +3,7 @@ summary (or JSON with --json); BENCHMARKS.md records the figures with these comm
 
     python scripts/bench.py ingest [--devices 50] [--days 40] [--batch 50] [--json]
     python scripts/bench.py settle [--devices 100000] [--store sqlite|postgresql] [--json]
+    python scripts/bench.py fleet [--devices 100000] [--store sqlite|postgresql] [--json]
     python scripts/bench.py load [--rate 5000] [--duration 300] [--database-url URL] [--json]
     python scripts/bench.py explorer [--requests 100] [--readings 10000] [--repeat 30] [--json]
     python scripts/bench.py demo [--devices 50] [--runs 3] [--json]
@@ -137,7 +138,10 @@ def _log(message: str) -> None:
 
 
 def _start_oracle(
-    workdir: Path, rpc_url: str, database_url: str | None = None
+    workdir: Path,
+    rpc_url: str,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
@@ -152,6 +156,7 @@ def _start_oracle(
     }
     if database_url is not None:
         env["GRIDFLEX_ORACLE_DATABASE_URL"] = database_url
+    env |= extra_env or {}
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "oracle", "serve", "--port", str(port)],
         cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=(workdir / "oracle.log").open("wb"),
@@ -457,6 +462,265 @@ def settle(
         "insufficient_devices": int(qualities[Quality.INSUFFICIENT_DATA]),
         "signed": report.signature is not None,
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    }
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for name, value in result.items():
+            print(f"{name:>24}: {value}")
+
+
+# ─── A fleet of pooled devices, end to end ─────────────────────────────────────────────
+
+FLEET_DEVICE_W = 3_000
+FLEET_PER_OWNER = 200
+FLEET_REPORT_DELAY_S = 30
+
+
+def _tx_gas(protocol: Protocol, tx_hash: str) -> int:
+    return int(protocol.client.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])
+
+
+def _rss_gib(pid: int) -> float:
+    """Peak resident memory of a live process (VmHWM), GiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 2**20, 2)
+    return 0.0
+
+
+@app.command()
+def fleet(
+    devices: Annotated[int, typer.Option(help="Pooled devices (two pools).")] = 100_000,
+    store: Annotated[str, typer.Option(help="sqlite or postgresql.")] = "sqlite",
+    database_url: Annotated[
+        str, typer.Option(help="PostgreSQL server for --store postgresql (a fresh database).")
+    ] = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    claims: Annotated[int, typer.Option(help="Member claims sampled.")] = 1_000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One request served by two pools of `devices` 3 kW devices through the real oracle
+    process and store: onboarding (batch registration, one consent per owner of 200
+    devices), readings signed and ingested over HTTP, the oracle's measurement, report and
+    settlement, then `claims` member claims. Prints each phase's time, the gas of every
+    transaction on the request's path, the measurement's parts against floors measured in
+    the same run (the production functions on the oracle's store), and peak memory."""
+    from gridflex.chain.anvil import increase_time
+    from gridflex.chain.facts import read_request_facts
+    from gridflex.rules.eip712 import DeviceKey, device_key_proof_digest, sign_digest_secp256k1
+    from gridflex.rules.pools import consent_digest, dispatch_shares
+    from gridflex.rules.reports import DeviceRecord
+    from gridflex.rules.types import RequestSpec, RequestStatus
+
+    phases: dict[str, float] = {}
+    gas: dict[str, int] = {}
+    zone = zone_id("FLEET-01")
+    oracle_key = Account.create()
+    started_all = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        anvil = stack.enter_context(AnvilProcess(extra_args=["--gas-limit", "200000000"]))
+        artifacts = load_artifacts()
+        client = ChainClient.from_url(anvil.url, anvil_dev_account(0).key.hex(), artifacts)
+        governance = Protocol(client, deploy_protocol(client, ProtocolParams.local(), artifacts))
+        save_deployment(governance.deployment, workdir)
+        w3 = client.w3
+
+        def funded(flex: int = 0) -> Protocol:
+            account = Account.create()
+            w3.provider.make_request("anvil_setBalance", [account.address, hex(10**24)])
+            if flex:
+                governance.send(governance.token.functions.transfer(account.address, flex))
+            return governance.as_account(account)
+
+        w3.provider.make_request("anvil_setBalance", [oracle_key.address, hex(10**24)])
+        governance.seat_oracle(oracle_key, 1)
+        db_url = None
+        if store == "postgresql":
+            db_url = stack.enter_context(_fresh_postgres(database_url))
+        oracle, oracle_url = _start_oracle(workdir, anvil.url, db_url, {
+            "GRIDFLEX_ORACLE_SIGNER_KEY": oracle_key.key.hex(),
+            "GRIDFLEX_ORACLE_CLOCK": "chain",
+            "GRIDFLEX_ORACLE_COMMITTEE_POLL_SECONDS": "0.5",
+            "GRIDFLEX_ORACLE_REPORT_DELAY_SECONDS": str(FLEET_REPORT_DELAY_S),
+        })  # fmt: skip
+        stack.callback(oracle.kill)
+        store_url = db_url or f"sqlite:///{workdir / 'oracle' / 'oracle.db'}"
+
+        # ── onboarding: batch registration, one consent and one enrolment per owner ──
+        _log(f"onboarding {devices} devices...")
+        started = time.perf_counter()
+        operators = [funded(10**6 * 10**18) for _ in range(2)]
+        for operator in operators:
+            operator.stake(10**6 * 10**18)
+        pool_ids = [op.create_pool(1_500, f"fleet pool {i}") for i, op in enumerate(operators)]
+        chain_id, registry = client.chain_id, governance.registry.address
+        meters: list[tuple[int, bytes, Protocol]] = []
+        register_gas = enroll_gas = 0
+        for first in range(0, devices, FLEET_PER_OWNER):
+            count = min(FLEET_PER_OWNER, devices - first)
+            owner = funded()
+            digest = device_key_proof_digest(owner.address, chain_id, registry)
+            device_keys = [secrets.token_bytes(32) for _ in range(count)]
+            proofs = [
+                DeviceKey(
+                    KeyType.SECP256K1, bytes.fromhex(Account.from_key(k).address[2:]),
+                    sign_digest_secp256k1(k, digest),
+                )
+                for k in device_keys
+            ]  # fmt: skip
+            ids = owner.register_devices(DeviceKind.BATTERY, FLEET_DEVICE_W, zone, proofs)
+            register_gas += _tx_gas(owner, governance.events(
+                governance.registry, "DeviceRegistered", from_block=w3.eth.block_number,
+                deviceId=ids[0])[0].tx_hash)  # fmt: skip
+            pool = (first // FLEET_PER_OWNER) % 2
+            deadline = owner.latest_block_timestamp() + 86_400
+            consent = consent_digest(
+                chain_id, governance.pools.address, pool_ids[pool], owner.address, ids, 0, deadline
+            )
+            signature = sign_digest_secp256k1(owner.client.account.key, consent)
+            operators[pool].enroll(pool_ids[pool], owner.address, ids, 0, deadline, signature)
+            enroll_gas += _tx_gas(operators[pool], governance.events(
+                governance.pools, "MemberJoined", from_block=w3.eth.block_number,
+                deviceId=ids[0])[0].tx_hash)  # fmt: skip
+            meters += [(d, k, owner) for d, k in zip(ids, device_keys, strict=True)]
+        phases["onboard_s"] = time.perf_counter() - started
+        gas["registerBatch_per_device"] = register_gas // devices
+        gas["enroll_per_device"] = enroll_gas // devices
+
+        # ── the request, two pool bids, clearing ──
+        increase_time(w3, 2)
+        dso = funded()
+        governance.grant_grid_operator(dso.address)
+        token = dso.client.deploy(artifacts["FlexToken"], dso.address, 10**30)
+        capacities = [governance.pool_capacity(p, zone) for p in pool_ids]
+        bids_w = [c // 2 for c in capacities]
+        now = governance.latest_block_timestamp()
+        start = now - now % INTERVAL_S + 2 * 3600
+        spec = RequestSpec(
+            zone=zone, power_w=sum(bids_w), window_start=start, window_end=start + 4 * INTERVAL_S,
+            price_cap_per_kwh=3 * 10**17, availability_price_per_kwh=0,
+            gate_closure=start - INTERVAL_S, settlement_token=token.address,
+            interval_seconds=INTERVAL_S, baseline_method=BaselineMethod.MBMA,
+        )  # fmt: skip
+        request_id, _ = dso.create_request(spec)
+        bid_indices = [
+            op.bid_as_pool(request_id, p, w, 2 * 10**17)
+            for op, p, w in zip(operators, pool_ids, bids_w, strict=True)
+        ]
+        increase_time(w3, spec.gate_closure - governance.latest_block_timestamp())
+        governance.clear(request_id)
+
+        # ── readings: each member's node signs the interval before and the window ──
+        increase_time(w3, spec.window_end + 1 - governance.latest_block_timestamp())
+        _log("signing readings...")
+        started = time.perf_counter()
+        domain = meter_domain_separator(chain_id, registry)
+        asked = dispatch_shares(bids_w[0], {d: FLEET_DEVICE_W for d, _, _ in meters})
+        units = []
+        for device_id, key, _ in meters:
+            reduced = asked[device_id] * 2 * INTERVAL_S // 3600 * (70 + device_id % 30) // 100
+            energy = (600, *[600 - reduced] * 4)
+            units.append(
+                sign_unit(
+                    MeterUnit(device_id, start - INTERVAL_S, INTERVAL_S, 1, energy), domain, key
+                )
+            )
+        phases["sign_s"] = time.perf_counter() - started
+        _log(f"ingesting {len(units)} units...")
+        started = time.perf_counter()
+        batches = [units[i : i + 500] for i in range(0, len(units), 500)]
+
+        def post(batch: list[MeterUnit]) -> None:
+            body = {"units": [u.to_json() for u in batch]}
+            httpx.post(oracle_url + "/v1/readings", json=body, timeout=300).raise_for_status()
+
+        with ThreadPoolExecutor(4) as pool_executor:
+            list(pool_executor.map(post, batches))
+        phases["ingest_s"] = time.perf_counter() - started
+
+        # ── the oracle measures, signs and posts the report ──
+        _log("waiting for the report...")
+        increase_time(w3, FLEET_REPORT_DELAY_S + 1)
+        started = time.perf_counter()
+        while governance.request(request_id).status != RequestStatus.REPORTED:
+            if oracle.poll() is not None:
+                raise RuntimeError((workdir / "oracle.log").read_text()[-4000:])
+            time.sleep(0.5)
+        phases["report_s"] = time.perf_counter() - started
+        (submitted,) = governance.report_submissions(request_id)
+        gas["submitReport"] = _tx_gas(governance, submitted.tx_hash)
+
+        # The production measurement on the oracle's own store, timed against floors.
+        facts = read_request_facts(governance, request_id)
+        engine = create_oracle_engine(OracleSettings(database_url=store_url))
+        bare_s, read_s = float("inf"), float("inf")
+        for _ in range(3):
+            bare_s = min(bare_s, _bare_read(engine, facts))
+            t0 = time.perf_counter()
+            inputs = read_inputs(engine, facts)
+            read_s = min(read_s, time.perf_counter() - t0)
+        engine.dispose()
+        floor_s, _ = _best_of(3, inputs.history.sum)
+        compute_s, report = _best_of(3, lambda: compute_report(facts, inputs, "0x" + "42" * 32))
+        assert report.trees.delivered_wh == governance.reported_delivery(request_id)
+
+        increase_time(w3, governance.dispute_window() + 1)
+        started = time.perf_counter()
+        while governance.request(request_id).status != RequestStatus.SETTLED:
+            time.sleep(0.5)
+        phases["settle_s"] = time.perf_counter() - started
+        settled = governance.events(governance.market, "RequestSettled", requestId=request_id)
+        gas["finalize"] = _tx_gas(governance, settled[0].tx_hash)
+        for name, event in (("createRequest", "RequestCreated"), ("clear", "RequestCleared")):
+            logged = governance.events(governance.market, event, requestId=request_id)
+            gas[name] = _tx_gas(governance, logged[0].tx_hash)
+        placed = governance.events(governance.market, "PoolBidPlaced", requestId=request_id)
+        gas["bidAsPool"] = max(_tx_gas(governance, e.tx_hash) for e in placed)
+
+        # ── member claims, sampled ──
+        _log(f"claiming {claims} members' shares...")
+        started = time.perf_counter()
+        claim_gas, paid = [], 0
+        rng = random.Random(7)
+        for device_id, _, owner in rng.sample(meters, min(claims, len(meters))):
+            body = httpx.get(
+                f"{oracle_url}/v1/reports/{request_id}/devices/{device_id}", timeout=60
+            ).json()
+            record = DeviceRecord.from_json(body["record"])
+            proof = [bytes.fromhex(n[2:]) for n in body["recordProof"]]
+            paid += owner.claim_member_shares(request_id, [record], [proof])
+            paid_event = governance.events(
+                governance.pools, "MemberPaid", from_block=w3.eth.block_number, deviceId=device_id
+            )
+            claim_gas.append(_tx_gas(owner, paid_event[-1].tx_hash))
+        phases["claims_s"] = time.perf_counter() - started
+        gas["claim_1device_mean"] = sum(claim_gas) // len(claim_gas)
+        oracle_rss = _rss_gib(oracle.pid)
+
+    result = {
+        "benchmark": "fleet",
+        "store": store,
+        "devices": devices,
+        "owners": -(-devices // FLEET_PER_OWNER),
+        "bids": [int(i) for i in bid_indices],
+        "phases_s": {k: round(v, 1) for k, v in phases.items()},
+        "total_s": round(time.perf_counter() - started_all, 1),
+        "units_per_s": round(len(units) / phases["ingest_s"]),
+        "read_s": round(read_s, 3),
+        "bare_read_s": round(bare_s, 3),
+        "read_ratio": round(read_s / bare_s, 2),
+        "compute_s": round(compute_s, 3),
+        "numpy_floor_s": round(floor_s, 5),
+        "compute_ratio": round(compute_s / floor_s, 1),
+        "measure_us_per_device": round((read_s + compute_s) / devices * 1e6, 1),
+        "gas": gas,
+        "claims": len(claim_gas),
+        "claimed": str(paid),
+        "peak_rss_gib": {
+            "bench": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+            "oracle": oracle_rss,
+        },
     }
     if as_json:
         print(json.dumps(result))

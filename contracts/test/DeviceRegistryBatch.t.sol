@@ -49,10 +49,10 @@ contract DeviceRegistryBatchTest is Deployers {
 
     function test_registerBatch_ofNoDeviceOrTooMany_refused() public {
         vm.startPrank(owner);
-        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.InvalidBatchSize.selector, 0, 256));
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.InvalidBatchSize.selector, 0, 200));
         registry.registerBatch(0, 3_000, ZONE, new IDeviceRegistry.DeviceKey[](0));
-        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.InvalidBatchSize.selector, 257, 256));
-        registry.registerBatch(0, 3_000, ZONE, new IDeviceRegistry.DeviceKey[](257));
+        vm.expectRevert(abi.encodeWithSelector(IDeviceRegistry.InvalidBatchSize.selector, 201, 200));
+        registry.registerBatch(0, 3_000, ZONE, new IDeviceRegistry.DeviceKey[](201));
         vm.stopPrank();
     }
 }

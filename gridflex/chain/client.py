@@ -35,6 +35,9 @@ GAS_ESTIMATE_MARGIN_PCT = 125
 ran on, and a challenge or bid mined a block later can take another branch (a displaced
 bid, a bond locked by a concurrent challenge); a tx mined out of gas would cost the sender
 and do nothing. Unused gas is not paid for."""
+TX_GAS_CAP = 2**24
+"""Osaka's per-transaction gas cap (EIP-7825): the margin never takes a limit above it (a
+transaction whose estimate alone exceeds it cannot be mined at all)."""
 PANIC_SELECTOR = "0x4e487b71"  # Panic(uint256), from assert, overflow, bad index...
 
 # Solidity panic codes (docs: "Panic via assert and Error via require").
@@ -196,7 +199,7 @@ class ChainClient:
         except ContractLogicError as error:
             raise self._reverted(error) from error
         if gas is None:
-            tx["gas"] = tx["gas"] * GAS_ESTIMATE_MARGIN_PCT // 100
+            tx["gas"] = max(tx["gas"], min(tx["gas"] * GAS_ESTIMATE_MARGIN_PCT // 100, TX_GAS_CAP))
         with self._nonce_lock:  # nonce taken and the tx in the pool, as one step
             tx["nonce"] = self._take_nonce()
             signed = self.account.sign_transaction(tx)

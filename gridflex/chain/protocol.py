@@ -9,6 +9,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import event_abi_to_log_topic
 from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
@@ -389,10 +390,44 @@ class Protocol:
     def changed_device_ids(self, from_block: int, to_block: int) -> set[int]:
         """Devices named by any registry event in the blocks (each names its device id in
         the first indexed topic): what a device cache must forget."""
+        return self.registry_changes(from_block, to_block)[0]
+
+    def registry_changes(
+        self, from_block: int, to_block: int
+    ) -> tuple[set[int], dict[int, DeviceHistory]]:
+        """Devices named by any registry event in the blocks, and the histories of those
+        whose only event there is their registration: one epoch, built from the event and
+        its block time exactly as `epochAt(id, 0)` would return it (a fleet onboarded in
+        batches is then known without two calls per device)."""
         logs = self.client.w3.eth.get_logs(
             {"address": self.registry.address, "fromBlock": from_block, "toBlock": to_block}
         )
-        return {int.from_bytes(bytes(e["topics"][1]), "big") for e in logs if len(e["topics"]) > 1}
+        named: dict[int, int] = {}
+        for entry in logs:
+            if len(entry["topics"]) > 1:
+                device_id = int.from_bytes(bytes(entry["topics"][1]), "big")
+                named[device_id] = named.get(device_id, 0) + 1
+        registered = self.registry.events.DeviceRegistered()
+        topic = bytes(event_abi_to_log_topic(registered.abi))  # type: ignore[arg-type]
+        block_times: dict[int, int] = {}
+        histories: dict[int, DeviceHistory] = {}
+        for entry in logs:
+            if not entry["topics"] or bytes(entry["topics"][0]) != topic:
+                continue
+            args = registered.process_log(entry)["args"]
+            device_id = int(args["deviceId"])
+            if named.get(device_id) != 1:
+                continue
+            block = int(entry["blockNumber"])
+            if block not in block_times:
+                block_times[block] = int(self.client.w3.eth.get_block(block)["timestamp"])
+            epoch = DeviceEpoch(
+                since=block_times[block], owner=str(args["owner"]),
+                capacity_w=int(args["capacityW"]), key_type=int(args["keyType"]), active=True,
+                zone=bytes(args["zone"]), key_x=bytes(args["keyX"]), key_y=bytes(args["keyY"]),
+            )  # fmt: skip
+            histories[device_id] = device_history(device_id, [epoch])
+        return set(named), histories
 
     # ─── Tokens and stake ─────────────────────────────────────────────────────────────
 

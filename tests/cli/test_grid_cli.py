@@ -309,7 +309,7 @@ def _sample(abi_type: str) -> object:
 def test_every_custom_error_of_the_protocol_has_a_sentence() -> None:
     artifacts = load_artifacts()
     for name in ("FlexToken", "DeviceRegistry", "Staking", "OracleCommittee", "FlexMarket",
-                 "DisputeResolver", "DeliveryDispute"):  # fmt: skip
+                 "DisputeResolver", "DeliveryDispute", "PoolRegistry"):  # fmt: skip
         for entry in (e for e in artifacts[name].abi if e["type"] == "error"):
             args = {
                 item.get("name") or f"arg{index}": _sample(item["type"])
