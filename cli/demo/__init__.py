@@ -26,6 +26,7 @@ console = Console(stderr=True)
 class Scenario(StrEnum):
     MARKET = "market"
     FRAUD = "fraud"
+    COMMUNITY = "community"
 
 
 def demo(
@@ -34,7 +35,11 @@ def demo(
     threshold: Annotated[int, typer.Option(min=1, help="Signatures a report needs (k).")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the simulated devices' physics.")] = 0,
     scenario: Annotated[
-        Scenario, typer.Option(help="market: two requests settle; fraud: a tampered report.")
+        Scenario,
+        typer.Option(
+            help="market: two requests settle; fraud: a tampered report; community: an "
+            "energy community (200 households) and an aggregator's pool beside owners' nodes."
+        ),
     ] = Scenario.MARKET,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON on stdout, then stop.")
@@ -47,7 +52,7 @@ def demo(
 ) -> None:
     """Run a whole GridFlex network locally and tell a flexibility event end to end."""
     from cli.demo.network import DemoNetwork
-    from cli.demo.story import Phases, run_fraud, run_market
+    from cli.demo.story import Phases, run_community, run_fraud, run_market
     from cli.demo.summary import print_request
     from gridflex.errors import GridFlexError
     from gridflex.logging import configure_logging
@@ -63,6 +68,7 @@ def demo(
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     fraud = None
+    pools: list = []
     summaries: list = []
     failed = False
     try:
@@ -70,6 +76,10 @@ def demo(
             with Phases(console) as phases:
                 if scenario == Scenario.FRAUD:
                     summaries, fraud = run_fraud(network, phases, devices=devices)
+                elif scenario == Scenario.COMMUNITY:
+                    summaries, pools = run_community(
+                        network, phases, devices=devices, oracles=oracles, threshold=threshold
+                    )
                 else:
                     summaries = run_market(
                         network, phases, devices=devices, oracles=oracles, threshold=threshold
@@ -89,12 +99,16 @@ def demo(
                 }
                 if fraud is not None:
                     report["fraud"] = fraud.__dict__
+                if pools:
+                    report["pools"] = [p.__dict__ | {"adds_up": p.adds_up} for p in pools]
                 print(json.dumps(report, indent=2))
             else:
                 for summary in summaries:
                     print_request(console, summary)
                 if fraud is not None:
                     _print_fraud(fraud)
+                for pool in pools:
+                    _print_pool(pool)
                 console.print(
                     f"withdrawn after settlement by nodes, operators and treasury: "
                     f"{network.withdrawn / 10**18:,.4f} FLEX; story told in {seconds:.1f} s"
@@ -111,7 +125,7 @@ def demo(
     finally:
         if workdir is None and not failed:
             shutil.rmtree(directory, ignore_errors=True)
-    if not all(s.conserved for s in summaries):
+    if not all(s.conserved for s in summaries) or not all(p.adds_up for p in pools):
         raise typer.Exit(1)
 
 
@@ -141,6 +155,20 @@ def _print_fraud(fraud: object) -> None:
         f"{fraud.challenger}: voided, {len(fraud.slashed_oracles)} signers slashed "
         f"{fraud.slashed_total / 10**18:,.2f} FLEX, challenger paid "
         f"{fraud.challenger_reward / 10**18:,.2f} FLEX."
+    )
+
+
+def _print_pool(pool: object) -> None:
+    from cli.demo.story import PoolSummary
+
+    assert isinstance(pool, PoolSummary)
+    flex = 10**18
+    console.print(
+        f"pool {pool.pool_id} {pool.name}: {pool.households} households, {pool.devices} "
+        f"devices; bid {pool.bid_index} paid {pool.payout / flex:,.4f} FLEX: commission "
+        f"{pool.commission_bps / 100:g}% = {pool.commission / flex:,.4f}, {pool.claims} "
+        f"members claimed {pool.claimed / flex:,.4f}, dust {pool.dust} base units "
+        f"({'adds up' if pool.adds_up else 'DOES NOT ADD UP'})"
     )
 
 

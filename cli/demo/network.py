@@ -42,7 +42,8 @@ from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.deploy import ProtocolParams, deploy_protocol
 from gridflex.chain.deployments import save_deployment
 from gridflex.chain.protocol import Protocol
-from gridflex.rules.types import DeviceKind
+from gridflex.rules.eip712 import secp256k1_device_key
+from gridflex.rules.types import DeviceKind, zone_id
 from node.keystore import create_node_keys, load_node
 from node.registration import register_devices
 from node.state import save_state
@@ -260,6 +261,39 @@ class DemoNetwork:
         ids = [int(d.device_id) for d in state.devices if d.device_id is not None]
         return Node(
             index, data_dir, owner, ids,
+            {int(d.device_id): d.capacity_w for d in state.devices if d.device_id is not None},
+            {int(d.device_id): d.kind for d in state.devices if d.device_id is not None},
+            NODE_PRICE_FRACTIONS_BPS[index % len(NODE_PRICE_FRACTIONS_BPS)],
+        )  # fmt: skip
+
+    def create_street_node(
+        self, index: int, households: list[Protocol], kinds: tuple[DeviceKind, ...]
+    ) -> Node:
+        """A node that meters and dispatches many households' devices, one each: every
+        device registered by its own household's account (so the household is paid), its
+        signing key in the street node's keystore (an installer-provisioned meter). The
+        node's own account only reads the chain and never bids (its devices are pooled)."""
+        data_dir = self.workdir / f"node-{index}"
+        create_node_keys(
+            data_dir, NODE_PASSWORD, devices=len(households), p256=0,
+            zone=ZONE_NAME, kinds=kinds, scrypt_n=DEMO_SCRYPT_N,
+        )  # fmt: skip
+        state, owner_account, keys = load_node(data_dir, NODE_PASSWORD)
+        chain_id, registry = self.protocol.client.chain_id, self.protocol.registry.address
+        for position, (device, household) in enumerate(zip(state.devices, households, strict=True)):
+            device.seed = (self.seed * 1_000_003 + index * 1_000 + position) % 2**32
+            key = keys[device.name]
+            assert isinstance(key, bytes)  # secp256k1 (p256=0)
+            proof = secp256k1_device_key(key, household.address, chain_id, registry)
+            device.device_id = household.register_device(
+                device.kind, device.capacity_w, zone_id(ZONE_NAME), proof
+            )
+        state.chain_id, state.registry = chain_id, registry
+        save_state(state, data_dir)
+        self.fund(owner_account.address)
+        ids = [int(d.device_id) for d in state.devices if d.device_id is not None]
+        return Node(
+            index, data_dir, self.protocol.as_account(owner_account), ids,
             {int(d.device_id): d.capacity_w for d in state.devices if d.device_id is not None},
             {int(d.device_id): d.kind for d in state.devices if d.device_id is not None},
             NODE_PRICE_FRACTIONS_BPS[index % len(NODE_PRICE_FRACTIONS_BPS)],

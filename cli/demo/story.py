@@ -23,11 +23,12 @@ import contextlib
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from eth_account import Account
 from rich.console import Console
 from rich.progress import (
@@ -45,6 +46,7 @@ from cli.demo.network import (
     REPORT_DELAY_SECONDS,
     ZONE_NAME,
     DemoNetwork,
+    Node,
     node_sizes,
     wait_until,
 )
@@ -52,6 +54,9 @@ from cli.demo.processes import gridflex_command
 from cli.demo.summary import RequestSummary, summarize_request, withdrawn_total
 from gridflex.chain.anvil import mine, set_next_block_timestamp
 from gridflex.chain.protocol import Protocol
+from gridflex.rules.eip712 import sign_digest_secp256k1
+from gridflex.rules.pools import consent_digest
+from gridflex.rules.reports import DeviceRecord
 from gridflex.rules.settlement import PricingRule
 from gridflex.rules.types import (
     BaselineMethod,
@@ -147,6 +152,7 @@ def start_network(
     threshold: int,
     standby_oracles: int,
     history_hours: float,
+    more_nodes: Callable[[], None] | None = None,
 ) -> None:
     with phases.phase("compile contracts, deploy GridFlex on an Osaka anvil"):
         protocol = network.deploy()
@@ -170,6 +176,10 @@ def start_network(
         for index, size in enumerate(sizes):
             network.nodes.append(network.create_node(index, size))
             advance(index + 1)
+    if more_nodes is not None:
+        more_nodes()
+    devices = sum(len(n.device_ids) for n in network.nodes)
+    sizes = [len(n.device_ids) for n in network.nodes]
     capacity = sum(sum(n.capacities_w.values()) for n in network.nodes)
     phases.note(f"{devices} devices, {capacity / 1000:,.0f} kW registered in zone {ZONE_NAME}")
     now = network.pass_history(history_hours)  # the history starts after the registrations
@@ -217,15 +227,18 @@ def _jump_to(network: DemoNetwork, timestamp: int) -> None:
         mine(w3)
 
 
-def _wait_for_bids(network: DemoNetwork, request_ids: list[int]) -> None:
-    """Until every node bid on some request and no new bid came for a few node polls."""
+def _wait_for_bids(
+    network: DemoNetwork, request_ids: list[int], nodes: list[Node] | None = None
+) -> None:
+    """Until every node (of `nodes`, default all) bid on some request and no new bid came
+    for a few node polls."""
     protocol = network.protocol
 
     def bidders() -> tuple[set[str], int]:
         offers = [o for rid in request_ids for o in protocol.bids(rid)]
         return {o.bidder for o in offers}, len(offers)
 
-    owners = {node.address for node in network.nodes}
+    owners = {node.address for node in (network.nodes if nodes is None else nodes)}
     wait_until(lambda: owners <= bidders()[0], "a bid from every node", network, timeout=60)
     count, quiet_since = bidders()[1], time.monotonic()
     while time.monotonic() - quiet_since < 4 * NODE_POLL_SECONDS + 0.5:
@@ -485,3 +498,198 @@ def run_fraud(
         challenger_share_bps=protocol.challenger_share_bps(),
     )  # fmt: skip
     return summaries, fraud
+
+
+# ─── Community ────────────────────────────────────────────────────────────────────────
+
+COMMUNITY_STREETS = 4
+HOUSEHOLDS_PER_STREET = 50
+AGGREGATOR_HOUSEHOLDS = 50
+COMMUNITY_COMMISSION_BPS = 500
+AGGREGATOR_COMMISSION_BPS = 2_500
+HOUSEHOLD_KINDS = (DeviceKind.BATTERY, DeviceKind.HEAT_PUMP, DeviceKind.HVAC, DeviceKind.EV_CHARGER)
+
+
+@dataclass
+class PoolSummary:
+    pool_id: int
+    name: str
+    households: int
+    devices: int
+    commission_bps: int
+    bid_index: int
+    payout: int
+    commission: int
+    claimed: int
+    claims: int
+    dust: int
+
+    @property
+    def adds_up(self) -> bool:
+        return self.claimed + self.commission + self.dust == self.payout
+
+
+@dataclass
+class _Pool:
+    pool_id: int
+    name: str
+    operator: Protocol
+    households: list[Protocol]
+    nodes: list[Node]
+    commission_bps: int
+
+
+def _household(network: DemoNetwork) -> Protocol:
+    account = Account.create()
+    network.fund(account.address)
+    return network.protocol.as_account(account)
+
+
+def _enroll(operator: Protocol, pool_id: int, household: Protocol, device_ids: list[int]) -> None:
+    """The household signs its EIP-712 consent; the pool's operator sends it."""
+    deadline = household.latest_block_timestamp() + 7 * 86_400
+    digest = consent_digest(
+        household.client.chain_id, household.pools.address, pool_id, household.address,
+        device_ids, 0, deadline,
+    )  # fmt: skip
+    signature = sign_digest_secp256k1(household.client.account.key, digest)
+    operator.enroll(pool_id, household.address, device_ids, 0, deadline, signature)
+
+
+def _create_pools(network: DemoNetwork, phases: Phases, pools: list[_Pool]) -> None:
+    """An energy community of four streets (a street node each, 50 households, one device
+    per household) and an aggregator's pool of 50 households on one node."""
+    streets = [("Zonnedorp energy community", COMMUNITY_COMMISSION_BPS, COMMUNITY_STREETS)]
+    streets.append(("Voltwise aggregator VPP", AGGREGATOR_COMMISSION_BPS, 1))
+    total = (COMMUNITY_STREETS * HOUSEHOLDS_PER_STREET + AGGREGATOR_HOUSEHOLDS) * 2
+    with phases.phase(
+        "an energy community (4 street nodes, 200 households) and an aggregator's pool "
+        "(50 households): households register, sign their consent, the operators enrol them",
+        total,
+    ) as advance:
+        done = 0
+        for name, commission, street_count in streets:
+            operator = _operator(network, 0)
+            network.fund(operator.address, 10_000 * FLEX)
+            operator.stake(10_000 * FLEX)
+            pool_id = operator.create_pool(commission, name)
+            pool = _Pool(pool_id, name, operator, [], [], commission)
+            for _ in range(street_count):
+                households = [_household(network) for _ in range(HOUSEHOLDS_PER_STREET)]
+                node = network.create_street_node(len(network.nodes), households, HOUSEHOLD_KINDS)
+                network.nodes.append(node)
+                done += len(households)
+                advance(done)
+                for household, device_id in zip(households, node.device_ids, strict=True):
+                    _enroll(operator, pool_id, household, [device_id])
+                    done += 1
+                    advance(done)
+                pool.households += households
+                pool.nodes.append(node)
+            pools.append(pool)
+
+
+def _claim_all(
+    network: DemoNetwork, phases: Phases, request_id: int, pools: list[_Pool]
+) -> list[PoolSummary]:
+    """Every household claims its device's share with the proof an oracle serves."""
+    protocol = network.protocol
+    summaries = []
+    homes = sum(len(p.households) for p in pools)
+    with phases.phase(f"{homes} households claim their shares (Merkle proofs)", homes) as advance:
+        done = 0
+        for pool in pools:
+            bid = next(
+                b.index for b in protocol.bids(request_id)
+                if protocol.pool_bid_of(request_id, b.index).pool_id == pool.pool_id
+            )  # fmt: skip
+            payout = protocol.pool_payout(request_id, bid)
+            claimed = claims = 0
+            for household, device_id in zip(
+                pool.households, [d for n in pool.nodes for d in n.device_ids], strict=True
+            ):
+                proof = httpx.get(
+                    f"{network.oracles[0].url}/v1/reports/{request_id}/devices/{device_id}",
+                    timeout=30,
+                )
+                done += 1
+                advance(done)
+                if proof.status_code != 200:
+                    continue
+                body = proof.json()
+                record = DeviceRecord.from_json(body["record"])
+                if record.delivered_wh <= 0:
+                    continue  # nothing to claim
+                nodes = [bytes.fromhex(n[2:]) for n in body["recordProof"]]
+                claimed += household.claim_member_shares(request_id, [record], [nodes])
+                claims += 1
+            settled = next(
+                e for e in protocol.events(protocol.pools, "PoolBidSettled", requestId=request_id)
+                if int(e.args["bidIndex"]) == bid
+            )  # fmt: skip
+            commission = int(settled.args["commission"])
+            summaries.append(PoolSummary(
+                pool.pool_id, pool.name, len(pool.households),
+                sum(len(n.device_ids) for n in pool.nodes), pool.commission_bps, bid,
+                int(settled.args["payout"]), commission, claimed, claims,
+                payout.member_pot - claimed,
+            ))  # fmt: skip
+        for pool in pools:
+            if protocol.pool_withdrawable(protocol.token.address, pool.operator.address):
+                pool.operator.withdraw_commission(protocol.token.address)
+    return summaries
+
+
+def run_community(
+    network: DemoNetwork, phases: Phases, *, devices: int, oracles: int, threshold: int
+) -> tuple[list[RequestSummary], list[PoolSummary]]:
+    """A DSO's request served by an energy community's pool and an aggregator's pool
+    beside individual owners' nodes, which bid on their own; the members' nodes dispatch
+    their shares of their pools' awards; every household claims."""
+    pools: list[_Pool] = []
+    start_network(
+        network, phases, devices=devices, oracles=oracles, threshold=threshold,
+        standby_oracles=0, history_hours=MBMA_HISTORY_HOURS,
+        more_nodes=lambda: _create_pools(network, phases, pools),
+    )  # fmt: skip
+    protocol = network.protocol
+    individuals = [n for n in network.nodes if all(n not in p.nodes for p in pools)]
+    capacity = {p.pool_id: protocol.pool_capacity(p.pool_id, zone_id(ZONE_NAME)) for p in pools}
+    pool_bids_w = {pool_id: cap * 30 // 100 // 1000 * 1000 for pool_id, cap in capacity.items()}
+    solo_w = sum(
+        cap for n in individuals for d, cap in n.capacities_w.items()
+        if n.kinds[d] != DeviceKind.PV_INVERTER
+    ) * 25 // 100 // 1000 * 1000  # fmt: skip
+    now = network.chain_time()
+    base = now - now % INTERVAL
+    gate_closure = base + HOUR
+    spec = RequestSpec(
+        zone=zone_id(ZONE_NAME), power_w=max(1_000, sum(pool_bids_w.values()) + solo_w),
+        window_start=base + HOUR + HOUR // 2, window_end=base + 2 * HOUR + HOUR // 2,
+        price_cap_per_kwh=FLEX * 30 // 100, gate_closure=gate_closure,
+        settlement_token=protocol.token.address, baseline_method=BaselineMethod.MBMA,
+    )  # fmt: skip
+    with phases.phase("a DSO posts a congestion request, escrowing the budget"):
+        operator = _operator(network, Protocol.budget_of(spec))
+        request_id, _escrow = operator.create_request(spec)
+    with phases.phase("the pools' operators bid for their members; owners' nodes bid alone"):
+        for number, pool in enumerate(pools):
+            pool.operator.bid_as_pool(
+                request_id, pool.pool_id, pool_bids_w[pool.pool_id], FLEX * (12 + 4 * number) // 100
+            )
+        _wait_for_bids(network, [request_id], individuals)
+    phases.note(f"{len(protocol.bids(request_id))} bids, {len(pools)} of them pools'")
+    with phases.phase("gate closure: clearing in merit order"):
+        _jump_to(network, gate_closure)
+        operator.clear(request_id)
+    _deliver(
+        network, phases, gate_closure, spec.window_end,
+        "delivery: street nodes dispatch each household's share, all meter, sign and send",
+    )  # fmt: skip
+    with phases.phase("the committee measures every device, co-signs and posts the report"):
+        _jump_to(network, network.chain_time() + REPORT_DELAY_SECONDS + 1)
+        _wait_status(network, [request_id], RequestStatus.REPORTED, "the report")
+    summaries = _settle_and_withdraw(
+        network, phases, [request_id], [operator], ["DSO congestion relief (pools + owners)"]
+    )
+    return summaries, _claim_all(network, phases, request_id, pools)

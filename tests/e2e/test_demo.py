@@ -145,3 +145,22 @@ def test_ctrl_c_mid_story_stops_every_process_the_demo_started(tmp_path: Path) -
     for pid in started:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_demo_community_story_pays_every_household_through_its_pool(tmp_path: Path) -> None:
+    summary = run_demo(tmp_path, "--devices", "10", "--scenario", "community")
+    (request,) = summary["requests"]
+    check_settlement(request)
+    community, aggregator = summary["pools"]
+    assert (community["households"], aggregator["households"]) == (200, 50)
+    for pool, commission_bps in ((community, 500), (aggregator, 2_500)):
+        assert pool["commission"] == pool["payout"] * commission_bps // 10_000
+        assert pool["claims"] > 0 and pool["claimed"] > 0
+        assert pool["claimed"] + pool["commission"] + pool["dust"] == pool["payout"]
+        assert 0 <= pool["dust"] < pool["devices"]
+    # The pools' payouts are their bids' payouts in the market's settlement.
+    payouts = {b["index"]: b["payout"] for b in request["bids"] if b["awarded_w"]}
+    assert {payouts[p["bid_index"]] for p in (community, aggregator)} == {
+        community["payout"],
+        aggregator["payout"],
+    }
