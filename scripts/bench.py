@@ -1291,6 +1291,28 @@ def render_block(machine: dict[str, str], results: dict[str, dict]) -> str:
                      f"{r['compute_ratio']}x", r["state_bytes_per_reading"],
                      f"{r['peak_rss_gib']} GiB"] for r in settles]),
         ]  # fmt: skip
+    fleets = [results[key] for key in ("fleet", "fleet_postgresql") if key in results]
+    if fleets:
+        parts += [
+            "", "### A request served by pools of 100,000 devices (issue 14)", "",
+            "Command: `python scripts/bench.py fleet --devices 100000 --store STORE --json`: "
+            "onboarding (batch registration, one consent per owner of 200 devices), readings "
+            "signed and ingested over HTTP by a real oracle process, its report and settlement, "
+            "1,000 member claims. Measurement: the oracle's own functions on its store, against "
+            "a bare read and one numpy pass (targets <= 2x and <= 20x).", "",
+            _table(["store", "devices", "onboard s", "ingest s", "units/s", "report s",
+                    "read ratio", "compute ratio", "us / device", "claims s", "peak RSS oracle"],
+                   [[r["store"], f"{r['devices']:,}", r["phases_s"]["onboard_s"],
+                     r["phases_s"]["ingest_s"], f"{r['units_per_s']:,}",
+                     r["phases_s"]["report_s"], f"{r['read_ratio']}x",
+                     f"{r['compute_ratio']}x", r["measure_us_per_device"],
+                     r["phases_s"]["claims_s"], f"{r['peak_rss_gib']['oracle']} GiB"]
+                    for r in fleets]),
+            "", "Gas on the request's path:", "",
+            _table(["transaction", *[r["store"] for r in fleets]],
+                   [[name, *[f"{r['gas'][name]:,}" for r in fleets]]
+                    for name in fleets[0]["gas"]]),
+        ]  # fmt: skip
     if "demo" in results:
         r = results["demo"]
         story, wall = r["story_s"], r["wall_s"]
@@ -1361,6 +1383,10 @@ def run_all(
     results["settle"] = _run_json("settle", "--devices", "100000")
     results["settle_postgresql"] = _run_json(
         "settle", "--devices", "100000", "--store", "postgresql"
+    )
+    results["fleet"] = _run_json("fleet", "--devices", "100000", timeout=3600)
+    results["fleet_postgresql"] = _run_json(
+        "fleet", "--devices", "100000", "--store", "postgresql", timeout=3600
     )
     results["demo"] = _run_json("demo", "--runs", str(demo_runs))
     results["explorer"] = _run_json("explorer")
