@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,6 +64,10 @@ class DeviceProof:
         }
 
 
+LOADED_REPORTS = 4
+"""Stored reports kept rebuilt in memory (the latest reads)."""
+
+
 class ReportBook:
     """Measure-once store of this oracle's reports and the signatures collected for them."""
 
@@ -79,6 +84,8 @@ class ReportBook:
         """Set by the committee loop when it has peers: the current round of a cleared
         request is measured and signed only after `mark_reconciled`."""
         self._reconciled: set[tuple[int, int]] = set()
+        self._loaded: OrderedDict[tuple[int, int, bytes], MeasuredReport] = OrderedDict()
+        self._loaded_lock = threading.Lock()
 
     @property
     def signer(self) -> str | None:
@@ -212,11 +219,32 @@ class ReportBook:
         return self.save(fresh)
 
     def load(self, request_id: int, round_: int) -> MeasuredReport | None:
+        """The stored report of the round. Its trees are rebuilt from the stored records
+        once per digest and kept for the next reads (`LOADED_REPORTS` of them): a fleet's
+        members fetching their proofs must not rebuild a 100,000-leaf tree each."""
         with Session(self.engine) as session:
-            row = session.get(OracleReport, (request_id, round_))
-        if row is None:
-            return None
-        report = _from_row(row)
+            head = session.exec(
+                select(OracleReport.digest, OracleReport.signer, OracleReport.signature).where(
+                    OracleReport.request_id == request_id,  # type: ignore[arg-type]
+                    OracleReport.round == round_,  # type: ignore[arg-type]
+                )
+            ).first()
+            if head is None:
+                return None
+            key = (request_id, round_, bytes(head.digest))
+            with self._loaded_lock:
+                cached = self._loaded.get(key)
+            if cached is None:
+                row = session.get(OracleReport, (request_id, round_))
+                if row is None:
+                    return None
+                cached = _from_row(row)
+                with self._loaded_lock:
+                    self._loaded[key] = cached
+                    while len(self._loaded) > LOADED_REPORTS:
+                        self._loaded.popitem(last=False)
+        signature = None if head.signature is None else bytes(head.signature)
+        report = dataclasses.replace(cached, signer=head.signer, signature=signature)
         key = self.measurer.signer_key
         if key is not None and report.signature is None:  # measured before a key was set
             signer, signature = (

@@ -55,7 +55,7 @@ from cli.demo.summary import RequestSummary, summarize_request, withdrawn_total
 from gridflex.chain.anvil import mine, set_next_block_timestamp
 from gridflex.chain.protocol import Protocol
 from gridflex.rules.eip712 import sign_digest_secp256k1
-from gridflex.rules.pools import consent_digest
+from gridflex.rules.pools import consent_digest, pool_offer_w
 from gridflex.rules.reports import DeviceRecord
 from gridflex.rules.settlement import PricingRule
 from gridflex.rules.types import (
@@ -66,6 +66,9 @@ from gridflex.rules.types import (
     RequestStatus,
     zone_id,
 )
+from node.devices.simulated import simulated_device
+from node.state import load_state
+from node.strategy import availability_for
 
 INTERVAL = 900
 HOUR = 3600
@@ -507,7 +510,8 @@ HOUSEHOLDS_PER_STREET = 50
 AGGREGATOR_HOUSEHOLDS = 50
 COMMUNITY_COMMISSION_BPS = 500
 AGGREGATOR_COMMISSION_BPS = 2_500
-HOUSEHOLD_KINDS = (DeviceKind.BATTERY, DeviceKind.HEAT_PUMP, DeviceKind.HVAC, DeviceKind.EV_CHARGER)
+COMMUNITY_KINDS = (DeviceKind.BATTERY,)  # the community's shared home batteries
+AGGREGATOR_KINDS = (DeviceKind.BATTERY, DeviceKind.HEAT_PUMP)
 
 
 @dataclass
@@ -559,8 +563,15 @@ def _enroll(operator: Protocol, pool_id: int, household: Protocol, device_ids: l
 def _create_pools(network: DemoNetwork, phases: Phases, pools: list[_Pool]) -> None:
     """An energy community of four streets (a street node each, 50 households, one device
     per household) and an aggregator's pool of 50 households on one node."""
-    streets = [("Zonnedorp energy community", COMMUNITY_COMMISSION_BPS, COMMUNITY_STREETS)]
-    streets.append(("Voltwise aggregator VPP", AGGREGATOR_COMMISSION_BPS, 1))
+    streets = [
+        (
+            "Zonnedorp energy community",
+            COMMUNITY_COMMISSION_BPS,
+            COMMUNITY_STREETS,
+            COMMUNITY_KINDS,
+        ),
+        ("Voltwise aggregator VPP", AGGREGATOR_COMMISSION_BPS, 1, AGGREGATOR_KINDS),
+    ]
     total = (COMMUNITY_STREETS * HOUSEHOLDS_PER_STREET + AGGREGATOR_HOUSEHOLDS) * 2
     with phases.phase(
         "an energy community (4 street nodes, 200 households) and an aggregator's pool "
@@ -568,7 +579,7 @@ def _create_pools(network: DemoNetwork, phases: Phases, pools: list[_Pool]) -> N
         total,
     ) as advance:
         done = 0
-        for name, commission, street_count in streets:
+        for name, commission, street_count, kinds in streets:
             operator = _operator(network, 0)
             network.fund(operator.address, 10_000 * FLEX)
             operator.stake(10_000 * FLEX)
@@ -576,7 +587,7 @@ def _create_pools(network: DemoNetwork, phases: Phases, pools: list[_Pool]) -> N
             pool = _Pool(pool_id, name, operator, [], [], commission)
             for _ in range(street_count):
                 households = [_household(network) for _ in range(HOUSEHOLDS_PER_STREET)]
-                node = network.create_street_node(len(network.nodes), households, HOUSEHOLD_KINDS)
+                node = network.create_street_node(len(network.nodes), households, kinds)
                 network.nodes.append(node)
                 done += len(households)
                 advance(done)
@@ -587,6 +598,20 @@ def _create_pools(network: DemoNetwork, phases: Phases, pools: list[_Pool]) -> N
                 pool.households += households
                 pool.nodes.append(node)
             pools.append(pool)
+
+
+def _pool_offer_w(pool: _Pool, window: tuple[int, int]) -> int:
+    """What the operator offers: the most its members can deliver in the window at their
+    dispatch shares, from the availability their nodes report (here read off the same
+    simulated devices the street nodes run), in whole kW."""
+    capacities, available = {}, {}
+    for node in pool.nodes:
+        for device in load_state(node.data_dir).devices:
+            model = simulated_device(device.kind, device.capacity_w, device.seed)
+            device_id = int(device.device_id or 0)
+            capacities[device_id] = device.capacity_w
+            available[device_id] = availability_for(model)(*window, Direction.REDUCE_CONSUMPTION)
+    return pool_offer_w(capacities, available) // 1000 * 1000
 
 
 def _claim_all(
@@ -604,7 +629,20 @@ def _claim_all(
                 if protocol.pool_bid_of(request_id, b.index).pool_id == pool.pool_id
             )  # fmt: skip
             payout = protocol.pool_payout(request_id, bid)
+            settled = [
+                e for e in protocol.events(protocol.pools, "PoolBidSettled", requestId=request_id)
+                if int(e.args["bidIndex"]) == bid
+            ]  # fmt: skip
             claimed = claims = 0
+            if not settled:  # the bid earned nothing (below the delivery threshold)
+                summaries.append(PoolSummary(
+                    pool.pool_id, pool.name, len(pool.households),
+                    sum(len(n.device_ids) for n in pool.nodes), pool.commission_bps, bid,
+                    0, 0, 0, 0, 0,
+                ))  # fmt: skip
+                done += len(pool.households)
+                advance(done)
+                continue
             for household, device_id in zip(
                 pool.households, [d for n in pool.nodes for d in n.device_ids], strict=True
             ):
@@ -623,15 +661,11 @@ def _claim_all(
                 nodes = [bytes.fromhex(n[2:]) for n in body["recordProof"]]
                 claimed += household.claim_member_shares(request_id, [record], [nodes])
                 claims += 1
-            settled = next(
-                e for e in protocol.events(protocol.pools, "PoolBidSettled", requestId=request_id)
-                if int(e.args["bidIndex"]) == bid
-            )  # fmt: skip
-            commission = int(settled.args["commission"])
+            commission = int(settled[0].args["commission"])
             summaries.append(PoolSummary(
                 pool.pool_id, pool.name, len(pool.households),
                 sum(len(n.device_ids) for n in pool.nodes), pool.commission_bps, bid,
-                int(settled.args["payout"]), commission, claimed, claims,
+                int(settled[0].args["payout"]), commission, claimed, claims,
                 payout.member_pot - claimed,
             ))  # fmt: skip
         for pool in pools:
@@ -654,18 +688,18 @@ def run_community(
     )  # fmt: skip
     protocol = network.protocol
     individuals = [n for n in network.nodes if all(n not in p.nodes for p in pools)]
-    capacity = {p.pool_id: protocol.pool_capacity(p.pool_id, zone_id(ZONE_NAME)) for p in pools}
-    pool_bids_w = {pool_id: cap * 30 // 100 // 1000 * 1000 for pool_id, cap in capacity.items()}
+    now = network.chain_time()
+    base = now - now % INTERVAL
+    gate_closure = base + HOUR
+    window = (base + HOUR + HOUR // 2, base + 2 * HOUR + HOUR // 2)
+    pool_bids_w = {p.pool_id: _pool_offer_w(p, window) for p in pools}
     solo_w = sum(
         cap for n in individuals for d, cap in n.capacities_w.items()
         if n.kinds[d] != DeviceKind.PV_INVERTER
     ) * 25 // 100 // 1000 * 1000  # fmt: skip
-    now = network.chain_time()
-    base = now - now % INTERVAL
-    gate_closure = base + HOUR
     spec = RequestSpec(
         zone=zone_id(ZONE_NAME), power_w=max(1_000, sum(pool_bids_w.values()) + solo_w),
-        window_start=base + HOUR + HOUR // 2, window_end=base + 2 * HOUR + HOUR // 2,
+        window_start=window[0], window_end=window[1],
         price_cap_per_kwh=FLEX * 30 // 100, gate_closure=gate_closure,
         settlement_token=protocol.token.address, baseline_method=BaselineMethod.MBMA,
     )  # fmt: skip

@@ -152,3 +152,30 @@ def dispatch_shares(awarded_w: int, capacities: Mapping[int, int]) -> dict[int, 
     if total == 0:
         return {device: 0 for device in capacities}
     return {device: awarded_w * cap // total for device, cap in capacities.items()}
+
+
+def pool_offer_w(
+    capacities: Mapping[int, int], available: Mapping[int, int], min_delivery_bps: int = 8_000
+) -> int:
+    """The most a pool can offer from its members' availability (W, per device, as their
+    nodes report it for the window): the largest P whose dispatch shares (pro rata to
+    capacity, `dispatch_shares`) its devices can deliver to at least `min_delivery_bps`
+    of P, each device counting at most its share (measurement caps it there)."""
+    total = sum(capacities.values())
+    if total == 0:
+        return 0
+
+    def deliverable(power_w: int) -> int:
+        return sum(
+            min(available.get(device, 0), power_w * cap // total)
+            for device, cap in capacities.items()
+        )
+
+    low, high = 0, total
+    while low < high:  # deliverable(P) * 10_000 >= P * bps holds up to some P, then fails
+        mid = (low + high + 1) // 2
+        if deliverable(mid) * 10_000 >= mid * min_delivery_bps:
+            low = mid
+        else:
+            high = mid - 1
+    return low
