@@ -70,14 +70,12 @@ class Household:
 
 
 def register(owner: Protocol, kind: DeviceKind, capacity_w: int, count: int) -> list[Meter]:
-    meters = []
-    for _ in range(count):
-        key = bytes(Account.create().key)
-        proof = secp256k1_device_key(
-            key, owner.address, owner.client.chain_id, owner.registry.address
-        )
-        meters.append(Meter(owner.register_device(kind, capacity_w, ZONE, proof), key, capacity_w))
-    return meters
+    """The owner's devices in one transaction (`registerBatch`), each key proven."""
+    keys = [bytes(Account.create().key) for _ in range(count)]
+    chain_id, registry = owner.client.chain_id, owner.registry.address
+    proofs = [secp256k1_device_key(key, owner.address, chain_id, registry) for key in keys]
+    ids = owner.register_devices(kind, capacity_w, ZONE, proofs)
+    return [Meter(device_id, key, capacity_w) for device_id, key in zip(ids, keys, strict=True)]
 
 
 def household(
