@@ -204,6 +204,7 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
     /// @dev The pool's members in the zone back at most one live bid among requests with
     ///      overlapping windows (one commitment list per pool and zone), so a pool bids once
     ///      per request: a second bid reverts with DeviceOvercommitted(key, requestId).
+    // slither-disable-next-line reentrancy-no-eth -- pools is immutable and calls back nobody
     function bidAsPool(uint256 requestId, uint256 poolId, uint48 powerW, uint96 pricePerKWh)
         external
         returns (uint256 bidIndex)

@@ -7,7 +7,7 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
-import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IPoolRegistry} from "./interfaces/IPoolRegistry.sol";
 import {IDeviceRegistry} from "./interfaces/IDeviceRegistry.sol";
 import {IDeliveryDispute} from "./interfaces/IDeliveryDispute.sol";
@@ -25,7 +25,7 @@ import {SettlementMath} from "./libraries/SettlementMath.sol";
 ///      `membershipOf`. A member's payout is claimed with its device record from the final
 ///      report (`SettlementMath.poolSplit`, `memberShare`); the dust (under one base unit per
 ///      paid device) stays in this contract.
-contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuardTransient {
+contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
     uint16 public constant MAX_COMMISSION_BPS = 5_000;
@@ -44,13 +44,16 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuardTransient
 
     mapping(uint256 poolId => Pool) private _pools;
     uint256 public poolCount;
+    // slither-disable-next-line uninitialized-state -- written through a storage pointer in _changeCapacity and onPoolBid
     mapping(uint256 poolId => mapping(bytes32 zone => ZoneState)) private _zones;
     mapping(uint256 deviceId => Membership) private _memberships;
     /// @dev Ended memberships, oldest first, for judging reports of earlier requests.
     mapping(uint256 deviceId => Membership[]) private _pastMemberships;
+    // slither-disable-next-line uninitialized-state -- written through a storage pointer in onPoolBidSettled
     mapping(uint256 requestId => RequestPayouts) private _requestPayouts;
     mapping(uint256 requestId => mapping(uint256 bidIndex => PoolPayout)) private _payouts;
     /// @dev Bit `deviceId % 256` of word `deviceId / 256`: the device's share was claimed.
+    // slither-disable-next-line uninitialized-state -- written through a storage pointer in _claimOne
     mapping(uint256 requestId => mapping(uint256 word => uint256 bits)) private _claimedBits;
     mapping(address token => mapping(address account => uint256)) private _withdrawable;
 
@@ -158,10 +161,12 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuardTransient
 
     /// @notice Ends memberships whose leave is due (anyone may call it): the devices are free
     ///         to bid alone or join another pool.
+    // slither-disable-next-line reentrancy-no-eth -- registry is immutable and calls back nobody
     function completeLeave(uint256[] calldata deviceIds) external {
         for (uint256 i; i < deviceIds.length; ++i) {
             uint256 deviceId = deviceIds[i];
             Membership memory m = _memberships[deviceId];
+            // slither-disable-next-line incorrect-equality -- 0 is "no pool" / "not leaving"
             if (m.poolId == 0 || m.leaveRequestedAt == 0) revert NotMember(deviceId, m.poolId);
             if (block.timestamp < m.leaveAt) revert LeaveNotDue(deviceId, m.leaveAt);
             _pastMemberships[deviceId].push(m);
@@ -236,6 +241,7 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuardTransient
         ZoneState storage z = _zones[poolId][zone];
         // Same second as a join or leave: which devices back the bid would depend on the
         // order of transactions in the block, so the bid waits for the next block.
+        // slither-disable-next-line incorrect-equality -- the same second, exactly, is the case
         if (z.changedAt == block.timestamp) revert PoolChangedThisBlock(poolId, zone);
         capacityW = z.capacityW;
         if (powerW > capacityW) revert PoolCapacityExceeded(poolId, powerW, capacityW);
@@ -343,6 +349,7 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuardTransient
         if (p.operator != msg.sender) revert NotPoolOperator(poolId, msg.sender);
     }
 
+    // slither-disable-next-line incorrect-equality -- 0 means "not asked to leave", a sentinel
     function _backsAt(Membership memory m, uint256 timestamp) private pure returns (bool) {
         return m.poolId != 0 && m.joinedAt <= timestamp && (m.leaveRequestedAt == 0 || m.leaveRequestedAt > timestamp);
     }
