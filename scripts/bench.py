@@ -530,7 +530,11 @@ def fleet(
     started_all = time.perf_counter()
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        anvil = stack.enter_context(AnvilProcess(extra_args=["--gas-limit", "200000000"]))
+        # --prune-history: a full history of 100,000 devices' onboarding is ~40 GB of anvil
+        # state on disk (~/.foundry/anvil/tmp); the story only ever reads the latest state.
+        anvil = stack.enter_context(
+            AnvilProcess(extra_args=["--gas-limit", "200000000", "--prune-history", "64"])
+        )
         artifacts = load_artifacts()
         client = ChainClient.from_url(anvil.url, anvil_dev_account(0).key.hex(), artifacts)
         governance = Protocol(client, deploy_protocol(client, ProtocolParams.local(), artifacts))
