@@ -9,6 +9,7 @@ import {IFlexMarket} from "./interfaces/IFlexMarket.sol";
 import {IOracleCommittee} from "./interfaces/IOracleCommittee.sol";
 import {IDeviceRegistry} from "./interfaces/IDeviceRegistry.sol";
 import {BaselineMath} from "./libraries/BaselineMath.sol";
+import {ReportLeaves} from "./libraries/ReportLeaves.sol";
 
 /// @title DeliveryDispute
 /// @notice One-phase arithmetic fraud proofs against pending oracle reports: a device record
@@ -152,20 +153,7 @@ contract DeliveryDispute is IDeliveryDispute, ReentrancyGuard {
         DeviceRecord calldata record,
         bytes32[] calldata proof
     ) private pure {
-        bytes32 leaf = keccak256(
-            bytes.concat(
-                keccak256(
-                    abi.encode(
-                        record.deviceId,
-                        record.bidIndex,
-                        record.baselineWh,
-                        record.meteredWh,
-                        record.deliveredWh,
-                        record.quality
-                    )
-                )
-            )
-        );
+        bytes32 leaf = ReportLeaves.recordLeaf(record);
         if (!MerkleProof.verifyCalldata(proof, devicesRoot, leaf)) {
             revert RecordProofInvalid(requestId, record.deviceId, devicesRoot);
         }

@@ -13,6 +13,7 @@ import {IDeviceRegistry} from "./interfaces/IDeviceRegistry.sol";
 import {IDeliveryDispute} from "./interfaces/IDeliveryDispute.sol";
 import {IFlexMarket} from "./interfaces/IFlexMarket.sol";
 import {SettlementMath} from "./libraries/SettlementMath.sol";
+import {ReportLeaves} from "./libraries/ReportLeaves.sol";
 
 /// @title PoolRegistry
 /// @notice Pools of devices that bid as one (aggregators, energy communities), and the
@@ -201,7 +202,7 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuard {
         uint256 deviceId = record.deviceId;
         PoolPayout storage payout = _payouts[requestId][record.bidIndex];
         if (payout.poolId == 0) revert NotPoolPayout(requestId, record.bidIndex);
-        if (!MerkleProof.verifyCalldata(proof, info.devicesRoot, _recordLeaf(record))) {
+        if (!MerkleProof.verifyCalldata(proof, info.devicesRoot, ReportLeaves.recordLeaf(record))) {
             revert InvalidRecordProof(requestId, deviceId);
         }
         address owner = registry.ownerAt(deviceId, info.windowStart);
@@ -374,23 +375,5 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuard {
 
     function _checkCommission(uint16 commissionBps) private pure {
         if (commissionBps > MAX_COMMISSION_BPS) revert CommissionTooHigh(commissionBps, MAX_COMMISSION_BPS);
-    }
-
-    /// @dev The devices-tree leaf of a record, as `DeliveryDispute` and gridflex.rules.reports build it.
-    function _recordLeaf(IDeliveryDispute.DeviceRecord calldata record) private pure returns (bytes32) {
-        return keccak256(
-            bytes.concat(
-                keccak256(
-                    abi.encode(
-                        record.deviceId,
-                        record.bidIndex,
-                        record.baselineWh,
-                        record.meteredWh,
-                        record.deliveredWh,
-                        record.quality
-                    )
-                )
-            )
-        );
     }
 }

@@ -114,7 +114,7 @@ def pool_list(session: Session) -> list[PoolSummary]:
 
 
 def pool_detail(session: Session, pool_id: int) -> PoolDetail | None:
-    events = [(e, a) for e, a in _events(session, POOL_EVENTS) if _pool_of(e, a) == pool_id]
+    events = [(e, a) for e, a in _events(session, POOL_EVENTS) if _pool_of(a) == pool_id]
     created = next((a for e, a in events if e.name == "PoolCreated"), None)
     if created is None:
         return None
@@ -170,10 +170,8 @@ def pool_detail(session: Session, pool_id: int) -> PoolDetail | None:
     )  # fmt: skip
 
 
-def _pool_of(event: ChainEvent, args: dict[str, Any]) -> int | None:
-    if "poolId" in args:
-        return int(args["poolId"])
-    return None
+def _pool_of(args: dict[str, Any]) -> int | None:
+    return int(args["poolId"]) if "poolId" in args else None
 
 
 def _attach_claims(session: Session, bids: dict[tuple[int, int], PoolBidView]) -> None:

@@ -400,6 +400,18 @@ def _bare_read(engine: Any, facts: RequestFacts) -> float:
     return time.perf_counter() - started
 
 
+def _timed_reads(engine: Any, facts: RequestFacts) -> tuple[float, float, Any]:
+    """(read_inputs s, bare read s, the inputs): best of three, interleaved so that both
+    reads see the same cache state."""
+    bare_s = read_s = float("inf")
+    for _ in range(3):
+        bare_s = min(bare_s, _bare_read(engine, facts))
+        started = time.perf_counter()
+        inputs = read_inputs(engine, facts)
+        read_s = min(read_s, time.perf_counter() - started)
+    return read_s, bare_s, inputs
+
+
 def _best_of(runs: int, call: Any) -> tuple[float, Any]:
     best, value = float("inf"), None
     for _ in range(runs):
@@ -444,12 +456,7 @@ def settle(
                     text("SELECT pg_total_relation_size('readings')")
                 ).scalar_one()
         _log("measuring...")
-        bare_s = read_s = float("inf")
-        for _ in range(3):  # interleaved, so both see the same cache state
-            bare_s = min(bare_s, _bare_read(engine, facts))
-            started = time.perf_counter()
-            inputs = read_inputs(engine, facts)
-            read_s = min(read_s, time.perf_counter() - started)
+        read_s, bare_s, inputs = _timed_reads(engine, facts)
     floor_s, _ = _best_of(3, inputs.history.sum)
     compute_s, report = _best_of(3, lambda: compute_report(facts, inputs, key))
     qualities = np.bincount([int(r.quality) for r in report.trees.records], minlength=4)
@@ -669,12 +676,7 @@ def fleet(
         # The production measurement on the oracle's own store, timed against floors.
         facts = read_request_facts(governance, request_id)
         engine = create_oracle_engine(OracleSettings(database_url=store_url))
-        bare_s, read_s = float("inf"), float("inf")
-        for _ in range(3):
-            bare_s = min(bare_s, _bare_read(engine, facts))
-            t0 = time.perf_counter()
-            inputs = read_inputs(engine, facts)
-            read_s = min(read_s, time.perf_counter() - t0)
+        read_s, bare_s, inputs = _timed_reads(engine, facts)
         engine.dispose()
         floor_s, _ = _best_of(3, inputs.history.sum)
         compute_s, report = _best_of(3, lambda: compute_report(facts, inputs, "0x" + "42" * 32))
