@@ -40,16 +40,17 @@ from fractions import Fraction
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, and_, insert, or_, select
+from sqlalchemy import BigInteger, Engine, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gridflex.rules.attestation import (
     AttestationError,
     MeterUnit,
     signed_by,
-    unit_digest,
+    unit_digests,
 )
 from gridflex.rules.types import SETTLED_INTERVAL_SECONDS
+from oracle.bulk import insert_rows, select_with_rows
 from oracle.clock import Clock
 from oracle.db import writer_engine
 from oracle.models import INT64_MAX, ConflictEvidence, MeterUnitRecord, Reading
@@ -58,7 +59,21 @@ from oracle.registry_cache import DeviceDirectory, DeviceHistory, RegisteredDevi
 log = structlog.get_logger(__name__)
 
 MAX_INTEGRITY_RETRIES = 3
-SPANS_PER_QUERY = 200
+SPANS_PER_QUERY = 500
+READINGS, METER_UNITS = Reading.__tablename__, MeterUnitRecord.__tablename__
+UNIT_COLUMNS = (
+    "device_id",
+    "first_interval_start",
+    "interval_seconds",
+    "interval_count",
+    "sequence",
+    "energy_wh",
+    "signature",
+    "digest",
+    "received_at",
+)
+READING_COLUMNS = ("device_id", "interval_start", "energy_wh", "interval_seconds", "unit_id")
+DIGEST_TYPE = MeterUnitRecord.__table__.c.digest.type
 
 
 class UnitStatus(StrEnum):
@@ -210,8 +225,8 @@ class Ingestor:
         if latest_end > now + self._limits.future_skew_seconds:
             now = self._clock.fresh_now()  # refuse "future" only on a fresh clock reading
         candidates: list[_Candidate] = []
-        for index, unit in parsed:
-            digest = unit_digest(unit, self._domain_separator)
+        digests = unit_digests([unit for _, unit in parsed], self._domain_separator)
+        for (index, unit), digest in zip(parsed, digests, strict=True):
             rejection = self._judge(unit, digest, devices[unit.device_id], now)
             if rejection is not None and rejection[0] == Rejection.BAD_SIGNATURE:
                 # Maybe the registry changed since we cached it: one rate-limited reload.
@@ -272,9 +287,12 @@ class Ingestor:
             return Rejection.INACTIVE, (
                 f"device {unit.device_id} is deactivated in the registry at the unit's intervals"
             )
-        limit = self._limits.margin * device.capacity_w * unit.interval_seconds / 3600
+        margin = self._limits.margin
         peak = max(max(unit.energy_wh), -min(unit.energy_wh))
-        if peak > limit:
+        # peak > margin x capacity x interval / 3600, in integers (no Fraction per unit)
+        if peak * 3600 * margin.denominator > margin.numerator * device.capacity_w * (
+            unit.interval_seconds
+        ):
             return Rejection.IMPLAUSIBLE, (
                 f"implausible energy: |{peak}| Wh in one {unit.interval_seconds} s interval "
                 f"exceeds capacity {device.capacity_w} W x margin {float(self._limits.margin)}"
@@ -315,13 +333,16 @@ class Ingestor:
     def _store_in(
         self, connection: Any, candidates: list[_Candidate], results: dict[int, UnitResult]
     ) -> int:
-        stored_digests = set(
-            connection.execute(
-                select(MeterUnitRecord.digest).where(
-                    MeterUnitRecord.digest.in_([c.digest for c in candidates])
-                )
-            ).scalars()
-        )
+        stored_digests = {
+            bytes(digest)
+            for (digest,) in select_with_rows(
+                connection,
+                "batch",
+                [("digest", DIGEST_TYPE)],
+                [(c.digest,) for c in candidates],
+                f"SELECT u.digest FROM batch b JOIN {METER_UNITS} u ON u.digest = b.digest",
+            )
+        }
         fresh: list[_Candidate] = []
         seen_digests: set[bytes] = set()
         for candidate in candidates:
@@ -381,32 +402,16 @@ class Ingestor:
             spans[unit.device_id] = (min(low, unit.first_interval_start), max(high, unit.end))
         if not spans:
             return {}
-        columns = (
-            Reading.device_id,
-            Reading.interval_start,
-            Reading.energy_wh,
-            Reading.interval_seconds,
-            Reading.unit_id,
-            MeterUnitRecord.digest,
+        rows = select_with_rows(
+            connection,
+            "spans",
+            [("device_id", BigInteger()), ("low", BigInteger()), ("high", BigInteger())],
+            [(device_id, low, high) for device_id, (low, high) in spans.items()],
+            "SELECT r.device_id, r.interval_start, r.energy_wh, r.interval_seconds, "
+            f"r.unit_id, u.digest FROM spans s JOIN {READINGS} r ON r.device_id = s.device_id "
+            "AND r.interval_start >= s.low AND r.interval_start < s.high "
+            f"JOIN {METER_UNITS} u ON u.id = r.unit_id",
         )
-        span_items = list(spans.items())
-        rows: list[Any] = []
-        # A few hundred ranges per statement keeps SQLite under its expression depth limit.
-        for offset in range(0, len(span_items), SPANS_PER_QUERY):
-            ranges = [
-                and_(
-                    Reading.device_id == device_id,  # type: ignore[arg-type]
-                    Reading.interval_start >= low,  # type: ignore[arg-type]
-                    Reading.interval_start < high,  # type: ignore[arg-type]
-                )
-                for device_id, (low, high) in span_items[offset : offset + SPANS_PER_QUERY]
-            ]
-            query = (
-                select(*columns)
-                .join(MeterUnitRecord, MeterUnitRecord.id == Reading.unit_id)  # type: ignore[arg-type]
-                .where(or_(*ranges))
-            )
-            rows += connection.execute(query).all()
         stored: dict[int, dict[int, _StoredReading]] = {}
         for device_id, interval_start, energy_wh, interval_seconds, unit_id, digest in rows:
             stored.setdefault(device_id, {})[interval_start] = _StoredReading(
@@ -446,39 +451,32 @@ class Ingestor:
             return 0
         received_at = datetime.now(UTC)
         unit_rows = [
-            {
-                "device_id": c.unit.device_id,
-                "first_interval_start": c.unit.first_interval_start,
-                "interval_seconds": c.unit.interval_seconds,
-                "interval_count": len(c.unit.energy_wh),
-                "sequence": c.unit.sequence,
-                "energy_wh": json.dumps(c.unit.energy_wh, separators=(",", ":")),
-                "signature": c.unit.signature,
-                "digest": c.digest,
-                "received_at": received_at,
-            }
+            (
+                c.unit.device_id,
+                c.unit.first_interval_start,
+                c.unit.interval_seconds,
+                len(c.unit.energy_wh),
+                c.unit.sequence,
+                json.dumps(c.unit.energy_wh, separators=(",", ":")),
+                c.unit.signature,
+                c.digest,
+                received_at,
+            )
             for c in fresh
         ]
-        unit_ids = connection.execute(
-            insert(MeterUnitRecord).returning(
-                MeterUnitRecord.id,  # type: ignore[arg-type]
-                sort_by_parameter_order=True,
-            ),
-            unit_rows,
-        ).scalars()
+        unit_ids = {
+            bytes(digest): unit_id
+            for unit_id, digest in insert_rows(
+                connection, MeterUnitRecord.__table__, UNIT_COLUMNS, unit_rows, ("id", "digest")
+            )
+        }
         reading_rows = [
-            {
-                "device_id": candidate.unit.device_id,
-                "interval_start": interval_start,
-                "energy_wh": energy_wh,
-                "interval_seconds": candidate.unit.interval_seconds,
-                "unit_id": unit_id,
-            }
-            for candidate, unit_id in zip(fresh, unit_ids, strict=True)
+            (unit.device_id, interval_start, energy_wh, unit.interval_seconds, unit_id)
+            for candidate in fresh
+            for unit, unit_id in ((candidate.unit, unit_ids[candidate.digest]),)
             for interval_start, energy_wh in candidate.rows
         ]
-        if reading_rows:
-            connection.execute(insert(Reading), reading_rows)
+        insert_rows(connection, Reading.__table__, READING_COLUMNS, reading_rows)
         for candidate in fresh:
             results[candidate.index] = UnitResult(candidate.index, UnitStatus.ACCEPTED)
         return len(reading_rows)

@@ -17,7 +17,8 @@ proves both give the same digest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import struct
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from eth_utils import keccak, to_checksum_address
 
+from gridflex.rules import native
 from gridflex.rules.eip712 import (
     P256_ORDER,
     KeyType,
@@ -95,11 +97,10 @@ class MeterUnit:
     @cached_property
     def energy_bytes(self) -> bytes:
         """The signed encoding of `energy_wh`: int64 big-endian, 8 bytes per interval."""
-        try:
-            packed = np.fromiter(self.energy_wh, dtype=np.int64, count=len(self.energy_wh))
-        except (OverflowError, ValueError, TypeError) as error:
+        try:  # struct, not numpy: a unit holds 1 to 96 values, numpy's setup costs more
+            return struct.pack(f">{len(self.energy_wh)}q", *self.energy_wh)
+        except struct.error as error:
             raise AttestationError("energyWh value out of int64 range") from error
-        return packed.astype(">i8").tobytes()
 
     def check_shape(self) -> None:
         """Raise AttestationError unless the fields fit their EIP-712 types and the grid."""
@@ -233,6 +234,38 @@ def unit_struct_hash(unit: MeterUnit) -> bytes:
 
 def unit_digest(unit: MeterUnit, domain_separator: bytes) -> bytes:
     return _keccak256(b"\x19\x01" + domain_separator + unit_struct_hash(unit))
+
+
+_UINT64_LIMIT = 1 << 64
+
+
+def unit_digests(units: Sequence[MeterUnit], domain_separator: bytes) -> list[bytes]:
+    """`unit_digest` of every unit (each passed check_shape), in three batched Keccak
+    passes: the ingest path, where four Python-level hashes per unit cost a third of a
+    signature recovery. Falls back to `unit_digest` without the native library or when a
+    field does not fit the batched layout (uint64)."""
+    n = len(units)
+    fields = [(u.device_id, u.first_interval_start, u.interval_seconds, u.sequence) for u in units]
+    if not native.available() or any(v >= _UINT64_LIMIT for f in fields for v in f):
+        return [unit_digest(unit, domain_separator) for unit in units]
+    energies = [unit.energy_bytes for unit in units]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in energies], out=offsets[1:])
+    energy_hashes = native.keccak256_batch(b"".join(energies), offsets)
+    # hashStruct: typehash, four uint256 words (the value in the low 8 bytes), energy hash.
+    structs = np.zeros((n, 6, 32), dtype=np.uint8)
+    structs[:, 0] = np.frombuffer(METER_READINGS_TYPEHASH, dtype=np.uint8)
+    structs[:, 1:5, 24:] = (
+        np.array(fields, dtype=">u8").reshape(n, 4, 1).view(np.uint8).reshape(n, 4, 8)
+    )
+    structs[:, 5] = energy_hashes
+    struct_hashes = native.keccak256_batch(structs, np.arange(0, 192 * n + 1, 192))
+    prefixed = np.empty((n, 66), dtype=np.uint8)
+    prefixed[:, :2] = (0x19, 0x01)
+    prefixed[:, 2:34] = np.frombuffer(domain_separator, dtype=np.uint8)
+    prefixed[:, 34:] = struct_hashes
+    digests = native.keccak256_batch(prefixed, np.arange(0, 66 * n + 1, 66))
+    return [row.tobytes() for row in digests]
 
 
 def unit_digest_generic(unit: MeterUnit, chain_id: int, registry: str) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from oracle_testkit import (
     DOMAIN,
@@ -16,13 +17,13 @@ from oracle_testkit import (
     row_counts,
 )
 from sqlalchemy import Engine, MetaData, UniqueConstraint, inspect, select
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
-from gridflex.rules.attestation import meter_domain_separator
+from gridflex.rules.attestation import meter_domain_separator, unit_digest
 from oracle.clock import WallClock
 from oracle.db import LEGACY_SEQUENCE_CONSTRAINT, init_db
 from oracle.ingest import IngestLimits, Ingestor, Rejection, UnitStatus
-from oracle.models import ConflictEvidence, Reading
+from oracle.models import ConflictEvidence, MeterUnitRecord, Reading
 from oracle.registry_cache import DeviceHistory
 
 
@@ -60,6 +61,35 @@ def test_batch_is_accepted_then_resend_is_an_idempotent_duplicate(
         start + 2 * INTERVAL: 0,
         start + 3 * INTERVAL: 1_200,
     }
+
+
+def test_stored_units_read_back_through_the_orm_exactly_as_signed(
+    ingestor: Ingestor, store_engine: Engine, meters: list[SimulatedMeter]
+) -> None:
+    """The hot path writes plain SQL (oracle.bulk): what the ORM then reads must be the
+    signed unit, byte for byte, with a received_at it can parse."""
+    start = past_slot()
+    units = [meter.unit(start, [7, -3]) for meter in meters]
+    before = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=5)
+
+    assert ingestor.ingest_batch([unit.to_json() for unit in units]).stored
+
+    with Session(store_engine) as session:
+        records = session.scalars(select(MeterUnitRecord).order_by(MeterUnitRecord.device_id)).all()
+        readings = session.scalars(select(Reading).order_by(Reading.device_id)).all()
+    assert [r.digest for r in records] == [unit_digest(u, DOMAIN) for u in units]
+    assert [bytes(r.signature) for r in records] == [u.signature for u in units]
+    assert [json.loads(r.energy_wh) for r in records] == [[7, -3]] * 3
+    assert all(r.interval_count == 2 and r.first_interval_start == start for r in records)
+    received = {r.received_at.replace(tzinfo=None) for r in records}
+    assert len(received) == 1 and before <= received.pop() <= before + timedelta(minutes=5)
+    by_unit = {r.id: r.device_id for r in records}
+    assert [(r.device_id, r.interval_start, r.energy_wh) for r in readings] == [
+        (u.device_id, start + i * INTERVAL, energy)
+        for u in units
+        for i, energy in enumerate((7, -3))
+    ]
+    assert all(by_unit[r.unit_id] == r.device_id for r in readings)
 
 
 def test_one_bad_unit_rejects_the_whole_batch(

@@ -17,6 +17,7 @@ from gridflex.rules.attestation import (
     sign_unit,
     unit_digest,
     unit_digest_generic,
+    unit_digests,
     verify_unit,
 )
 from gridflex.rules.eip712 import KeyType
@@ -52,6 +53,28 @@ def test_fast_digest_equals_generic_eip712_digest(
     unit = MeterUnit(device_id, slot * interval, interval, sequence, tuple(energy))
     fast = unit_digest(unit, meter_domain_separator(chain_id, REGISTRY))
     assert fast == unit_digest_generic(unit, chain_id, REGISTRY)
+
+
+unit_fields = st.tuples(
+    st.integers(0, 2**256 - 1) | st.integers(0, 10**9),
+    st.integers(0, 2**40),
+    st.sampled_from([900, 1800]),
+    st.integers(0, 2**64 - 1) | st.integers(0, 1000),
+    st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=96),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(batch=st.lists(unit_fields, min_size=1, max_size=20), chain_id=st.integers(1, 2**64))
+def test_batched_digests_equal_one_digest_per_unit(batch: list, chain_id: int) -> None:
+    """The ingest path's three batched Keccak passes (and their fallback for fields above
+    uint64) give each unit's own digest."""
+    units = [
+        MeterUnit(device, slot * interval, interval, sequence, tuple(energy))
+        for device, slot, interval, sequence, energy in batch
+    ]
+    domain = meter_domain_separator(chain_id, REGISTRY)
+    assert unit_digests(units, domain) == [unit_digest(unit, domain) for unit in units]
 
 
 def test_secp256k1_unit_verifies_and_any_change_breaks_it() -> None:
