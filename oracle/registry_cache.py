@@ -10,7 +10,8 @@ deactivation after signing cannot make one oracle accept a unit another refuses.
 
 A device's history is loaded with `epochCount(id)` + `epochAt(id, i)` the first time it is
 seen, unless a poll saw its registration and nothing else (then the event is its history:
-one epoch, so a fleet onboarded in batches costs no call per device). Registry events
+one epoch, so a fleet onboarded in batches costs no call per device). The first poll reads
+from the deployment block, so this holds after a restart too. Registry events
 (registration, update, key rotation, (de)activation, transfer) are polled from the last
 seen block; every one names its device id in the first indexed topic, so the cache simply
 forgets that device and reloads it on next sight. When a unit
@@ -40,6 +41,11 @@ RELOAD_MIN_SECONDS = 1.0
 FORCED_POLL_MIN_SECONDS = 0.25
 """Least time between event polls forced by failed verifications of one device (a flood
 of forged units costs at most four `eth_getLogs` per second and device)."""
+
+
+LOG_CHUNK_BLOCKS = 10_000
+"""Blocks per `eth_getLogs` (public RPC providers cap the range; the first poll after a
+start reads the registry's events since its deployment)."""
 
 
 class RegistryUnavailableError(RuntimeError):
@@ -117,22 +123,30 @@ class RegistryCache:
             self._last_poll = time.monotonic()
             try:
                 latest = self._protocol.block_number()
-                if latest < self._next_block:
-                    return
-                changed, registered = self._protocol.registry_changes(self._next_block, latest)
             except Exception as error:  # any transport error: keep serving from the cache
                 log.warning("registry event poll failed", error=str(error))
                 return
-            now = time.monotonic()
-            for device_id in changed:
-                history = registered.get(device_id)
-                if history is None:
-                    self._entries.pop(device_id, None)
-                else:  # a new device, known from its registration event alone
-                    self._entries[device_id] = _Entry(history, now)
-            self._next_block = latest + 1
-            if changed:
-                log.info("registry devices changed", count=len(changed), next_block=latest + 1)
+            while self._next_block <= latest:
+                to_block = min(latest, self._next_block + LOG_CHUNK_BLOCKS - 1)
+                try:
+                    changed, registered = self._protocol.registry_changes(
+                        self._next_block, to_block
+                    )
+                except Exception as error:
+                    log.warning("registry event poll failed", error=str(error))
+                    return
+                now = time.monotonic()
+                for device_id in changed:
+                    history = registered.get(device_id)
+                    if history is None:
+                        self._entries.pop(device_id, None)
+                    else:  # a new device, known from its registration event alone
+                        self._entries[device_id] = _Entry(history, now)
+                self._next_block = to_block + 1
+                if changed:
+                    log.info(
+                        "registry devices changed", count=len(changed), next_block=to_block + 1
+                    )
 
     def _load(self, device_id: int) -> DeviceHistory | None:
         try:

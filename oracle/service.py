@@ -102,12 +102,10 @@ def build_service(settings: OracleSettings) -> OracleService:
     deployment = load_deployment(chain_id, settings.deployments_dir)
     # Reads need no key: a throwaway account is only the `from` of eth_call.
     protocol = Protocol(ChainClient(w3, Account.create()), deployment)
-    try:
-        from_block = protocol.block_number() + 1
-    except Exception:
-        log.warning("chain RPC down at start; registry events from the deployment block")
-        from_block = deployment.deployed_at_block
-    registry = RegistryCache(protocol, from_block, settings.registry_poll_seconds)
+    # From the deployment block: the first poll learns every device registered before this
+    # start from its registration event (a restart next to a million devices must not cost
+    # them two calls each on first sight).
+    registry = RegistryCache(protocol, deployment.deployed_at_block, settings.registry_poll_seconds)
     clock: Clock = (
         ChainClock(protocol.latest_block_timestamp) if settings.clock == "chain" else WallClock()
     )

@@ -105,6 +105,7 @@ from gridflex.rules.attestation import (  # noqa: E402
     meter_domain_separator,
     sign_unit,
     unit_digest,
+    unit_digests,
     verify_unit,
 )
 from gridflex.rules.baselines import (  # noqa: E402
@@ -761,6 +762,9 @@ class _LoadLog:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+LOAD_CHAIN_BEHIND_S = 50 * SECONDS_PER_DAY
+
+
 def _paced_units(
     keys: list[tuple[int, bytes]],
     domain: bytes,
@@ -773,6 +777,11 @@ def _paced_units(
     past: what a fleet of nodes sends while catching up on its history."""
     units_per_device = math.ceil(requests * units_per_request / len(keys))
     span_s = units_per_device * intervals_per_unit * INTERVAL_S
+    if span_s > LOAD_CHAIN_BEHIND_S - 2 * SECONDS_PER_DAY:
+        raise typer.BadParameter(
+            f"each device would send {span_s // SECONDS_PER_DAY} days of readings: more "
+            "than the chain's past holds; use more devices or fewer readings"
+        )
     first = (int(time.time()) - span_s - SECONDS_PER_DAY) // SECONDS_PER_DAY * SECONDS_PER_DAY
     slots = (
         (sequence, device_id, device_key)
@@ -829,7 +838,7 @@ def _stored(database_url: str, acked: list[MeterUnit], domain: bytes) -> dict[st
             }
     finally:
         engine.dispose()
-    missing = sum(1 for unit in acked if unit_digest(unit, domain) not in digests)
+    missing = sum(1 for digest in unit_digests(acked, domain) if digest not in digests)
     return {"readings_rows": readings, "unit_rows": len(digests), "acked_units_missing": missing}
 
 
@@ -873,6 +882,13 @@ def load(
     units_per_request: Annotated[int, typer.Option(help="Signed units per HTTP request.")] = 10,
     intervals_per_unit: Annotated[int, typer.Option(help="15-minute readings per unit.")] = 16,
     clients: Annotated[int, typer.Option(help="Concurrent client connections.")] = 8,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="`gridflex oracle serve` processes over the one store, the client spreading "
+            "requests over them as a load balancer would (the oracle scales out behind its API)."
+        ),
+    ] = 1,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Paced ingest at `rate` readings/s for `duration` s; proves no acknowledged loss."""
@@ -886,7 +902,13 @@ def load(
     rng = random.Random(11)
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        anvil = stack.enter_context(AnvilProcess())
+        # The chain starts LOAD_CHAIN_BEHIND_S in the past: devices registered on it exist
+        # before the past intervals the fleet sends (a reading before its device's
+        # registration is refused), and the oracle's reading-age limit still admits them.
+        genesis = int(time.time()) - LOAD_CHAIN_BEHIND_S
+        anvil = stack.enter_context(
+            AnvilProcess(extra_args=["--prune-history", "64", "--timestamp", str(genesis)])
+        )
         store_url = (
             stack.enter_context(_fresh_postgres(database_url))
             if database_url is not None
@@ -896,7 +918,11 @@ def load(
         _log(f"signing {requests * units_per_request} units of {intervals_per_unit} intervals...")
         batches = _paced_units(keys, domain, requests, units_per_request, intervals_per_unit, rng)
         bodies = [json.dumps({"units": [u.to_json() for u in b]}).encode() for b in batches]
-        oracle, url = _start_oracle(workdir, anvil.url, None if database_url is None else store_url)
+        oracles = [
+            _start_oracle(workdir, anvil.url, None if database_url is None else store_url)
+            for _ in range(workers)
+        ]
+        urls = [url for _, url in oracles]
         log = _LoadLog()
         try:
             _log(f"{requests} requests of {readings_per_request} readings, one every "
@@ -907,7 +933,7 @@ def load(
                 sends = [
                     pool.submit(
                         _post_paced,
-                        url,
+                        urls[index % workers],
                         batch,
                         body,
                         started + index * period_s,
@@ -920,8 +946,10 @@ def load(
                     send.result()  # a bug in the client must not vanish into a thread
             elapsed = time.perf_counter() - started
         finally:
-            oracle.terminate()
-            oracle.wait(timeout=30)
+            for oracle, _ in oracles:
+                oracle.terminate()
+            for oracle, _ in oracles:
+                oracle.wait(timeout=30)
         stored = _stored(store_url, log.acked_units, domain)
 
     # Raw signature recovery of (up to 20,000 of) the same units, one core, this process:
@@ -937,6 +965,10 @@ def load(
     result = {
         "benchmark": "load",
         "database": "postgresql" if database_url else "sqlite (WAL, synchronous=FULL)",
+        "workers": workers,
+        "devices": devices,
+        "intervals_per_unit": intervals_per_unit,
+        "units_per_request": units_per_request,
         "target_readings_per_s": rate,
         "duration_s": round(elapsed, 1),
         "requests": requests,
