@@ -259,7 +259,10 @@ contract FlexMarket is IFlexMarket, AccessControl, ReentrancyGuard {
             uint256 key = _meritKey(price, b.sequence);
             if (position > 0 && key <= previousKey) revert InvalidMeritOrder(position);
             previousKey = key;
-            if (remainingW == 0) {
+            // No partial award below the minimum bid: a sliver of a bid (say 2 W) caps each
+            // of its devices at 0 Wh and is slashed whatever they deliver. A later, smaller
+            // bid may still fit whole.
+            if (remainingW == 0 || (remainingW < b.powerW && remainingW < minBidW)) {
                 if (b.bond > 0) staking.unlock(b.bidder, b.bond);
             } else {
                 remainingW -= _award(requestId, index, b, remainingW);

@@ -851,8 +851,10 @@ contract FlexMarketTest is MarketTestBase {
     }
 
     function test_clear_partialAward_keptBondRoundsDown() public {
-        vm.prank(governance);
+        vm.startPrank(governance);
         market.setBondPerKW(7);
+        market.setMinBidW(1); // a 1 W remainder is then not a sliver below the minimum
+        vm.stopPrank();
         uint256 requestId = createRequest(defaultParams());
         placeBid(alice, requestId, 99_999, P10, ids(aliceDevice)); // bond 699
         placeBid(bob, requestId, 3_000, P20, ids(bobDevice)); // bond 21, 1 W awarded
@@ -860,6 +862,36 @@ contract FlexMarketTest is MarketTestBase {
         assertEq(market.bidOf(requestId, 1).awardedW, 1, "1 W awarded");
         assertEq(market.bidOf(requestId, 1).bond, 0, "floor(21 x 1 / 3000) = 0");
         assertEq(lockedOf(bob), 0, "bob fully released");
+    }
+
+    function test_clear_neverAwardsARemainderBelowMinBid_andReleasesThatBidsBond() public {
+        uint256 requestId = createRequest(defaultParams()); // 100 kW
+        placeBid(alice, requestId, 99_998, P10, ids(aliceDevice));
+        placeBid(bob, requestId, 3_000, P20, ids(bobDevice));
+        uint256 bobBond = market.bidOf(requestId, 1).bond;
+        assertEq(lockedOf(bob), bobBond, "bob bond before");
+        clearRequest(requestId);
+        assertEq(market.bidOf(requestId, 1).awardedW, 0, "2 W left: below minBidW, not awarded");
+        assertEq(lockedOf(bob), 0, "bob released whole");
+        IFlexMarket.Request memory r = market.request(requestId);
+        assertEq(r.awardedW, 99_998, "the sliver stays unfilled");
+        assertEq(r.clearingPrice, P10, "the passed-over bid sets no price");
+    }
+
+    function test_clear_aRemainderBelowMinBid_goesWholeToALaterBidThatFitsIt() public {
+        vm.prank(governance);
+        market.setMinBidW(500);
+        uint256 requestId = createRequest(defaultParams()); // 100 kW
+        placeBid(alice, requestId, 99_400, P10, ids(aliceDevice));
+        placeBid(bob, requestId, 3_000, P20, ids(bobDevice));
+        placeBid(carol, requestId, 500, P25, ids(carolDevice)); // under the 500 W minimum
+        vm.prank(governance);
+        market.setMinBidW(1_000); // raised after bidding: 600 W left is now a sliver
+        clearRequest(requestId);
+        assertEq(market.bidOf(requestId, 1).awardedW, 0, "600 W of 3 kW: passed over");
+        assertEq(market.bidOf(requestId, 2).awardedW, 500, "carol's 500 W fits whole");
+        assertEq(market.request(requestId).awardedW, 99_900, "100 W unfilled");
+        assertEq(market.request(requestId).clearingPrice, P25, "marginal = carol");
     }
 
     function test_clear_rejectedBidBondsUnlocked() public {

@@ -47,8 +47,10 @@ def merit_order(offers: list[BidOffer]) -> list[int]:
     return [o.index for o in sorted(offers, key=lambda o: (o.price_per_kwh, o.placement))]
 
 
-def clear(requested_w: int, offers: list[BidOffer]) -> ClearingResult:
-    """Accepts offers in merit order until `requested_w` is met; the last one partially.
+def clear(requested_w: int, offers: list[BidOffer], min_bid_w: int) -> ClearingResult:
+    """Accepts offers in merit order until `requested_w` is met; the last one partially,
+    but never by less than `min_bid_w` (`FlexMarket.minBidW`): a smaller remainder is left
+    unfilled, or goes to a later bid that fits it whole.
 
     A partly awarded bid keeps floor(bond * awarded / offered) locked, as the contract does.
     """
@@ -59,7 +61,7 @@ def clear(requested_w: int, offers: list[BidOffer]) -> ClearingResult:
     clearing_price = 0
     for index in merit_order(offers):
         offer = by_index[index]
-        if remaining_w == 0:
+        if remaining_w == 0 or (remaining_w < offer.power_w and remaining_w < min_bid_w):
             awarded[index], kept[index] = 0, 0
             continue
         award_w = min(offer.power_w, remaining_w)

@@ -109,27 +109,36 @@ def test_the_fee_never_exceeds_the_gross(gross: int, fee_bps: int) -> None:
         st.tuples(st.integers(1_000, 500_000), st.integers(0, 100), st.integers(0, 10**6)),
         max_size=12,
     ),
+    min_bid_w=st.integers(1, 5_000),
 )
 def test_clearing_follows_the_merit_order_and_never_over_awards(
-    requested_w: int, offers: list[tuple[int, int, int]]
+    requested_w: int, offers: list[tuple[int, int, int]], min_bid_w: int
 ) -> None:
+    """Bids may predate a raised minimum (1,000 W offers, minimum up to 5,000 W)."""
     bids = [
         BidOffer(i, f"0x{i:040x}", power, price, bond)
         for i, (power, price, bond) in enumerate(offers)
     ]
-    result = clear(requested_w, bids)
-    assert result.total_awarded_w == min(requested_w, sum(b.power_w for b in bids))
+    result = clear(requested_w, bids, min_bid_w)
+    unfilled = requested_w - result.total_awarded_w
+    assert unfilled >= 0
     for bid in bids:
         awarded = result.awarded_w[bid.index]
         assert 0 <= awarded <= bid.power_w
         assert 0 <= result.kept_bond[bid.index] <= bid.bond
-        if awarded < bid.power_w:  # a bid left (partly) unserved: the request is met
-            assert result.total_awarded_w == requested_w
+        if awarded < bid.power_w:  # a bid left (partly) unserved: at most a sliver is unmet
+            assert unfilled < min_bid_w
+        if 0 < awarded < bid.power_w:
+            assert awarded >= min_bid_w, "no partial award below the minimum bid"
         if awarded:
             assert bid.price_per_kwh <= result.clearing_price
-            # Served: every bid ahead of it in merit order (price, then bid time) is full.
+            # Served: every bid ahead of it in merit order (price, then bid time) is full,
+            # or was passed over whole because only a sliver was left, larger than this one.
             for ahead in bids:
                 if (ahead.price_per_kwh, ahead.index) < (bid.price_per_kwh, bid.index):
-                    assert result.awarded_w[ahead.index] == ahead.power_w
+                    ahead_awarded = result.awarded_w[ahead.index]
+                    assert ahead_awarded == ahead.power_w or (
+                        ahead_awarded == 0 and ahead.power_w > bid.power_w == awarded
+                    )
     partial = [b for b in bids if 0 < result.awarded_w[b.index] < b.power_w]
     assert len(partial) <= 1  # only the marginal bid is cut

@@ -104,7 +104,7 @@ def test_full_event_lifecycle_settles_every_balance_to_the_unit(
         BidOffer(0, alice.address, 30_000, EUR // 5, 30 * bond_per_kw),
         BidOffer(1, bob.address, 30_000, 3 * EUR // 20, 30 * bond_per_kw),
     ]
-    expected_clearing = clear(50_000, offers)
+    expected_clearing = clear(50_000, offers, governance.market.functions.minBidW().call())
     assert governance.awarded_w(request_id) == [20_000, 30_000]
     assert [expected_clearing.awarded_w[i] for i in (0, 1)] == [20_000, 30_000]
     alice_stake = governance.staking.functions.accountOf(alice.address).call()

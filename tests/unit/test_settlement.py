@@ -44,8 +44,10 @@ def test_settlement_never_pays_more_than_escrow_and_conserves_it(
         BidOffer(i, f"0x{i:040x}", power, price, power * 10)
         for i, (power, price) in enumerate(offers)
     ]
-    result = clear(requested_w, bids)
-    assert result.total_awarded_w == min(requested_w, sum(power for power, _ in offers))
+    result = clear(requested_w, bids, 1_000)
+    assert requested_w - result.total_awarded_w < 1_000 or result.total_awarded_w == sum(
+        power for power, _ in offers
+    )
 
     awards = [
         BidAward(b.bidder, result.awarded_w[b.index], b.price_per_kwh, result.kept_bond[b.index])
@@ -90,13 +92,35 @@ def test_merit_order_breaks_ties_by_sequence_not_slot() -> None:
         BidOffer(2, "early", 1_000, 30, 0, sequence=2),
     ]
     assert merit_order(offers) == [1, 2, 0]
-    result = clear(2_000, offers)
+    result = clear(2_000, offers, 1_000)
     assert result.awarded_w == {1: 1_000, 2: 1_000, 0: 0}
 
 
 def test_clear_awards_last_bid_partially_and_keeps_its_bond_pro_rata() -> None:
     offers = [BidOffer(0, "a", 30_000, 20, 300), BidOffer(1, "b", 30_000, 15, 300)]
-    result = clear(50_000, offers)
+    result = clear(50_000, offers, 1_000)
     assert result.awarded_w == {1: 30_000, 0: 20_000}
     assert result.kept_bond == {1: 300, 0: 200}
     assert result.clearing_price == 20
+
+
+def test_clear_never_awards_a_remainder_below_the_minimum_bid() -> None:
+    """The demo's old sliver: 2 W left for a 3 kW bid capped each device at 0 Wh and
+    slashed it whatever it delivered. Now the sliver stays unfilled, or goes whole to a
+    later bid small enough (one placed when the minimum was lower)."""
+    offers = [
+        BidOffer(0, "a", 9_998, 10, 100),
+        BidOffer(1, "b", 3_000, 20, 300),
+        BidOffer(2, "c", 3_000, 30, 300),
+    ]
+    result = clear(10_000, offers, 1_000)
+    assert result.awarded_w == {0: 9_998, 1: 0, 2: 0}
+    assert result.kept_bond == {0: 100, 1: 0, 2: 0}
+    assert result.clearing_price == 10
+    # 1,000 W left is not below the minimum: awarded partially, bond kept pro rata.
+    assert clear(10_998, offers, 1_000).awarded_w == {0: 9_998, 1: 1_000, 2: 0}
+    assert clear(10_998, offers, 1_000).kept_bond[1] == 100
+    # A 500 W bid placed under a lower minimum fits a 600 W remainder whole.
+    offers.append(BidOffer(3, "d", 500, 40, 50))
+    assert clear(10_598, offers, 1_000).awarded_w == {0: 9_998, 1: 0, 2: 0, 3: 500}
+    assert clear(10_598, offers, 1_000).clearing_price == 40
