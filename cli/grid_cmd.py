@@ -6,23 +6,22 @@ Every revert is one readable sentence (see `gridflex.errors_text`)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from eth_utils import is_address, to_checksum_address
 from rich.console import Console
 from rich.table import Table
 
+from cli.common import fail, readable, to_base_units
 from gridflex.config import get_settings
-from gridflex.errors import ChainUnavailableError, GridFlexError, TransactionReverted
+from gridflex.errors import ChainUnavailableError, GridFlexError
 from gridflex.errors_text import (
     Units,
-    explain,
     explain_revert,
     format_kw,
     format_time,
@@ -92,11 +91,6 @@ def _console() -> Console:
     return Console(soft_wrap=True)
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    _console().print(f"[red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
 def _units(protocol: Protocol, token: str) -> Units:
     return Units.of_token(token, protocol.token_metadata(token))
 
@@ -110,29 +104,18 @@ def _connect(rpc_url: str | None, key_env: str, *, need_key: bool) -> Protocol:
     settings = get_settings()
     key = os.environ.get(key_env)
     if key is None and need_key:
-        _fail(f"set {key_env} to the grid operator's private key (hex), or pass --key-env VAR")
+        fail(f"set {key_env} to the grid operator's private key (hex), or pass --key-env VAR")
     try:
         account = Account.from_key(key) if key else None
     except (ValueError, TypeError) as error:
-        _fail(f"{key_env} does not hold a valid private key: {error}")
+        fail(f"{key_env} does not hold a valid private key: {error}")
     url = rpc_url or settings.rpc_url or LOCAL_RPC_URL
     try:
         return open_protocol(url, settings.deployments_dir, account)
     except ChainUnavailableError as error:
-        _fail(f"{error} (check --rpc-url or GRIDFLEX_RPC_URL)")
+        fail(f"{error} (check --rpc-url or GRIDFLEX_RPC_URL)")
     except GridFlexError as error:
-        _fail(str(error))
-
-
-@contextmanager
-def _readable(units: Units | None = None) -> Iterator[None]:
-    """Turn every revert or GridFlex failure inside into one readable error line."""
-    try:
-        yield
-    except TransactionReverted as error:
-        _fail(explain(error, units))
-    except GridFlexError as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 def _parse_time(value: str) -> int:
@@ -150,21 +133,6 @@ def _parse_time(value: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
-
-
-def _to_base_units(value: str, decimals: int, option: str) -> int:
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise typer.BadParameter(f"{value!r} is not a number", param_hint=option) from None
-    if amount < 0:
-        raise typer.BadParameter("must not be negative", param_hint=option)
-    scaled = amount.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise typer.BadParameter(
-            f"{value} has more than the token's {decimals} decimals", param_hint=option
-        )
-    return int(scaled)
 
 
 def _duration_seconds(hours: float | None, intervals: int | None, interval_seconds: int) -> int:
@@ -252,22 +220,22 @@ def request(
         power_w=power_w,
         window_start=window_start,
         window_end=window_start + duration,
-        price_cap_per_kwh=_to_base_units(price_cap, units.decimals, "--price-cap"),
+        price_cap_per_kwh=to_base_units(price_cap, units.decimals, "--price-cap"),
         gate_closure=window_start - gate_closure_minutes_before * 60,
         settlement_token=token_address,
         direction=DIRECTIONS[direction],
         interval_seconds=interval_seconds,
-        availability_price_per_kwh=_to_base_units(
+        availability_price_per_kwh=to_base_units(
             availability_price, units.decimals, "--availability-price"
         ),
         baseline_method=BASELINES[baseline],
         pricing_rule=int(PRICING_RULES[pricing]),
     )
-    with _readable(units):
+    with readable(units):
         try:
             posted = post_request(protocol, spec, may_approve=not no_approve)
         except InsufficientFundsError as error:
-            _fail(
+            fail(
                 f"insufficient {error.funds}: need {units.money(error.needed)}, "
                 f"have {units.bare(error.available)}"
             )
@@ -295,7 +263,7 @@ def requests(
     """List the market's requests."""
     protocol = _connect(rpc_url, key_env, need_key=mine)
     units_cache: dict[str, Units] = {}
-    with _readable():
+    with readable():
         count = protocol.request_count()
         table = Table(title=f"requests ({count} in the market)")
         for column in ("id", "status", "operator", "zone", "direction", "power", "window (UTC)",
@@ -332,10 +300,10 @@ def show(
 ) -> None:
     """A request's parameters, bids, awards, report and settlement."""
     protocol = _connect(rpc_url, key_env, need_key=False)
-    with _readable():
+    with readable():
         state = protocol.request(request_id)
         if state.status == RequestStatus.NONE:
-            _fail(
+            fail(
                 explain_revert("UnknownRequest", {"requestId": request_id})
                 + f" (there are {protocol.request_count()} requests)"
             )
@@ -424,10 +392,10 @@ def _operator_units(rpc_url: str | None, key_env: str, request_id: int) -> tuple
     """The operator's handle, and the units of the request's token (a readable error if the
     request does not exist)."""
     protocol = _connect(rpc_url, key_env, need_key=True)
-    with _readable():
+    with readable():
         state = protocol.request(request_id)
         if state.status == RequestStatus.NONE:
-            _fail(explain_revert("UnknownRequest", {"requestId": request_id}))
+            fail(explain_revert("UnknownRequest", {"requestId": request_id}))
         return protocol, _units(protocol, state.settlement_token)
 
 
@@ -439,7 +407,7 @@ def clear(
 ) -> None:
     """Award the bids in merit order (between gate closure and window start)."""
     protocol, units = _operator_units(rpc_url, key_env, request_id)
-    with _readable(units):
+    with readable(units):
         protocol.clear(request_id)
         cleared = protocol.clearing(request_id)
     assert cleared is not None  # the transaction above emitted it
@@ -467,10 +435,10 @@ def finalize(
 ) -> None:
     """Settle a reported request once its dispute window has passed."""
     protocol, units = _operator_units(rpc_url, key_env, request_id)
-    with _readable(units):
+    with readable(units):
         state = protocol.request(request_id)
         if state.status != RequestStatus.REPORTED:
-            _fail(
+            fail(
                 explain_revert(
                     "WrongStatus",
                     {
@@ -499,7 +467,7 @@ def cancel(
 ) -> None:
     """Withdraw an open request before gate closure; its escrow becomes claimable."""
     protocol, units = _operator_units(rpc_url, key_env, request_id)
-    with _readable(units):
+    with readable(units):
         protocol.cancel_request(request_id)
         refund = protocol.cancellation_refund(request_id)
     _console().print(

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from decimal import Decimal, InvalidOperation
@@ -16,7 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gridflex.config import get_settings, load_settings
+from cli.common import fail, keystore_password, node_settings
+from gridflex.config import get_settings
 from gridflex.errors import ChainUnavailableError, GridFlexError
 from node.config import NodeSettings
 
@@ -45,33 +45,6 @@ PasswordEnvOption = Annotated[
 ]
 
 
-def _settings(data_dir: Path | None) -> NodeSettings:
-    """The node's settings, or a one-line error naming each bad setting (exit 1)."""
-    try:
-        settings = load_settings(NodeSettings)
-    except GridFlexError as error:
-        raise _fail(f"configuration: {error}") from error
-    if data_dir is not None:
-        settings.data_dir = data_dir
-    return settings
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[red]error:[/] {message}", soft_wrap=True)
-    return typer.Exit(code)
-
-
-def _password(password_env: str | None, configured: str | None, *, confirm: bool) -> str:
-    if password_env:
-        value = os.environ.get(password_env)
-        if value is None:
-            raise _fail(f"--password-env {password_env}: that environment variable is not set")
-        return value
-    if configured:
-        return configured
-    return str(typer.prompt("keystore password", hide_input=True, confirmation_prompt=confirm))
-
-
 @node_app.command("init")
 def node_init(
     devices: Annotated[int, typer.Option(min=1, help="Number of device keys.")] = 5,
@@ -83,15 +56,15 @@ def node_init(
     """Create the owner wallet and device keys in encrypted keystores; print addresses."""
     from node.keystore import create_node_keys
 
-    settings = _settings(data_dir)
-    password = _password(password_env, settings.password, confirm=True)
+    settings = node_settings(data_dir)
+    password = keystore_password(password_env, settings.password, confirm=True)
     try:
         state = create_node_keys(
             settings.data_dir, password, devices=devices, p256=p256, zone=zone,
             scrypt_n=settings.scrypt_n,
         )  # fmt: skip
     except (GridFlexError, ValueError) as error:
-        raise _fail(str(error)) from error
+        fail(str(error))
     # Plain lines, not a table: keys must never be truncated by a narrow terminal.
     console.print(f"node keys in [bold]{settings.data_dir}[/]")
     console.print(f"owner  secp256k1  {state.owner}", soft_wrap=True)
@@ -110,9 +83,9 @@ def _parse_flex(amount: str, decimals: int) -> int:
     try:
         value = Decimal(amount) * 10**decimals
     except InvalidOperation:
-        raise _fail(f"--stake {amount!r} is not a number") from None
+        fail(f"--stake {amount!r} is not a number")
     if value < 0 or value != value.to_integral_value():
-        raise _fail(f"--stake {amount!r} must be a non-negative amount of FLEX")
+        fail(f"--stake {amount!r} must be a non-negative amount of FLEX")
     return int(value)
 
 
@@ -128,12 +101,12 @@ def node_register(
     from node.keystore import load_node
     from node.registration import register_devices
 
-    settings = _settings(data_dir)
-    password = _password(password_env, settings.password, confirm=False)
+    settings = node_settings(data_dir)
+    password = keystore_password(password_env, settings.password, confirm=False)
     try:
         state, owner, keys = load_node(settings.data_dir, password)
     except GridFlexError as error:
-        raise _fail(str(error)) from error
+        fail(str(error))
     protocol = _protocol(
         settings, rpc_url, owner, expected_chain_id=settings.chain_id or state.chain_id
     )
@@ -141,15 +114,15 @@ def node_register(
     try:
         registry = protocol.registry.address
         if state.registry not in (None, registry):
-            raise _fail(f"devices are registered at registry {state.registry}, not {registry}")
+            fail(f"devices are registered at registry {state.registry}, not {registry}")
         register_devices(protocol, state, keys, settings.data_dir)
         stake_amount = _parse_flex(stake, _units(protocol, protocol.token.address).decimals)
         if stake_amount:
             protocol.stake(stake_amount)
     except GridFlexError as error:
-        raise _fail(str(error)) from error
+        fail(str(error))
     except CHAIN_CALL_ERRORS as error:
-        raise _fail(f"chain call failed: {error}") from error
+        fail(f"chain call failed: {error}")
     table = Table(title=f"devices registered on chain {chain_id} (registry {registry})")
     for column in ("name", "device id", "kind", "capacity W", "key"):
         table.add_column(column)
@@ -188,11 +161,11 @@ def node_stream(
 
     from node.builder import stream_history
 
-    settings = _settings(data_dir)
+    settings = node_settings(data_dir)
     oracle_urls = list(oracle or settings.oracle_urls)
     if not oracle_urls:
-        raise _fail("no oracle: pass --oracle URL or set GRIDFLEX_NODE_ORACLE_URLS")
-    password = _password(password_env, settings.password, confirm=False)
+        fail("no oracle: pass --oracle URL or set GRIDFLEX_NODE_ORACLE_URLS")
+    password = keystore_password(password_env, settings.password, confirm=False)
     history_end = end if end is not None else int(time.time())
     history_start = history_end - int(backfill_hours * 3600)
     progress = Progress(
@@ -214,7 +187,7 @@ def node_stream(
                 timeout_s=timeout, on_progress=show,
             )  # fmt: skip
     except GridFlexError as error:
-        raise _fail(str(error)) from error
+        fail(str(error))
     signed_units, stats, dead_letters = result.signed_units, result.stats, result.dead_letters
     summary = {
         "signedUnits": signed_units,
@@ -233,7 +206,7 @@ def node_stream(
             f"oracle(s); {stats.rejected} rejected; {stats.retries} retries"
         )
     if stats.rejected:
-        raise _fail(f"{stats.rejected} unit(s) rejected by an oracle (see the dead letters)", 3)
+        fail(f"{stats.rejected} unit(s) rejected by an oracle (see the dead letters)", 3)
 
 
 # ─── Run ─────────────────────────────────────────────────────────────────────────────
@@ -311,25 +284,25 @@ def node_run(
     from node.builder import build_node
     from node.metrics import NodeMetrics
 
-    settings = _settings(data_dir)
+    settings = node_settings(data_dir)
     oracle_urls = list(oracle or settings.oracle_urls)
     if not oracle_urls:
-        raise _fail("no oracle: pass --oracle URL or set GRIDFLEX_NODE_ORACLE_URLS")
-    password = _password(password_env, settings.password, confirm=False)
+        fail("no oracle: pass --oracle URL or set GRIDFLEX_NODE_ORACLE_URLS")
+    password = keystore_password(password_env, settings.password, confirm=False)
     try:
         runner = build_node(
             settings, password, rpc_url=_rpc_url(settings, rpc_url), oracle_urls=oracle_urls,
             deployments_dir=get_settings().deployments_dir, history_hours=history_hours,
         )  # fmt: skip
     except GridFlexError as error:
-        raise _fail(_with_rpc_hint(error)) from error
+        fail(_with_rpc_hint(error))
     metrics = NodeMetrics()
     if metrics_port is not None:
         try:
             metrics.serve(metrics_port)
         except OSError as error:
             runner.close()
-            raise _fail(f"--metrics-port {metrics_port}: {error.strerror or error}") from error
+            fail(f"--metrics-port {metrics_port}: {error.strerror or error}")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         if once:
@@ -382,7 +355,7 @@ def _load_state_or_fail(settings: NodeSettings) -> NodeState:
     try:
         return load_state(settings.data_dir)
     except GridFlexError as error:
-        raise _fail(str(error)) from error
+        fail(str(error))
 
 
 def _rpc_url(settings: NodeSettings, rpc_url: str | None) -> str:
@@ -413,7 +386,7 @@ def _protocol(
             expected_chain_id=expected_chain_id,
         )  # fmt: skip
     except GridFlexError as error:
-        raise _fail(_with_rpc_hint(error)) from error
+        fail(_with_rpc_hint(error))
 
 
 def _units(protocol: Protocol, token: str) -> Units:
@@ -450,15 +423,15 @@ def node_strategy(
     """Set a device's bidding strategy (used by `gridflex node run`), or show it."""
     from node.state import save_state
 
-    settings = _settings(data_dir)
+    settings = node_settings(data_dir)
     state = _load_state_or_fail(settings)
     names = [record.name for record in state.devices]
     if device not in names:
-        raise _fail(f"no device named {device!r} in this node (have: {', '.join(names)})")
+        fail(f"no device named {device!r} in this node (have: {', '.join(names)})")
     if min_price_per_kwh is not None and min_price_per_kwh < 0:
-        raise _fail("--min-price-per-kwh must be zero or positive")
+        fail("--min-price-per-kwh must be zero or positive")
     if max_share_pct is not None and not 0 < max_share_pct <= 100:
-        raise _fail("--max-share-pct must be above 0 and at most 100")
+        fail("--max-share-pct must be above 0 and at most 100")
     record = state.devices[names.index(device)]
     if min_price_per_kwh is not None:
         record.min_price_per_kwh = min_price_per_kwh
@@ -480,7 +453,7 @@ def node_status(data_dir: DataDirOption = None) -> None:
     from gridflex.errors_text import format_time
     from node.strategy import CommitmentStore
 
-    settings = _settings(data_dir)
+    settings = node_settings(data_dir)
     state = _load_state_or_fail(settings)
     commitments = []
     if settings.outbox_path.is_file():
@@ -525,7 +498,7 @@ def node_earnings(
     """Print claimable payouts per token and the owner's settled bids once."""
     from gridflex.chain.session import CHAIN_CALL_ERRORS
 
-    settings = _settings(data_dir)
+    settings = node_settings(data_dir)
     state = _load_state_or_fail(settings)
     protocol = _protocol(settings, rpc_url)
     try:
@@ -534,7 +507,7 @@ def node_earnings(
         claimable = {t: protocol.claimable(t, state.owner) for t in tokens}
         units = {t: _units(protocol, t) for t in tokens}
     except CHAIN_CALL_ERRORS as error:
-        raise _fail(f"chain call failed: {error}") from error
+        fail(f"chain call failed: {error}")
     table = Table(title=f"claimable by {state.owner}")
     for column in ("token", "claimable", "settled payouts"):
         table.add_column(column)
@@ -576,30 +549,30 @@ def node_withdraw(
     from gridflex.errors_text import explain
     from node.keystore import load_owner
 
-    settings = _settings(data_dir)
+    settings = node_settings(data_dir)
     state = _load_state_or_fail(settings)
-    password = _password(password_env, settings.password, confirm=False)
+    password = keystore_password(password_env, settings.password, confirm=False)
     try:
         owner = load_owner(settings.data_dir, password)
     except GridFlexError as error:
-        raise _fail(str(error)) from error
+        fail(str(error))
     protocol = _protocol(settings, rpc_url, owner)
     try:
         if token is not None:
             if not is_address(token):
-                raise _fail(f"--token {token!r} is not an address")
+                fail(f"--token {token!r} is not an address")
             tokens = [to_checksum_address(token)]
         else:
             known, _ = _known_tokens(protocol, protocol.bid_settlements(bidder=state.owner), [])
             tokens = [t for t in known if protocol.claimable(t, state.owner) > 0]
             if not tokens:
-                raise _fail(f"nothing to withdraw for {state.owner}")
+                fail(f"nothing to withdraw for {state.owner}")
         for t in tokens:
             units = _units(protocol, t)
             try:
                 amount = protocol.withdraw(t)
             except TransactionReverted as error:
-                raise _fail(explain(error, units)) from error
+                fail(explain(error, units))
             console.print(f"withdrew {units.money(amount)} to {state.owner}")
     except CHAIN_CALL_ERRORS as error:
-        raise _fail(f"chain call failed: {error}") from error
+        fail(f"chain call failed: {error}")

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.common import fail, keystore_password, node_settings, readable, to_base_units
 from gridflex.config import get_settings
-from gridflex.errors import ChainUnavailableError, GridFlexError, TransactionReverted
-from gridflex.errors_text import explain, format_kw, format_time
+from gridflex.errors_text import format_kw, format_time
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -50,29 +48,11 @@ PasswordEnvOption = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    console.print(f"[red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _readable() -> Iterator[None]:
-    """Every revert or GridFlex failure inside becomes one readable error line."""
-    try:
-        yield
-    except TransactionReverted as error:
-        _fail(explain(error))
-    except ChainUnavailableError as error:
-        _fail(f"{error} (check --rpc-url or GRIDFLEX_RPC_URL)")
-    except GridFlexError as error:
-        _fail(str(error))
-
-
 def _open(rpc_url: str | None, account: LocalAccount | None) -> Protocol:
     from gridflex.chain.session import LOCAL_RPC_URL, open_protocol
 
     url = rpc_url or get_settings().rpc_url or LOCAL_RPC_URL
-    with _readable():
+    with readable():
         return open_protocol(url, get_settings().deployments_dir, account)
 
 
@@ -81,28 +61,27 @@ def _operator(rpc_url: str | None, key_env: str) -> Protocol:
 
     key = os.environ.get(key_env)
     if not key:
-        _fail(f"set {key_env} to the pool operator's private key (hex), or pass --key-env VAR")
+        fail(f"set {key_env} to the pool operator's private key (hex), or pass --key-env VAR")
     try:
         account = Account.from_key(key)
     except (ValueError, TypeError) as error:
-        _fail(f"{key_env} does not hold a valid private key: {error}")
+        fail(f"{key_env} does not hold a valid private key: {error}")
     return _open(rpc_url, account)
 
 
 def _member(data_dir: Path | None, password_env: str | None) -> tuple[LocalAccount, list[int]]:
     """The node owner's account (from its keystore) and its registered device ids."""
-    from cli.node_cmd import _password, _settings
     from node.keystore import load_owner
     from node.state import load_state
 
-    settings = _settings(data_dir)
-    with _readable():
+    settings = node_settings(data_dir)
+    with readable():
         state = load_state(settings.data_dir)
     devices = [d.device_id for d in state.devices if d.device_id is not None]
     if not devices:
-        _fail("the node has no registered device (gridflex node register)")
-    password = _password(password_env, settings.password, confirm=False)
-    with _readable():
+        fail("the node has no registered device (gridflex node register)")
+    password = keystore_password(password_env, settings.password, confirm=False)
+    with readable():
         return load_owner(settings.data_dir, password), devices
 
 
@@ -111,10 +90,10 @@ def _percent_bps(text: str) -> int:
     try:
         value = Decimal(text.strip().rstrip("%"))
     except InvalidOperation:
-        _fail(f"{text!r} is not a percentage")
+        fail(f"{text!r} is not a percentage")
     bps = value * 100
     if bps != bps.to_integral_value() or not 0 <= bps <= 10_000:
-        _fail(f"{text!r}: give a percentage between 0 and 100 in steps of 0.01")
+        fail(f"{text!r}: give a percentage between 0 and 100 in steps of 0.01")
     return int(bps)
 
 
@@ -132,7 +111,7 @@ def pool_create(
 ) -> None:
     """Create a pool run by the operator's account."""
     protocol = _operator(rpc_url, key_env)
-    with _readable():
+    with readable():
         pool_id = protocol.create_pool(_percent_bps(commission), name)
     console.print(
         f"pool {pool_id} created: {name}, commission {commission}, operator {protocol.address}"
@@ -148,7 +127,7 @@ def pool_commission(
 ) -> None:
     """Schedule a new commission; it applies after the notice period, so members can leave."""
     protocol = _operator(rpc_url, key_env)
-    with _readable():
+    with readable():
         effective_at = protocol.set_commission(pool_id, _percent_bps(commission))
     console.print(f"pool {pool_id}: commission {commission} from {format_time(effective_at)}")
 
@@ -166,7 +145,7 @@ def pool_accept(
     protocol = _operator(rpc_url, key_env)
     for path in consents:
         consent = _read_consent(path, pool_id, protocol)
-        with _readable():
+        with readable():
             protocol.enroll(
                 pool_id, consent["owner"], consent["deviceIds"], consent["nonce"],
                 consent["deadline"], bytes.fromhex(consent["signature"].removeprefix("0x")),
@@ -182,14 +161,14 @@ def _read_consent(path: Path, pool_id: int, protocol: Protocol) -> dict[str, Any
     try:
         consent = loads(path.read_bytes())
     except (OSError, ValueError) as error:
-        _fail(f"{path}: not a consent file ({error})")
+        fail(f"{path}: not a consent file ({error})")
     fields = ("poolId", "owner", "deviceIds", "nonce", "deadline", "signature", "chainId", "pools")
     if not isinstance(consent, dict) or any(key not in consent for key in fields):
-        _fail(f"{path}: a consent file needs {', '.join(fields)}")
+        fail(f"{path}: a consent file needs {', '.join(fields)}")
     if consent["poolId"] != pool_id:
-        _fail(f"{path}: the consent is for pool {consent['poolId']}, not {pool_id}")
+        fail(f"{path}: the consent is for pool {consent['poolId']}, not {pool_id}")
     if consent["chainId"] != protocol.client.chain_id or consent["pools"] != protocol.pools.address:
-        _fail(f"{path}: the consent is for another deployment")
+        fail(f"{path}: the consent is for another deployment")
     return consent
 
 
@@ -203,14 +182,13 @@ def pool_bid(
     key_env: KeyEnvOption = OPERATOR_KEY_ENV,
 ) -> None:
     """Bid for the pool: backed by its members in the request's zone, bonded by the operator."""
-    from cli.grid_cmd import _to_base_units
     from gridflex.errors_text import Units
 
     protocol = _operator(rpc_url, key_env)
-    with _readable():
+    with readable():
         token = protocol.request(request_id).settlement_token
         units = Units.of_token(token, protocol.token_metadata(token))
-        price_units = _to_base_units(price, units.decimals, "--price")
+        price_units = to_base_units(price, units.decimals, "--price")
         bid_index = protocol.bid_as_pool(request_id, pool_id, round(power_kw * 1000), price_units)
     offered = format_kw(round(power_kw * 1000))
     console.print(f"pool {pool_id} bid {offered} on request {request_id} (bid {bid_index})")
@@ -220,7 +198,7 @@ def pool_bid(
 def pool_status(pool_id: PoolArg, rpc_url: RpcOption = None) -> None:
     """The pool's operator, commission (and a pending change), members and capacity by zone."""
     protocol = _open(rpc_url, None)
-    with _readable():
+    with readable():
         pool = protocol.pool(pool_id)
         name = protocol.pool_name(pool_id)
         memberships = [m for m in protocol.memberships(pool_id) if m.leave_requested_at is None]
@@ -262,11 +240,11 @@ def pool_join(
     chosen = sorted(device) if device else devices
     unknown = sorted(set(chosen) - set(devices))
     if unknown:
-        _fail(f"devices {unknown} are not this node's (it has {devices})")
+        fail(f"devices {unknown} are not this node's (it has {devices})")
     if len(chosen) > MAX_DEVICES_PER_CONSENT:
-        _fail(f"one consent covers at most {MAX_DEVICES_PER_CONSENT} devices")
+        fail(f"one consent covers at most {MAX_DEVICES_PER_CONSENT} devices")
     protocol = _open(rpc_url, owner)
-    with _readable():
+    with readable():
         pool = protocol.pool(pool_id)
         nonce = protocol.consent_nonce(owner.address)
         deadline = protocol.latest_block_timestamp() + CONSENT_DAYS * 86_400
@@ -310,7 +288,7 @@ def pool_leave(
     owner, devices = _member(data_dir, password_env)
     chosen = sorted(device) if device else devices
     protocol = _open(rpc_url, owner)
-    with _readable():
+    with readable():
         if complete:
             protocol.complete_leave(chosen)
             console.print(f"devices {chosen} left their pool")
@@ -348,14 +326,14 @@ def pool_claim(
                 f"{oracle.rstrip('/')}/v1/reports/{request_id}/devices/{device_id}", timeout=30
             )
         except httpx.HTTPError as error:
-            _fail(f"oracle {oracle} unreachable: {error}")
+            fail(f"oracle {oracle} unreachable: {error}")
         if response.status_code == 404:
             continue
         if response.status_code != 200:
-            _fail(f"oracle {oracle}: {response.status_code} {response.text[:200]}")
+            fail(f"oracle {oracle}: {response.status_code} {response.text[:200]}")
         body = response.json()
         record = DeviceRecord.from_json(body["record"])
-        with _readable():
+        with readable():
             if protocol.pool_bid_of(request_id, record.bid_index).pool_id == 0:
                 continue
             if protocol.member_claimed(request_id, device_id):
@@ -364,13 +342,13 @@ def pool_claim(
         records.append(record)
         proofs.append([bytes.fromhex(node.removeprefix("0x")) for node in body["recordProof"]])
     if not records:
-        _fail(f"nothing to claim in request {request_id} for {owner.address}")
-    with _readable():
+        fail(f"nothing to claim in request {request_id} for {owner.address}")
+    with readable():
         payouts = {r.bid_index: protocol.pool_payout(request_id, r.bid_index) for r in records}
         expected = sum(c.share for c in member_claims(records, payouts))
         amount = protocol.claim_member_shares(request_id, records, proofs)
     if amount != expected:
-        _fail(f"paid {amount}, but the shares add up to {expected}")
+        fail(f"paid {amount}, but the shares add up to {expected}")
     console.print(
         f"claimed {amount} (base units) for {len(records)} devices in request {request_id}"
     )
