@@ -6,6 +6,7 @@ X-of-Y methods each device's earlier event days. Read once per request by the or
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 import structlog
 
@@ -99,12 +100,14 @@ def _capacity_at(protocol: Protocol, device_id: int, placed_at: int) -> int:
 def _earlier_event_days(
     protocol: Protocol, request_id: int, state: RequestState, device_ids: set[int]
 ) -> dict[int, frozenset[int]]:
-    """UTC days of earlier events each device was awarded in (best effort: a request we
-    cannot read is skipped, and logged)."""
+    """UTC days of earlier events each device was awarded in, through its own bid or a
+    pool bid it backed (the pool's members in the request's zone when the bid was placed,
+    as for measurement). Best effort: a request we cannot read is skipped, and logged."""
     awarded = protocol.events(protocol.market, "Awarded")
     days: dict[int, set[int]] = defaultdict(set)
     windows: dict[int, RequestState | None] = {}
     placed_cache: dict[int, dict[int, tuple[int, ...]]] = {}
+    memberships: list[Membership] | None = None
     for event in awarded:
         other_id = int(event.args["requestId"])
         if other_id == request_id or int(event.args["awardedW"]) == 0:
@@ -121,7 +124,16 @@ def _earlier_event_days(
         if other_id not in placed_cache:
             placed_cache[other_id] = protocol.bid_placements(other_id)
         event_days = range(utc_day(other.window_start), utc_day(other.window_end - 1) + 1)
-        for device_id in placed_cache[other_id].get(int(event.args["bidIndex"]), ()):
+        bid_index = int(event.args["bidIndex"])
+        backers: Iterable[int] = placed_cache[other_id].get(bid_index, ())
+        if not backers:
+            pool_id = protocol.pool_bid_of(other_id, bid_index).pool_id
+            if pool_id:
+                if memberships is None:
+                    memberships = protocol.memberships()
+                placed_at = protocol.bid_of(other_id, bid_index).placed_at
+                backers = backing_devices(memberships, pool_id, other.zone, placed_at)
+        for device_id in backers:
             if device_id in device_ids:
                 days[device_id].update(event_days)
     return {device_id: frozenset(d) for device_id, d in days.items()}
