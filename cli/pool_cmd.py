@@ -194,6 +194,31 @@ def pool_bid(
     console.print(f"pool {pool_id} bid {offered} on request {request_id} (bid {bid_index})")
 
 
+@pool_app.command("sweep")
+def pool_sweep(
+    request_id: Annotated[int, typer.Argument(help="Request id.", min=1)],
+    rpc_url: RpcOption = None,
+    key_env: KeyEnvOption = OPERATOR_KEY_ENV,
+) -> None:
+    """After the claim period (a year from settlement), move what members left unclaimed
+    of the request's pool bids (and the splits' dust) to their operators' balances."""
+    from gridflex.errors_text import Units
+
+    protocol = _operator(rpc_url, key_env)
+    with readable():
+        token = protocol.request(request_id).settlement_token
+        units = Units.of_token(token, protocol.token_metadata(token))
+        pool_bids = [
+            b.index for b in protocol.bids(request_id)
+            if protocol.pool_bid_of(request_id, b.index).pool_id
+        ]  # fmt: skip
+        if not pool_bids:
+            fail(f"request {request_id} has no pool bid")
+        for bid_index in pool_bids:
+            amount = protocol.sweep_unclaimed(request_id, bid_index)
+            console.print(f"bid {bid_index}: swept {units.money(amount)} to its pool's operator")
+
+
 @pool_app.command("status")
 def pool_status(pool_id: PoolArg, rpc_url: RpcOption = None) -> None:
     """The pool's operator, commission (and a pending change), members and capacity by zone."""

@@ -34,6 +34,10 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuard {
     uint256 public constant COMMISSION_NOTICE = 7 days;
     /// @notice Shortest notice of a leave; a member also stays until its pool's bids' windows end.
     uint256 public constant LEAVE_NOTICE = 1 days;
+    /// @notice How long members may claim after settlement; then what is left of a bid's
+    ///         pot (unclaimed shares and the split's dust) can be swept to its pool's
+    ///         operator, who passes it on by the pool's own rules.
+    uint256 public constant CLAIM_PERIOD = 365 days;
     /// @notice Devices per enrolment (one owner's consent).
     uint256 public constant MAX_DEVICES_PER_CONSENT = 256;
     bytes32 public constant POOL_CONSENT_TYPEHASH =
@@ -187,6 +191,8 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuard {
     {
         if (records.length != proofs.length) revert LengthMismatch(records.length, proofs.length);
         RequestPayouts memory info = _requestPayouts[requestId];
+        uint256 endsAt = uint256(info.settledAt) + CLAIM_PERIOD;
+        if (info.settledAt != 0 && block.timestamp > endsAt) revert ClaimPeriodOver(requestId, endsAt);
         for (uint256 i; i < records.length; ++i) {
             amount += _claimOne(requestId, info, records[i], proofs[i]);
         }
@@ -229,6 +235,22 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuard {
         IERC20(token).safeTransfer(msg.sender, amount);
     }
 
+    /// @notice After the claim period, moves what is left of a pool bid's member pot to the
+    ///         pool operator's withdrawable balance; anyone may call it.
+    function sweepUnclaimed(uint256 requestId, uint256 bidIndex) external returns (uint256 amount) {
+        RequestPayouts memory info = _requestPayouts[requestId];
+        PoolPayout storage payout = _payouts[requestId][bidIndex];
+        if (payout.poolId == 0) revert NotPoolPayout(requestId, bidIndex);
+        uint256 endsAt = uint256(info.settledAt) + CLAIM_PERIOD;
+        if (block.timestamp <= endsAt) revert ClaimPeriodNotOver(requestId, endsAt);
+        amount = payout.memberPot - payout.claimed;
+        if (amount == 0) revert NothingToSweep(requestId, bidIndex);
+        payout.claimed = payout.memberPot;
+        address operator = _pools[payout.poolId].operator;
+        _withdrawable[info.token][operator] += amount;
+        emit UnclaimedSwept(requestId, bidIndex, payout.poolId, operator, amount);
+    }
+
     // ─── Market hooks ─────────────────────────────────────────────────────────────────────
 
     function onPoolBid(uint256 poolId, address operator, bytes32 zone, uint256 powerW, uint256 windowEnd)
@@ -260,8 +282,9 @@ contract PoolRegistry is IPoolRegistry, EIP712, Nonces, ReentrancyGuard {
         IFlexMarket.PoolBid memory poolBid = market_.poolBidOf(requestId, bidIndex);
         if (info.token == address(0)) {
             IFlexMarket.Request memory r = market_.request(requestId);
-            (info.devicesRoot, info.token, info.windowStart) =
-            (market_.reportOf(requestId).devicesRoot, r.settlementToken, r.windowStart);
+            // forge-lint: disable-next-line(unsafe-typecast) -- timestamps fit 40 bits
+            (info.devicesRoot, info.token, info.windowStart, info.settledAt) =
+            (market_.reportOf(requestId).devicesRoot, r.settlementToken, r.windowStart, uint40(block.timestamp));
         }
         (uint256 commission, uint256 memberPot) = SettlementMath.poolSplit(payout, poolBid.commissionBps);
         address operator = _pools[poolBid.poolId].operator;

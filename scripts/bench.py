@@ -884,7 +884,7 @@ def load(
             "database on that server. Default: a SQLite file."
         ),
     ] = None,
-    devices: Annotated[int, typer.Option(help="Registered devices sending.")] = 200,
+    devices: Annotated[int, typer.Option(help="Registered devices sending.")] = 1_000,
     units_per_request: Annotated[int, typer.Option(help="Signed units per HTTP request.")] = 10,
     intervals_per_unit: Annotated[int, typer.Option(help="15-minute readings per unit.")] = 16,
     clients: Annotated[int, typer.Option(help="Concurrent client connections.")] = 8,

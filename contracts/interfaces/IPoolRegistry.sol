@@ -52,6 +52,7 @@ interface IPoolRegistry {
         bytes32 devicesRoot;
         address token;
         uint40 windowStart;
+        uint40 settledAt;
     }
 
     /// @notice Thrown when a commission is above `MAX_COMMISSION_BPS`.
@@ -104,6 +105,12 @@ interface IPoolRegistry {
     error LengthMismatch(uint256 records, uint256 proofs);
     /// @notice Thrown when there is nothing to withdraw.
     error NothingToWithdraw(address token, address account);
+    /// @notice Thrown when a member claims after the claim period (its share was swept).
+    error ClaimPeriodOver(uint256 requestId, uint256 endedAt);
+    /// @notice Thrown when a sweep comes before the claim period has ended.
+    error ClaimPeriodNotOver(uint256 requestId, uint256 endsAt);
+    /// @notice Thrown when a bid's pot holds nothing unclaimed (or was swept already).
+    error NothingToSweep(uint256 requestId, uint256 bidIndex);
 
     event PoolCreated(uint256 indexed poolId, address indexed operator, uint16 commissionBps, string name);
     event CommissionChangeScheduled(uint256 indexed poolId, uint16 commissionBps, uint256 effectiveAt);
@@ -130,6 +137,9 @@ interface IPoolRegistry {
         uint256 indexed requestId, uint256 indexed deviceId, address indexed owner, uint256 bidIndex, uint256 amount
     );
     event Withdrawn(address indexed token, address indexed account, uint256 amount);
+    event UnclaimedSwept(
+        uint256 indexed requestId, uint256 indexed bidIndex, uint256 indexed poolId, address operator, uint256 amount
+    );
     event MarketSet(address market);
 
     function createPool(uint16 commissionBps, string calldata name) external returns (uint256 poolId);
@@ -148,6 +158,7 @@ interface IPoolRegistry {
         external
         returns (uint256 amount);
     function withdraw(address token) external returns (uint256 amount);
+    function sweepUnclaimed(uint256 requestId, uint256 bidIndex) external returns (uint256 amount);
 
     /// @notice FlexMarket's hook when a pool bids: checks the operator and the capacity,
     ///         returns the commission in force and records how long members are committed.

@@ -260,6 +260,12 @@ contract GasPoolClaimSteadyTest is GasPoolClaimBase {
         assertLe(claim(301, 1, "poolClaim_1device"), 60_000, "one device's claim");
     }
 
+    function test_gas_sweepUnclaimed() public {
+        vm.warp(block.timestamp + pools.CLAIM_PERIOD() + 1);
+        pools.sweepUnclaimed(requestId, poolBid);
+        assertLe(vm.snapshotGasLastCall(GROUP, "poolSweepUnclaimed"), 60_000, "one sweep");
+    }
+
     function test_gas_claim_tenDevices() public {
         uint256 ten = claim(502, 10, "poolClaim_10devices");
         // The marginal device: against test_gas_claim_oneDevice's figure, measured alike.

@@ -396,6 +396,47 @@ contract PoolRegistryTest is DeliveryFixtures {
         assertEq(eur.balanceOf(address(pools)), dust, "only the dust stays");
     }
 
+    function test_sweep_afterTheClaimPeriod_movesUnclaimedSharesAndDustToTheOperator() public {
+        serveAndSettle();
+        uint256 settledAt = block.timestamp;
+        uint256 endsAt = settledAt + pools.CLAIM_PERIOD();
+        claimAs(memberAddr(0), ids(0)); // one device of six claims; five shares stay unclaimed
+        IPoolRegistry.PoolPayout memory p = pools.payoutOf(served.requestId, served.poolBid);
+        uint256 left = p.memberPot - p.claimed;
+        uint256 commission = pools.withdrawable(address(eur), aggregator);
+
+        vm.warp(endsAt); // the last second of the claim period: still the members'
+        vm.expectRevert(abi.encodeWithSelector(IPoolRegistry.ClaimPeriodNotOver.selector, served.requestId, endsAt));
+        pools.sweepUnclaimed(served.requestId, served.poolBid);
+        claimAs(memberAddr(0), ids(1)); // a member may still claim at the very end
+
+        vm.warp(endsAt + 1);
+        p = pools.payoutOf(served.requestId, served.poolBid);
+        left = p.memberPot - p.claimed;
+        vm.expectEmit(address(pools));
+        emit IPoolRegistry.UnclaimedSwept(served.requestId, served.poolBid, poolId, aggregator, left);
+        vm.prank(alice); // anyone may sweep; the operator is credited
+        assertEq(pools.sweepUnclaimed(served.requestId, served.poolBid), left, "swept amount");
+        assertEq(pools.withdrawable(address(eur), aggregator), commission + left, "credited to the operator");
+        assertTrue(left > 0, "four devices' shares and the dust were left");
+
+        vm.expectRevert(abi.encodeWithSelector(IPoolRegistry.ClaimPeriodOver.selector, served.requestId, endsAt));
+        claimAs(memberAddr(1), ids(2));
+        vm.expectRevert(
+            abi.encodeWithSelector(IPoolRegistry.NothingToSweep.selector, served.requestId, served.poolBid)
+        );
+        pools.sweepUnclaimed(served.requestId, served.poolBid);
+        vm.expectRevert(abi.encodeWithSelector(IPoolRegistry.NotPoolPayout.selector, served.requestId, served.aliceBid));
+        pools.sweepUnclaimed(served.requestId, served.aliceBid);
+
+        // Conservation: the pot went to members and then to the operator, nothing else.
+        uint256 balance = eur.balanceOf(address(pools));
+        vm.prank(aggregator);
+        pools.withdraw(address(eur));
+        assertEq(eur.balanceOf(address(pools)), 0, "nothing stays in PoolRegistry");
+        assertEq(balance, commission + left, "the operator took commission + sweep");
+    }
+
     function test_claim_twice_forAnotherOwner_orAnIndividualBid_refused() public {
         serveAndSettle();
         claimAs(memberAddr(0), ids(0));

@@ -897,6 +897,13 @@ class Protocol:
         events = self.pools.events.MemberPaid().process_receipt(receipt, errors=DISCARD)
         return sum(int(e["args"]["amount"]) for e in events)
 
+    def sweep_unclaimed(self, request_id: int, bid_index: int) -> int:
+        """After the claim period, moves what members left of a pool bid's pot (unclaimed
+        shares, the split's dust) to the pool operator's withdrawable balance."""
+        receipt = self.send(self.pools.functions.sweepUnclaimed(request_id, bid_index))
+        (event,) = self.pools.events.UnclaimedSwept().process_receipt(receipt, errors=DISCARD)
+        return int(event["args"]["amount"])
+
     def pool_withdrawable(self, token: str, account: str | None = None) -> int:
         return int(
             self.client.call(self.pools.functions.withdrawable(token, account or self.address))

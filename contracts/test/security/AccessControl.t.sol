@@ -270,6 +270,12 @@ contract AccessControlTest is SecurityBase {
             abi.encodeCall(pools.claim, (reportedRequestId, new IDeliveryDispute.DeviceRecord[](0), new bytes32[][](0)))
         );
         _public("PoolRegistry", address(pools), "withdraw(address)", abi.encodeCall(pools.withdraw, (address(eur))));
+        _public(
+            "PoolRegistry",
+            address(pools),
+            "sweepUnclaimed(uint256,uint256)",
+            abi.encodeCall(pools.sweepUnclaimed, (reportedRequestId, 0))
+        );
         _gated(
             "PoolRegistry",
             address(pools),
@@ -612,7 +618,7 @@ contract AccessControlTest is SecurityBase {
                 ++checked;
             }
         }
-        assertEq(checked, 26 * actors.length, "every public function by every actor");
+        assertEq(checked, 27 * actors.length, "every public function by every actor");
     }
 
     /// @notice Role holdings after deployment are exactly the intended ones (no extra
