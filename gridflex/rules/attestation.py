@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 from coincurve import PublicKey
-from Crypto.Hash import keccak as _keccak_impl
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
@@ -40,6 +39,7 @@ from gridflex.rules.eip712 import (
     sign_digest_secp256k1,
     typed_data_digest,
 )
+from gridflex.rules.keccak import keccak256
 
 METER_DOMAIN_NAME = "GridFlex Meter"
 MAX_INTERVALS_PER_UNIT = 96
@@ -215,25 +215,20 @@ def meter_domain_separator(chain_id: int, registry: str) -> bytes:
     return keccak(encoded)
 
 
-def _keccak256(data: bytes) -> bytes:
-    """Keccak-256 straight from pycryptodome (eth-hash's backend) without its dispatch."""
-    return _keccak_impl.new(digest_bits=256, data=data).digest()
-
-
 def unit_struct_hash(unit: MeterUnit) -> bytes:
     """hashStruct(MeterReadings) written out by hand: the fast path (needs check_shape)."""
-    return _keccak256(
+    return keccak256(
         METER_READINGS_TYPEHASH
         + unit.device_id.to_bytes(32, "big")
         + unit.first_interval_start.to_bytes(32, "big")
         + unit.interval_seconds.to_bytes(32, "big")
         + unit.sequence.to_bytes(32, "big")
-        + _keccak256(unit.energy_bytes)
+        + keccak256(unit.energy_bytes)
     )
 
 
 def unit_digest(unit: MeterUnit, domain_separator: bytes) -> bytes:
-    return _keccak256(b"\x19\x01" + domain_separator + unit_struct_hash(unit))
+    return keccak256(b"\x19\x01" + domain_separator + unit_struct_hash(unit))
 
 
 _UINT64_LIMIT = 1 << 64
@@ -325,7 +320,7 @@ def recover_public_key(digest: bytes, signature: bytes) -> bytes:
 
 
 def address_of_public_key(public_key: bytes) -> bytes:
-    return _keccak256(public_key)[-20:]
+    return keccak256(public_key)[-20:]
 
 
 def verify_p256(digest: bytes, signature: bytes, key_x: bytes, key_y: bytes) -> bool:

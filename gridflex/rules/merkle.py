@@ -15,14 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from Crypto.Hash import keccak as _keccak_impl
 from eth_abi import encode
 
 from gridflex.rules import native
-
-
-def keccak256(data: bytes) -> bytes:
-    return _keccak_impl.new(digest_bits=256, data=data).digest()
+from gridflex.rules.keccak import keccak256
 
 
 def leaf_hash(types: Sequence[str], values: Sequence[Any]) -> bytes:

@@ -23,7 +23,8 @@ from functools import cached_property
 
 import numpy as np
 
-from gridflex.rules.merkle import MerkleTree, keccak256, merkle_roots
+from gridflex.rules.keccak import keccak256
+from gridflex.rules.merkle import MerkleTree, merkle_roots
 
 DEVICE_RECORD_TYPES = ("uint256", "uint16", "int256", "int256", "int256", "uint8")
 USED_READINGS_TYPES = ("uint256", "bytes32")

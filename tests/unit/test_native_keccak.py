@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gridflex.rules.native as native
-from gridflex.rules.merkle import MerkleTree, keccak256, merkle_root
+from gridflex.rules.keccak import keccak256
+from gridflex.rules.merkle import MerkleTree, merkle_root
 from gridflex.rules.native.build import build
 from gridflex.rules.reports import used_readings_leaf
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridflex.rules.merkle import keccak256, leaf_hash, verify_proof
+from gridflex.rules.keccak import keccak256
+from gridflex.rules.merkle import leaf_hash, verify_proof
 from gridflex.rules.reports import (
     DEVICE_RECORD_TYPES,
     USED_READINGS_TYPES,

@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from Crypto.Hash import keccak
+
+from gridflex.rules.keccak import keccak256
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,6 @@ def available() -> bool:
     return _load() is not None
 
 
-def _hash(data: bytes | memoryview) -> bytes:
-    return keccak.new(digest_bits=256, data=data).digest()
-
-
 def _address(array: np.ndarray) -> int:
     return array.ctypes.data
 
@@ -147,7 +144,7 @@ def keccak256_batch(data: np.ndarray | bytes, offsets: np.ndarray) -> np.ndarray
     lib = _load()
     if lib is None:
         view = memoryview(buffer)
-        return _from_digests([_hash(view[a:b]) for a, b in bounds.tolist()], n)
+        return _from_digests([keccak256(view[a:b]) for a, b in bounds.tolist()], n)
     return _run(
         lambda b, e, out: lib.gf_keccak256_batch(
             _address(buffer), _address(bounds[b:]), e - b, _address(out)
@@ -163,7 +160,7 @@ def double_keccak256_batch(data: np.ndarray | bytes, offsets: np.ndarray) -> np.
     lib = _load()
     if lib is None:
         view = memoryview(buffer)
-        return _from_digests([_hash(_hash(view[a:b])) for a, b in bounds.tolist()], n)
+        return _from_digests([keccak256(keccak256(view[a:b])) for a, b in bounds.tolist()], n)
     return _run(
         lambda b, e, out: lib.gf_double_keccak256_batch(
             _address(buffer), _address(bounds[b:]), e - b, _address(out)
@@ -187,7 +184,7 @@ def used_readings_leaves(
     if lib is None:
         view, wview = memoryview(buffer), memoryview(words)
         digests = [
-            _hash(_hash(wview[32 * i : 32 * i + 32].tobytes() + _hash(view[a:b])))
+            keccak256(keccak256(wview[32 * i : 32 * i + 32].tobytes() + keccak256(view[a:b])))
             for i, (a, b) in enumerate(bounds.tolist())
         ]
         return _from_digests(digests, n)
