@@ -35,6 +35,10 @@ GAS_ESTIMATE_MARGIN_PCT = 125
 ran on, and a challenge or bid mined a block later can take another branch (a displaced
 bid, a bond locked by a concurrent challenge); a tx mined out of gas would cost the sender
 and do nothing. Unused gas is not paid for."""
+GAS_HEADROOM = 100_000
+"""Added to the margin: a branch a block later can write fresh storage the estimate did
+not (a registry change in its device's registration second rewrites the epoch in place, a
+second later it appends one, ~60k gas more; seen as an out-of-gas `update` in CI)."""
 TX_GAS_CAP = 2**24
 """Osaka's per-transaction gas cap (EIP-7825): the margin never takes a limit above it (a
 transaction whose estimate alone exceeds it cannot be mined at all)."""
@@ -199,7 +203,8 @@ class ChainClient:
         except ContractLogicError as error:
             raise self._reverted(error) from error
         if gas is None:
-            tx["gas"] = max(tx["gas"], min(tx["gas"] * GAS_ESTIMATE_MARGIN_PCT // 100, TX_GAS_CAP))
+            with_margin = tx["gas"] * GAS_ESTIMATE_MARGIN_PCT // 100 + GAS_HEADROOM
+            tx["gas"] = max(tx["gas"], min(with_margin, TX_GAS_CAP))
         with self._nonce_lock:  # nonce taken and the tx in the pool, as one step
             tx["nonce"] = self._take_nonce()
             signed = self.account.sign_transaction(tx)
