@@ -8,18 +8,17 @@ bid are exactly the members backing it at bid time. (Collecting a member's share
 from __future__ import annotations
 
 import pytest
-from eth_account import Account
 from support.chain import fresh_protocol, funded_account
+from support.pools import enroll_with_consent, grid_operator_with_token, registered_device
 from web3 import Web3
 
 from gridflex.chain.anvil import increase_time
-from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.facts import read_request_facts
 from gridflex.chain.protocol import Protocol
 from gridflex.errors import TransactionReverted
-from gridflex.rules.eip712 import secp256k1_device_key, sign_digest_secp256k1
+from gridflex.rules.eip712 import sign_digest_secp256k1
 from gridflex.rules.pools import backing_devices, consent_digest
-from gridflex.rules.types import DeviceKind, RequestSpec, zone_id
+from gridflex.rules.types import RequestSpec, zone_id
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +51,7 @@ def test_a_lying_pool_operator_gains_nothing(w3: Web3) -> None:
     pool_id = operator.create_pool(1_000, "honest-looking VPP")
     other_pool = operator.create_pool(1_000, "a second pool")
     owners = [governance.as_account(funded_account(w3)) for _ in range(3)]
-    ids = []
-    for owner in owners:
-        key = secp256k1_device_key(
-            Account.create().key, owner.address, w3.eth.chain_id, owner.registry.address
-        )
-        ids.append(owner.register_device(DeviceKind.BATTERY, 5_000, ZONE, key))
+    ids = [registered_device(owner, ZONE, 5_000) for owner in owners]
 
     # A consent the operator signed itself, for a device of someone else.
     deadline, forged = _consent(
@@ -78,22 +72,17 @@ def test_a_lying_pool_operator_gains_nothing(w3: Web3) -> None:
     assert operator.pool_capacity(pool_id, ZONE) == 0, "nothing enrolled"
 
     for owner, device_id in zip(owners, ids, strict=True):
-        deadline, consent = _consent(
-            owner.client.account.key, owner.address, operator, pool_id, [device_id]
-        )
-        operator.enroll(pool_id, owner.address, [device_id], 0, deadline, consent)
+        enroll_with_consent(operator, pool_id, owner, [device_id])
     owners[2].request_leave([ids[2]])
     increase_time(w3, 2)
 
-    dso = governance.as_account(funded_account(w3))
-    governance.grant_grid_operator(dso.address)
-    token = dso.client.deploy(load_artifacts()["FlexToken"], dso.address, 10**24)
+    dso, token = grid_operator_with_token(governance)
     now = governance.latest_block_timestamp()
     start = now - now % 900 + 2 * 3600
     spec = RequestSpec(
         zone=ZONE, power_w=10_000, window_start=start, window_end=start + 3600,
         price_cap_per_kwh=FLEX // 4, availability_price_per_kwh=0,
-        gate_closure=start - 900, settlement_token=token.address,
+        gate_closure=start - 900, settlement_token=token,
     )  # fmt: skip
     request_id, _ = dso.create_request(spec)
     # The leaver no longer counts: 10 kW of two members, not 15 kW.

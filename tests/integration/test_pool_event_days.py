@@ -7,17 +7,14 @@ understate what it delivers now)."""
 from __future__ import annotations
 
 import pytest
-from eth_account import Account
 from support.chain import fresh_protocol, funded_account
+from support.pools import enroll_with_consent, grid_operator_with_token, registered_device
 from web3 import Web3
 
 from gridflex.chain.anvil import increase_time
-from gridflex.chain.compiler import load_artifacts
 from gridflex.chain.facts import read_request_facts
-from gridflex.rules.eip712 import secp256k1_device_key, sign_digest_secp256k1
 from gridflex.rules.measurement import utc_day
-from gridflex.rules.pools import consent_digest
-from gridflex.rules.types import BaselineMethod, DeviceKind, RequestSpec, zone_id
+from gridflex.rules.types import BaselineMethod, RequestSpec, zone_id
 
 pytestmark = pytest.mark.integration
 
@@ -37,27 +34,13 @@ def test_an_earlier_pool_award_is_an_event_day_of_the_members_backing_it(w3: Web
     members = [governance.as_account(funded_account(w3)) for _ in range(2)]
     pooled = []
     for member in members:
-        key = secp256k1_device_key(
-            Account.create().key, member.address, w3.eth.chain_id, member.registry.address
-        )
-        device_id = member.register_device(DeviceKind.BATTERY, 5_000, ZONE, key)
-        deadline = governance.latest_block_timestamp() + DAY
-        digest = consent_digest(
-            w3.eth.chain_id, governance.pools.address, pool_id, member.address, [device_id],
-            0, deadline,
-        )  # fmt: skip
-        signature = sign_digest_secp256k1(member.client.account.key, digest)
-        operator.enroll(pool_id, member.address, [device_id], 0, deadline, signature)
+        device_id = registered_device(member, ZONE, 5_000)
+        enroll_with_consent(operator, pool_id, member, [device_id])
         pooled.append(device_id)
-    solo_key = secp256k1_device_key(
-        Account.create().key, solo.address, w3.eth.chain_id, solo.registry.address
-    )
-    solo_device = solo.register_device(DeviceKind.BATTERY, 5_000, ZONE, solo_key)
+    solo_device = registered_device(solo, ZONE, 5_000)
     increase_time(w3, 2)
 
-    dso = governance.as_account(funded_account(w3))
-    governance.grant_grid_operator(dso.address)
-    token = dso.client.deploy(load_artifacts()["FlexToken"], dso.address, 10**24)
+    dso, token = grid_operator_with_token(governance)
     now = governance.latest_block_timestamp()
     first_start = now - now % 900 + 2 * 3600
     later_start = first_start + 2 * DAY
@@ -66,7 +49,7 @@ def test_an_earlier_pool_award_is_an_event_day_of_the_members_backing_it(w3: Web
         spec = RequestSpec(
             zone=ZONE, power_w=10_000, window_start=start, window_end=start + 3600,
             price_cap_per_kwh=FLEX // 4, gate_closure=start - 900,
-            settlement_token=token.address, baseline_method=method,
+            settlement_token=token, baseline_method=method,
         )  # fmt: skip
         return dso.create_request(spec)[0], spec
 

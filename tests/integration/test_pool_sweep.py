@@ -6,25 +6,21 @@ member claims + commission + sweep = the bid's payout, and PoolRegistry ends emp
 from __future__ import annotations
 
 import pytest
-from eth_account import Account
 from support.chain import fresh_protocol, funded_account
+from support.pools import enroll_with_consent, grid_operator_with_token, registered_device
 from web3 import Web3
 
 from gridflex.chain.anvil import anvil_dev_account, increase_time
-from gridflex.chain.compiler import load_artifacts
 from gridflex.errors import TransactionReverted
 from gridflex.errors_text import explain
 from gridflex.rules.eip712 import (
     ReportPayload,
-    secp256k1_device_key,
-    sign_digest_secp256k1,
     sign_report,
 )
 from gridflex.rules.merkle import MerkleTree
-from gridflex.rules.pools import consent_digest
 from gridflex.rules.reports import DeviceRecord, Quality
 from gridflex.rules.settlement import member_share, pool_split
-from gridflex.rules.types import DeviceKind, RequestSpec, zone_id
+from gridflex.rules.types import RequestSpec, zone_id
 
 pytestmark = pytest.mark.integration
 
@@ -55,29 +51,18 @@ def _serve_claim_and_sweep(w3: Web3) -> None:
     members, devices = [], []
     for _ in DELIVERED_WH:
         member = governance.as_account(funded_account(w3))
-        key = secp256k1_device_key(
-            Account.create().key, member.address, w3.eth.chain_id, member.registry.address
-        )
-        device_id = member.register_device(DeviceKind.BATTERY, 5_000, ZONE, key)
-        deadline = governance.latest_block_timestamp() + 86_400
-        digest = consent_digest(
-            w3.eth.chain_id, governance.pools.address, pool_id, member.address, [device_id],
-            0, deadline,
-        )  # fmt: skip
-        signature = sign_digest_secp256k1(member.client.account.key, digest)
-        operator.enroll(pool_id, member.address, [device_id], 0, deadline, signature)
+        device_id = registered_device(member, ZONE, 5_000)
+        enroll_with_consent(operator, pool_id, member, [device_id])
         members.append(member)
         devices.append(device_id)
     increase_time(w3, 2)
 
-    dso = governance.as_account(funded_account(w3))
-    governance.grant_grid_operator(dso.address)
-    token = dso.client.deploy(load_artifacts()["FlexToken"], dso.address, 10**24)
+    dso, token = grid_operator_with_token(governance)
     now = governance.latest_block_timestamp()
     start = now - now % 900 + 2 * 3600
     spec = RequestSpec(
         zone=ZONE, power_w=15_000, window_start=start, window_end=start + 3600,
-        price_cap_per_kwh=FLEX // 4, gate_closure=start - 900, settlement_token=token.address,
+        price_cap_per_kwh=FLEX // 4, gate_closure=start - 900, settlement_token=token,
     )  # fmt: skip
     request_id, _ = dso.create_request(spec)
     bid_index = operator.bid_as_pool(request_id, pool_id, 15_000, FLEX // 5)
@@ -100,9 +85,9 @@ def _serve_claim_and_sweep(w3: Web3) -> None:
     )
     governance.submit_report(request_id, delivered, tree.root, readings_root, signatures)
     increase_time(w3, int(governance.market.functions.disputeWindow().call()) + 1)
-    pools_before = governance.balance_of(token.address, governance.pools.address)
+    pools_before = governance.balance_of(token, governance.pools.address)
     governance.finalize(request_id)
-    bid_payout = governance.balance_of(token.address, governance.pools.address) - pools_before
+    bid_payout = governance.balance_of(token, governance.pools.address) - pools_before
     settled_at = governance.latest_block_timestamp()
 
     # 13,700 Wh at 0.20 /kWh, less the protocol fee: the bid payout (read off the transfer).
@@ -134,9 +119,9 @@ def _serve_claim_and_sweep(w3: Web3) -> None:
     swept = stranger.sweep_unclaimed(request_id, bid_index)
     assert swept == pot - shares[0] - shares[1], "the third share and the dust"
     assert shares[0] + shares[1] + commission + swept == bid_payout, "to the base unit"
-    assert governance.pool_withdrawable(token.address, operator.address) == commission + swept
-    assert operator.withdraw_commission(token.address) == commission + swept
-    assert governance.balance_of(token.address, governance.pools.address) == pools_before
+    assert governance.pool_withdrawable(token, operator.address) == commission + swept
+    assert operator.withdraw_commission(token) == commission + swept
+    assert governance.balance_of(token, governance.pools.address) == pools_before
     with pytest.raises(TransactionReverted) as again:
         stranger.sweep_unclaimed(request_id, bid_index)
     assert again.value.error_name == "NothingToSweep"
